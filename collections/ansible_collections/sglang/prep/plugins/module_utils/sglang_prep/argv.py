@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one place that builds the SGLang server command line of a stage.
+
+Canonical settings become explicit flags. Boolean options are store_true in
+SGLang: they are passed bare to enable and omitted to disable (a following
+``false``/``true`` is a parse error in SGLang 0.5.23).
+"""
+
+from __future__ import annotations
+
+from . import contract
+
+# stage -> store_true flags it enables (everything else stays off by omission)
+STAGE_SWITCHES = {
+    "deep_gemm": (),  # compile only: metrics and trace off, so nothing is scraped
+    "flashinfer": ("--enable-metrics",),
+    "inductor": ("--enable-metrics", "--enable-torch-compile"),
+}
+SERVER_STAGES = tuple(STAGE_SWITCHES)
+
+# Flags the canonical policy owns; extra server args may not restate them.
+RESERVED_FLAGS = (
+    "--model-path", "--model", "--host", "--port", "--tp-size", "--tp", "--tensor-parallel-size",
+    "--kv-cache-dtype", "--mem-fraction-static", "--chunked-prefill-size",
+    "--max-mamba-cache-size", "--max-prefill-tokens", "--context-length",
+    "--disable-cuda-graph", "--cuda-graph-backend-decode", "--cuda-graph-backend-prefill",
+    "--disable-decode-cuda-graph", "--disable-prefill-cuda-graph",
+    "--enable-metrics", "--enable-trace", "--enable-torch-compile",
+)
+
+
+class ArgvError(ValueError):
+    """Raised for server arguments that would break the canonical policy."""
+
+
+def _flag_name(arg):
+    return arg.split("=", 1)[0]
+
+
+def check_extra_args(extra_args):
+    """Reject extra arguments that restate a reserved flag or give a store_true flag a value."""
+    for arg in extra_args:
+        if not arg.startswith("--"):
+            continue
+        name = _flag_name(arg)
+        if name in RESERVED_FLAGS:
+            raise ArgvError(
+                "extra server argument %r overrides %s, which the priming policy sets itself; "
+                "remove it from the extra server arguments" % (arg, name))
+
+
+def server_argv(stage, model_path, tp=1, port=contract.SERVER_PORT, host="127.0.0.1",
+                python="python3", extra_args=()):
+    """Full argv (list of strings) that launches the stage's SGLang server."""
+    if stage not in STAGE_SWITCHES:
+        raise ArgvError("stage %r does not launch a server; server stages are %s"
+                        % (stage, ", ".join(SERVER_STAGES)))
+    settings = contract.CANONICAL_SETTINGS
+    argv = [
+        python, "-m", "sglang.launch_server",
+        "--model-path", model_path,
+        "--host", host,
+        "--port", str(int(port)),
+        "--tp-size", str(int(tp)),
+        "--kv-cache-dtype", settings["kv_cache_dtype"],
+        "--mem-fraction-static", repr(settings["mem_fraction_static"]),
+        "--chunked-prefill-size", str(settings["chunked_prefill_size"]),
+        "--max-mamba-cache-size", str(settings["max_mamba_cache_size"]),
+        "--max-prefill-tokens", str(settings["max_prefill_tokens"]),
+        "--context-length", str(settings["context_length"]),
+    ]
+    if settings["disable_cuda_graph"]:
+        argv.append("--disable-cuda-graph")
+    argv.extend(STAGE_SWITCHES[stage])
+    extra = list(extra_args)
+    check_extra_args(extra)
+    argv.extend(extra)
+    return argv
+
+
+def server_env(base_env):
+    """Environment of a stage server: the caller's, plus every cache under /profiles.
+
+    The canonical context length exceeds most models' derived maximum, which SGLang
+    refuses unless SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1.
+    """
+    env = dict(base_env)
+    env.update(contract.cache_env())
+    env["SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN"] = "1"
+    return env

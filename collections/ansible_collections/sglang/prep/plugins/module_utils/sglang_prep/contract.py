@@ -1,0 +1,177 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one home of every sglang.prep contract: paths, names, settings, stage order.
+
+Stdlib only. Imported by the container runtime and by the host modules alike;
+nothing else may restate these values.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = "1"
+
+# ---------------------------------------------------------------- container paths
+TELEMETRY_ROOT = "/telemetry"
+PROFILES_ROOT = "/profiles"
+MODELS_ROOT = "/models"
+HF_ROOT = "/home/devuser/.cache/huggingface"
+DEVUSER = "devuser"
+DEVUSER_HOME = "/home/devuser"
+RUNTIME_MOUNT = "/opt/sglang-prep"  # parent of the read-only sglang_prep package
+
+POINTER_NAME = "container_run_meta.env"
+POINTER_KEY = "CONTAINER_RUN_META_JSON"
+POINTER_HOST_KEY = "CONTAINER_RUN_META_JSON_HOST"
+
+# Host directories under the host root ($HOME/sglang-observability), and their mounts.
+HOST_SUBDIRS = {
+    "telemetry": TELEMETRY_ROOT,
+    "profiles": PROFILES_ROOT,
+    "models": MODELS_ROOT,
+    "huggingface": HF_ROOT,
+}
+
+# ---------------------------------------------------------------- container env (role -> init)
+ENV_UID = "SGLANG_PREP_UID"
+ENV_GID = "SGLANG_PREP_GID"
+ENV_HOST_ROOTS = {
+    "telemetry": "SGLANG_PREP_HOST_TELEMETRY_ROOT",
+    "profiles": "SGLANG_PREP_HOST_PROFILES_ROOT",
+    "models": "SGLANG_PREP_HOST_MODELS_ROOT",
+    "huggingface": "SGLANG_PREP_HOST_HF_ROOT",
+}
+ENV_IMAGE = "SGLANG_PREP_IMAGE"
+ENV_GIT_REVISION = "SGLANG_PREP_GIT_REVISION"
+ENV_LISTEN = "SGLANG_PREP_TELEMETRY_LISTEN"  # address telemetry listeners bind to
+DEFAULT_LISTEN = "127.0.0.1"
+
+# Telemetry service ports (inside the container's network namespace).
+SERVICE_PORTS = {
+    "prometheus": 9090,
+    "node_exporter": 9100,
+    "dcgm_exporter": 9400,
+    "jaeger_otlp_grpc": 4317,
+    "jaeger_otlp_http": 4318,
+    "jaeger_ui": 16686,
+    "jaeger_admin": 14269,
+}
+
+# ---------------------------------------------------------------- stages
+STAGE_ORDER = ("deep_gemm", "moe_tune", "flashinfer", "inductor")
+MODES = ("ensure", "rebuild", "check")
+STATUSES = ("ok", "error", "noop", "skipped", "would_run")
+SERVER_PORT = 30000
+
+# The canonical priming settings (hard policy; notebook section 8). Every stage
+# server gets them as explicit CLI flags, built in argv.py and nowhere else.
+CANONICAL_SETTINGS = {
+    "mem_fraction_static": 0.94,
+    "kv_cache_dtype": "fp8_e4m3",
+    "chunked_prefill_size": 4096,
+    "max_mamba_cache_size": 1,
+    "context_length": 272000,
+    "max_prefill_tokens": 272000,
+    "disable_cuda_graph": False,
+}
+EXPECTED_KV_TORCH_DTYPES = ("torch.float8_e4m3fn", "torch.float8_e4m3fnuz")
+
+# ---------------------------------------------------------------- caches (real names, sglang-facts.md 6)
+# name -> (container directory, environment variable that points SGLang at it)
+CACHES = {
+    "sglang": (PROFILES_ROOT + "/sglang", "SGLANG_CACHE_DIR"),
+    "sglang_jit": (PROFILES_ROOT + "/sglang_jit", "SGLANG_JIT_CACHE_DIR"),
+    "deep_gemm": (PROFILES_ROOT + "/deep_gemm", "SGLANG_DG_CACHE_DIR"),
+    "moe_configs": (PROFILES_ROOT + "/moe_configs", "SGLANG_MOE_CONFIG_DIR"),
+    "flashinfer": (PROFILES_ROOT + "/flashinfer", "FLASHINFER_WORKSPACE_BASE"),
+    "torchinductor": (PROFILES_ROOT + "/torchinductor", "TORCHINDUCTOR_CACHE_DIR"),
+    "triton": (PROFILES_ROOT + "/triton", "TRITON_CACHE_DIR"),
+    "cuda": (PROFILES_ROOT + "/nv", "CUDA_CACHE_PATH"),
+}
+# Which cache holds a stage's output and its per-model signature/log directory.
+STAGE_CACHE = {
+    "deep_gemm": "deep_gemm",
+    "moe_tune": "moe_configs",
+    "flashinfer": "flashinfer",
+    "inductor": "torchinductor",
+}
+LOCKS_DIR = PROFILES_ROOT + "/.locks"
+IN_PROGRESS_DIR = PROFILES_ROOT + "/.in_progress"
+
+# ---------------------------------------------------------------- error types (stage JSON error_type)
+ERROR_TYPES = (
+    "permissions_unexpected",
+    "insufficient_disk",
+    "lock_timeout",
+    "port_busy",
+    "readiness_timeout",
+    "server_exited_early",
+    "generate_failed",
+    "not_enough_memory",
+    "config_drift",
+    "nvrtc_not_found",
+    "libcuda_missing",
+    "container_not_running",
+    "bad_pointer",
+    "bad_manifest",
+    "tuner_failed",
+    "internal_error",
+)
+
+
+def cache_env():
+    """Environment that points every SGLang cache at /profiles."""
+    env = {var: path for path, var in CACHES.values()}
+    env["HOME"] = DEVUSER_HOME
+    return env
+
+
+def pointer_path(telemetry_root=TELEMETRY_ROOT):
+    return telemetry_root + "/" + POINTER_NAME
+
+
+def manifest_path(run_id, telemetry_root=TELEMETRY_ROOT):
+    return "%s/container_runs/%s.json" % (telemetry_root, run_id)
+
+
+def run_dir(run_id, telemetry_root=TELEMETRY_ROOT):
+    return "%s/container_runs/%s" % (telemetry_root, run_id)
+
+
+def stage_json_path(run_id, stage, telemetry_root=TELEMETRY_ROOT):
+    return "%s/stages/%s.json" % (run_dir(run_id, telemetry_root), stage)
+
+
+def prep_result_path(run_id, telemetry_root=TELEMETRY_ROOT):
+    return run_dir(run_id, telemetry_root) + "/prep_result.json"
+
+
+def session_log_path(run_id, telemetry_root=TELEMETRY_ROOT):
+    return "%s/logs/%s.log" % (telemetry_root, run_id)
+
+
+def lock_path(stage):
+    return "%s/%s.lock" % (LOCKS_DIR, stage)
+
+
+def marker_path(stage):
+    return "%s/%s.json" % (IN_PROGRESS_DIR, stage)
+
+
+def stage_cache_dir(stage):
+    return CACHES[STAGE_CACHE[stage]][0]
+
+
+def model_slug(model_path):
+    """Stable directory name for a model path: /models/Foo-7B/ -> Foo-7B."""
+    name = model_path.rstrip("/").rsplit("/", 1)[-1] or "model"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def stage_model_dir(stage, model_path):
+    """profiles/<cache>/<model_slug>/: the stage's signature.json (and compile.log for deep_gemm)."""
+    return "%s/%s" % (stage_cache_dir(stage), model_slug(model_path))
+
+
+def signature_path(stage, model_path):
+    return stage_model_dir(stage, model_path) + "/signature.json"

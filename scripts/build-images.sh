@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds the images offline, each cached by a content hash of its inputs (no rebuild when
+# nothing changed):
+#   sglang-prep/debian-base:<hash>  debootstrap (minbase) + docker import
+#   sglang-prep/runtime:<hash>      images/Dockerfile FROM that base (BASE_IMAGE build argument)
+#   sglang-prep/standin:<hash>      tests/standins/Dockerfile: the GPU stand-ins on top
+# and tags the last one sglang-prep/standin:test, the image the tests and the demo run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUITE=${SGLANG_PREP_DEBIAN_SUITE:-bookworm}
+MIRROR=${SGLANG_PREP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+TEST_TAG=sglang-prep/standin:test
+
+tree_hash() {  # hash of the named files/directories' contents and names, plus extra words
+  local paths=() words=()
+  for a in "$@"; do if [ -e "$a" ]; then paths+=("$a"); else words+=("$a"); fi; done
+  { printf '%s\n' "${words[@]}"; find "${paths[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+      | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
+}
+have() { docker image inspect "$1" >/dev/null 2>&1; }
+
+base_tag="sglang-prep/debian-base:$(tree_hash "debootstrap-minbase-v1" "$SUITE" "$MIRROR")"
+if ! have "$base_tag"; then
+  command -v debootstrap >/dev/null 2>&1 || {
+    if [ "$(id -u)" = 0 ] && [ -r /etc/debian_version ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    else
+      echo "error: debootstrap is needed to build the test base image (apt-get install debootstrap)" >&2; exit 1
+    fi; }
+  root=$(mktemp -d /var/tmp/sglang-prep-rootfs.XXXXXX)
+  trap 'rm -rf "$root"' EXIT
+  echo "Building $base_tag with debootstrap ($SUITE from $MIRROR) ..."
+  debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >/dev/null
+  tar -C "$root" -c . | docker import - "$base_tag" >/dev/null
+  rm -rf "$root"; trap - EXIT
+fi
+
+runtime_tag="sglang-prep/runtime:$(tree_hash images "$base_tag")"
+if ! have "$runtime_tag"; then
+  echo "Building $runtime_tag ..."
+  docker build -q --build-arg BASE_IMAGE="$base_tag" -t "$runtime_tag" images >/dev/null
+fi
+
+standin_tag="sglang-prep/standin:$(tree_hash tests/standins "$runtime_tag")"
+if ! have "$standin_tag"; then
+  echo "Building $standin_tag ..."
+  docker build -q --build-arg BASE_IMAGE="$runtime_tag" -t "$standin_tag" -f tests/standins/Dockerfile tests/standins >/dev/null
+fi
+docker tag "$standin_tag" "$TEST_TAG"
+echo "Images ready: $TEST_TAG = $standin_tag (on $runtime_tag, $base_tag)"
