@@ -115,6 +115,8 @@ ERROR_TYPES = (
     "bad_pointer",
     "bad_manifest",
     "tuner_failed",
+    "model_not_found",
+    "interrupted",
     "internal_error",
 )
 
