@@ -118,7 +118,16 @@ ERROR_TYPES = (
     "model_not_found",
     "interrupted",
     "internal_error",
+    # host-side failures the prime role reports (before or around the container)
+    "bad_host_user",
+    "engine_unreachable",
+    "gpu_runtime_missing",
+    "pointer_timeout",
 )
+
+# The runtime CLI's machine-readable answer: the last stdout line that starts with this prefix,
+# followed by one line of JSON. Host modules parse it; nothing else on stdout is a contract.
+RESULT_PREFIX = "RESULT "
 
 
 def cache_env():
