@@ -123,6 +123,9 @@ ERROR_TYPES = (
     "engine_unreachable",
     "gpu_runtime_missing",
     "pointer_timeout",
+    # fleet report: a targeted host that left no prime report
+    "unreachable",
+    "not_run",
 )
 
 # The runtime CLI's machine-readable answer: the last stdout line that starts with this prefix,
