@@ -1,0 +1,471 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sglang_fleet_report
+short_description: Write the fleet report of a priming run on the controller
+version_added: 1.0.0
+description:
+  - Turns the per-host C(prime_report) facts that role M(sglang.prep.prime) sets (on success and on failure)
+    into one fleet report, and writes it on the controller as JSON and as a Markdown table.
+  - One row per host with its status, signature group, GPU, per-stage status and duration, cache bytes,
+    re-prime reasons and classified O(reports[].error_type). Rows are sorted by host name.
+  - Every host named in O(hosts) gets a row. A host without a report is never dropped; it is reported as
+    failed with error type C(unreachable) when it is listed in O(unreachable), else C(not_run)
+    (reachable, but the priming play never finished on it, for example because Ansible stopped the play).
+  - Writes C(fleet-report-<UTC stamp>.json) and C(fleet-report-<UTC stamp>.md) in O(report_dir), then the same
+    content to C(fleet-report-latest.json) and C(fleet-report-latest.md). All writes are atomic (temporary file, then rename).
+  - The report only restates what the hosts reported; nothing is recomputed here (the signature group comes
+    from each host's C(prep_result.json)).
+options:
+  reports:
+    description:
+      - The per-host C(prime_report) dictionaries, as set by role M(sglang.prep.prime).
+      - Keys used are C(host), C(status) (C(ok), C(changed) or C(failed)), C(failed_task), C(error_type), C(message),
+        C(run_id), C(signature_group), C(gpu), C(stages), C(cache_bytes) and C(prep_result_path). Missing keys are reported as null.
+    type: list
+    elements: dict
+    required: true
+  hosts:
+    description:
+      - Every host the priming play targeted. Hosts in this list without an entry in O(reports) are reported as failed.
+      - Hosts that have a report but are not in this list are reported too.
+    type: list
+    elements: str
+    default: []
+  unreachable:
+    description:
+      - Hosts among those without a report that could not be reached. Their error type is C(unreachable).
+    type: list
+    elements: str
+    default: []
+  report_dir:
+    description:
+      - Controller directory that receives the report files. Created if missing.
+    type: path
+    required: true
+  context:
+    description:
+      - Free-form facts about the run (for example the model, the mode or the playbook) stored under C(context) in the JSON report
+        and listed at the top of the Markdown report.
+    type: dict
+    default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the report is built and returned, and no file is written.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Run it on the controller (C(delegate_to: localhost) or a play on C(localhost)); role M(sglang.prep.fleet_report) does this
+    at the end of playbook C(sglang.prep.prime).
+  - An unwritable O(report_dir) fails with the path, the owner seen and the user the module runs as. Nothing is chown-ed or chmod-ed.
+seealso:
+  - module: sglang.prep.sglang_stage
+author:
+  - sglang.prep contributors
+"""
+
+EXAMPLES = r"""
+- name: Write the fleet report for every host of group gpu_hosts
+  sglang.prep.sglang_fleet_report:
+    reports: "{{ groups['gpu_hosts'] | map('extract', hostvars, 'prime_report') | select('defined') | list }}"
+    hosts: "{{ groups['gpu_hosts'] }}"
+    report_dir: "{{ playbook_dir }}/../reports"
+    context:
+      model: /models/DeepSeek-V3
+  delegate_to: localhost
+  run_once: true
+  register: fleet
+
+- name: Show the table
+  ansible.builtin.debug:
+    msg: "{{ fleet.markdown }}"
+"""
+
+RETURN = r"""
+report:
+  description: The whole report, exactly as written to the JSON file.
+  returned: always
+  type: dict
+  contains:
+    schema_version:
+      description: Report schema version.
+      type: str
+      sample: "1"
+    generated_at:
+      description: UTC time the report was built.
+      type: str
+      sample: "2026-11-29T16:02:11Z"
+    stage_order:
+      description: The stage columns, in priming order.
+      type: list
+      elements: str
+      sample: [deep_gemm, moe_tune, flashinfer, inductor]
+    summary:
+      description: Host counts per status, and the hosts of each signature group.
+      type: dict
+      sample: {"hosts": 3, "ok": 1, "changed": 1, "failed": 1, "signature_groups": {"3f2a9c1e": {"hosts": ["gpu-a", "gpu-b"]}}}
+    hosts:
+      description: One row per host; see RV(table).
+      type: list
+      elements: dict
+table:
+  description: One row per host, sorted by host name.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - host: gpu-a
+      status: changed
+      signature_group: 3f2a9c1e
+      gpu: {device_name: NVIDIA H100 80GB HBM3, compute_capability: "9.0"}
+      run_id: container-run-20261129T160102Z-1a2b3c4d
+      stages: {deep_gemm: {status: ok, ran: true, duration_s: 3.2, error_type: null, reprime_reasons: []}}
+      cache_bytes: 123456
+      reprime_reasons: []
+      error_type: null
+      failed_task: null
+      message: null
+      prep_result_path: /home/ubuntu/sglang-observability/telemetry/container_runs/container-run-20261129T160102Z-1a2b3c4d/prep_result.json
+markdown:
+  description: The Markdown report, exactly as written to the C(.md) file.
+  returned: always
+  type: str
+json_path:
+  description: Path of the time-stamped JSON report (not written in check mode).
+  returned: always
+  type: str
+  sample: /srv/reports/fleet-report-20261129T160211Z.json
+markdown_path:
+  description: Path of the time-stamped Markdown report (not written in check mode).
+  returned: always
+  type: str
+latest_json_path:
+  description: Path of C(fleet-report-latest.json).
+  returned: always
+  type: str
+latest_markdown_path:
+  description: Path of C(fleet-report-latest.md).
+  returned: always
+  type: str
+"""
+
+import datetime
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, jsonio
+
+HOST_STATUSES = ("ok", "changed", "failed")
+LATEST = "fleet-report-latest"
+
+
+def _gpu(report):
+    gpu = report.get("gpu") or {}
+    return {key: gpu.get(key) for key in ("device_name", "compute_capability", "driver_version", "cuda")}
+
+
+def _stage_row(stage):
+    stage = stage or {}
+    return {
+        "status": stage.get("status"),
+        "ran": stage.get("ran"),
+        "duration_s": stage.get("duration_s"),
+        "error_type": stage.get("error_type"),
+        "reprime_reasons": list(stage.get("reprime_reasons") or []),
+    }
+
+
+def host_row(report):
+    """One report row from a host's prime_report (missing keys become null, nothing is invented)."""
+    stages = {name: _stage_row(stage) for name, stage in (report.get("stages") or {}).items()}
+    reasons = []
+    for name in stage_order(stages):
+        for reason in stages[name]["reprime_reasons"]:
+            reasons.append(dict(reason, stage=name))
+    return {
+        "host": report["host"],
+        "status": report.get("status"),
+        "signature_group": report.get("signature_group"),
+        "gpu": _gpu(report),
+        "run_id": report.get("run_id"),
+        "stages": stages,
+        "cache_bytes": report.get("cache_bytes"),
+        "reprime_reasons": reasons,
+        "error_type": report.get("error_type"),
+        "failed_task": report.get("failed_task"),
+        "message": report.get("message"),
+        "prep_result_path": report.get("prep_result_path"),
+    }
+
+
+def missing_row(host, unreachable):
+    """The row of a targeted host that left no report: failed, never dropped."""
+    if unreachable:
+        error_type = "unreachable"
+        message = "Ansible could not reach this host, so it was not primed. Check SSH access (ansible_host, ansible_user, key) and re-run."
+    else:
+        error_type = "not_run"
+        message = ("The host left no prime report: the priming play did not finish on it (Ansible stopped the play, for example "
+                   "because max_fail_percentage was exceeded or a serial batch failed). Fix the failed hosts and re-run.")
+    return host_row({"host": host, "status": "failed", "error_type": error_type, "message": message})
+
+
+def stage_order(stages):
+    """Known stages in priming order, then any other stage names in sorted order."""
+    known = [s for s in contract.STAGE_ORDER if s in stages]
+    return known + sorted(s for s in stages if s not in contract.STAGE_ORDER)
+
+
+def _host_key(name):
+    """Sort key that puts gpu-2 before gpu-10."""
+    parts, digits, text = [], "", ""
+    for char in name:
+        if char.isdigit():
+            if text:
+                parts.append((1, text, 0))
+                text = ""
+            digits += char
+        else:
+            if digits:
+                parts.append((0, "", int(digits)))
+                digits = ""
+            text += char
+    if digits:
+        parts.append((0, "", int(digits)))
+    if text:
+        parts.append((1, text, 0))
+    return parts
+
+
+def build_report(reports, hosts=(), unreachable=(), context=None, now=None):
+    """The fleet report dict, plus warnings about inputs that had to be reconciled."""
+    warnings = []
+    rows = {}
+    for report in reports:
+        if not report.get("host"):
+            raise ValueError("a prime report has no 'host' key: %r" % (sorted(report),))
+        if report["host"] in rows:
+            warnings.append("two prime reports for host %s; the last one is used" % report["host"])
+        rows[report["host"]] = host_row(report)
+    for host in hosts:
+        if host not in rows:
+            rows[host] = missing_row(host, host in unreachable)
+    ordered = [rows[name] for name in sorted(rows, key=_host_key)]
+    for row in ordered:
+        if row["status"] not in HOST_STATUSES:
+            warnings.append("host %s reported status %r (expected one of %s)" % (row["host"], row["status"], ", ".join(HOST_STATUSES)))
+
+    all_stages = {}
+    for row in ordered:
+        all_stages.update(row["stages"])
+    groups = {}
+    for row in ordered:
+        if row["signature_group"] is None:
+            continue
+        group = groups.setdefault(row["signature_group"], {"hosts": [], "device_name": [], "compute_capability": []})
+        group["hosts"].append(row["host"])
+        for key in ("device_name", "compute_capability"):
+            if row["gpu"][key] is not None and row["gpu"][key] not in group[key]:
+                group[key].append(row["gpu"][key])
+    summary = {"hosts": len(ordered), "signature_groups": groups}
+    for status in HOST_STATUSES:
+        summary[status] = sum(1 for row in ordered if row["status"] == status)
+    summary["other"] = len(ordered) - sum(summary[s] for s in HOST_STATUSES)
+    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = {
+        "schema_version": contract.SCHEMA_VERSION,
+        "generated_at": stamp,
+        "context": dict(context or {}),
+        "stage_order": stage_order(all_stages),
+        "summary": summary,
+        "hosts": ordered,
+    }
+    return report, warnings
+
+
+# ---------------------------------------------------------------- markdown
+
+def _cell(value):
+    if value is None or value == "" or value == []:
+        return "-"
+    text = str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    return text.strip() or "-"
+
+
+def human_bytes(value):
+    if value is None:
+        return None
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return ("%d %s" % (size, unit)) if unit == "B" else ("%.1f %s" % (size, unit))
+        size /= 1024.0
+    return None
+
+
+def _stage_cell(stage):
+    if stage is None:
+        return "-"
+    text = stage["status"] or "?"
+    if stage["duration_s"] is not None:
+        text += " %.1fs" % stage["duration_s"]
+    if stage["error_type"]:
+        text += " (%s)" % stage["error_type"]
+    return text
+
+
+def _reason_text(reason):
+    return "%s: %s %s -> %s" % (reason.get("stage"), reason.get("field"), reason.get("old"), reason.get("new"))
+
+
+def render_markdown(report):
+    summary = report["summary"]
+    stages = report["stage_order"]
+    lines = ["# sglang.prep fleet report", "",
+             "Generated %s. %d hosts: %d changed, %d ok, %d failed; %d signature groups." % (
+                 report["generated_at"], summary["hosts"], summary["changed"], summary["ok"], summary["failed"],
+                 len(summary["signature_groups"]))]
+    if summary["other"]:
+        lines[-1] += " %d with an unexpected status." % summary["other"]
+    for key in sorted(report["context"]):
+        lines.append("- %s: %s" % (key, _cell(report["context"][key])))
+    lines.append("")
+    header = ["host", "status", "signature group", "GPU"] + stages + ["cache", "re-prime reasons", "error_type"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    for row in report["hosts"]:
+        gpu = row["gpu"]
+        gpu_text = None
+        if gpu["device_name"] or gpu["compute_capability"]:
+            gpu_text = "%s (%s)" % (gpu["device_name"] or "?", gpu["compute_capability"] or "?")
+        cells = [row["host"], row["status"], row["signature_group"], gpu_text]
+        cells += [_stage_cell(row["stages"].get(name)) for name in stages]
+        cache = None if row["cache_bytes"] is None else "%s (%d B)" % (human_bytes(row["cache_bytes"]), row["cache_bytes"])
+        cells += [cache, "; ".join(_reason_text(r) for r in row["reprime_reasons"]), row["error_type"]]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+
+    if summary["signature_groups"]:
+        lines += ["", "## Signature groups", "",
+                  "Hosts in one group have the same GPU and software stack (the hardware and toolchain fields of the stage signature).", "",
+                  "| signature group | GPU | compute capability | hosts |", "|---|---|---|---|"]
+        for name in sorted(summary["signature_groups"]):
+            group = summary["signature_groups"][name]
+            lines.append("| %s | %s | %s | %s |" % (_cell(name), _cell(", ".join(group["device_name"])),
+                                                     _cell(", ".join(group["compute_capability"])), _cell(", ".join(group["hosts"]))))
+
+    failed = [row for row in report["hosts"] if row["status"] != "ok" and row["status"] != "changed"]
+    if failed:
+        lines += ["", "## Failures", ""]
+        for row in failed:
+            where = " in task \"%s\"" % row["failed_task"] if row["failed_task"] else ""
+            lines.append("- **%s**: %s%s: %s" % (row["host"], row["error_type"] or "unclassified", where, _cell(row["message"])))
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- files
+
+def _owner(path):
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return "unknown"
+    try:
+        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _me():
+    uid = os.geteuid()
+    try:
+        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _existing_parent(path):
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def report_paths(report_dir, now):
+    """Time-stamped paths that do not exist yet (a suffix keeps two reports of one second apart)."""
+    base = os.path.join(report_dir, "fleet-report-" + now.strftime("%Y%m%dT%H%M%SZ"))
+    candidate, n = base, 1
+    while os.path.exists(candidate + ".json") or os.path.exists(candidate + ".md"):
+        n += 1
+        candidate = "%s-%d" % (base, n)
+    return candidate + ".json", candidate + ".md"
+
+
+def write_report(report_dir, json_path, md_path, report, markdown):
+    try:
+        os.makedirs(report_dir, exist_ok=True)
+        jsonio.write_json_atomic(json_path, report)
+        jsonio.write_text_atomic(md_path, markdown)
+        jsonio.write_json_atomic(os.path.join(report_dir, LATEST + ".json"), report)
+        jsonio.write_text_atomic(os.path.join(report_dir, LATEST + ".md"), markdown)
+    except OSError as exc:
+        where = _existing_parent(report_dir)
+        raise OSError("cannot write the fleet report in %s: %s. %s is owned by %s; this runs as %s. "
+                      "Give that user write access to it or set another report directory."
+                      % (report_dir, exc.strerror or exc, where, _owner(where), _me()))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            reports=dict(type="list", elements="dict", required=True),
+            hosts=dict(type="list", elements="str", default=[]),
+            unreachable=dict(type="list", elements="str", default=[]),
+            report_dir=dict(type="path", required=True),
+            context=dict(type="dict", default={}),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        report, warnings = build_report(params["reports"], params["hosts"], params["unreachable"], params["context"], now)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    markdown = render_markdown(report)
+    report_dir = params["report_dir"]
+    json_path, md_path = report_paths(report_dir, now)
+    result = dict(
+        changed=True,
+        report=report,
+        table=report["hosts"],
+        markdown=markdown,
+        json_path=json_path,
+        markdown_path=md_path,
+        latest_json_path=os.path.join(report_dir, LATEST + ".json"),
+        latest_markdown_path=os.path.join(report_dir, LATEST + ".md"),
+    )
+    for warning in warnings:
+        module.warn(warning)
+    if not module.check_mode:
+        try:
+            write_report(report_dir, json_path, md_path, report, markdown)
+        except OSError as exc:
+            module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

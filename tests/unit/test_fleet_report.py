@@ -1,0 +1,201 @@
+"""sglang_fleet_report: the controller-side fleet report (JSON + Markdown) built from per-host prime reports."""
+
+import json
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "collections"))
+
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report as fr  # noqa: E402
+
+
+def prime_report(host, status="changed", group="g-h100", device="NVIDIA H100 80GB HBM3", cc="9.0", **extra):
+    report = {
+        "host": host,
+        "status": status,
+        "failed_task": None,
+        "error_type": None,
+        "message": None,
+        "run_id": "container-run-20261129T160102Z-%s" % host[-1].rjust(8, "0"),
+        "signature_group": group,
+        "gpu": {"device_name": device, "compute_capability": cc, "driver_version": "570.148.08", "cuda": "12.8"},
+        "stages": {
+            "deep_gemm": {"status": "ok", "ran": True, "duration_s": 2.345, "error_type": None,
+                          "reprime_reasons": [{"field": "device_name", "old": "NVIDIA A100-SXM4-80GB", "new": device}]},
+            "flashinfer": {"status": "noop", "ran": False, "duration_s": 0.01, "error_type": None, "reprime_reasons": []},
+        },
+        "cache_bytes": 3 * 1024 * 1024 + 5,
+        "prep_result_path": "/home/%s/sglang-observability/telemetry/container_runs/x/prep_result.json" % host,
+    }
+    report.update(extra)
+    return report
+
+
+def broken_report(host):
+    return {
+        "host": host, "status": "failed", "failed_task": "sglang.prep.prime : Verify host directories",
+        "error_type": "permissions_unexpected",
+        "message": "/home/u/sglang-observability/profiles is owned by root (uid 0); expected u (uid 47002) | fix: chown",
+        "run_id": None, "signature_group": None, "gpu": None, "stages": {}, "cache_bytes": None, "prep_result_path": None,
+    }
+
+
+def run_module(args, capsys, check_mode=False):
+    if check_mode:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            fr.main()
+    out = json.loads(capsys.readouterr().out)
+    return exit_info.value.code, out
+
+
+def test_every_targeted_host_gets_a_row_and_none_is_dropped():
+    report, warnings = fr.build_report(
+        [prime_report("gpu-1"), broken_report("gpu-2")],
+        hosts=["gpu-1", "gpu-2", "gpu-3", "gpu-10"],
+        unreachable=["gpu-10"],
+    )
+    rows = {row["host"]: row for row in report["hosts"]}
+    assert [row["host"] for row in report["hosts"]] == ["gpu-1", "gpu-2", "gpu-3", "gpu-10"]  # natural order
+    assert rows["gpu-2"]["status"] == "failed" and rows["gpu-2"]["error_type"] == "permissions_unexpected"
+    assert rows["gpu-3"]["status"] == "failed" and rows["gpu-3"]["error_type"] == "not_run"
+    assert rows["gpu-10"]["status"] == "failed" and rows["gpu-10"]["error_type"] == "unreachable"
+    assert "SSH" in rows["gpu-10"]["message"]
+    for row in rows.values():
+        assert row["error_type"] is None or row["error_type"] in contract.ERROR_TYPES
+    assert report["summary"] == {"hosts": 4, "ok": 0, "changed": 1, "failed": 3, "other": 0,
+                                 "signature_groups": {"g-h100": {"hosts": ["gpu-1"], "device_name": ["NVIDIA H100 80GB HBM3"],
+                                                                 "compute_capability": ["9.0"]}}}
+    assert warnings == []
+
+
+def test_reported_hosts_outside_the_target_list_are_kept():
+    report, _ = fr.build_report([prime_report("extra-host")], hosts=["gpu-1"])
+    assert {row["host"] for row in report["hosts"]} == {"extra-host", "gpu-1"}
+
+
+def test_rows_restate_the_host_report_without_recomputing():
+    source = prime_report("gpu-1", status="ok", group="abc123")
+    row = fr.build_report([source])[0]["hosts"][0]
+    assert row["signature_group"] == "abc123"
+    assert row["run_id"] == source["run_id"]
+    assert row["cache_bytes"] == source["cache_bytes"]
+    assert row["stages"]["deep_gemm"]["duration_s"] == 2.345
+    assert row["stages"]["flashinfer"] == {"status": "noop", "ran": False, "duration_s": 0.01, "error_type": None, "reprime_reasons": []}
+    assert row["reprime_reasons"] == [{"stage": "deep_gemm", "field": "device_name", "old": "NVIDIA A100-SXM4-80GB",
+                                       "new": "NVIDIA H100 80GB HBM3"}]
+    assert row["prep_result_path"] == source["prep_result_path"]
+
+
+def test_missing_signature_group_is_reported_as_null_not_invented():
+    source = prime_report("gpu-1")
+    del source["signature_group"]
+    report, _ = fr.build_report([source])
+    assert report["hosts"][0]["signature_group"] is None
+    assert report["summary"]["signature_groups"] == {}
+
+
+def test_signature_groups_split_hosts_by_gpu():
+    report, _ = fr.build_report([
+        prime_report("a", group="g1"), prime_report("b", group="g1"),
+        prime_report("c", group="g2", device="NVIDIA A100-SXM4-80GB", cc="8.0"),
+    ])
+    groups = report["summary"]["signature_groups"]
+    assert groups["g1"]["hosts"] == ["a", "b"] and groups["g2"]["hosts"] == ["c"]
+    assert groups["g2"]["device_name"] == ["NVIDIA A100-SXM4-80GB"] and groups["g2"]["compute_capability"] == ["8.0"]
+
+
+def test_stage_columns_follow_priming_order_then_unknown_stages():
+    source = prime_report("a")
+    source["stages"]["zeta"] = {"status": "ok"}
+    source["stages"]["inductor"] = {"status": "skipped"}
+    report, _ = fr.build_report([source])
+    assert report["stage_order"] == ["deep_gemm", "flashinfer", "inductor", "zeta"]
+
+
+def test_duplicates_and_odd_statuses_are_warned_about():
+    report, warnings = fr.build_report([prime_report("a", status="ok"), prime_report("a", status="weird")])
+    assert len(report["hosts"]) == 1 and report["hosts"][0]["status"] == "weird"
+    assert any("two prime reports for host a" in w for w in warnings)
+    assert any("status 'weird'" in w for w in warnings)
+    assert report["summary"]["other"] == 1
+
+
+def test_report_without_host_is_refused():
+    with pytest.raises(ValueError, match="no 'host' key"):
+        fr.build_report([{"status": "ok"}])
+
+
+def test_markdown_has_one_row_per_host_with_the_required_columns():
+    report, _ = fr.build_report([prime_report("gpu-1"), broken_report("gpu-2")], hosts=["gpu-1", "gpu-2", "gpu-3"])
+    md = fr.render_markdown(report)
+    table = [line for line in md.splitlines() if line.startswith("| gpu-")]
+    assert len(table) == 3
+    header = md.splitlines()[md.splitlines().index(next(li for li in md.splitlines() if li.startswith("| host")))]
+    for column in ("host", "status", "signature group", "deep_gemm", "flashinfer", "cache", "re-prime reasons", "error_type"):
+        assert column in header
+    cells = [c.strip() for c in table[0].strip("|").split("|")]
+    assert cells[:3] == ["gpu-1", "changed", "g-h100"]
+    assert "ok 2.3s" in cells and "noop 0.0s" in cells
+    assert "3.0 MiB (3145733 B)" in cells
+    assert "deep_gemm: device_name NVIDIA A100-SXM4-80GB -> NVIDIA H100 80GB HBM3" in cells
+    broken = [c.strip() for c in table[1].split(" | ")]
+    assert broken[-1].rstrip(" |") == "permissions_unexpected"
+    assert "**gpu-3**: not_run" in md
+    # a pipe inside a message must not break the table
+    assert "\\| fix: chown" in md
+    assert "3 hosts: 1 changed, 0 ok, 2 failed; 1 signature groups." in md
+
+
+def test_module_writes_stamped_and_latest_files(tmp_path, capsys):
+    args = {"reports": [prime_report("gpu-1"), broken_report("gpu-2")], "hosts": ["gpu-1", "gpu-2"],
+            "report_dir": str(tmp_path / "reports"), "context": {"model": "/models/tiny-moe"}}
+    code, out = run_module(args, capsys)
+    assert code == 0 and out["changed"] is True
+    stamped_json, stamped_md = out["json_path"], out["markdown_path"]
+    assert os.path.basename(stamped_json).startswith("fleet-report-") and stamped_json.endswith("Z.json")
+    with open(stamped_json) as handle:
+        on_disk = json.load(handle)
+    assert on_disk == out["report"]
+    assert on_disk["context"] == {"model": "/models/tiny-moe"}
+    with open(stamped_md) as handle:
+        assert handle.read() == out["markdown"]
+    with open(out["latest_json_path"]) as handle:
+        assert json.load(handle) == on_disk
+    with open(out["latest_markdown_path"]) as handle:
+        assert handle.read() == out["markdown"]
+    assert [row["host"] for row in out["table"]] == ["gpu-1", "gpu-2"]
+
+    # a second report in the same second gets its own file; the first one is kept
+    code, again = run_module(args, capsys)
+    assert code == 0 and again["json_path"] != stamped_json and os.path.exists(stamped_json)
+    assert sorted(os.listdir(tmp_path / "reports")) == sorted(
+        [os.path.basename(p) for p in (stamped_json, stamped_md, again["json_path"], again["markdown_path"])]
+        + ["fleet-report-latest.json", "fleet-report-latest.md"])
+
+
+def test_check_mode_builds_the_report_and_writes_nothing(tmp_path, capsys):
+    args = {"reports": [prime_report("gpu-1")], "report_dir": str(tmp_path / "reports")}
+    code, out = run_module(args, capsys, check_mode=True)
+    assert code == 0 and out["report"]["summary"]["hosts"] == 1 and "| gpu-1 |" in out["markdown"]
+    assert not (tmp_path / "reports").exists()
+
+
+def test_unwritable_report_dir_names_path_and_owner(tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": str(blocker / "reports")}, capsys)
+    assert code == 1 and out["failed"] is True
+    assert str(blocker / "reports") in out["msg"]
+    assert "owned by" in out["msg"] and "this runs as" in out["msg"]
+
+
+def test_module_refuses_a_report_without_host(tmp_path, capsys):
+    code, out = run_module({"reports": [{"status": "ok"}], "report_dir": str(tmp_path)}, capsys)
+    assert code == 1 and "no 'host' key" in out["msg"]
