@@ -58,5 +58,100 @@ def host_path(manifest, container_path):
     for key, root in (("telemetry_root", contract.TELEMETRY_ROOT), ("profiles_root", contract.PROFILES_ROOT),
                       ("models_root", contract.MODELS_ROOT), ("hf_root", contract.HF_ROOT)):
         if host.get(key) and (container_path == root or container_path.startswith(root + "/")):
-            return os.path.join(host[key], os.path.relpath(container_path, root))
+            rel = os.path.relpath(container_path, root)
+            return host[key] if rel == "." else os.path.join(host[key], rel)
     return None
+
+
+# ---------------------------------------------------------------- building (container init only)
+HOST_ROOT_KEYS = {"telemetry": "telemetry_root", "profiles": "profiles_root", "models": "models_root",
+                  "huggingface": "hf_root"}
+
+
+def container_paths(run_id, telemetry_root=contract.TELEMETRY_ROOT):
+    """paths.container of a run."""
+    return {
+        "telemetry_root": telemetry_root,
+        "profiles_root": contract.PROFILES_ROOT,
+        "models_root": contract.MODELS_ROOT,
+        "hf_root": contract.HF_ROOT,
+        "log_file": contract.session_log_path(run_id, telemetry_root),
+        "manifest": contract.manifest_path(run_id, telemetry_root),
+        "run_dir": contract.run_dir(run_id, telemetry_root),
+        "pointer": contract.pointer_path(telemetry_root),
+    }
+
+
+def host_paths(cpaths, host_roots):
+    """paths.host: every container path mapped through the host roots the role passed (None if not given)."""
+    roots = {HOST_ROOT_KEYS[name]: (value or None) for name, value in (host_roots or {}).items() if name in HOST_ROOT_KEYS}
+    view = {"paths": {"host": roots}}
+    return {key: host_path(view, value) for key, value in cpaths.items()}
+
+
+def telemetry_surfaces(services, listen_host):
+    """Where each telemetry surface answers inside the container; None when its service is not running."""
+    def up(name):
+        return (services.get(name) or {}).get("status") == "running"
+
+    def url(scheme, port, path=""):
+        return "%s%s:%d%s" % (scheme, listen_host, port, path)
+
+    ports = contract.SERVICE_PORTS
+    return {
+        "prometheus": url("http://", ports["prometheus"]) if up("prometheus") else None,
+        "node_exporter": url("http://", ports["node_exporter"], "/metrics") if up("node_exporter") else None,
+        "dcgm_exporter": url("http://", ports["dcgm_exporter"], "/metrics") if up("dcgm_exporter") else None,
+        "jaeger_otlp_grpc": url("", ports["jaeger_otlp_grpc"]) if up("jaeger") else None,
+        "jaeger_otlp_http": url("http://", ports["jaeger_otlp_http"]) if up("jaeger") else None,
+        "jaeger_ui": url("http://", ports["jaeger_ui"]) if up("jaeger") else None,
+        # Answers only while a warm-up stage server runs (metrics on, port 30000).
+        "sglang_metrics": "http://127.0.0.1:%d/metrics" % contract.SERVER_PORT,
+    }
+
+
+def build_manifest(run_id, started_at, image, git_revision, hostname, devuser, services, listen, listen_host,
+                   host_roots, profile_cache_start, storage_paths, warnings=(), init_info=None,
+                   telemetry_root=contract.TELEMETRY_ROOT):
+    """The manifest of one container run (DESIGN.md 3, notebook appendix B).
+
+    ``services`` maps service name to its entry (status running|missing|failed, port, pid,
+    version, listen, warnings); ``host_roots`` maps telemetry/profiles/models/huggingface to the
+    host paths the role passed (None where not given); ``storage_paths`` holds the per-run
+    service paths (prometheus_tsdb, prometheus_config, jaeger_dir).
+    """
+    cpaths = container_paths(run_id, telemetry_root)
+    hpaths = host_paths(cpaths, host_roots)
+    host_view = {"paths": {"host": hpaths}}
+    run_dir = cpaths["run_dir"]
+    jaeger_present = (services.get("jaeger") or {}).get("status") != "missing"
+    data = {
+        "schema_version": contract.SCHEMA_VERSION,
+        "container_run_id": run_id,
+        "started_at": started_at,
+        "image": image or None,
+        "git_revision": git_revision or None,
+        "hostname": hostname,
+        "devuser": dict(devuser),
+        "listen": listen,
+        "services": services,
+        "telemetry_surfaces": telemetry_surfaces(services, listen_host),
+        "storage": {
+            "log_file": cpaths["log_file"],
+            "prometheus_config": storage_paths["prometheus_config"],
+            "prometheus_tsdb": storage_paths["prometheus_tsdb"],
+            "jaeger_storage": storage_paths["jaeger_dir"] if jaeger_present else None,
+            "stages_dir": run_dir + "/stages",
+            "prep_result": contract.prep_result_path(run_id, telemetry_root),
+        },
+        "paths": {"container": cpaths, "host": hpaths},
+        "caches": {name: {"path": path, "env": env, "host_path": host_path(host_view, path)}
+                   for name, (path, env) in sorted(contract.CACHES.items())},
+        "profile_cache": {"start": profile_cache_start},
+        "init": dict(init_info or {}),
+        "warnings": list(warnings),
+    }
+    missing = [f for f in REQUIRED_FIELDS if f not in data]
+    if missing:  # REQUIRED_FIELDS is the schema; a builder that misses one is a bug here
+        raise ValueError("build_manifest misses %s" % ", ".join(missing))
+    return data
