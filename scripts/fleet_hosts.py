@@ -306,7 +306,7 @@ def inventory_text(p, fleet):
         "# gets a GPU stand-in through prime_extra_env.",
         "all:",
         "  children:",
-        "    sglang_fleet:",
+        "    sglang_nodes:",
         "      vars:",
         "        ansible_connection: ssh",
         "        ansible_port: %d" % SSH_PORT,

@@ -10,10 +10,10 @@ module: sglang_fleet_report
 short_description: Write the fleet report of a priming run on the controller
 version_added: 1.0.0
 description:
-  - Turns the per-host C(prime_report) facts that role M(sglang.prep.prime) sets (on success and on failure)
+  - Turns the per-host C(prime_report) facts that role C(sglang.prep.prime) sets (on success and on failure)
     into one fleet report, and writes it on the controller as JSON and as a Markdown table.
   - One row per host with its status, signature group, GPU, per-stage status and duration, cache bytes,
-    re-prime reasons and classified O(reports[].error_type). Rows are sorted by host name.
+    re-prime reasons and classified error type. Rows are sorted by host name.
   - Every host named in O(hosts) gets a row. A host without a report is never dropped; it is reported as
     failed with error type C(unreachable) when it is listed in O(unreachable), else C(not_run)
     (reachable, but the priming play never finished on it, for example because Ansible stopped the play).
@@ -65,13 +65,13 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Run it on the controller (C(delegate_to: localhost) or a play on C(localhost)); role M(sglang.prep.fleet_report) does this
+  - Run it on the controller (a play on C(localhost), or C(delegate_to=localhost)). Role C(sglang.prep.fleet_report) does this
     at the end of playbook C(sglang.prep.prime).
   - An unwritable O(report_dir) fails with the path, the owner seen and the user the module runs as. Nothing is chown-ed or chmod-ed.
 seealso:
   - module: sglang.prep.sglang_stage
 author:
-  - sglang.prep contributors
+  - sglang.prep contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -343,7 +343,7 @@ def render_markdown(report):
     lines.append("")
     header = ["host", "status", "signature group", "GPU"] + stages + ["cache", "re-prime reasons", "error_type"]
     lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join("---" for _ in header) + "|")
+    lines.append("|" + "---|" * len(header))
     for row in report["hosts"]:
         gpu = row["gpu"]
         gpu_text = None
@@ -361,10 +361,10 @@ def render_markdown(report):
                   "| signature group | GPU | compute capability | hosts |", "|---|---|---|---|"]
         for name in sorted(summary["signature_groups"]):
             group = summary["signature_groups"][name]
-            lines.append("| %s | %s | %s | %s |" % (_cell(name), _cell(", ".join(group["device_name"])),
-                                                     _cell(", ".join(group["compute_capability"])), _cell(", ".join(group["hosts"]))))
+            cells = [name, ", ".join(group["device_name"]), ", ".join(group["compute_capability"]), ", ".join(group["hosts"])]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
 
-    failed = [row for row in report["hosts"] if row["status"] != "ok" and row["status"] != "changed"]
+    failed = [row for row in report["hosts"] if row["status"] not in ("ok", "changed")]
     if failed:
         lines += ["", "## Failures", ""]
         for row in failed:
