@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Command line of the container runtime: python3 -m sglang_prep <subcommand> ...
+
+Human progress goes to stderr (and the run's session log). The machine-readable answer is the
+last stdout line: ``RESULT <json>``. This is the only module of the package that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import argv as argv_mod
+from . import contract
+from .errors import PrepError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+EPILOG_EXIT = """exit codes:
+  0  ok, noop, would_run or skipped
+  1  the stage (or inspect/aggregate) failed: see error_type and message in the RESULT line
+  2  usage error (bad arguments)"""
+
+MAIN_DESCRIPTION = """\
+sglang_prep: the container side of the sglang.prep collection. Primes SGLang's kernel caches
+under /profiles and records every result under /telemetry, for the run named by the pointer
+/telemetry/container_run_meta.env (written by the container init).
+
+Run it as the unprivileged container user, e.g.:
+  docker exec -u devuser <container> python3 -m sglang_prep stage deep_gemm --model /models/<M>
+
+Stages, in their canonical order: %s.
+""" % ", ".join(contract.STAGE_ORDER)
+
+STAGE_DESCRIPTION = """\
+Prime one stage's cache for a model, under a per-stage lock, with the canonical settings
+(mem_fraction_static 0.94, kv_cache_dtype fp8_e4m3, chunked_prefill_size 4096,
+max_mamba_cache_size 1, context_length and max_prefill_tokens 272000, CUDA graph on) passed as
+explicit flags to a real `python3 -m sglang.launch_server` (the MoE tuner for moe_tune).
+
+  deep_gemm   DeepGEMM JIT compile (metrics and trace off); log in
+              /profiles/deep_gemm/<model>/compile.log (append-only)
+  moe_tune    fused-MoE Triton configs, one tuner run per batch size, written to
+              /profiles/moe_configs/configs/triton_<version>/ (SGLANG_MOE_CONFIG_DIR)
+  flashinfer  FlashInfer warm-up on port 30000, metrics on
+  inductor    TorchInductor warm-up (--enable-torch-compile) on port 30000, metrics on
+
+Modes: ensure (default) does nothing when the stage's recorded signature
+(/profiles/<cache>/<model>/signature.json) matches and no in-progress marker is left;
+rebuild runs regardless; check reports whether ensure would run and why, and writes nothing.
+
+Writes: /telemetry/container_runs/<run_id>/stages/<stage>.json (atomic), then rebuilds
+prep_result.json next to it; appends progress and the server's output to the session log.
+The last stdout line is RESULT <stage JSON>."""
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer, got %s" % text)
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive, got %s" % text)
+    return value
+
+
+def build_parser():
+    from .stages import DEFAULT_MOE_BATCH_SIZES, MOE_DTYPES
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
+                                     epilog=EPILOG_EXIT, formatter_class=formatter)
+    sub = parser.add_subparsers(dest="command", metavar="{stage,inspect,aggregate,argv,init}")
+    sub.required = True
+
+    stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
+                           epilog=EPILOG_EXIT, formatter_class=formatter)
+    stage.add_argument("stage", choices=contract.STAGE_ORDER, help="which cache to prime")
+    stage.add_argument("--model", required=True, help="model directory inside the container, e.g. /models/<name>")
+    stage.add_argument("--tp", type=_positive_int, default=1, help="tensor parallel size (default 1)")
+    stage.add_argument("--mode", choices=contract.MODES, default="ensure", help="ensure (default), rebuild or check")
+    stage.add_argument("--port", type=_positive_int, default=contract.SERVER_PORT,
+                       help="server port (default %d; strict: a busy port fails with port_busy, never falls back)"
+                       % contract.SERVER_PORT)
+    stage.add_argument("--lock-timeout", type=_positive_float, default=600.0, metavar="S",
+                       help="seconds to wait for another run of this stage (default 600), then lock_timeout")
+    stage.add_argument("--ready-timeout", type=_positive_float, default=3600.0, metavar="S",
+                       help="seconds for the server to become ready (and for each MoE tuner run; default 3600)")
+    stage.add_argument("--disk-headroom-mb", type=int, default=1024, metavar="MB",
+                       help="free space required on /profiles before starting (default 1024), else insufficient_disk")
+    stage.add_argument("--moe-batch-sizes", type=_positive_int, nargs="+", default=list(DEFAULT_MOE_BATCH_SIZES),
+                       metavar="B", help="moe_tune: batch sizes, one tuner run each (default %s)"
+                       % " ".join(str(b) for b in DEFAULT_MOE_BATCH_SIZES))
+    stage.add_argument("--moe-dtype", choices=MOE_DTYPES, default="auto", help="moe_tune: tuner --dtype (default auto)")
+    stage.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args",
+                       help="one more SGLang server argument (repeatable; write --extra-server-arg=--flag for flags); "
+                       "may not restate a flag the priming policy sets")
+    stage.add_argument("--telemetry-timeout", type=float, default=20.0, metavar="S",
+                       help="warm-ups: seconds to wait for Prometheus to scrape the run's token counter (default 20)")
+    stage.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+
+    inspect = sub.add_parser("inspect", help="report caches, markers and this run's stage results (reads only)",
+                             description="Print the current run's manifest, a snapshot of every cache under /profiles "
+                             "(size, file count, partial when an in-progress marker is left), the run's stage JSONs "
+                             "and prep_result.json. Writes nothing. The last stdout line is RESULT <json>.",
+                             epilog=EPILOG_EXIT, formatter_class=formatter)
+    inspect.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+
+    agg = sub.add_parser("aggregate", help="rebuild prep_result.json from the run's stage files",
+                         description="Rebuild /telemetry/container_runs/<run_id>/prep_result.json from the stage JSONs "
+                         "present (stage files are only read). The last stdout line is RESULT <prep_result>.",
+                         epilog=EPILOG_EXIT, formatter_class=formatter)
+    agg.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+
+    show = sub.add_parser("argv", help="print the exact server argv of a stage as a JSON list",
+                          description="Print, as one JSON list on stdout, the exact command line the stage would start "
+                          "its SGLang server with (deep_gemm, flashinfer, inductor). Runs nothing.",
+                          epilog=EPILOG_EXIT, formatter_class=formatter)
+    show.add_argument("stage", choices=argv_mod.SERVER_STAGES)
+    show.add_argument("--model", required=True)
+    show.add_argument("--tp", type=_positive_int, default=1)
+    show.add_argument("--port", type=_positive_int, default=contract.SERVER_PORT)
+    show.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args")
+
+    sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
+                   description="The container's PID 1: create the devuser entry, start the telemetry services, "
+                   "write the run manifest and publish the pointer. Not for use by hand.")
+    return parser
+
+
+def emit(payload):
+    sys.stdout.write(contract.RESULT_PREFIX + json.dumps(payload, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _error_payload(exc, **extra):
+    payload = {"status": "error", "status_code": EXIT_ERROR, "error_type": exc.error_type, "message": exc.message}
+    payload.update(extra)
+    return payload
+
+
+def main(args=None):
+    parser = build_parser()
+    ns = parser.parse_args(args)
+    if ns.command == "init":
+        from . import init  # written by the container init; imported only when used
+        return init.main()
+    if ns.command == "argv":
+        try:
+            out = argv_mod.server_argv(ns.stage, ns.model, tp=ns.tp, port=ns.port, extra_args=ns.extra_server_args)
+        except argv_mod.ArgvError as exc:
+            parser.error(str(exc))
+        sys.stdout.write(json.dumps(out) + "\n")
+        return EXIT_OK
+    from . import engine
+    if ns.command == "stage":
+        try:
+            argv_mod.check_extra_args(ns.extra_server_args)
+        except argv_mod.ArgvError as exc:
+            parser.error(str(exc))
+        options = dict((key, getattr(ns, key)) for key in (
+            "tp", "mode", "port", "lock_timeout", "ready_timeout", "disk_headroom_mb", "moe_batch_sizes",
+            "moe_dtype", "extra_server_args", "telemetry_timeout", "pointer"))
+        result = engine.run_stage(ns.stage, ns.model, options)
+        emit(result)
+        return EXIT_ERROR if result["status"] == "error" else EXIT_OK
+    try:
+        payload = engine.inspect(ns.pointer) if ns.command == "inspect" else engine.aggregate(ns.pointer)
+    except PrepError as exc:
+        emit(_error_payload(exc, command=ns.command))
+        return EXIT_ERROR
+    emit(payload)
+    return EXIT_OK

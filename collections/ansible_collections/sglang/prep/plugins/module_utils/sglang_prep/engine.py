@@ -1,0 +1,375 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The stage orchestrator (notebook sections 6 and 11).
+
+pointer -> manifest -> permission and disk preflight -> lock (heartbeats, timeout) -> signature
+check -> in-progress marker -> run -> validate -> signature -> stage JSON (atomic) -> aggregate
+prep_result.json -> marker removed (success only) -> unlock. Check mode stops after the signature
+check and writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from . import contract, ledger, locks, manifest, probe, sessionlog, signature
+from .errors import PrepError
+from .layout import Layout
+from .preflight import ensure_writable_dir, require_free_disk, writable_hint
+from .procs import describe_port_holders, port_is_free
+from .server import kill_orphan_group
+from .stages import DEFAULT_MOE_BATCH_SIZES, RUNNERS, ServerStage
+
+DEFAULTS = {
+    "tp": 1,
+    "mode": "ensure",
+    "port": contract.SERVER_PORT,
+    "host": "127.0.0.1",
+    "lock_timeout": 600.0,
+    "ready_timeout": 3600.0,
+    "disk_headroom_mb": 1024,
+    "moe_batch_sizes": DEFAULT_MOE_BATCH_SIZES,
+    "moe_dtype": "auto",
+    "extra_server_args": (),
+    "telemetry_timeout": 20.0,
+    "pointer": None,
+    "python": "python3",
+}
+
+
+class Interrupted(BaseException):
+    """The runner got SIGTERM/SIGINT/SIGHUP: tear down, record, exit."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StageContext(object):
+    """Everything one stage invocation needs: options, run paths, probes, the result being built."""
+
+    def __init__(self, stage, model, options, stream, env=None):
+        self.stage = stage
+        self.model = model
+        for key, default in DEFAULTS.items():
+            setattr(self, key, options.get(key, default) if options.get(key) is not None else default)
+        self.tp = int(self.tp)
+        self.port = int(self.port)
+        self.moe_batch_sizes = [int(b) for b in self.moe_batch_sizes]
+        self.extra_server_args = list(self.extra_server_args)
+        self.stream = stream
+        self.base_env = dict(os.environ if env is None else env)
+        self.probe = probe.Probe(self.python, self.base_env)
+        self.layout = None
+        self.manifest = None
+        self.run_id = None
+        self.session_log_fs = None
+        self.log_writes = False
+        self.marker_fs = None
+        self.marker_info = None
+        self.result = None
+
+    def attach_run(self, run_manifest):
+        self.manifest = run_manifest
+        self.layout = Layout.from_manifest(run_manifest)
+        self.run_id = run_manifest["container_run_id"]
+        log_file = run_manifest["paths"]["container"]["log_file"]
+        self.session_log_fs = self.layout.fs(log_file)
+        self.result["run_id"] = self.run_id
+
+    def host_path(self, container_path):
+        return manifest.host_path(self.manifest, container_path) if self.manifest else None
+
+    def say(self, message):
+        line = "sglang_prep %s: %s" % (self.stage, message)
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+        if self.log_writes and self.session_log_fs:
+            try:
+                sessionlog.log(self.session_log_fs, "stage:" + self.stage, message)
+            except OSError:
+                pass
+
+    def warn(self, message):
+        if message not in self.result["warnings"]:
+            self.result["warnings"].append(message)
+        self.say("warning: " + message)
+
+    def note_process(self, pid, hint):
+        """Record the stage's child process group in the marker, so a later run can clean up after a crash."""
+        if self.marker_fs and self.marker_info is not None:
+            self.marker_info.update({"server_pid": pid, "server_pgid": pid, "process_hint": hint})
+            try:
+                locks.write_marker(self.marker_fs, self.marker_info)
+            except OSError as exc:
+                self.warn("could not update the in-progress marker: %s" % exc)
+
+
+def new_result(stage, model, options):
+    tp = options.get("tp") or DEFAULTS["tp"]
+    return {
+        "schema_version": contract.SCHEMA_VERSION, "stage": stage, "run_id": None,
+        "mode": options.get("mode") or DEFAULTS["mode"], "ran": False, "status": None, "status_code": None,
+        "started_at": ledger.iso(ledger.utc_now()), "finished_at": None, "duration_s": None,
+        "model": model, "tp": int(tp), "signature": None, "signature_group": None, "previous_signature": None,
+        "reprime_reasons": [], "would_run": None, "artifacts": {}, "server": None, "validation": {},
+        "telemetry_probe": None, "error_type": None, "message": None, "warnings": [], "errors": [], "log_tail": [],
+    }
+
+
+def _install_signal_handlers():
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _restore_signal_handlers(previous):
+    for signum, old in previous.items():
+        signal.signal(signum, old)
+
+
+def _engine_dirs(ctx, runner):
+    stage = ctx.stage
+    dirs = [contract.stage_cache_dir(stage), contract.stage_model_dir(stage, ctx.model), contract.LOCKS_DIR,
+            contract.IN_PROGRESS_DIR, os.path.dirname(contract.stage_json_path(ctx.run_id, stage))]
+    for path in runner.preflight_dirs():
+        if path not in dirs:
+            dirs.append(path)
+    return dirs
+
+
+def _preflight(ctx, runner):
+    for path in _engine_dirs(ctx, runner):
+        ensure_writable_dir(ctx.layout.fs(path), shown=path, host_of=ctx.host_path)
+    log_dir = os.path.dirname(ctx.session_log_fs)
+    ensure_writable_dir(log_dir, shown=ctx.layout.contract_path(log_dir), host_of=ctx.host_path)
+    ctx.log_writes = True
+    cache_dir = contract.stage_cache_dir(ctx.stage)
+    require_free_disk(ctx.layout.fs(cache_dir), ctx.disk_headroom_mb, shown=cache_dir)
+
+
+def _decide(ctx, runner):
+    """Fill signature/previous/reasons; returns (reasons, stale marker or None, skip reason or None)."""
+    result = ctx.result
+    fields, warnings = signature.build(ctx.stage, ctx.probe, runner.signature_inputs())
+    for warning in warnings:
+        ctx.warn(warning)
+    result["signature"] = fields
+    result["signature_group"] = signature.group(fields)
+    sig_path = contract.signature_path(ctx.stage, ctx.model)
+    previous, problem = signature.read(ctx.layout.fs(sig_path))
+    result["previous_signature"] = previous
+    if previous is None:
+        reasons = [{"field": "signature", "old": None, "new": problem.replace(ctx.layout.fs(sig_path), sig_path)}]
+    else:
+        reasons = signature.compare(previous, fields)
+    marker = locks.read_marker(ctx.layout.fs(contract.marker_path(ctx.stage)))
+    if marker is not None:
+        reasons.append({"field": "in_progress_marker", "old": marker or "unreadable marker", "new": None})
+    if ctx.mode == "rebuild":
+        reasons.append({"field": "mode", "old": None, "new": "rebuild"})
+    result["reprime_reasons"] = reasons
+    return reasons, marker, runner.skip_reason()
+
+
+def _describe_reasons(reasons):
+    return ", ".join("%s (%r -> %r)" % (r["field"], r["old"], r["new"]) if r["field"] not in (
+        "signature", "in_progress_marker") else r["field"] for r in reasons)
+
+
+def _check(ctx, runner):
+    """Check mode: what ensure would do and why; reads only."""
+    result = ctx.result
+    reasons, _marker, skip = _decide(ctx, runner)
+    if skip:
+        result.update(status="skipped", would_run=False, message=skip)
+        return
+    result["would_run"] = bool(reasons)
+    if not reasons:
+        result.update(status="noop", message="signature matches the recorded one; ensure would do nothing")
+        return
+    result.update(status="would_run", message="ensure would run %s because: %s" % (ctx.stage, _describe_reasons(reasons)))
+    for path in _engine_dirs(ctx, runner):
+        hint = writable_hint(ctx.layout.fs(path))
+        if hint:
+            ctx.warn("the run would fail with permissions_unexpected: " + hint)
+    if locks.is_locked(ctx.layout.fs(contract.lock_path(ctx.stage))):
+        ctx.warn("another run of %s holds its lock right now" % ctx.stage)
+    if isinstance(runner, ServerStage) and not port_is_free(ctx.port, ctx.host):
+        ctx.warn("port %d is busy now (%s); the run would fail with port_busy" % (ctx.port, describe_port_holders(ctx.port)))
+    if hasattr(runner, "find_tuner"):
+        try:
+            runner.find_tuner()
+        except PrepError as exc:
+            ctx.warn("the run would fail: " + exc.message)
+
+
+def _recover(ctx, marker):
+    """A marker left by a runner that died: kill what is left of its process group."""
+    owner = (marker or {}).get("owner_pid")
+    if owner and locks.procs.alive(owner) and owner != os.getpid():
+        ctx.warn("the in-progress marker names pid %s, which is still alive but does not hold the lock" % owner)
+        return
+    pgid = (marker or {}).get("server_pgid")
+    if pgid and kill_orphan_group(int(pgid), marker.get("process_hint"), ctx.say):
+        ctx.warn("killed process group %s left running by the interrupted run %s" % (pgid, marker.get("run_id")))
+    ctx.say("re-running: the previous run (pid %s, run %s, started %s) did not finish" % (
+        owner, (marker or {}).get("run_id"), (marker or {}).get("started_at")))
+
+
+def _artifacts(ctx, runner):
+    out = {}
+    for name, path in sorted(runner.describe_artifacts().items()):
+        out[name] = {"container_path": path, "host_path": ctx.host_path(path),
+                     "exists": os.path.exists(ctx.layout.fs(path))}
+    return out
+
+
+def _fail(result, exc):
+    result.update(status="error", error_type=exc.error_type, message=exc.message)
+    result["errors"].append(exc.as_dict())
+
+
+def run_stage(stage, model, options=None, stream=None, env=None):
+    """Run one stage; returns the stage result (also written as the stage JSON unless in check mode)."""
+    options = dict(options or {})
+    stream = stream or sys.stderr
+    start = time.monotonic()
+    result = new_result(stage, model, options)
+    ctx = StageContext(stage, model, options, stream, env)
+    ctx.result = result
+    previous_handlers = _install_signal_handlers()
+    lock = None
+    runner = None
+    try:
+        try:
+            _ptr, run_manifest = manifest.load_current(ctx.pointer)
+            ctx.attach_run(run_manifest)
+            if not os.path.isdir(model):
+                raise PrepError("model_not_found", "model directory %s does not exist in the container; models are "
+                                "mounted from the host models root at %s (pass /models/<name>)"
+                                % (model, contract.MODELS_ROOT), model=model)
+            runner = RUNNERS[stage](ctx)
+            if ctx.mode == "check":
+                _check(ctx, runner)
+            else:
+                _preflight(ctx, runner)
+                ctx.say("%s %s for %s (tp %d), run %s" % (ctx.mode, stage, model, ctx.tp, ctx.run_id))
+                lock = locks.StageLock(ctx.layout.fs(contract.lock_path(stage)), stage, ctx.run_id,
+                                       ctx.lock_timeout, ctx.say).acquire()
+                reasons, marker, skip = _decide(ctx, runner)
+                if skip:
+                    result.update(status="skipped", message=skip)
+                elif ctx.mode == "ensure" and not reasons:
+                    result.update(status="noop", message="signature matches %s; nothing to do" % (
+                        contract.signature_path(stage, model)))
+                else:
+                    ctx.say("running because: %s" % _describe_reasons(reasons))
+                    if marker is not None:
+                        _recover(ctx, marker)
+                    ctx.marker_fs = ctx.layout.fs(contract.marker_path(stage))
+                    ctx.marker_info = {"owner_pid": os.getpid(), "started_at": result["started_at"],
+                                       "run_id": ctx.run_id, "stage": stage, "model": model}
+                    locks.write_marker(ctx.marker_fs, ctx.marker_info)
+                    result["ran"] = True
+                    runner.preflight()
+                    runner.run()
+                    finished = ledger.iso(ledger.utc_now())
+                    signature.write(ctx.layout.fs(contract.signature_path(stage, model)), stage,
+                                    result["signature"], ctx.run_id, finished)
+                    result.update(status="ok", message="%s primed in %.1f s" % (stage, time.monotonic() - start))
+        except PrepError as exc:
+            _fail(result, exc)
+        except Interrupted as exc:
+            _fail(result, PrepError("interrupted", "the stage runner got signal %d and stopped; the server was "
+                                    "torn down and the in-progress marker left in place, so the next ensure re-runs "
+                                    "this stage" % exc.signum))
+        except Exception as exc:  # a defect here: record it instead of losing the stage
+            ctx.say("internal error:\n" + traceback.format_exc())
+            _fail(result, PrepError("internal_error", "unexpected %s: %s (traceback in the session log)"
+                                    % (type(exc).__name__, exc)))
+        finally:
+            if runner is not None:
+                try:
+                    runner.cleanup()
+                except Exception as exc:
+                    result["warnings"].append("cleanup failed: %s" % exc)
+        _finish(ctx, runner, start, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+        _restore_signal_handlers(previous_handlers)
+    return result
+
+
+def _finish(ctx, runner, start, lock):
+    """Timestamps, artifacts, stage JSON, aggregate, marker: never raises."""
+    result = ctx.result
+    result["finished_at"] = ledger.iso(ledger.utc_now())
+    result["duration_s"] = round(time.monotonic() - start, 3)
+    result["status_code"] = 1 if result["status"] == "error" else 0
+    if runner is not None and ctx.layout is not None:
+        try:
+            result["artifacts"] = _artifacts(ctx, runner)
+        except Exception as exc:
+            result["warnings"].append("artifacts could not be described: %s" % exc)
+    if ctx.mode == "check" or ctx.run_id is None or result["error_type"] == "lock_timeout":
+        # check mode writes nothing; without a run there is nowhere to write; and a run that timed out
+        # on the lock must not overwrite the stage JSON the lock holder is about to write.
+        return
+    try:
+        result["stage_json"] = ledger.write_stage(ctx.layout, ctx.run_id, ctx.stage, result)
+        result["stage_json_host"] = ctx.host_path(result["stage_json"])
+    except OSError as exc:
+        result["warnings"].append("the stage JSON could not be written: %s" % exc)
+        return
+    try:
+        ledger.aggregate(ctx.layout, ctx.run_id)
+    except Exception as exc:  # the stage file is already safe
+        result["warnings"].append("prep_result.json could not be rebuilt (stage JSON kept): %s" % exc)
+    if result["status"] in ("ok", "skipped") and lock is not None:
+        locks.remove_marker(ctx.layout.fs(contract.marker_path(ctx.stage)))
+    if result["status"] == "error":
+        ctx.say("%s failed: %s: %s" % (ctx.stage, result["error_type"], result["message"]))
+    else:
+        ctx.say("%s: %s" % (result["status"], result["message"]))
+
+
+def inspect(pointer=None):
+    """The current run's manifest, cache snapshot, stage results and aggregate (reads only)."""
+    _ptr, run_manifest = manifest.load_current(pointer)
+    layout = Layout.from_manifest(run_manifest)
+    from . import caches
+    run_id = run_manifest["container_run_id"]
+    stages, problems = ledger.load_stages(layout, run_id)
+    host_profiles = (run_manifest.get("paths", {}).get("host") or {}).get("profiles_root")
+    try:
+        prep = ledger.jsonio.read_json(layout.fs(contract.prep_result_path(run_id)))
+    except (OSError, ValueError):
+        prep = None
+    return {"run_id": run_id, "manifest": run_manifest,
+            "caches": caches.snapshot(layout.profiles_root, host_profiles),
+            "in_progress": caches.in_progress_stages(layout.profiles_root),
+            "stages": stages, "problems": problems, "prep_result": prep}
+
+
+def aggregate(pointer=None):
+    _ptr, run_manifest = manifest.load_current(pointer)
+    layout = Layout.from_manifest(run_manifest)
+    return ledger.aggregate(layout, run_manifest["container_run_id"])

@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Stage signatures: everything that changes a stage's output, recorded next to the output.
+
+A stage is primed when its recorded signature (profiles/<cache>/<model_slug>/signature.json)
+equals the current one. When it differs, the differing fields are the reasons to re-prime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from . import contract, jsonio
+
+# The hardware/toolchain tuple (notebook 7.1). Hosts sharing these values share a signature group.
+GROUP_FIELDS = (
+    "device_name", "compute_capability", "cuda", "driver_version",
+    "torch_version", "triton_version", "sglang_version", "sglang_commit",
+)
+# Further probed values that change one stage's output.
+STAGE_PROBED_FIELDS = {
+    "deep_gemm": ("deep_gemm_version", "nvcc_version", "cuda_home"),
+    "moe_tune": (),
+    "flashinfer": ("flashinfer_version", "nvcc_version", "cuda_home"),
+    "inductor": (),
+}
+
+
+def probed_fields(stage):
+    return GROUP_FIELDS + STAGE_PROBED_FIELDS[stage]
+
+
+def model_config_digest(model_path):
+    """sha256 of the model's config.json (a new model revision re-primes), or None."""
+    try:
+        with open(os.path.join(model_path, "config.json"), "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def build(stage, probe, inputs):
+    """(fields, warnings): the current signature of a stage from probes plus stage inputs."""
+    fields = {}
+    warnings = []
+    for field in probed_fields(stage):
+        fields[field] = probe.get(field)
+        warning = probe.warning_for(field)
+        if warning:
+            warnings.append(warning)
+    fields.update(inputs)
+    return fields, warnings
+
+
+def group(fields):
+    """Short hash of the hardware/toolchain fields only."""
+    subset = dict((f, fields.get(f)) for f in GROUP_FIELDS)
+    return hashlib.sha256(json.dumps(subset, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+
+
+def compare(old_fields, new_fields):
+    """[{field, old, new}] for every field whose value differs (fields missing on one side count)."""
+    reasons = []
+    for field in sorted(set(old_fields) | set(new_fields)):
+        old = old_fields.get(field)
+        new = new_fields.get(field)
+        if old != new or (field in old_fields) != (field in new_fields):
+            reasons.append({"field": field, "old": old, "new": new})
+    return reasons
+
+
+def read(path):
+    """(fields or None, problem or None) of a recorded signature file."""
+    try:
+        data = jsonio.read_json(path)
+    except FileNotFoundError:
+        return None, "no signature at %s: the stage has not completed on this cache" % path
+    except (OSError, ValueError) as exc:
+        return None, "signature %s is unreadable (%s)" % (path, exc)
+    if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
+        return None, "signature %s has no fields" % path
+    return data["fields"], None
+
+
+def record(stage, fields, run_id, finished_at):
+    return {"schema_version": contract.SCHEMA_VERSION, "stage": stage, "run_id": run_id,
+            "written_at": finished_at, "signature_group": group(fields), "fields": fields}
+
+
+def write(path, stage, fields, run_id, finished_at):
+    jsonio.write_json_atomic(path, record(stage, fields, run_id, finished_at))

@@ -1,0 +1,530 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One StageRunner per priming stage (notebook section 11).
+
+Each runner knows its signature inputs, the directories it writes, how to build its command,
+how to run it, which artifacts it leaves and how its log maps to an error type. Locks, markers,
+signatures and the stage JSON are the engine's business (engine.py).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import time
+
+from . import argv as argv_mod
+from . import caches, contract, jsonio, probe, server, signature, telemetry_probe
+from .errors import PrepError
+from .preflight import ensure_writable_dir
+from .validate import LogScan
+
+MOE_TUNER_ENV = "SGLANG_PREP_MOE_TUNER"
+MOE_TUNER_CANDIDATES = (
+    "/workspaces/sglang/benchmark/kernels/fused_moe_triton/tuning_fused_moe_triton.py",
+    "/sgl-workspace/sglang/benchmark/kernels/fused_moe_triton/tuning_fused_moe_triton.py",
+)
+DEFAULT_MOE_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+MOE_DTYPES = ("auto", "fp8_w8a8", "int8_w8a16", "int8_w8a8", "int4_w4a16")
+SHIPPED_MOE_CONFIGS = "srt/layers/moe/moe_runner/triton_utils/configs"
+MOE_EXPERT_KEYS = ("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts")
+MOE_CONFIG_DIR = contract.CACHES["moe_configs"][0]
+MOE_CONFIGS_TREE = MOE_CONFIG_DIR + "/configs"
+MOE_WORK_DIR = MOE_CONFIG_DIR + "/.work"
+
+
+def model_config(model_path):
+    try:
+        with open(os.path.join(model_path, "config.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_moe_model(config):
+    """True/False from the HF config (also its text_config), None when there is no config to read."""
+    if config is None:
+        return None
+    for section in (config, config.get("text_config") or {}, config.get("language_config") or {}):
+        if any(int(section.get(key) or 0) > 1 for key in MOE_EXPERT_KEYS if isinstance(section, dict)):
+            return True
+    return False
+
+
+def triton_dir_name(triton_version):
+    """SGLang's directory for a Triton version: triton_<__version__ with dots as underscores>."""
+    return "triton_" + triton_version.replace(".", "_")
+
+
+def seed_moe_configs(ctx):
+    """Make $SGLANG_MOE_CONFIG_DIR/configs exist and hold SGLang's shipped configs.
+
+    SGLANG_MOE_CONFIG_DIR replaces the shipped configs (it is not an overlay) and SGLang fails
+    when <dir>/configs is missing, so every stage that sets it seeds the tree first. Only files
+    that are not present are copied: tuned files are never overwritten.
+    """
+    target = ctx.layout.fs(MOE_CONFIGS_TREE)
+    os.makedirs(target, exist_ok=True)
+    info = {"tree": MOE_CONFIGS_TREE, "source": None, "copied": 0, "present": 0}
+    pkg = ctx.probe.get("sglang_dir")
+    source = os.path.join(pkg, SHIPPED_MOE_CONFIGS) if pkg else None
+    if not source or not os.path.isdir(source):
+        ctx.warn("SGLang's shipped MoE configs were not found (%s); %s holds only tuned configs, and because "
+                 "SGLANG_MOE_CONFIG_DIR replaces the shipped ones, other MoE shapes run on default kernel configs"
+                 % (source or "sglang is not importable", MOE_CONFIGS_TREE))
+        return info
+    info["source"] = source
+    for root, _dirs, files in os.walk(source):
+        rel = os.path.relpath(root, source)
+        dest_dir = os.path.normpath(os.path.join(target, rel))
+        for name in files:
+            if not name.endswith(".json"):
+                continue
+            dest = os.path.join(dest_dir, name)
+            if os.path.exists(dest):
+                info["present"] += 1
+                continue
+            os.makedirs(dest_dir, exist_ok=True)
+            tmp = dest + ".tmp"
+            shutil.copyfile(os.path.join(root, name), tmp)
+            os.replace(tmp, dest)
+            info["copied"] += 1
+    if info["copied"]:
+        ctx.say("seeded %d shipped MoE config files from %s into %s" % (info["copied"], source, MOE_CONFIGS_TREE))
+    return info
+
+
+class StageRunner(object):
+    """Interface of a stage. Subclasses fill ctx.result (server/tuner, validation) and raise PrepError."""
+
+    name = None
+    cache = None
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    # ---- what the engine asks before running
+    def signature_inputs(self):
+        ctx = self.ctx
+        digest = signature.model_config_digest(ctx.model)
+        if digest is None:
+            ctx.warn("model_config_sha256 could not be computed (%s/config.json is unreadable); recorded as null"
+                     % ctx.model)
+        return {"tp": ctx.tp, "model_slug": contract.model_slug(ctx.model), "model_config_sha256": digest}
+
+    def skip_reason(self):
+        return None
+
+    def preflight_dirs(self):
+        """Contract paths of directories the stage writes (besides the engine's own)."""
+        return [path for path, _env in contract.CACHES.values()]
+
+    def preflight(self):
+        """Checks that need the lock (tools present, inputs usable); raise PrepError."""
+
+    # ---- the work
+    def build_command(self):
+        raise NotImplementedError
+
+    def run(self):
+        raise NotImplementedError
+
+    def describe_artifacts(self):
+        return {"cache_dir": contract.stage_cache_dir(self.name),
+                "signature": contract.signature_path(self.name, self.ctx.model)}
+
+    def cleanup(self):
+        """Leave nothing running and no scratch behind (called on success and failure)."""
+
+    def error_map(self, scan):
+        """(error_type, message) the stage's log explains, or None."""
+        return scan.log_failure() if scan is not None else None
+
+
+class ServerStage(StageRunner):
+    """A stage that primes caches by starting an SGLang server, sending one request, stopping it."""
+
+    warmup = False
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.server = None
+        self.scan = None
+        self.handles = []
+
+    def signature_inputs(self):
+        inputs = super().signature_inputs()
+        inputs["settings"] = dict(contract.CANONICAL_SETTINGS)
+        inputs["server_flags"] = list(argv_mod.STAGE_SWITCHES[self.name])
+        inputs["extra_server_args"] = list(self.ctx.extra_server_args)
+        return inputs
+
+    def preflight_dirs(self):
+        return super().preflight_dirs() + [MOE_CONFIGS_TREE]
+
+    def build_command(self):
+        ctx = self.ctx
+        return argv_mod.server_argv(self.name, ctx.model, tp=ctx.tp, port=ctx.port, host=ctx.host,
+                                    python=ctx.python, extra_args=ctx.extra_server_args)
+
+    def log_sinks(self):
+        """[(append handle, line prefix)]: the session log, plus stage logs of subclasses."""
+        handle = open(self.ctx.session_log_fs, "ab", buffering=0)
+        self.handles.append(handle)
+        return [(handle, ("[%s server] " % self.name).encode("ascii"))]
+
+    def run(self):
+        ctx = self.ctx
+        ctx.result["moe_seed"] = seed_moe_configs(ctx)
+        cache_before = caches.dir_stats(ctx.layout.fs(contract.stage_cache_dir(self.name)))
+        argv = self.build_command()
+        env = ctx.layout.env(argv_mod.server_env(ctx.base_env))
+        self.scan = LogScan()
+        srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port)
+        self.server = srv
+        info = {"argv": argv, "pid": None, "port": ctx.port, "ready_s": None, "ready_path": None,
+                "generate": None, "teardown": None, "exit_code": None}
+        ctx.result["server"] = info
+        error = None
+        drift = []
+        try:
+            srv.check_port()
+            info["pid"] = srv.start()
+            ctx.note_process(info["pid"], "sglang")
+            ctx.say("server pid %d starting on %s:%d: %s" % (info["pid"], ctx.host, ctx.port, " ".join(argv)))
+            srv.wait_ready(ctx.ready_timeout)
+            info["ready_s"] = srv.ready_s
+            info["ready_path"] = srv.ready_path
+            ctx.say("server ready after %.2f s (%s answered 200)" % (srv.ready_s, srv.ready_path))
+            drift = self.check_flags(srv)
+            started = time.monotonic()
+            reply = srv.generate()
+            info["generate"] = {"ok": True, "duration_s": round(time.monotonic() - started, 3),
+                                "meta_info": (reply or {}).get("meta_info") if isinstance(reply, dict) else None}
+            ctx.say("POST /generate answered in %.2f s" % info["generate"]["duration_s"])
+            self.after_generate(srv)
+        except PrepError as exc:
+            error = exc
+        finally:
+            teardown = srv.stop()
+            self.close_logs()
+            if teardown is not None:
+                info["teardown"] = teardown
+                info["exit_code"] = teardown["exit_code"]
+                if teardown["signal"] == "SIGKILL":
+                    ctx.warn("the server ignored SIGTERM for %.0f s and was killed with SIGKILL; check for hung "
+                             "workers in the session log" % server.TERM_GRACE_S)
+                ctx.say("server stopped (%s) in %.2f s, exit code %s" % (
+                    teardown["signal"] or "already exited", teardown["duration_s"], teardown["exit_code"]))
+        ctx.result["log_lines"] = self.scan.lines
+        validation = ctx.result.setdefault("validation", {})
+        validation["kv_cache_dtypes"] = sorted(set(self.scan.kv_dtypes))
+        validation["ready_line_seen"] = self.scan.ready_line
+        validation["flag_drift"] = drift
+        validation["cache_before"] = cache_before
+        validation["cache_after"] = caches.dir_stats(ctx.layout.fs(contract.stage_cache_dir(self.name)))
+        if self.warmup:
+            validation.update(self.scan.moe_validation(MOE_CONFIG_DIR))
+        if srv.pid is not None and not srv.port_free_after():
+            error = error or PrepError(
+                "port_busy", "port %d is still in use after the server was stopped, by %s; stop it before the next "
+                "stage" % (ctx.port, server.procs.describe_port_holders(ctx.port)), port=ctx.port)
+        mapped = self.error_map(self.scan)
+        if mapped:  # the server's own log names the root cause of whatever went wrong
+            error = PrepError(mapped[0], mapped[1], lifecycle=error.message if error else None)
+        if error is None:
+            kv = self.scan.kv_drift()
+            if kv:
+                error = PrepError(kv[0], kv[1])
+            elif drift:
+                error = PrepError("config_drift", "the running server reported settings other than the flags passed: %s"
+                                  % "; ".join("%s asked %r, server has %r" % (d["flag"], d["asked"], d["effective"])
+                                              for d in drift))
+        if error is not None:
+            ctx.result["log_tail"] = list(self.scan.tail)
+            raise error
+        validation["kv_cache_dtype_ok"] = True
+
+    def check_flags(self, srv):
+        """Compare /server_info (when the server has it) with the flags asked; [] when all match."""
+        info = srv.get_json("/server_info")
+        validation = self.ctx.result.setdefault("validation", {})
+        if not isinstance(info, dict):
+            validation["server_info_checked"] = False
+            return []
+        validation["server_info_checked"] = True
+        asked = dict(contract.CANONICAL_SETTINGS)
+        asked.pop("disable_cuda_graph", None)
+        switches = argv_mod.STAGE_SWITCHES[self.name]
+        for flag in ("--enable-metrics", "--enable-torch-compile", "--enable-trace"):
+            asked[flag[2:].replace("-", "_")] = flag in switches
+        drift = []
+        for key, want in sorted(asked.items()):
+            if key not in info:
+                continue
+            have = info[key]
+            same = (abs(float(have) - float(want)) < 1e-9) if isinstance(want, float) and isinstance(
+                have, (int, float)) else have == want
+            if not same:
+                drift.append({"flag": key, "asked": want, "effective": have})
+        return drift
+
+    def after_generate(self, srv):
+        """Hook while the server is up and has served /generate."""
+
+    def close_logs(self):
+        for handle in self.handles:
+            try:
+                handle.close()
+            except OSError:
+                pass
+        self.handles = []
+
+    def cleanup(self):
+        if self.server is not None:
+            self.server.stop()
+        self.close_logs()
+
+
+class DeepGemmStage(ServerStage):
+    """DeepGEMM compile: metrics and trace off (flags omitted); append-only compile.log."""
+
+    name = "deep_gemm"
+
+    def skip_reason(self):
+        major = probe.compute_capability_major(self.ctx.probe.get("compute_capability"))
+        if major is not None and major < 9:
+            return ("DeepGEMM kernels are used only on compute capability 9.0 or newer; this GPU is %s, so there "
+                    "is nothing to compile" % self.ctx.probe.get("compute_capability"))
+        return None
+
+    def compile_log(self):
+        return contract.stage_model_dir(self.name, self.ctx.model) + "/compile.log"
+
+    def log_sinks(self):
+        sinks = super().log_sinks()
+        handle = open(self.ctx.layout.fs(self.compile_log()), "ab", buffering=0)
+        self.handles.append(handle)
+        header = "==== %s run %s deep_gemm server: %s\n" % (
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), self.ctx.run_id, " ".join(self.build_command()))
+        handle.write(header.encode("utf-8"))
+        return sinks + [(handle, b"")]
+
+    def describe_artifacts(self):
+        out = super().describe_artifacts()
+        out["compile_log"] = self.compile_log()
+        return out
+
+
+class WarmupStage(ServerStage):
+    """A warm-up on the strict port with metrics on; records MoE config use and a telemetry probe."""
+
+    warmup = True
+
+    def signature_inputs(self):
+        """Warm-ups compile the MoE kernels with the configs moe_tune wrote: a new tuning re-warms them."""
+        inputs = super().signature_inputs()
+        path = self.ctx.layout.fs(contract.signature_path("moe_tune", self.ctx.model))
+        try:
+            with open(path, "rb") as handle:
+                inputs["moe_tune_signature"] = hashlib.sha256(handle.read()).hexdigest()[:16]
+        except OSError:
+            inputs["moe_tune_signature"] = None
+        return inputs
+
+    def after_generate(self, srv):
+        ctx = self.ctx
+        result = {"server_metrics": telemetry_probe.server_metrics(srv.base)}
+        result.update(telemetry_probe.prometheus(ctx.run_id, ctx.port, ctx.telemetry_timeout))
+        ctx.result["telemetry_probe"] = result
+        ctx.say("telemetry probe: server /metrics %s; Prometheus %s" % (
+            "ok" if result["server_metrics"]["ok"] else "no tokens",
+            "ok (%d series)" % result["sample_count"] if result["ok"] else result["error"]))
+
+    def describe_artifacts(self):
+        out = super().describe_artifacts()
+        out["moe_config_dir"] = MOE_CONFIG_DIR
+        return out
+
+
+class FlashinferStage(WarmupStage):
+    name = "flashinfer"
+
+
+class InductorStage(WarmupStage):
+    name = "inductor"
+
+    def describe_artifacts(self):
+        out = super().describe_artifacts()
+        out["triton_cache"] = contract.CACHES["triton"][0]
+        return out
+
+
+class MoeTuneStage(StageRunner):
+    """Fused-MoE Triton configs: one tuner run per batch size, merged under the real file name."""
+
+    name = "moe_tune"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.tuner = None
+        self.work = None
+        self.process = None
+        self.written = []
+
+    def signature_inputs(self):
+        inputs = super().signature_inputs()
+        inputs["moe_batch_sizes"] = list(self.ctx.moe_batch_sizes)
+        inputs["moe_dtype"] = self.ctx.moe_dtype
+        return inputs
+
+    def skip_reason(self):
+        if is_moe_model(model_config(self.ctx.model)) is False:
+            return "%s/config.json declares no routed experts: not a MoE model, nothing to tune" % self.ctx.model
+        return None
+
+    def preflight_dirs(self):
+        return super().preflight_dirs() + [MOE_CONFIGS_TREE, MOE_WORK_DIR]
+
+    def find_tuner(self):
+        configured = self.ctx.base_env.get(MOE_TUNER_ENV)
+        if configured:
+            if not os.path.isfile(configured):
+                raise PrepError("tuner_failed", "%s=%s does not exist in the container; point it at SGLang's "
+                                "benchmark/kernels/fused_moe_triton/tuning_fused_moe_triton.py" % (MOE_TUNER_ENV, configured))
+            return configured
+        for candidate in MOE_TUNER_CANDIDATES:
+            if os.path.isfile(candidate):
+                return candidate
+        raise PrepError("tuner_failed", "the fused-MoE tuner was not found at %s; set %s to the path of SGLang's "
+                        "benchmark/kernels/fused_moe_triton/tuning_fused_moe_triton.py inside the container"
+                        % (" or ".join(MOE_TUNER_CANDIDATES), MOE_TUNER_ENV))
+
+    def preflight(self):
+        self.tuner = self.find_tuner()
+        if self.ctx.probe.get("triton_version") is None:
+            raise PrepError("tuner_failed", "the Triton version could not be probed (%s), so the config directory "
+                            "configs/triton_<version>/ SGLang reads cannot be named; make triton importable by %s"
+                            % (self.ctx.probe.why_missing.get("triton_version"), self.ctx.python))
+
+    def build_command(self, batch_size=None):
+        ctx = self.ctx
+        return [ctx.python, self.tuner or "<tuner>", "--model", ctx.model, "--tp-size", str(ctx.tp),
+                "--dtype", ctx.moe_dtype, "--batch-size", str(batch_size if batch_size is not None else "B"), "--tune"]
+
+    def version_dir(self):
+        return MOE_CONFIGS_TREE + "/" + triton_dir_name(self.ctx.probe.get("triton_version"))
+
+    def run(self):
+        ctx = self.ctx
+        ctx.result["moe_seed"] = seed_moe_configs(ctx)
+        self.work = "%s/%s-%d" % (MOE_WORK_DIR, ctx.run_id, os.getpid())
+        env = ctx.layout.env(argv_mod.server_env(ctx.base_env))
+        runs = []
+        ctx.result["tuner"] = {"path": self.tuner, "argv": self.build_command(), "runs": runs}
+        tuned = {}
+        for size in ctx.moe_batch_sizes:
+            cwd = ctx.layout.fs("%s/b%d" % (self.work, size))
+            os.makedirs(cwd)
+            argv = self.build_command(size)
+            scan = LogScan()
+            session = open(ctx.session_log_fs, "ab", buffering=0)
+            proc = server.ManagedProcess(argv, env, [(session, ("[moe_tune b=%d] " % size).encode("ascii"))],
+                                         scan, ctx.say, cwd=cwd)
+            self.process = proc
+            started = time.monotonic()
+            entry = {"batch_size": size, "argv": argv, "exit_code": None, "duration_s": None, "file": None}
+            runs.append(entry)
+            try:
+                try:
+                    pid = proc.start()
+                except PrepError as exc:
+                    raise PrepError("tuner_failed", exc.message)
+                ctx.note_process(pid, "tuning_fused_moe")
+                ctx.say("tuning batch size %d (pid %d)" % (size, pid))
+                code = proc.wait_exit(ctx.ready_timeout)
+                if code is None:
+                    proc.stop()
+                    ctx.result["log_tail"] = list(scan.tail)
+                    raise PrepError("tuner_failed", "the MoE tuner did not finish batch size %d within %.0f s "
+                                    "(--ready-timeout bounds each tuner run)" % (size, ctx.ready_timeout))
+                proc.drain()
+            finally:
+                proc.stop()
+                session.close()
+            entry["exit_code"] = code
+            entry["duration_s"] = round(time.monotonic() - started, 3)
+            if code != 0:
+                ctx.result["log_tail"] = list(scan.tail)
+                mapped = self.error_map(scan)
+                if mapped:
+                    raise PrepError(mapped[0], mapped[1])
+                raise PrepError("tuner_failed", "the MoE tuner exited with code %s for batch size %d; its output is in "
+                                "log_tail and the session log" % (code, size), exit_code=code)
+            files = sorted(glob.glob(os.path.join(cwd, "*.json")))
+            if not files:
+                ctx.result["log_tail"] = list(scan.tail)
+                raise PrepError("tuner_failed", "the MoE tuner exited 0 for batch size %d but wrote no config file in "
+                                "%s" % (size, ctx.layout.contract_path(cwd)))
+            for path in files:
+                name = os.path.basename(path)
+                try:
+                    data = jsonio.read_json(path)
+                except ValueError as exc:
+                    raise PrepError("tuner_failed", "the MoE tuner wrote an unreadable %s: %s" % (name, exc))
+                if not isinstance(data, dict) or str(size) not in data:
+                    raise PrepError("tuner_failed", "the MoE tuner's %s has no entry for batch size %d" % (name, size))
+                tuned.setdefault(name, {}).update(data)
+                entry["file"] = name
+        self.written = self.merge(tuned)
+        ctx.result.setdefault("validation", {})["tuned_files"] = [
+            {"file": os.path.basename(p), "batch_sizes": sizes} for p, sizes in self.written]
+
+    def merge(self, tuned):
+        """Write each tuned file into configs/triton_<ver>/ (merged over what is there); [(path, sizes)]."""
+        target_dir = self.version_dir()
+        os.makedirs(self.ctx.layout.fs(target_dir), exist_ok=True)
+        written = []
+        for name, data in sorted(tuned.items()):
+            path = target_dir + "/" + name
+            merged = {}
+            try:
+                existing = jsonio.read_json(self.ctx.layout.fs(path))
+                if isinstance(existing, dict):
+                    merged.update(existing)
+            except (OSError, ValueError):
+                pass
+            merged.update(data)
+            ordered = dict(sorted(merged.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0, kv[0])))
+            jsonio.write_text_atomic(self.ctx.layout.fs(path), json.dumps(ordered, indent=4) + "\n")
+            written.append((path, sorted(int(k) for k in data if k.isdigit())))
+            self.ctx.say("wrote %s (%d batch sizes tuned)" % (path, len(data)))
+        return written
+
+    def describe_artifacts(self):
+        out = super().describe_artifacts()
+        out["moe_config_dir"] = MOE_CONFIG_DIR
+        if self.ctx.probe.get("triton_version"):
+            out["configs_dir"] = self.version_dir()
+        for path, _sizes in self.written:
+            out["config:" + os.path.basename(path)] = path
+        return out
+
+    def cleanup(self):
+        if self.process is not None:
+            self.process.stop()
+        if self.work:
+            shutil.rmtree(self.ctx.layout.fs(self.work), ignore_errors=True)
+
+
+RUNNERS = {
+    "deep_gemm": DeepGemmStage,
+    "moe_tune": MoeTuneStage,
+    "flashinfer": FlashinferStage,
+    "inductor": InductorStage,
+}

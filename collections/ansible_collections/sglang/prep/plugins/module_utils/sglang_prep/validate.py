@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a stage server's own log says: KV cache dtype, memory and CUDA failures, MoE config use.
+
+The patterns are SGLang 0.5.23's real log lines (sglang-facts.md section 3). A LogScan is fed
+every line one server run prints, keeps the last 20 lines, and classifies the failure.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+
+from . import contract
+
+TAIL_LINES = 20
+
+KV_DTYPE_RES = (
+    re.compile(r"KV Cache is allocated\. dtype: ([\w.]+)"),
+    re.compile(r"KV Cache VA upper bound\. dtype: ([\w.]+)"),
+    re.compile(r"Post-capture KV sizing: KV cache allocated\. dtype: ([\w.]+)"),
+)
+# error_type -> (patterns, what to do). First match in this order wins.
+FAILURE_PATTERNS = (
+    ("not_enough_memory", (
+        re.compile(r"Not enough memory\. Please try to increase --mem-fraction-static[^\n]*"),
+        re.compile(r"Loaded weights leave no GPU memory for the KV cache[^\n]*"),
+        re.compile(r"Not enough GPU memory for hybrid \(mamba/linear-attention\) state cache[^\n]*"),
+        re.compile(r"state cache is too small to serve any requests[^\n]*"),
+        re.compile(r"CUDA out of memory[^\n]*"),
+        re.compile(r"torch\.OutOfMemoryError[^\n]*"),
+    ), "the GPU has too little free memory at mem_fraction_static=%s: stop other processes on the GPU "
+       "(nvidia-smi shows them), use a larger --tp, or a GPU with more memory. The priming policy does "
+       "not lower mem_fraction_static." % contract.CANONICAL_SETTINGS["mem_fraction_static"]),
+    ("nvrtc_not_found", (
+        re.compile(r"libnvrtc[\w.\-]*\.so[\w.]*: cannot open shared object file[^\n]*"),
+        re.compile(r"[^\n]*(?:nvrtc|NVRTC)[^\n]*(?:not found|No such file|cannot open|could not be loaded)[^\n]*"),
+    ), "the CUDA runtime compiler (libnvrtc) is missing from the image: install the CUDA toolkit's nvrtc "
+       "package matching the CUDA version of torch (or use an SGLang image that ships it), then re-run."),
+    ("libcuda_missing", (
+        re.compile(r"libcuda\.so[\w.]*: cannot open shared object file[^\n]*"),
+        re.compile(r"[^\n]*libcuda\.so[\w.]*[^\n]*(?:not found|No such file|cannot open)[^\n]*"),
+        re.compile(r"Found no NVIDIA driver on your system[^\n]*"),
+    ), "the NVIDIA driver library (libcuda) is not visible in the container: start it with the NVIDIA "
+       "container runtime and GPU device requests (driver nvidia, capabilities gpu,utility,compute), then re-run."),
+)
+MOE_USED_RE = re.compile(r"Using MoE kernel config from (.+)\.\s*$")
+MOE_FALLBACK_RE = re.compile(r"Fallback to triton version (\S+) and use MoE kernel config from (.+?)\. Performance")
+MOE_DEFAULT_RE = re.compile(r"Using default MoE kernel config\.")
+READY_LINE = "The server is fired up and ready to roll!"
+
+
+class LogScan(object):
+    """Collects the facts of one server run from its output lines."""
+
+    def __init__(self):
+        self.tail = collections.deque(maxlen=TAIL_LINES)
+        self.kv_dtypes = []
+        self.failure = None  # (error_type, matched text)
+        self.moe_config_used = None
+        self.moe_fallback = None
+        self.moe_default = False
+        self.ready_line = False
+        self.lines = 0
+
+    def feed(self, line):
+        line = line.rstrip()
+        if not line:
+            return
+        self.lines += 1
+        self.tail.append(line)
+        for regex in KV_DTYPE_RES:
+            match = regex.search(line)
+            if match:
+                self.kv_dtypes.append(match.group(1))
+        for rank, (error_type, patterns, _fix) in enumerate(FAILURE_PATTERNS):
+            if self.failure is not None and rank >= self._rank(self.failure[0]):
+                break
+            match = next((m for m in (regex.search(line) for regex in patterns) if m), None)
+            if match:
+                self.failure = (error_type, match.group(0).strip()[:400])
+                break
+        match = MOE_USED_RE.search(line)
+        if match:
+            self.moe_config_used = match.group(1)
+        match = MOE_FALLBACK_RE.search(line)
+        if match:
+            self.moe_fallback = {"triton_version": match.group(1), "path": match.group(2)}
+            self.moe_config_used = match.group(2)
+        if MOE_DEFAULT_RE.search(line):
+            self.moe_default = True
+        if READY_LINE in line:
+            self.ready_line = True
+
+    @staticmethod
+    def _rank(error_type):
+        for rank, entry in enumerate(FAILURE_PATTERNS):
+            if entry[0] == error_type:
+                return rank
+        return len(FAILURE_PATTERNS)
+
+    def log_failure(self):
+        """(error_type, message) when the log shows a classified failure, else None."""
+        if self.failure is None:
+            return None
+        error_type, text = self.failure
+        fix = dict((e, f) for e, _p, f in FAILURE_PATTERNS)[error_type]
+        return error_type, "server log: %r. Fix: %s" % (text, fix)
+
+    def kv_drift(self):
+        """(error_type, message) when the KV cache dtype is not the canonical fp8_e4m3, else None."""
+        wanted = contract.CANONICAL_SETTINGS["kv_cache_dtype"]
+        if not self.kv_dtypes:
+            return ("config_drift", "the server log has no 'KV Cache is allocated. dtype: ...' line, so the KV cache "
+                    "dtype (%s requested) cannot be verified; keep the server log level at info or lower" % wanted)
+        wrong = [d for d in self.kv_dtypes if d not in contract.EXPECTED_KV_TORCH_DTYPES]
+        if wrong:
+            return ("config_drift", "the server allocated its KV cache as %s although --kv-cache-dtype %s was "
+                    "passed (expected %s): something overrode the flag (model override, attention backend or "
+                    "an extra server argument); the primed kernels would not match serving"
+                    % (wrong[0], wanted, " or ".join(contract.EXPECTED_KV_TORCH_DTYPES)))
+        return None
+
+    def moe_validation(self, moe_config_dir):
+        """validation.moe_config_used / verified_in_log for warm-ups."""
+        used = self.moe_config_used
+        ours = moe_config_dir.rstrip("/") + "/configs/"
+        return {
+            "moe_config_used": used,
+            "verified_in_log": bool(used and used.startswith(ours) and not self.moe_fallback),
+            "moe_config_fallback": self.moe_fallback,
+            "moe_default_config": self.moe_default,
+        }
+
+
+def split_lines(buffer):
+    """(complete lines, remainder) of a text buffer; carriage returns (progress bars) end lines too."""
+    parts = re.split(r"\r\n|\r|\n", buffer)
+    return parts[:-1], parts[-1]
