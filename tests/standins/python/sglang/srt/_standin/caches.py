@@ -1,0 +1,264 @@
+# STAND-IN for testing without a GPU; mimics SGLang 0.5.23 per sglang-facts.md
+"""Kernel caches the stand-in server fills, at the real locations (sglang-facts.md 6 and 7).
+
+Every artifact is a real file written by whichever user runs the server; an artifact that
+already exists is reused, not rewritten, which is what makes a second start fast. Contents
+are placeholders (deterministic bytes), the layout is the real one:
+
+  DeepGEMM     $SGLANG_DG_CACHE_DIR/cache/kernel.<name>.<hash>/kernel.{cu,cubin}, locks/ beside it
+  Triton       $TRITON_CACHE_DIR/<hash>/<kernel>.{json,cubin,ptx,ttir,ttgir,llir}, __grp__<kernel>.json
+  FlashInfer   $FLASHINFER_WORKSPACE_BASE/.cache/flashinfer/<ver>/<arch>/cached_ops/<op>/<op>.so
+               and flashinfer_jit.log in <arch>/
+  Inductor     $TORCHINDUCTOR_CACHE_DIR/fxgraph/<k[1:3]>/<k>/<entry> and <cc>/c<hash>.py
+  sglang JIT   $SGLANG_JIT_CACHE_DIR/<kernel>/<kernel>.so
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sglang.srt import environ
+
+FLASHINFER_VERSION = "0.7.2"
+dg_logger = logging.getLogger("sglang.srt.layers.deep_gemm_wrapper.compile_utils")
+
+
+@dataclass(frozen=True)
+class CacheDirs:
+    deep_gemm: str
+    triton: str
+    inductor: str
+    flashinfer_base: str
+    sglang_jit: str
+
+    @classmethod
+    def from_env(cls, env=None):
+        """Read after `import sglang` has set the third-party defaults under SGLANG_CACHE_DIR."""
+        env = os.environ if env is None else env
+        defaults = environ.third_party_cache_defaults(env)
+        pick = lambda key: os.path.expanduser(env.get(key) or defaults[key])  # noqa: E731
+        return cls(
+            deep_gemm=environ.deep_gemm_cache_dir(env),
+            triton=pick("TRITON_CACHE_DIR"),
+            inductor=pick("TORCHINDUCTOR_CACHE_DIR"),
+            flashinfer_base=pick("FLASHINFER_WORKSPACE_BASE"),
+            sglang_jit=environ.sglang_jit_cache_dir(env),
+        )
+
+    def flashinfer_workspace(self, gpu) -> str:
+        return os.path.join(self.flashinfer_base, ".cache", "flashinfer", FLASHINFER_VERSION, gpu.flashinfer_arch)
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _payload(key: str, size: int, magic: bytes = b"") -> bytes:
+    block = hashlib.sha256(key.encode()).digest()
+    return (magic + block * (size // len(block) + 1))[:size]
+
+
+def _write_new(path: str, data) -> bool:
+    """Write path atomically unless it exists. True when written."""
+    if os.path.exists(path):
+        return False
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    os.replace(tmp, path)
+    return True
+
+
+def compile_pause() -> None:
+    """The pretend compile time, paid once per cache family that compiled something."""
+    time.sleep(float(os.environ.get("SGLANG_STANDIN_COMPILE_S") or 0.05))
+
+
+# ------------------------------------------------------------------------------------------ DeepGEMM
+
+def deep_gemm_enabled(gpu) -> bool:
+    return (gpu is not None and gpu.sm >= 90 and environ.env_bool("SGLANG_ENABLE_JIT_DEEPGEMM", True)
+            and environ.env_bool("SGLANG_JIT_DEEPGEMM_PRECOMPILE", True))
+
+
+def deep_gemm_shapes(model, tp_size, ep_size):
+    """(kernel type, N, K, num_groups) of the GEMMs of one layer, per TP rank."""
+    h, tp = model.hidden_size, tp_size
+    q, kv = model.num_heads * model.head_dim, model.num_kv_heads * model.head_dim
+    shapes = [("GEMM_NT_F8F8BF16", (q + 2 * kv) // tp, h, 1), ("GEMM_NT_F8F8BF16", h, q // tp, 1)]
+    if model.num_experts:
+        groups, inter = model.num_experts // ep_size, model.intermediate_size // max(tp // ep_size, 1)
+        for kind in ("GROUPED_GEMM_NT_F8F8BF16_CONTIG", "GROUPED_GEMM_NT_F8F8BF16_MASKED"):
+            shapes += [(kind, 2 * inter, h, groups), (kind, h, inter, groups)]
+    else:
+        inter = model.intermediate_size // tp
+        shapes += [("GEMM_NT_F8F8BF16", 2 * inter, h, 1), ("GEMM_NT_F8F8BF16", h, inter, 1)]
+    return shapes
+
+
+def _dg_kernel_name(kind, sm):
+    arch = "sm100" if sm >= 100 else "sm90"
+    if kind.startswith("GROUPED"):
+        layout = "masked" if kind.endswith("MASKED") else "contiguous"
+        return f"{arch}_m_grouped_fp8_gemm_{layout}_1d2d"
+    return f"{arch}_fp8_gemm_1d2d"
+
+
+@contextmanager
+def _dg_lock(root, kind, n, k, groups):
+    lock_dir = os.path.join(root, "locks")
+    os.makedirs(lock_dir, exist_ok=True)
+    with open(os.path.join(lock_dir, f"{kind}_n{n}_k{k}_g{groups}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def deep_gemm_kernel_dirs(root, gpu, kind, n, k, groups):
+    name = _dg_kernel_name(kind, gpu.sm)
+    return [os.path.join(root, "cache", f"kernel.{name}.{_digest(name, n, k, groups, block_m, gpu.sm)[:32]}")
+            for block_m in (64, 128)]
+
+
+def warm_deep_gemm(dirs: CacheDirs, model, args, gpu) -> int:
+    """Pre-compile every DeepGEMM kernel of the model; cached kernels are not compiled again."""
+    if not deep_gemm_enabled(gpu):
+        return 0
+    compiled, announced = 0, False
+    for kind, n, k, groups in deep_gemm_shapes(model, args.tp_size, args.ep_size):
+        kernel_dirs = deep_gemm_kernel_dirs(dirs.deep_gemm, gpu, kind, n, k, groups)
+        if all(os.path.exists(os.path.join(d, "kernel.cubin")) for d in kernel_dirs):
+            continue
+        if not announced:
+            dg_logger.warning(
+                "Entering DeepGEMM JIT Pre-Compile session. It may take a long time (typically 10-20 mins) "
+                "if you have not run `sglang.compile_deep_gemm`. It is recommended to run "
+                "`sglang.compile_deep_gemm` with same args as `sglang.launch_server` for pre-compilation to "
+                "reduce the overhead if you have not run it before. For example: "
+                "`python3 -m sglang.compile_deep_gemm --model deepseek-ai/DeepSeek-V3 --tp 8 --trust-remote-code`"
+            )
+            announced = True
+        dg_logger.info(
+            f"Try DeepGEMM JIT Compiling for <{kind}> N={n}, K={k}, num_groups={groups} with all Ms. "
+            "It only takes a little time (typically 1 sec) if you have run `python3 -m sglang.compile_deep_gemm`. "
+        )
+        with _dg_lock(dirs.deep_gemm, kind, n, k, groups):
+            for d in kernel_dirs:
+                _write_new(os.path.join(d, "kernel.cu"),
+                           f"// {_dg_kernel_name(kind, gpu.sm)} N={n} K={k} num_groups={groups}\n")
+                compiled += _write_new(os.path.join(d, "kernel.cubin"), _payload(d, 8192, b"\x7fELF"))
+    if compiled:
+        compile_pause()
+    return compiled
+
+
+# ------------------------------------------------------------------------------------------ Triton
+
+def triton_kernels(model, args, attention_backend):
+    kernels = [("write_req_to_token_pool_triton", "req_to_token")]
+    if attention_backend == "flashinfer":
+        kernels.append(("create_flashinfer_kv_indices_triton", "kv_indices"))
+    if attention_backend == "triton":
+        kernels += [("_fwd_kernel_stage1", "decode"), ("_fwd_kernel_stage2", "decode"), ("_fwd_kernel", "extend")]
+    if model.num_experts:
+        kernels += [("fused_moe_kernel", "w13"), ("fused_moe_kernel", "w2")]
+    return kernels
+
+
+def warm_triton(dirs: CacheDirs, model, args, gpu, attention_backend) -> int:
+    written = 0
+    for name, variant in triton_kernels(model, args, attention_backend):
+        key = _digest("triton", "3.4.0", name, variant, model.hidden_size, model.head_dim, args.tp_size,
+                      args.kv_cache_dtype, gpu.sm if gpu else 0)
+        entry = os.path.join(dirs.triton, base64.b32encode(bytes.fromhex(key)).decode().rstrip("="))
+        if os.path.exists(os.path.join(entry, name + ".cubin")):
+            continue
+        meta = {"hash": key, "target": {"backend": "cuda", "arch": gpu.sm if gpu else 0, "warp_size": 32},
+                "num_warps": 4, "num_stages": 3, "name": name, "triton_version": "3.4.0"}
+        for ext in ("ttir", "ttgir", "llir", "ptx"):
+            _write_new(os.path.join(entry, f"{name}.{ext}"), f"// {name} ({variant}) {ext}\n")
+        _write_new(os.path.join(entry, name + ".json"), json.dumps(meta))
+        _write_new(os.path.join(entry, f"__grp__{name}.json"),
+                   json.dumps({"child_paths": {f"{name}.{e}": os.path.join(entry, f"{name}.{e}")
+                                               for e in ("json", "ttir", "ttgir", "llir", "ptx", "cubin")}}))
+        written += _write_new(os.path.join(entry, name + ".cubin"), _payload(entry, 4096, b"\x7fELF"))
+    if written:
+        compile_pause()
+    return written
+
+
+# ------------------------------------------------------------------------------------------ FlashInfer
+
+_FI_DTYPES = {"torch.float8_e4m3fn": "e4m3", "torch.float8_e5m2": "e5m2", "torch.bfloat16": "bf16",
+              "torch.float16": "f16", "torch.uint8": "u8"}
+
+
+def flashinfer_ops(model, kv_torch_dtype, attention_backend):
+    ops = ["sampling", "page"]
+    if attention_backend == "flashinfer":
+        kv = _FI_DTYPES.get(kv_torch_dtype, "bf16")
+        hd = model.head_dim
+        common = f"dtype_q_bf16_dtype_kv_{kv}_dtype_o_bf16_dtype_idx_i32_head_dim_qk_{hd}_head_dim_vo_{hd}"
+        ops += [f"batch_prefill_with_kv_cache_{common}_posenc_0_use_swa_False_use_logits_cap_False_f16qk_False",
+                f"batch_decode_with_kv_cache_{common}_posenc_0_use_swa_False_use_logits_cap_False"]
+    return ops
+
+
+def warm_flashinfer(dirs: CacheDirs, model, gpu, kv_torch_dtype, attention_backend) -> int:
+    workspace = dirs.flashinfer_workspace(gpu)
+    jit_dir = os.path.join(workspace, "cached_ops")
+    os.makedirs(jit_dir, exist_ok=True)
+    written = 0
+    with open(os.path.join(workspace, "flashinfer_jit.log"), "a") as log:
+        for op in flashinfer_ops(model, kv_torch_dtype, attention_backend):
+            so = os.path.join(jit_dir, op, op + ".so")
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            if not os.path.exists(so):
+                log.write(f"{stamp} - INFO - flashinfer.jit: Building JIT ops: {op}\n")
+                _write_new(os.path.join(jit_dir, op, "build.ninja"), f"# {op}\nbuild {op}.so: link {op}.cuda.o\n")
+                written += _write_new(so, _payload(so, 16384, b"\x7fELF"))
+            log.write(f"{stamp} - INFO - flashinfer.jit: Loading JIT ops: {op}\n")
+            log.write(f"{stamp} - INFO - flashinfer.jit: Finished loading JIT ops: {op}\n")
+    if written:
+        compile_pause()
+    return written
+
+
+# ------------------------------------------------------------------------------------------ Inductor
+
+def warm_inductor(dirs: CacheDirs, model, compile_bs) -> int:
+    """FX-graph cache entries for each batch size torch.compile captures (decode CUDA graph only)."""
+    written = 0
+    for bs in compile_bs:
+        key = "f" + base64.b32encode(bytes.fromhex(_digest("fxgraph", model.path, bs))[:20]).decode().lower()
+        entry = os.path.join(dirs.inductor, "fxgraph", key[1:3], key)
+        code_hash = _digest("code", model.path, bs)[:40]
+        code = os.path.join(dirs.inductor, code_hash[:2], "c" + code_hash + ".py")
+        _write_new(code, f"# torch._inductor generated code for batch size {bs}\n")
+        written += _write_new(os.path.join(entry, _digest("entry", key)[:32]), _payload(entry, 2048))
+    if written:
+        compile_pause()
+    return written
+
+
+# ------------------------------------------------------------------------------------------ sglang JIT
+
+def warm_sglang_jit(dirs: CacheDirs, model) -> int:
+    name = f"fused_add_rmsnorm_h{model.hidden_size}"
+    written = _write_new(os.path.join(dirs.sglang_jit, name, name + ".so"), _payload(name, 4096, b"\x7fELF"))
+    if written:
+        compile_pause()
+    return int(written)

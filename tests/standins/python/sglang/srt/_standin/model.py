@@ -1,0 +1,158 @@
+# STAND-IN for testing without a GPU; mimics SGLang 0.5.23 per sglang-facts.md
+"""What the stand-ins read from a model directory's config.json (the only file they need)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+from sglang.srt.environ import env_bool
+
+logger = logging.getLogger("sglang.srt.configs.model_config")
+
+# get_context_length(): the first of these keys present in the HF config wins.
+CONTEXT_LENGTH_KEYS = ("max_sequence_length", "seq_length", "max_seq_len", "model_max_length",
+                       "max_position_embeddings")
+# Architectures whose shared expert is fused into the routed-expert tensor (E + 1).
+SHARED_EXPERT_FUSION = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "Glm4MoeForCausalLM",
+                        "Glm4MoeLiteForCausalLM", "GlmMoeDsaForCausalLM", "MistralLarge3ForCausalLM")
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+@dataclass
+class ModelConfig:
+    path: str
+    hf: dict
+
+    def get(self, *keys, default=None):
+        for key in keys:
+            if self.hf.get(key) is not None:
+                return self.hf[key]
+        return default
+
+    @property
+    def architecture(self) -> str:
+        return (self.hf.get("architectures") or ["LlamaForCausalLM"])[0]
+
+    @property
+    def torch_dtype(self) -> str:
+        return self.get("torch_dtype", "dtype", default="bfloat16")
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.hf["hidden_size"])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.hf.get("num_hidden_layers", 1))
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.hf.get("num_attention_heads", 1))
+
+    @property
+    def num_kv_heads(self) -> int:
+        return int(self.get("num_key_value_heads", default=self.num_heads))
+
+    @property
+    def head_dim(self) -> int:
+        return int(self.get("head_dim", default=self.hidden_size // self.num_heads))
+
+    @property
+    def num_experts(self) -> int:
+        return int(self.get("num_local_experts", "n_routed_experts", "num_experts", default=0))
+
+    @property
+    def intermediate_size(self) -> int:
+        if self.num_experts:
+            return int(self.get("moe_intermediate_size", "intermediate_size"))
+        return int(self.get("intermediate_size", default=4 * self.hidden_size))
+
+    @property
+    def block_shape(self):
+        quant = self.hf.get("quantization_config") or {}
+        return quant.get("weight_block_size")
+
+    @property
+    def moe_dtype(self):
+        """The dtype selector of the MoE config file name (None for unquantized weights)."""
+        quant = self.hf.get("quantization_config") or {}
+        return "fp8_w8a8" if quant.get("quant_method") == "fp8" else None
+
+    def derived_context_length(self) -> int:
+        rope_scaling = self.hf.get("rope_scaling") or {}
+        factor = rope_scaling.get("factor", 1)
+        if "original_max_position_embeddings" in rope_scaling or rope_scaling.get("rope_type") == "llama3":
+            factor = 1
+        for key in CONTEXT_LENGTH_KEYS:
+            if self.hf.get(key) is not None:
+                return int(factor * self.hf[key])
+        return 2048
+
+    def num_params(self) -> int:
+        """Rough parameter count, only for the pretend memory figures."""
+        h, i, e = self.hidden_size, self.intermediate_size, max(self.num_experts, 1)
+        attn = h * (self.num_heads + 2 * self.num_kv_heads) * self.head_dim + self.num_heads * self.head_dim * h
+        return int(self.hf.get("vocab_size", 32000)) * h * 2 + self.num_layers * (attn + e * 3 * h * i)
+
+    def weight_bytes(self) -> int:
+        return self.num_params() * DTYPE_BYTES.get(self.torch_dtype, 2)
+
+
+def load_model_config(model_path: str) -> ModelConfig:
+    """config.json of a local model directory; the errors read like transformers' own."""
+    config_file = os.path.join(model_path, "config.json")
+    if not os.path.isdir(model_path):
+        raise OSError(
+            f"{model_path} is not a local folder and is not a valid model identifier listed on "
+            "'https://huggingface.co/models'\nIf this is a private repository, make sure to pass a token "
+            "having permission to this repo either by logging in with `hf auth login` or by passing "
+            "`token=<your_token>`"
+        )
+    if not os.path.isfile(config_file):
+        raise OSError(
+            f"{model_path} does not appear to have a file named config.json. Checkout "
+            f"'https://huggingface.co/{model_path}/tree/main' for available files."
+        )
+    with open(config_file) as f:
+        return ModelConfig(path=model_path, hf=json.load(f))
+
+
+def resolve_context_length(model: ModelConfig, context_length):
+    """ModelConfig._derive_context_length: refuse a longer context unless the env var allows it."""
+    derived = model.derived_context_length()
+    if context_length is None:
+        return derived
+    if context_length > derived:
+        msg = (
+            f"Warning: User-specified context_length ({context_length}) is greater than the derived "
+            f"context_length ({derived}). This may lead to incorrect model outputs or CUDA errors. Note that "
+            "the derived context_length may differ from max_position_embeddings in the model's config."
+        )
+        if env_bool("SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN") or env_bool("SGLANG_IS_IN_CI"):
+            logger.warning(msg)
+            return context_length
+        raise ValueError(
+            f"{msg} To allow overriding this maximum, set the env var SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1"
+        )
+    return context_length
+
+
+def moe_shape(model: ModelConfig, tp_size: int, ep_size: int = 1, disable_shared_experts_fusion=False):
+    """(E, N) of the fused-MoE config file name, as the tuner's common_utils computes it.
+
+    E = routed experts per EP rank (+1 for a fused shared expert), N = 2*I/(tp/ep)/2.
+    None for a model without experts.
+    """
+    if not model.num_experts:
+        return None
+    fused = model.architecture in SHARED_EXPERT_FUSION and not disable_shared_experts_fusion
+    E = model.num_experts // ep_size + (1 if fused else 0)
+    moe_tp_size = tp_size // ep_size
+    if tp_size % ep_size or model.intermediate_size % moe_tp_size:
+        raise AssertionError(f"intermediate_size {model.intermediate_size} does not split over "
+                             f"tp={tp_size}, ep={ep_size}")
+    shard_intermediate_size = 2 * model.intermediate_size // moe_tp_size
+    return E, shard_intermediate_size // 2
