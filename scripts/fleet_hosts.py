@@ -316,6 +316,7 @@ def inventory_text(p, fleet):
         "        ansible_python_interpreter: /usr/bin/python3",
         "        prime_image: %s" % _yaml_str(IMAGE),
         "        prime_network_mode: bridge",
+        "        prime_gpus: none",
         "      hosts:",
     ]
     for host in fleet:
