@@ -6,7 +6,8 @@ its own loopback address (127.0.0.1<N>) through a dedicated sshd (own config, ho
 and port, public keys only), and allowed to use the local Docker engine (member of the group that
 owns the Docker socket). The Ansible inventory for them is written next to the keys.
 
-    scripts/fleet_hosts.py up [--hosts N] [--clean]   create or repair the hosts, start sshd, write the inventory
+    scripts/fleet_hosts.py up [--hosts N] [--clean] [--model DIR]
+                                                      create or repair the hosts, start sshd, write the inventory
     scripts/fleet_hosts.py status                     print the hosts as JSON
     scripts/fleet_hosts.py down [--remove-users] [--purge]
                                                       stop sshd, remove the hosts' containers (and users / state)
@@ -342,7 +343,20 @@ def clean_host(host):
         shutil.rmtree(root)
 
 
-def up(count=3, clean=False):
+def stage_model(host, model_dir):
+    """Copy a model directory to <home>/sglang-observability/models/<name> as the host user (an operator's step)."""
+    models = os.path.join(host["home"], "sglang-observability", "models")
+    target = os.path.join(models, os.path.basename(model_dir.rstrip("/")))
+    if os.path.exists(os.path.join(target, "config.json")):
+        return target
+    for argv in (["mkdir", "-p", models], ["cp", "-r", os.path.abspath(model_dir), target]):
+        proc = as_user(host, argv)
+        if proc.returncode != 0:
+            raise FleetError("%s as %s failed: %s" % (" ".join(argv), host["user"], proc.stderr.strip()))
+    return target
+
+
+def up(count=3, clean=False, model_dir=None):
     require_root()
     p = paths()
     fleet = hosts(count)
@@ -368,6 +382,8 @@ def up(count=3, clean=False):
         if probe.returncode != 0 or probe.stdout.strip() != str(host["uid"]):
             raise FleetError("SSH to %s@%s:%d does not work: %s (sshd log: %s)"
                              % (host["user"], host["address"], SSH_PORT, (probe.stderr or probe.stdout).strip(), p["log"]))
+        if model_dir:
+            stage_model(host, model_dir)
     write_file(p["inventory"], inventory_text(p, fleet))
     return status(count)
 
@@ -396,6 +412,7 @@ def main(argv=None):
     p_up = sub.add_parser("up", help="create or repair the hosts, start sshd, write the inventory")
     p_up.add_argument("--hosts", type=int, default=3, help="number of hosts (1-%d, default 3)" % MAX_HOSTS)
     p_up.add_argument("--clean", action="store_true", help="remove the hosts' containers and sglang-observability dirs first")
+    p_up.add_argument("--model", metavar="DIR", help="copy this model directory into every host's models/ (as the host user)")
     p_st = sub.add_parser("status", help="print the hosts as JSON")
     p_st.add_argument("--hosts", type=int, default=3)
     p_down = sub.add_parser("down", help="stop sshd and remove the hosts' containers")
@@ -404,7 +421,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            print(json.dumps(up(args.hosts, args.clean), indent=2))
+            print(json.dumps(up(args.hosts, args.clean, args.model), indent=2))
         elif args.command == "status":
             print(json.dumps(status(args.hosts), indent=2))
         else:
