@@ -147,8 +147,8 @@ def _setup_identity(env, report):
     user = identity.from_env(env)
     if os.geteuid() == 0:
         changes = identity.ensure_entries(user)
-        report("devuser %d:%d (passwd entry %s, group entry %s)" % (user.uid, user.gid, changes["passwd"],
-                                                                   changes["group"]))
+        report("devuser %d:%d (passwd entry %s, group entry %s)"
+               % (user.uid, user.gid, changes["passwd"], changes["group"]))
         return user, changes
     if os.geteuid() != user.uid:
         raise PrepError("permissions_unexpected",
@@ -287,13 +287,17 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    """Entry point of ``python3 -m sglang_prep init``; exits with init's exit code."""
+    """Entry point of ``python3 -m sglang_prep init`` (cli.py) and ``python3 -m sglang_prep.init``.
+
+    Returns init's exit code. Without ``argv`` the options come from the command line, after
+    the ``init`` subcommand word when there is one.
+    """
     if argv is None:
         argv = sys.argv[1:]
         if argv and argv[0] == "init":
             argv = argv[1:]
-    sys.exit(run(parse_args(list(argv))))
+    return run(parse_args(list(argv)))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -110,8 +110,8 @@ class Supervisor:
         """Forward ``signum``, wait up to the grace period, SIGKILL what is left. Returns a summary."""
         started = time.monotonic()
         signal.pthread_sigmask(signal.SIG_BLOCK, WAIT_SIGNALS)
-        self.note("%s received: stopping %s" % (signal_name(signum), ", ".join(s.name for s in self.alive()) or
-                                                 "(no services running)"))
+        names = ", ".join(svc.name for svc in self.alive()) or "(no services running)"
+        self.note("%s received: stopping %s" % (signal_name(signum), names))
         if is_namespace_init():
             _kill_all(signum)  # services and anything started by docker exec
         else:
@@ -139,9 +139,8 @@ class Supervisor:
                 svc.exit_code = -1
         reap_children()
         summary = ", ".join("%s: %s" % (svc.name, services_mod.describe_exit(svc.exit_code)) for svc in self.services)
-        self.note("stopped in %.2fs (%s)%s" % (time.monotonic() - started, summary or "no services",
-                                                "; killed after %gs: %s" % (self.grace_s, ", ".join(killed))
-                                                if killed else ""))
+        late = "; killed after %gs: %s" % (self.grace_s, ", ".join(killed)) if killed else ""
+        self.note("stopped in %.2fs (%s)%s" % (time.monotonic() - started, summary or "no services", late))
         return {"killed": killed, "duration_s": round(time.monotonic() - started, 3)}
 
 

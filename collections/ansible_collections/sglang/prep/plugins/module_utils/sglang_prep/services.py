@@ -36,7 +36,7 @@ SPECS = (
          "prometheus is not installed in the image: no metrics are stored for this run "
          "(images/Dockerfile installs the Debian/Ubuntu 'prometheus' package)"),
     Spec("node_exporter", ("prometheus-node-exporter", "node_exporter"), False, False,
-         contract.SERVICE_PORTS["node_exporter"], ("http", "/metrics"),
+         contract.SERVICE_PORTS["node_exporter"], ("http", "/"),
          "node_exporter is not installed in the image: no host metrics for this run "
          "(images/Dockerfile installs the 'prometheus-node-exporter' package)"),
     Spec("dcgm_exporter", ("dcgm-exporter",), True, False, contract.SERVICE_PORTS["dcgm_exporter"],
@@ -95,7 +95,10 @@ def command(name, binary, run_id, listen, telemetry_root=contract.TELEMETRY_ROOT
                 "--storage.tsdb.path=" + paths["prometheus_tsdb"],
                 "--web.listen-address=" + host_port(listen, spec.port), "--log.level=warn"], {}
     if name == "node_exporter":
-        return [binary, "--web.listen-address=" + host_port(listen, spec.port), "--log.level=warn"], {}
+        # systemd needs D-Bus, which containers lack (Debian enables the collector): it would log an
+        # error into the session log at every scrape.
+        return [binary, "--web.listen-address=" + host_port(listen, spec.port), "--log.level=warn",
+                "--no-collector.systemd"], {}
     if name == "dcgm_exporter":
         return [binary, "-a", host_port(listen, spec.port)], {}
     if name == "jaeger":
@@ -197,7 +200,9 @@ def probe(spec, listen, timeout=0.3):
         conn = http.client.HTTPConnection(host, spec.port, timeout=timeout)
         try:
             conn.request("GET", path)
-            return conn.getresponse().status == 200
+            resp = conn.getresponse()
+            resp.read()  # read it all: a probe that hangs up early makes exporters log broken pipes
+            return resp.status == 200
         finally:
             conn.close()
     except (OSError, http.client.HTTPException):
@@ -329,8 +334,10 @@ def start_version_probes(found, user, base_env):
         if not binary:
             continue
         try:
-            probes[name] = subprocess.Popen([binary, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, env=env, cwd="/", **kwargs)
+            # The container runtime is not an Ansible module: run_command is not available here.
+            probes[name] = subprocess.Popen(  # pylint: disable=ansible-bad-function
+                [binary, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=env, cwd="/", **kwargs)
         except OSError:
             continue
     return probes
