@@ -129,6 +129,11 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
         choices=CUDA_GRAPH_BACKEND_CHOICES)
     add("--cuda-graph-backend-prefill", type=parse_cuda_graph_backend_arg, default=None,
         choices=CUDA_GRAPH_BACKEND_CHOICES)
+    add("--cuda-graph-max-bs-decode", type=int, default=None)
+    add("--cuda-graph-max-bs-prefill", type=int, default=None)
+    add("--cuda-graph-bs-decode", type=int, nargs="+", default=None)
+    add("--cuda-graph-bs-prefill", type=int, nargs="+", default=None)
+    add("--cuda-graph-prefill-max-context", "--context-bucket", type=human_readable_int, default=None)
     flag("--disable-prefill-cuda-graph")
     flag("--disable-decode-cuda-graph")
     flag("--enable-torch-compile")

@@ -84,7 +84,7 @@ class MemorySettings:
 def resolve_memory_settings(args, gpu_mem) -> MemorySettings:
     """memory_hook.handle_gpu_memory_settings: fill what the user left unset."""
     chunked = args.chunked_prefill_size if args.chunked_prefill_size is not None else default_chunked_prefill_size(gpu_mem)
-    max_bs = default_decode_max_bs(gpu_mem, args.tp_size)
+    max_bs = args.cuda_graph_max_bs_decode or default_decode_max_bs(gpu_mem, args.tp_size)
     if args.mem_fraction_static is not None:
         return MemorySettings(gpu_mem, chunked, max_bs, args.mem_fraction_static, True)
     activation_tokens = max(chunked, 2048) if chunked > 0 else max(args.max_prefill_tokens, 2048)

@@ -198,7 +198,7 @@ class StandinServer:
                               "'disabled' (e.g. via --cuda-graph-backend-prefill=disabled or auto-disable rules).")
         if self.decode_backend == "disabled":
             return
-        capture_bs = memory.decode_capture_bs(mem.decode_max_bs)
+        capture_bs = args.cuda_graph_bs_decode or memory.decode_capture_bs(mem.decode_max_bs)
         graph_logger.info(f"Capture target decode CUDA graph begin. backend={self.decode_backend}, "
                           f"num_tokens_per_req=1, avail mem={avail:.2f} GB")
         if args.enable_torch_compile:
