@@ -155,10 +155,12 @@ def _engine_dirs(ctx, runner):
 
 
 def _preflight(ctx, runner):
+    def host_of(fs_path):
+        return ctx.host_path(ctx.layout.contract_path(fs_path))
+
     for path in _engine_dirs(ctx, runner):
-        ensure_writable_dir(ctx.layout.fs(path), shown=path, host_of=ctx.host_path)
-    log_dir = os.path.dirname(ctx.session_log_fs)
-    ensure_writable_dir(log_dir, shown=ctx.layout.contract_path(log_dir), host_of=ctx.host_path)
+        ensure_writable_dir(ctx.layout.fs(path), host_of=host_of)
+    ensure_writable_dir(os.path.dirname(ctx.session_log_fs), host_of=host_of)
     ctx.log_writes = True
     cache_dir = contract.stage_cache_dir(ctx.stage)
     require_free_disk(ctx.layout.fs(cache_dir), ctx.disk_headroom_mb, shown=cache_dir)

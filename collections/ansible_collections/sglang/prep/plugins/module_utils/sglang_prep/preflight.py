@@ -13,50 +13,20 @@ from __future__ import annotations
 import errno
 import os
 
+from . import permissions
 from .errors import PrepError
 
 PERMISSION_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def owner_seen(path):
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return "unknown (%s)" % (exc.strerror or exc)
-    return "%d:%d (mode %04o)" % (st.st_uid, st.st_gid, st.st_mode & 0o7777)
+def ensure_writable_dir(path, host_of=None):
+    """Create path (and missing parents) as this user and prove it takes a file.
 
-
-def owner_expected():
-    return "%d:%d" % (os.getuid(), os.getgid())
-
-
-def permission_error(path, exc, shown=None, host=None):
-    """PrepError(permissions_unexpected) for a path this user cannot write."""
-    where = shown or path
-    if host:
-        where += " (host path %s)" % host
-    return PrepError(
-        "permissions_unexpected",
-        "%s is not writable by uid:gid %s: %s. Owner seen: %s; owner expected: %s. Fix the ownership on the "
-        "host (chown -R %s %s); the runtime never changes ownership or modes."
-        % (where, owner_expected(), exc.strerror or exc, owner_seen(path), owner_expected(), owner_expected(),
-           host or where),
-        path=shown or path, host_path=host, owner_seen=owner_seen(path), owner_expected=owner_expected())
-
-
-def ensure_writable_dir(path, shown=None, host_of=None):
-    """Create path (and missing parents) and prove it takes a file; PrepError when it does not.
-
-    ``shown`` is the contract path to report, ``host_of(contract path)`` maps it to the host path.
+    PrepError(permissions_unexpected) names the directory that refused, its owner and the owner
+    expected (this process's uid:gid); ``host_of(path)`` adds the host path behind it.
     """
     host_of = host_of or (lambda _p: None)
-    shown = shown or path
-
-    def fail(fs_path, exc):
-        rel = os.path.relpath(fs_path, path)
-        contract_path = shown if rel == "." else os.path.normpath(os.path.join(shown, rel))
-        raise permission_error(fs_path, exc, contract_path, host_of(contract_path))
-
+    uid, gid = os.getuid(), os.getgid()
     missing = []
     probe = path
     while not os.path.isdir(probe):
@@ -70,21 +40,16 @@ def ensure_writable_dir(path, shown=None, host_of=None):
             os.mkdir(directory)
         except FileExistsError:
             if not os.path.isdir(directory):
-                raise PrepError("permissions_unexpected", "%s exists but is not a directory; remove it on the "
-                                "host" % directory, path=directory)
+                raise PrepError("permissions_unexpected", "%s exists but is not a directory; remove it on the host "
+                                "(host path %s)" % (directory, host_of(directory)), path=directory)
         except OSError as exc:
-            if exc.errno in PERMISSION_ERRNOS:
-                fail(os.path.dirname(directory), exc)
-            raise
-    test = os.path.join(path, ".write_test.%d" % os.getpid())
-    try:
-        fd = os.open(test, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.close(fd)
-        os.unlink(test)
-    except OSError as exc:
-        if exc.errno in PERMISSION_ERRNOS:
-            fail(path, exc)
-        raise
+            if exc.errno not in PERMISSION_ERRNOS:
+                raise
+            parent = os.path.dirname(directory)
+            permissions.require_writable(parent, uid, gid, host_path=host_of(parent))
+            raise PrepError("permissions_unexpected", "cannot create %s: %s (owner of %s: %s; expected %d:%d)" % (
+                directory, exc.strerror, parent, permissions.owner_text(parent), uid, gid), path=directory)
+    permissions.require_writable(path, uid, gid, host_path=host_of(path))
 
 
 def require_free_disk(path, headroom_mb, shown=None):
@@ -112,4 +77,5 @@ def writable_hint(path):
         probe = parent
     if os.access(probe, os.W_OK | os.X_OK):
         return None
-    return "%s is not writable by uid:gid %s (owner seen %s)" % (probe, owner_expected(), owner_seen(probe))
+    return "%s is not writable by uid:gid %d:%d (owner seen %s)" % (
+        probe, os.getuid(), os.getgid(), permissions.owner_text(probe))

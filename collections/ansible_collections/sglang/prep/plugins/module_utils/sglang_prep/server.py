@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -248,7 +249,7 @@ class StageServer(ManagedProcess):
         raise PrepError(
             "generate_failed",
             "POST /generate %s failed: %s. The server came up but cannot serve the warm-up request; "
-            "see log_tail and the session log" % (GENERATE_BODY, resp.describe()),
+            "see log_tail and the session log" % (json.dumps(GENERATE_BODY), resp.describe()),
             http_status=resp.status)
 
     def port_free_after(self):

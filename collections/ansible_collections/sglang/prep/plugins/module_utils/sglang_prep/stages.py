@@ -229,7 +229,7 @@ class ServerStage(StageRunner):
         validation["cache_before"] = cache_before
         validation["cache_after"] = caches.dir_stats(ctx.layout.fs(contract.stage_cache_dir(self.name)))
         if self.warmup:
-            validation.update(self.scan.moe_validation(MOE_CONFIG_DIR))
+            validation.update(self.scan.moe_validation(MOE_CONFIG_DIR, ctx.layout.contract_path))
         if srv.pid is not None and not srv.port_free_after():
             error = error or PrepError(
                 "port_busy", "port %d is still in use after the server was stopped, by %s; stop it before the next "
@@ -340,7 +340,8 @@ class WarmupStage(ServerStage):
     def after_generate(self, srv):
         ctx = self.ctx
         result = {"server_metrics": telemetry_probe.server_metrics(srv.base)}
-        result.update(telemetry_probe.prometheus(ctx.run_id, ctx.port, ctx.telemetry_timeout))
+        result.update(telemetry_probe.prometheus(telemetry_probe.prometheus_url(ctx.manifest), ctx.run_id, ctx.port,
+                                                 ctx.telemetry_timeout))
         ctx.result["telemetry_probe"] = result
         ctx.say("telemetry probe: server /metrics %s; Prometheus %s" % (
             "ok" if result["server_metrics"]["ok"] else "no tokens",

@@ -122,9 +122,11 @@ class LogScan(object):
                     % (wrong[0], wanted, " or ".join(contract.EXPECTED_KV_TORCH_DTYPES)))
         return None
 
-    def moe_validation(self, moe_config_dir):
-        """validation.moe_config_used / verified_in_log for warm-ups."""
+    def moe_validation(self, moe_config_dir, to_contract=None):
+        """validation.moe_config_used / verified_in_log for warm-ups (paths as contract paths)."""
         used = self.moe_config_used
+        if used and to_contract:
+            used = to_contract(used)
         ours = moe_config_dir.rstrip("/") + "/configs/"
         return {
             "moe_config_used": used,

@@ -1,0 +1,424 @@
+"""The stage engine end to end on a temporary /telemetry and /profiles, with the repo's GPU stand-ins.
+
+The roots come from the run manifest (paths.container), exactly as in the container; the
+stand-in server, nvidia-smi, triton and MoE tuner from tests/standins run as real subprocesses.
+"""
+
+import errno
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(REPO, "collections")
+sys.path.insert(0, COLLECTIONS)
+
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import (  # noqa: E402
+    argv, contract, engine, locks, manifest, procs)
+
+STANDINS = os.path.join(REPO, "tests", "standins")
+RUNTIME = os.path.join(COLLECTIONS, "ansible_collections", "sglang", "prep", "plugins", "module_utils")
+RUN_ID = "container-run-20260101T000000Z-0badc0de"
+TUNED = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json"
+
+
+def free_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+class Run(object):
+    """A fake container run: manifest + pointer under tmp, a model, and stand-in tools on PATH."""
+
+    def __init__(self, base):
+        self.base = base
+        self.tel = os.path.join(base, "telemetry")
+        self.prof = os.path.join(base, "profiles")
+        self.model = os.path.join(base, "models", "tiny-moe")
+        shutil.copytree(os.path.join(STANDINS, "models", "tiny-moe"), self.model)
+        for path in (self.tel + "/logs", self.tel + "/container_runs", self.prof):
+            os.makedirs(path)
+        cpaths = {"telemetry_root": self.tel, "profiles_root": self.prof, "models_root": os.path.dirname(self.model),
+                  "log_file": "%s/logs/%s.log" % (self.tel, RUN_ID),
+                  "manifest": "%s/container_runs/%s.json" % (self.tel, RUN_ID),
+                  "run_dir": "%s/container_runs/%s" % (self.tel, RUN_ID)}
+        data = {"schema_version": "1", "container_run_id": RUN_ID, "started_at": "2026-01-01T00:00:00Z",
+                "image": "test", "git_revision": None, "services": {}, "telemetry_surfaces": {"prometheus": None},
+                "storage": {"log_file": cpaths["log_file"]}, "caches": {}, "profile_cache": {"start": {}},
+                "paths": {"container": cpaths, "host": {"telemetry_root": "/home/u/obs/telemetry",
+                                                         "profiles_root": "/home/u/obs/profiles"}}}
+        missing = [f for f in manifest.REQUIRED_FIELDS if f not in data]
+        assert not missing
+        with open(cpaths["manifest"], "w") as handle:
+            json.dump(data, handle)
+        self.pointer = os.path.join(self.tel, contract.POINTER_NAME)
+        with open(self.pointer, "w") as handle:
+            handle.write("%s=%s\n%s=\n" % (contract.POINTER_KEY, cpaths["manifest"], contract.POINTER_HOST_KEY))
+        open(cpaths["log_file"], "a").close()
+        self.log = cpaths["log_file"]
+        self.run_dir = cpaths["run_dir"]
+        self.port = free_port()
+        # "python3" (as the stage argv says) is this interpreter, found first on PATH: no version-manager shims
+        fastbin = os.path.join(base, "bin")
+        os.makedirs(fastbin)
+        os.symlink(sys.executable, os.path.join(fastbin, "python3"))
+        self.env = dict(os.environ)
+        self.env.update({
+            "PATH": os.path.join(STANDINS, "bin") + ":" + fastbin + ":" + os.environ["PATH"],
+            "PYTHONPATH": os.path.join(STANDINS, "python"),
+            "SGLANG_STANDIN_START_DELAY_S": "0.05", "SGLANG_STANDIN_WARMUP_S": "0.05",
+            "SGLANG_PREP_MOE_TUNER": os.path.join(STANDINS, "benchmark", "kernels", "fused_moe_triton",
+                                                  "tuning_fused_moe_triton.py"),
+            "SGLANG_STANDIN_TUNER_S": "0.05",
+        })
+
+    def stage(self, name, env=None, **options):
+        options.setdefault("pointer", self.pointer)
+        options.setdefault("port", self.port)
+        options.setdefault("disk_headroom_mb", 1)
+        options.setdefault("telemetry_timeout", 0.5)
+        options.setdefault("moe_batch_sizes", [1, 2])
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        self.stderr = io.StringIO()
+        return engine.run_stage(name, options.pop("model", self.model), options, stream=self.stderr, env=full_env)
+
+    def stage_json(self, name):
+        with open(os.path.join(self.run_dir, "stages", name + ".json")) as handle:
+            return json.load(handle)
+
+    def prep_result(self):
+        with open(os.path.join(self.run_dir, "prep_result.json")) as handle:
+            return json.load(handle)
+
+    def p(self, contract_path):
+        return self.prof + contract_path[len(contract.PROFILES_ROOT):]
+
+    def tree(self):
+        out = {}
+        for root, dirs, files in os.walk(self.base):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                st = os.lstat(path)
+                out[path] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def server_lines(self, stage):
+        with open(self.log) as handle:
+            return [line for line in handle if line.startswith("[%s server]" % stage)]
+
+
+@pytest.fixture
+def run(tmp_path):
+    return Run(str(tmp_path))
+
+
+def assert_clean(run, stage):
+    """No lock held, no server left, the port free."""
+    assert not locks.is_locked(run.p(contract.lock_path(stage)))
+    assert procs.port_is_free(run.port)
+    assert not [p for p, argv in procs.port_holders(run.port)]
+
+
+def test_first_ensure_runs_then_a_second_is_a_noop_without_a_server(run):
+    first = run.stage("deep_gemm")
+    assert first["status"] == "ok" and first["ran"] is True, first["message"]
+    assert first["server"]["argv"] == argv.server_argv("deep_gemm", run.model, port=run.port)
+    assert "--enable-metrics" not in first["server"]["argv"] and "--enable-trace" not in first["server"]["argv"]
+    assert first["validation"]["kv_cache_dtypes"] == ["torch.float8_e4m3fn"]
+    assert first["reprime_reasons"][0]["field"] == "signature"
+    stored = run.stage_json("deep_gemm")
+    assert stored["status"] == "ok" and stored["signature"] == first["signature"]
+    assert first["stage_json"] == contract.stage_json_path(RUN_ID, "deep_gemm")
+    assert first["artifacts"]["compile_log"]["host_path"] == "/home/u/obs/profiles/deep_gemm/tiny-moe/compile.log"
+    compile_log = open(run.p(contract.stage_model_dir("deep_gemm", run.model)) + "/compile.log").read()
+    assert "KV Cache is allocated. dtype: torch.float8_e4m3fn" in compile_log
+    assert os.path.exists(run.p(contract.signature_path("deep_gemm", run.model)))
+    assert not os.path.exists(run.p(contract.marker_path("deep_gemm")))
+    assert run.prep_result()["status"] == "ok"
+    assert_clean(run, "deep_gemm")
+    lines_before = len(run.server_lines("deep_gemm"))
+
+    second = run.stage("deep_gemm")
+    assert second["status"] == "noop" and second["ran"] is False
+    assert second["server"] is None and second["reprime_reasons"] == []
+    assert len(run.server_lines("deep_gemm")) == lines_before  # no server started
+    assert run.stage_json("deep_gemm")["status"] == "noop"
+    # compile.log is append-only: a noop adds nothing and the first run's text is still there
+    assert open(run.p(contract.stage_model_dir("deep_gemm", run.model)) + "/compile.log").read() == compile_log
+
+
+def test_check_mode_reports_why_and_writes_nothing(run):
+    before = run.tree()
+    result = run.stage("flashinfer", mode="check")
+    assert result["status"] == "would_run" and result["would_run"] is True
+    assert result["reprime_reasons"][0]["field"] == "signature"
+    assert result["server"] is None
+    assert run.tree() == before  # no stage JSON, no directories, no lock files, no log lines
+    assert run.stage("flashinfer")["status"] == "ok"
+    before = run.tree()
+    again = run.stage("flashinfer", mode="check")
+    assert again["status"] == "noop" and again["would_run"] is False
+    assert run.tree() == before
+
+
+def test_a_changed_input_reruns_exactly_that_stage_and_names_the_field(run):
+    for stage in ("deep_gemm", "flashinfer"):
+        assert run.stage(stage)["status"] == "ok"
+    newer = {"SGLANG_STANDIN_DRIVER": "575.51.03"}
+    for stage in ("deep_gemm", "flashinfer"):
+        result = run.stage(stage, env=newer)
+        assert result["status"] == "ok" and result["ran"]
+        assert result["reprime_reasons"] == [{"field": "driver_version", "old": "570.148.08", "new": "575.51.03"}]
+    extra = run.stage("flashinfer", env=newer, extra_server_args=["--log-level=info"])
+    assert [r["field"] for r in extra["reprime_reasons"]] == ["extra_server_args"]
+    assert run.stage("deep_gemm", env=newer)["status"] == "noop"
+
+
+def test_a_failure_keeps_earlier_results_and_leaves_the_marker(run):
+    assert run.stage("deep_gemm")["status"] == "ok"
+    earlier = run.stage_json("deep_gemm")
+    failed = run.stage("flashinfer", env={"SGLANG_STANDIN_FAULT": "oom"})
+    assert failed["status"] == "error" and failed["status_code"] == 1
+    assert failed["error_type"] == "not_enough_memory"
+    assert "Not enough memory" in failed["message"]
+    assert any("Not enough memory" in line for line in failed["log_tail"]) and len(failed["log_tail"]) <= 20
+    assert run.stage_json("deep_gemm") == earlier
+    agg = run.prep_result()
+    assert agg["status"] == "partial"
+    assert agg["stages"]["deep_gemm"]["status"] == "ok"
+    assert agg["errors"] == [{"stage": "flashinfer", "error_type": "not_enough_memory", "message": failed["message"]}]
+    assert os.path.exists(run.p(contract.marker_path("flashinfer")))
+    assert_clean(run, "flashinfer")
+
+    retry = run.stage("flashinfer")
+    assert retry["status"] == "ok"
+    assert "in_progress_marker" in [r["field"] for r in retry["reprime_reasons"]]
+    assert not os.path.exists(run.p(contract.marker_path("flashinfer")))
+    assert run.prep_result()["status"] == "ok"
+
+
+@pytest.mark.parametrize("fault,error_type", [
+    ("exit_at_start", "server_exited_early"),
+    ("kv_dtype_drift", "config_drift"),
+    ("generate_500", "generate_failed"),
+    ("nvrtc_missing", "nvrtc_not_found"),
+    ("libcuda_missing", "libcuda_missing"),
+])
+def test_server_faults_are_classified(run, fault, error_type):
+    result = run.stage("deep_gemm", env={"SGLANG_STANDIN_FAULT": fault})
+    assert result["status"] == "error" and result["error_type"] == error_type, result["message"]
+    assert result["log_tail"] and result["message"]
+    assert_clean(run, "deep_gemm")
+
+
+def test_hang_is_a_readiness_timeout_and_the_server_is_stopped(run):
+    result = run.stage("inductor", env={"SGLANG_STANDIN_FAULT": "hang"}, ready_timeout=1.0)
+    assert result["error_type"] == "readiness_timeout"
+    assert result["server"]["teardown"]["signal"] == "SIGTERM"
+    assert result["duration_s"] < 5
+    assert_clean(run, "inductor")
+
+
+def test_missing_pointer_is_bad_pointer_and_writes_nothing(run):
+    os.unlink(run.pointer)
+    before = run.tree()
+    result = run.stage("deep_gemm")
+    assert result["error_type"] == "bad_pointer" and "does not exist" in result["message"]
+    assert run.tree() == before
+
+
+def test_incomplete_manifest_is_bad_manifest(run):
+    path = os.path.join(run.tel, "container_runs", RUN_ID + ".json")
+    data = json.load(open(path))
+    del data["paths"]["container"]["log_file"]
+    json.dump(data, open(path, "w"))
+    result = run.stage("deep_gemm")
+    assert result["error_type"] == "bad_manifest" and "log_file" in result["message"]
+
+
+def test_missing_model_is_reported_before_anything_starts(run):
+    result = run.stage("deep_gemm", model=os.path.join(run.base, "models", "nope"))
+    assert result["error_type"] == "model_not_found" and "nope" in result["message"]
+    assert result["server"] is None
+
+
+def test_disk_headroom_is_checked_before_the_server(run):
+    result = run.stage("deep_gemm", disk_headroom_mb=10 ** 9)
+    assert result["error_type"] == "insufficient_disk"
+    assert result["errors"][0]["required_bytes"] == 10 ** 9 * 1024 * 1024
+    assert result["errors"][0]["free_bytes"] > 0
+    assert "free" in result["message"] and result["server"] is None
+    assert run.stage_json("deep_gemm")["error_type"] == "insufficient_disk"
+
+
+def test_unwritable_directory_is_permissions_unexpected(run, monkeypatch):
+    """EACCES on the test file (simulated: these tests may run as root) names path and owners."""
+    blocked = run.p(contract.stage_cache_dir("deep_gemm"))
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kwargs):
+        if str(path).startswith(blocked + "/.sglang-prep-write-test"):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    result = run.stage("deep_gemm")
+    assert result["error_type"] == "permissions_unexpected"
+    error = result["errors"][0]
+    assert error["path"] == blocked and error["host_path"] == "/home/u/obs/profiles/deep_gemm"
+    assert error["owner_expected"] == "%d:%d" % (os.getuid(), os.getgid())
+    assert "Owner seen" in result["message"] and result["server"] is None
+
+
+def test_moe_tune_writes_the_real_file_name_merged_and_seeded(run):
+    result = run.stage("moe_tune", moe_batch_sizes=[1, 2])
+    assert result["status"] == "ok", result["message"]
+    assert [r["batch_size"] for r in result["tuner"]["runs"]] == [1, 2]
+    assert all(r["argv"][r["argv"].index("--batch-size") + 1] == str(r["batch_size"]) for r in result["tuner"]["runs"])
+    tree = run.p("/profiles/moe_configs/configs")
+    tuned = os.path.join(tree, "triton_3_4_0", TUNED)
+    assert sorted(json.load(open(tuned)), key=int) == ["1", "2"]
+    shipped = os.path.join(STANDINS, "python", "sglang", "srt", "layers", "moe", "moe_runner", "triton_utils", "configs")
+    for root, _dirs, files in os.walk(shipped):
+        for name in files:
+            assert os.path.exists(os.path.join(tree, os.path.relpath(root, shipped), name))  # nothing lost
+    assert not os.listdir(run.p("/profiles/moe_configs/.work"))  # scratch removed
+    again = run.stage("moe_tune", moe_batch_sizes=[4])
+    assert [r["field"] for r in again["reprime_reasons"]] == ["moe_batch_sizes"]
+    assert sorted(json.load(open(tuned)), key=int) == ["1", "2", "4"]  # merged, not replaced
+
+    warm = run.stage("flashinfer")
+    assert warm["validation"]["moe_config_used"] == "/profiles/moe_configs/configs/triton_3_4_0/" + TUNED
+    assert warm["validation"]["verified_in_log"] is True
+    # a new tuning re-warms the warm-ups, and says why
+    run.stage("moe_tune", moe_batch_sizes=[8])
+    rewarm = run.stage("flashinfer")
+    assert rewarm["ran"] and [r["field"] for r in rewarm["reprime_reasons"]] == ["moe_tune_signature"]
+
+
+def test_moe_tune_failures(run, tmp_path):
+    failed = run.stage("moe_tune", env={"SGLANG_STANDIN_TUNER_FAULT": "fail"})
+    assert failed["error_type"] == "tuner_failed"
+    assert any("illegal memory access" in line for line in failed["log_tail"])
+    missing = run.stage("moe_tune", env={"SGLANG_PREP_MOE_TUNER": str(tmp_path / "nope.py")})
+    assert missing["error_type"] == "tuner_failed" and "SGLANG_PREP_MOE_TUNER" in missing["message"]
+    no_triton = tmp_path / "no_triton"
+    no_triton.mkdir()
+    os.symlink(os.path.join(STANDINS, "python", "sglang"), str(no_triton / "sglang"))
+    result = run.stage("moe_tune", env={"PYTHONPATH": str(no_triton)})
+    assert result["error_type"] == "tuner_failed" and "Triton version could not be probed" in result["message"]
+
+
+def test_stages_that_do_not_apply_are_skipped_with_the_reason(run):
+    config = json.load(open(os.path.join(run.model, "config.json")))
+    del config["num_local_experts"]
+    json.dump(config, open(os.path.join(run.model, "config.json"), "w"))
+    moe = run.stage("moe_tune")
+    assert moe["status"] == "skipped" and "not a MoE model" in moe["message"] and moe["status_code"] == 0
+    dg = run.stage("deep_gemm", env={"SGLANG_STANDIN_COMPUTE_CAP": "8.0"})
+    assert dg["status"] == "skipped" and "sm_80" in dg["message"] and dg["server"] is None
+
+
+def test_failed_aggregation_never_touches_the_stage_file(run):
+    os.makedirs(os.path.join(run.run_dir, "prep_result.json"))  # unwritable aggregate
+    result = run.stage("deep_gemm")
+    assert result["status"] == "ok"
+    assert any("prep_result.json could not be rebuilt" in w for w in result["warnings"])
+    assert run.stage_json("deep_gemm")["status"] == "ok"
+
+
+def test_a_dead_runners_server_group_is_cleaned_up_before_rerun(run):
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "sglang.launch_server-orphan"],
+                              start_new_session=True)
+    os.makedirs(run.p(contract.IN_PROGRESS_DIR))
+    locks.write_marker(run.p(contract.marker_path("inductor")), {
+        "owner_pid": 999999, "started_at": "2026-01-01T00:00:00.000Z", "run_id": RUN_ID,
+        "server_pid": orphan.pid, "server_pgid": orphan.pid, "process_hint": "sglang"})
+    try:
+        result = run.stage("inductor")
+        assert result["status"] == "ok"
+        assert orphan.wait(5) != 0
+        assert any("killed process group %d" % orphan.pid in w for w in result["warnings"])
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
+
+
+def test_inspect_and_aggregate(run):
+    run.stage("deep_gemm", env={"SGLANG_STANDIN_FAULT": "oom"})
+    out = engine.inspect(run.pointer)
+    assert out["run_id"] == RUN_ID and out["stages"]["deep_gemm"]["error_type"] == "not_enough_memory"
+    assert out["caches"]["deep_gemm"]["partial"] is True and out["in_progress"] == ["deep_gemm"]
+    agg = engine.aggregate(run.pointer)
+    assert agg["status"] == "error" and agg["stages_missing"] == ["moe_tune", "flashinfer", "inductor"]
+    assert agg["run"]["device_name"] == "NVIDIA H100 80GB HBM3" and agg["run"]["settings"]["source"] == "flags"
+
+
+# ---------------------------------------------------------------- the CLI as the host module calls it
+
+def cli(*args, env=None):
+    full = dict(os.environ)
+    full["PYTHONPATH"] = RUNTIME + ":" + os.path.join(STANDINS, "python")
+    full["PATH"] = os.path.join(STANDINS, "bin") + ":" + os.environ["PATH"]
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "sglang_prep"] + list(args), capture_output=True, text=True,
+                          env=full, timeout=120)
+
+
+def test_cli_help_explains_itself():
+    top = cli("--help")
+    assert top.returncode == 0
+    for word in ("stage", "inspect", "aggregate", "argv", "exit codes", "docker exec -u devuser"):
+        assert word in top.stdout
+    stage = cli("stage", "--help")
+    for word in ("ensure", "rebuild", "check", "prep_result.json", "RESULT", "port_busy", "compile.log"):
+        assert word in stage.stdout
+
+
+def test_cli_argv_prints_the_server_argv():
+    out = cli("argv", "inductor", "--model", "/models/M", "--tp", "2")
+    assert out.returncode == 0
+    assert json.loads(out.stdout) == argv.server_argv("inductor", "/models/M", tp=2)
+    assert "--enable-torch-compile" in json.loads(out.stdout)
+
+
+def test_cli_usage_errors_exit_2():
+    assert cli("stage", "deep_gemm").returncode == 2  # --model missing
+    bad = cli("stage", "deep_gemm", "--model", "/m", "--extra-server-arg=--kv-cache-dtype=auto")
+    assert bad.returncode == 2 and "kv-cache-dtype" in bad.stderr
+
+
+def test_cli_stage_prints_one_result_line_last(run):
+    ok = cli("stage", "deep_gemm", "--model", run.model, "--pointer", run.pointer, "--port", str(run.port),
+             "--disk-headroom-mb", "1", env={"SGLANG_STANDIN_START_DELAY_S": "0.05", "SGLANG_STANDIN_WARMUP_S": "0.05"})
+    assert ok.returncode == 0, ok.stderr
+    last = ok.stdout.strip().splitlines()[-1]
+    assert last.startswith(contract.RESULT_PREFIX)
+    assert json.loads(last[len(contract.RESULT_PREFIX):])["status"] == "ok"
+    assert "sglang_prep deep_gemm:" in ok.stderr
+    bad = cli("stage", "deep_gemm", "--model", run.model, "--pointer", run.pointer + ".missing")
+    assert bad.returncode == 1
+    payload = json.loads(bad.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])
+    assert payload["error_type"] == "bad_pointer"
+    inspect = cli("inspect", "--pointer", run.pointer)
+    assert inspect.returncode == 0
+    assert json.loads(inspect.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])["run_id"] == RUN_ID
+
+
+def test_noop_is_fast(run):
+    assert run.stage("deep_gemm")["status"] == "ok"
+    start = time.monotonic()
+    assert run.stage("deep_gemm")["status"] == "noop"
+    assert time.monotonic() - start < 3.0
