@@ -191,20 +191,36 @@ def test_init_check_reports_without_publishing(running):
 
 
 # ---------------------------------------------------------------- lifecycle
-def test_docker_stop_is_prompt_and_clean(fresh):
-    box = fresh()
-    ptr, data, _elapsed = box.wait_pointer()
-    h.docker("exec", "-d", "-u", "devuser", box.name, "sleep", "300")  # something started by docker exec
+def stop_and_time(box):
     began = time.monotonic()
     h.docker("stop", box.name, timeout=30)
     took = time.monotonic() - began
     sys.stderr.write("\n[init] docker stop took %.2fs\n" % took)
+    return took
+
+
+def test_docker_stop_is_prompt_and_clean(fresh):
+    box = fresh()
+    ptr, data, _elapsed = box.wait_pointer()
+    h.docker("exec", "-d", "-u", "devuser", box.name, "sleep", "300")  # something started by docker exec
+    took = stop_and_time(box)
     assert took < 5, "docker stop took %.2fs" % took
     assert box.state()["ExitCode"] == 0
     log = open(data["paths"]["host"]["log_file"], encoding="utf-8").read()
     assert "[init] SIGTERM received: stopping prometheus, node_exporter" in log
-    assert "[init] stopped in" in log
+    assert "[init] stopped in" in log and "killed after" not in log  # everything ended on the forwarded SIGTERM
     assert load(ptr["CONTAINER_RUN_META_JSON_HOST"]) == data  # never mutated
+
+
+def test_docker_stop_kills_what_ignores_sigterm_within_5s(fresh):
+    box = fresh()
+    _ptr, data, _elapsed = box.wait_pointer()
+    h.docker("exec", "-d", "-u", "devuser", box.name, "sh", "-c", "trap '' TERM; while :; do sleep 0.2; done")
+    took = stop_and_time(box)
+    assert took < 5, "docker stop took %.2fs" % took
+    assert box.state()["ExitCode"] == 0
+    log = open(data["paths"]["host"]["log_file"], encoding="utf-8").read()
+    assert "killed after 3s: " in log and " other process(es) sh[" in log
 
 
 def test_restart_publishes_a_new_run_and_leaves_the_old_one_alone(fresh):

@@ -127,9 +127,12 @@ class Supervisor:
             signal.sigtimedwait({signal.SIGCHLD}, min(remaining, 0.05))
             self._record(reap_children(), quiet=True)
         killed = [svc.name for svc in self.alive()]
+        others = other_processes() if is_namespace_init() else []
+        if others:
+            killed.append("%d other process(es) %s" % (len(others), _commands(others)))
         for svc in self.alive():
             services_mod.signal_group(svc, signal.SIGKILL)
-        if is_namespace_init():
+        if others:
             _kill_all(signal.SIGKILL)
         for svc in self.alive():
             try:
@@ -158,6 +161,17 @@ def other_processes(proc="/proc"):
         if state != "Z":
             pids.append(int(name))
     return pids
+
+
+def _commands(pids, proc="/proc"):
+    names = []
+    for pid in pids[:5]:
+        try:
+            with open("%s/%d/comm" % (proc, pid), encoding="utf-8", errors="replace") as handle:
+                names.append("%s[%d]" % (handle.read().strip(), pid))
+        except OSError:
+            names.append("[%d]" % pid)
+    return " ".join(names) + (" ..." if len(pids) > 5 else "")
 
 
 def _kill_all(signum):
