@@ -199,3 +199,21 @@ def test_unwritable_report_dir_names_path_and_owner(tmp_path, capsys):
 def test_module_refuses_a_report_without_host(tmp_path, capsys):
     code, out = run_module({"reports": [{"status": "ok"}], "report_dir": str(tmp_path)}, capsys)
     assert code == 1 and "no 'host' key" in out["msg"]
+
+
+def test_reprime_reasons_are_short_in_the_table_and_complete_in_the_json():
+    first = {"field": "signature", "old": None, "new": "no signature at /profiles/x/signature.json: the stage has not completed"}
+    source = prime_report("gpu-1")
+    source["stages"] = {
+        "deep_gemm": {"status": "ok", "reprime_reasons": [first]},
+        "moe_tune": {"status": "ok", "reprime_reasons": [first]},
+        "inductor": {"status": "ok", "reprime_reasons": [{"field": "driver_version", "old": "550.54", "new": "570.148.08"},
+                                                          {"field": "in_progress_marker", "old": {"owner_pid": 7}, "new": None}]},
+    }
+    report, _ = fr.build_report([source])
+    assert report["hosts"][0]["reprime_reasons"][0] == dict(first, stage="deep_gemm")
+    assert len(report["hosts"][0]["reprime_reasons"]) == 4
+    md = fr.render_markdown(report)
+    assert ("deep_gemm, moe_tune: no previous signature; inductor: driver_version 550.54 -> 570.148.08; "
+            "inductor: an earlier run did not finish") in md
+    assert "/profiles/x/signature.json" not in md

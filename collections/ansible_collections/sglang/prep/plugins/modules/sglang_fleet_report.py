@@ -326,7 +326,27 @@ def _stage_cell(stage):
 
 
 def _reason_text(reason):
-    return "%s: %s %s -> %s" % (reason.get("stage"), reason.get("field"), reason.get("old"), reason.get("new"))
+    """Short form for the table; the JSON report keeps every reason in full."""
+    if reason.get("field") == "signature" and reason.get("old") is None:
+        return "no previous signature"
+    if reason.get("field") == "in_progress_marker":
+        return "an earlier run did not finish"
+    return "%s %s -> %s" % (reason.get("field"), reason.get("old"), reason.get("new"))
+
+
+def reasons_cell(reasons):
+    """'deep_gemm, moe_tune: no previous signature; inductor: driver_version 550 -> 570' (stages with the same text merged)."""
+    texts = []
+    for reason in reasons:
+        text = _reason_text(reason)
+        for entry in texts:
+            if entry[1] == text:
+                if reason.get("stage") not in entry[0]:
+                    entry[0].append(reason.get("stage"))
+                break
+        else:
+            texts.append(([reason.get("stage")], text))
+    return "; ".join("%s: %s" % (", ".join(str(s) for s in stages), text) for stages, text in texts)
 
 
 def render_markdown(report):
@@ -352,7 +372,7 @@ def render_markdown(report):
         cells = [row["host"], row["status"], row["signature_group"], gpu_text]
         cells += [_stage_cell(row["stages"].get(name)) for name in stages]
         cache = None if row["cache_bytes"] is None else "%s (%d B)" % (human_bytes(row["cache_bytes"]), row["cache_bytes"])
-        cells += [cache, "; ".join(_reason_text(r) for r in row["reprime_reasons"]), row["error_type"]]
+        cells += [cache, reasons_cell(row["reprime_reasons"]), row["error_type"]]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
 
     if summary["signature_groups"]:

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Fleet benchmark: wall time to prime 1 fresh host vs N fresh hosts in parallel (run as root).
+
+Uses the SSH test hosts of scripts/fleet_hosts.py (local users on loopback addresses, GPU stand-ins,
+the stand-in image). Both runs start from fresh hosts (no container, empty caches), so the ratio
+N-host time / 1-host time shows what parallel priming costs: 1.0 is perfectly parallel, N would be
+one host after the other.
+
+    scripts/bench_fleet.py [--hosts N] [--stages deep_gemm moe_tune ...] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import fleet_hosts  # noqa: E402
+
+MODEL_DIR = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
+RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
+
+
+def prime(inventory, report_dir, extra, limit=None):
+    argv = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", inventory, os.path.join(REPO, "playbooks", "prime.yml"),
+            "-e", "model=/models/" + os.path.basename(MODEL_DIR)] + extra
+    if limit:
+        argv += ["--limit", limit]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1", SGLANG_PREP_REPORT_DIR=report_dir)
+    started = time.monotonic()
+    proc = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    seconds = time.monotonic() - started
+    recap = {m.group(1): m.groups()[1:] for m in map(RECAP.match, proc.stdout.splitlines()) if m}
+    bad = [h for h, (_changed, unreachable, failed) in recap.items() if unreachable != "0" or failed != "0"]
+    if proc.returncode != 0 or bad:
+        sys.stderr.write(proc.stdout[-4000:])
+        raise SystemExit("bench_fleet: priming failed (exit %d, hosts %s)" % (proc.returncode, ", ".join(bad) or "-"))
+    return seconds
+
+
+def fresh(fleet):
+    for host in fleet:
+        fleet_hosts.clean_host(host)
+        fleet_hosts.stage_model(host, MODEL_DIR)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=3, help="N (default 3)")
+    parser.add_argument("--stages", nargs="+", help="stages to prime (default: the role's default, every stage)")
+    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON to FILE")
+    args = parser.parse_args(argv)
+    extra = ["-e", json.dumps({"prime_stages": args.stages})] if args.stages else []
+    try:
+        status = fleet_hosts.up(count=args.hosts, clean=True, model_dir=MODEL_DIR)
+    except fleet_hosts.FleetError as exc:
+        raise SystemExit("bench_fleet: %s" % exc)
+    fleet = status["hosts"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
+            print("fleet bench: priming 1 fresh host (%s) ..." % fleet[0]["name"], flush=True)
+            one = prime(status["inventory"], report_dir, extra, limit=fleet[0]["name"])
+            fresh(fleet)
+            print("fleet bench: priming %d fresh hosts in parallel ..." % len(fleet), flush=True)
+            many = prime(status["inventory"], report_dir, extra)
+    finally:
+        fleet_hosts.down(count=args.hosts)
+    result = {"hosts": len(fleet), "one_host_s": round(one, 1), "n_hosts_s": round(many, 1), "ratio": round(many / one, 2),
+              "stages": args.stages or "role default", "cpus": os.cpu_count()}
+    print("fleet bench: 1 host %.1f s, %d hosts %.1f s in parallel: ratio %.2f (1.0 = perfectly parallel, %d = one after the other; %d CPUs)"
+          % (one, len(fleet), many, many / one, len(fleet), os.cpu_count()))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=2)
+            handle.write("\n")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
