@@ -81,7 +81,6 @@ def test_pointer_manifest_and_log_belong_to_the_host_uid_and_nothing_to_root(run
     for path in (running.root.pointer, data["paths"]["host"]["manifest"], data["paths"]["host"]["log_file"]):
         st = os.stat(path)
         assert (st.st_uid, st.st_gid) == (h.TEST_UID, h.TEST_GID), path
-    time.sleep(1.5)  # let Prometheus write its WAL/TSDB files too before looking
     for area in ("telemetry", "profiles"):
         wrong = [(p, st.st_uid, st.st_gid) for p, st in running.root.files(area)
                  if (st.st_uid, st.st_gid) != (h.TEST_UID, h.TEST_GID)]
@@ -146,19 +145,25 @@ def test_prometheus_scrapes_node_exporter_with_the_run_label(running):
     assert "collector failed" not in log and "broken pipe" not in log
 
 
+# Listening TCP sockets in the container as "addr:port" (IPv6 as "[addr]:port"), from /proc/net/tcp{,6}.
+LISTENING = ("import socket, struct\n"
+             "out = []\n"
+             "for name, fam in (('tcp', socket.AF_INET), ('tcp6', socket.AF_INET6)):\n"
+             "    for line in open('/proc/net/' + name).read().splitlines()[1:]:\n"
+             "        local, state = line.split()[1], line.split()[3]\n"
+             "        ip, port = local.split(':')\n"
+             "        raw = b''.join(struct.pack('<I', int(ip[i:i + 8], 16)) for i in range(0, len(ip), 8))\n"
+             "        addr = socket.inet_ntop(fam, raw)\n"
+             "        if state == '0A':\n"
+             "            out.append(('[%s]:%d' if fam == socket.AF_INET6 else '%s:%d') % (addr, int(port, 16)))\n"
+             "print(' '.join(out))\n")
+
+
 def test_telemetry_listeners_bind_loopback_only(running):
-    code = ("import socket\n"
-            "out = []\n"
-            "for line in open('/proc/net/tcp').read().splitlines()[1:]:\n"
-            "    local, state = line.split()[1], line.split()[3]\n"
-            "    ip, port = local.split(':')\n"
-            "    if state == '0A':\n"
-            "        out.append('%s:%d' % (socket.inet_ntoa(bytes.fromhex(ip)[::-1]), int(port, 16)))\n"
-            "print(' '.join(out))\n")
-    listening = running.box.python(code).split()
+    listening = running.box.python(LISTENING).split()
     for port in (9090, 9100, 9400):
         assert "127.0.0.1:%d" % port in listening
-        assert "0.0.0.0:%d" % port not in listening
+        assert not {"0.0.0.0:%d" % port, "[::]:%d" % port} & set(listening), listening
 
 
 def test_devuser_resolves_and_home_cache_is_usable(running):
@@ -188,6 +193,17 @@ def test_init_check_reports_without_publishing(running):
     assert result["services"]["prometheus"]["version"].startswith("2.42")
     assert os.listdir(running.root.path("telemetry")) == before
     assert running.root.read_pointer() == running.ptr  # the running run is untouched
+
+
+def test_listen_address_can_be_opened_by_the_operator(fresh):
+    box = fresh(env={"SGLANG_PREP_TELEMETRY_LISTEN": "0.0.0.0"})
+    _ptr, data, _elapsed = box.wait_pointer()
+    listening = box.python(LISTENING).split()
+    for port in (9090, 9100, 9400):  # Go listeners take the dual-stack socket for 0.0.0.0
+        assert {"0.0.0.0:%d" % port, "[::]:%d" % port} & set(listening), (port, listening)
+    assert data["services"]["prometheus"]["listen"] == "0.0.0.0"
+    assert data["telemetry_surfaces"]["prometheus"] == "http://127.0.0.1:9090"  # reachable from inside
+    assert data["services"]["prometheus"]["status"] == "running"
 
 
 # ---------------------------------------------------------------- lifecycle
