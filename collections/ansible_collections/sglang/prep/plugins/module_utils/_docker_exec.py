@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE: this module_utils file is internal to the sglang.prep collection. Do not use it from
+# other collections; it may change without notice.
+"""Running the sglang_prep runtime inside the container with ``docker exec`` (argument lists only).
+
+Ansible-specific glue: everything goes through ``module.run_command`` with a list, never a shell
+string. The runtime contract itself (paths, error types, the RESULT line) lives in sglang_prep.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+
+LOG_TAIL_LINES = 20
+
+
+def docker_binary(module, docker_cli):
+    """Absolute path of the docker CLI (a bare name is looked up on PATH)."""
+    if "/" in docker_cli:
+        return docker_cli
+    return module.get_bin_path(docker_cli, required=True)
+
+
+def container_state(module, docker, container):
+    """The container's State dict from ``docker inspect``, or None when no such container exists.
+
+    Raises PrepError(engine_unreachable) when the engine itself does not answer.
+    """
+    rc, out, err = module.run_command([docker, "inspect", "--type", "container", "--format", "{{json .State}}", container])
+    if rc == 0:
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise PrepError("engine_unreachable", "docker inspect %s returned no JSON state: %r" % (container, out[:200]))
+    text = (err or out or "").strip()
+    if "no such" in text.lower():
+        return None
+    raise PrepError("engine_unreachable", "cannot inspect container %s: %s (is the Docker engine running and "
+                    "may this user use it?)" % (container, text or "docker inspect exited %d" % rc))
+
+
+def logs_tail(module, docker, container, lines=LOG_TAIL_LINES):
+    """Last lines of ``docker logs`` (stdout and stderr of the container's init), oldest first."""
+    rc, out, err = module.run_command([docker, "logs", "--tail", str(int(lines)), container])
+    if rc != 0:
+        return []
+    return [line for line in ((out or "") + (err or "")).splitlines() if line.strip()][-lines:]
+
+
+def describe_state(state):
+    if state is None:
+        return "does not exist"
+    parts = [state.get("Status") or ("running" if state.get("Running") else "not running")]
+    if not state.get("Running"):
+        parts.append("exit code %s" % state.get("ExitCode"))
+        if state.get("Error"):
+            parts.append("error %r" % state.get("Error"))
+        if state.get("OOMKilled"):
+            parts.append("killed by the OOM killer")
+    return ", ".join(parts)
+
+
+def require_running(module, docker, container):
+    """PrepError(container_not_running), carrying the last log lines, unless the container runs."""
+    state = container_state(module, docker, container)
+    if state is not None and state.get("Running") and not state.get("Paused"):
+        return state
+    tail = logs_tail(module, docker, container) if state is not None else []
+    message = "container %s is not running (%s)" % (container, describe_state(state))
+    if tail:
+        message += "; last lines of `docker logs %s`:\n  %s" % (container, "\n  ".join(tail))
+    else:
+        message += "; start it with the sglang.prep.prime role (or playbooks/prime.yml)"
+    raise PrepError("container_not_running", message, container=container, state=state, log_tail=tail)
+
+
+def exec_argv(docker, container, argv, user=contract.DEVUSER, env=None):
+    """``docker exec -u <user> [-e K=V ...] <container> <argv...>`` as a list."""
+    cmd = [docker, "exec", "-u", user]
+    for key in sorted(env or {}):
+        cmd.extend(["-e", "%s=%s" % (key, env[key])])
+    cmd.append(container)
+    cmd.extend(argv)
+    return cmd
+
+
+def runtime_argv(subcommand, *args):
+    """``python3 -m sglang_prep <subcommand> ...`` (the runtime package mounted in the container)."""
+    return ["python3", "-m", "sglang_prep", subcommand] + [str(a) for a in args]
+
+
+def parse_result(stdout):
+    """The JSON of the last ``RESULT `` line on stdout, or None when there is none (or it is not JSON)."""
+    for line in reversed((stdout or "").splitlines()):
+        if line.startswith(contract.RESULT_PREFIX):
+            try:
+                return json.loads(line[len(contract.RESULT_PREFIX):])
+            except ValueError:
+                return None
+    return None
+
+
+def tail(text, lines=LOG_TAIL_LINES):
+    return [line for line in (text or "").splitlines() if line.strip()][-lines:]
+
+
+def run_runtime(module, docker, container, argv, user=contract.DEVUSER, env=None):
+    """Run the runtime in the container; returns (rc, result dict or None, stdout, stderr)."""
+    rc, out, err = module.run_command(exec_argv(docker, container, argv, user=user, env=env))
+    return rc, parse_result(out), out, err

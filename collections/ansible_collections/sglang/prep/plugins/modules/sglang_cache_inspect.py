@@ -1,0 +1,199 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sglang_cache_inspect
+short_description: Snapshot the kernel caches of a primed host (info module)
+version_added: 1.0.0
+description:
+  - Reads the run manifest (named by the run pointer, or given directly) and reports every kernel
+    cache under the host's profiles root, that is whether it exists, its size, file count and latest
+    modification time, and whether a stage that writes it was interrupted (partial).
+  - Cache locations come only from the manifest's canonical paths; there is no fallback to
+    C(~/.cache) or any other default location. A missing pointer or manifest is an error.
+  - This is an information module. It never changes anything and always returns C(changed=false).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads only, so it runs unchanged in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  pointer:
+    description:
+      - Host path of the run pointer, C(<host root>/telemetry/container_run_meta.env).
+      - Exactly one of O(pointer) and O(manifest) is required.
+    type: path
+  manifest:
+    description:
+      - Host path of a run manifest, C(<host root>/telemetry/container_runs/<run_id>.json), to inspect
+        the caches as seen from that run.
+    type: path
+  model:
+    description:
+      - Model path inside the container (under C(/models)). When given, RV(signatures) holds each stage's
+        recorded signature for this model.
+    type: str
+seealso:
+  - module: sglang.prep.sglang_stage
+  - module: sglang.prep.sglang_pointer_wait
+author:
+  - sglang.prep contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Snapshot the caches of the current run
+  sglang.prep.sglang_cache_inspect:
+    pointer: /home/ubuntu/sglang-observability/telemetry/container_run_meta.env
+  register: caches
+
+- name: Fail when a stage was interrupted
+  ansible.builtin.assert:
+    that: caches.partial_stages | length == 0
+    fail_msg: "Interrupted stages {{ caches.partial_stages | join(', ') }}: re-run the prime playbook"
+
+- name: Show the recorded DeepGEMM signature of a model
+  sglang.prep.sglang_cache_inspect:
+    pointer: /home/ubuntu/sglang-observability/telemetry/container_run_meta.env
+    model: /models/Qwen3-30B-A3B
+  register: primed
+"""
+
+RETURN = r"""
+run_id:
+  description: The run whose manifest was read.
+  returned: success
+  type: str
+  sample: container-run-20261129T160000Z-1a2b3c4d
+manifest:
+  description: Host path of the manifest that was read.
+  returned: success
+  type: str
+  sample: /home/ubuntu/sglang-observability/telemetry/container_runs/container-run-20261129T160000Z-1a2b3c4d.json
+profiles_root:
+  description: Host path of the profiles root the snapshot was taken from.
+  returned: success
+  type: str
+  sample: /home/ubuntu/sglang-observability/profiles
+caches:
+  description:
+    - One entry per cache, keyed by cache name (C(deep_gemm), C(moe_configs), C(flashinfer),
+      C(torchinductor), C(triton), ...), each with C(exists), C(size) (bytes), C(count) (files),
+      C(latest_mtime) (epoch seconds), C(partial), C(partial_stages), C(path) (container) and C(host_path).
+  returned: success
+  type: dict
+  sample: {"deep_gemm": {"exists": true, "size": 1048576, "count": 12, "latest_mtime": 1796000000.0,
+           "partial": false, "partial_stages": [], "path": "/profiles/deep_gemm",
+           "host_path": "/home/ubuntu/sglang-observability/profiles/deep_gemm"}}
+partial_stages:
+  description: Stages whose in-progress marker is present (started and not finished successfully).
+  returned: success
+  type: list
+  elements: str
+  sample: ["moe_tune"]
+total_bytes:
+  description: Sum of the sizes of all caches.
+  returned: success
+  type: int
+  sample: 73400320
+signatures:
+  description:
+    - Recorded signature per stage for O(model) (C(null) when the stage never succeeded for it).
+  returned: when O(model) is given
+  type: dict
+  sample: {"deep_gemm": {"device_name": "NVIDIA H200", "tp": 1}, "moe_tune": null}
+error_type:
+  description: V(bad_pointer) or V(bad_manifest).
+  returned: on failure
+  type: str
+  sample: bad_pointer
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import caches, contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import manifest as manifests
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import pointer as pointers
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+
+
+def manifest_host_path(params):
+    if params["manifest"]:
+        return params["manifest"]
+    ptr = pointers.read_pointer(params["pointer"])
+    if not ptr["host"]:
+        raise PrepError("bad_pointer", "pointer %s has no %s line, so the manifest's host path is unknown; "
+                        "restart the container with the sglang.prep.prime role" % (params["pointer"], contract.POINTER_HOST_KEY),
+                        path=params["pointer"])
+    return ptr["host"]
+
+
+def read_signature(data, stage, model):
+    path = manifests.host_path(data, contract.signature_path(stage, model))
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        return {"unreadable": "%s: %s" % (path, exc)}
+
+
+def inspect(params):
+    path = manifest_host_path(params)
+    data = manifests.read_manifest(path)
+    profiles_root = (data["paths"].get("host") or {}).get("profiles_root")
+    if not profiles_root:
+        raise PrepError("bad_manifest", "manifest %s has no paths.host.profiles_root: the container was started "
+                        "without SGLANG_PREP_HOST_PROFILES_ROOT (start it with the sglang.prep.prime role)" % path, path=path)
+    snap = caches.snapshot(profiles_root=profiles_root, host_profiles_root=profiles_root)
+    result = {
+        "run_id": data.get("container_run_id"),
+        "manifest": path,
+        "profiles_root": profiles_root,
+        "caches": snap,
+        "partial_stages": caches.in_progress_stages(profiles_root),
+        "total_bytes": sum(entry["size"] for entry in snap.values()),
+    }
+    if params["model"]:
+        result["signatures"] = {stage: read_signature(data, stage, params["model"]) for stage in contract.STAGE_ORDER}
+    return result
+
+
+def run_module():
+    module = AnsibleModule(
+        argument_spec=dict(
+            pointer=dict(type="path"),
+            manifest=dict(type="path"),
+            model=dict(type="str"),
+        ),
+        mutually_exclusive=[("pointer", "manifest")],
+        required_one_of=[("pointer", "manifest")],
+        supports_check_mode=True,
+    )
+    try:
+        result = inspect(module.params)
+    except PrepError as exc:
+        module.fail_json(msg=exc.message, changed=False, error_type=exc.error_type)
+    partial = result["partial_stages"]
+    result["msg"] = "%d caches, %d bytes%s" % (len(result["caches"]), result["total_bytes"],
+                                               "; interrupted stages: " + ", ".join(partial) if partial else "")
+    module.exit_json(changed=False, **result)
+
+
+def main():
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sglang_stage
+short_description: Run one cache-priming stage inside the SGLang prime container
+version_added: 1.0.0
+description:
+  - Runs one priming stage (DeepGEMM compile, fused-MoE Triton tuning, FlashInfer or TorchInductor
+    warm-up) inside a running prime container, as O(user), through the container's C(sglang_prep)
+    runtime (C(docker exec -u devuser <container> python3 -m sglang_prep stage ...)).
+  - The runtime records the outcome in the run's stage JSON and prints it as its last C(RESULT) line;
+    this module returns that result as RV(stage_result).
+  - With O(mode=ensure) a stage whose recorded signature matches the current hardware, toolchain
+    and model, and which has no in-progress marker, is a no-op that launches nothing
+    (RV(status=noop), C(changed=false)).
+  - C(changed) is true only when the stage actually ran and succeeded. A failed stage fails the task
+    with RV(error_type) and a message that says what to do.
+  - In check mode nothing runs and nothing is written. The module reports whether the stage would
+    run (C(changed=true), RV(status=would_run)) and why, in RV(reprime_reasons).
+  - With C(--diff) the diff shows the recorded signature (before) against the current one (after).
+  - Stages can take a long time on a GPU; run them with C(async) and C(poll).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - sglang.prep._container
+attributes:
+  check_mode:
+    support: full
+    details: Runs the stage in the runtime's C(check) mode, which writes nothing and launches no server.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
+options:
+  container:
+    description:
+      - Name or ID of the running prime container.
+      - If it is not running the task fails with RV(error_type=container_not_running) and the last lines of C(docker logs).
+    type: str
+    required: true
+  stage:
+    description:
+      - The stage to run. The prime role runs them in the order listed here.
+    type: str
+    required: true
+    choices: [deep_gemm, moe_tune, flashinfer, inductor]
+  model:
+    description:
+      - Model path inside the container, under C(/models) (the host's C(<host root>/models)).
+    type: str
+    required: true
+  tp:
+    description:
+      - Tensor-parallel size the stage server (or tuner) runs with. Part of the stage signature.
+    type: int
+    default: 1
+  mode:
+    description:
+      - V(ensure) runs the stage only when its recorded signature differs from the current one, or
+        an earlier run of it did not finish.
+      - V(rebuild) runs it regardless.
+      - Check mode (C(--check)) always uses the runtime's C(check) mode.
+    type: str
+    default: ensure
+    choices: [ensure, rebuild]
+  port:
+    description:
+      - Port of the short-lived stage server inside the container. The policy is strict; a busy port
+        fails the stage with RV(error_type=port_busy), there is no fallback port.
+    type: int
+    default: 30000
+  lock_timeout:
+    description:
+      - Seconds to wait for the stage lock held by a concurrent run before failing with
+        RV(error_type=lock_timeout). Unset means the runtime default.
+    type: float
+  ready_timeout:
+    description:
+      - Seconds to wait for the stage server to become ready before failing with
+        RV(error_type=readiness_timeout). Unset means the runtime default.
+    type: float
+  disk_headroom_mb:
+    description:
+      - Free space (MiB) the stage requires under C(/profiles) before it starts. Unset means the runtime default.
+    type: int
+  moe_batch_sizes:
+    description:
+      - Batch sizes the fused-MoE tuner tunes, one per tuner run. Only used by O(stage=moe_tune).
+        Unset means the runtime default.
+    type: list
+    elements: int
+  moe_dtype:
+    description:
+      - The tuner's C(--dtype) (for example V(auto) or V(fp8_w8a8)). Only used by O(stage=moe_tune).
+    type: str
+  extra_server_args:
+    description:
+      - Additional SGLang server arguments, one list item per argument (for example C(--attention-backend=flashinfer)).
+      - Flags the priming policy sets itself (model, port, TP, memory, KV dtype, CUDA graph, metrics) are refused by the runtime.
+    type: list
+    elements: str
+    default: []
+  env:
+    description:
+      - Extra environment variables for the runtime process, passed as C(docker exec -e KEY=VALUE).
+      - Values are visible in the host's process list while the stage runs; put secrets into the
+        container's env file instead (the prime role's C(prime_env_file)).
+    type: dict
+    default: {}
+  user:
+    description:
+      - User the stage runs as inside the container. Every file the stage writes to the bind mounts
+        is authored by this user, which the container init maps to the host user's UID.
+    type: str
+    default: devuser
+  pointer:
+    description:
+      - Container path of the run pointer, if not the default C(/telemetry/container_run_meta.env).
+    type: str
+notes:
+  - A stage that exceeds the task's C(async) limit is abandoned by Ansible but keeps running in the
+    container until the runtime's own timeouts end it. Keep C(async) above O(ready_timeout).
+seealso:
+  - module: sglang.prep.sglang_pointer_wait
+  - module: sglang.prep.sglang_cache_inspect
+author:
+  - sglang.prep contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Compile DeepGEMM kernels unless they are already primed
+  sglang.prep.sglang_stage:
+    container: sglang-prep
+    stage: deep_gemm
+    model: /models/Qwen3-30B-A3B
+    tp: 2
+  async: 7200
+  poll: 5
+  register: deep_gemm
+
+- name: Re-tune the fused-MoE configs for two batch sizes
+  sglang.prep.sglang_stage:
+    container: sglang-prep
+    stage: moe_tune
+    model: /models/Qwen3-30B-A3B
+    mode: rebuild
+    moe_batch_sizes: [1, 64]
+
+- name: Show which stages would run, and why, without running anything
+  sglang.prep.sglang_stage:
+    container: sglang-prep
+    stage: "{{ item }}"
+    model: /models/Qwen3-30B-A3B
+  loop: [deep_gemm, moe_tune, flashinfer, inductor]
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+status:
+  description:
+    - Outcome of the stage, V(ok) (ran and succeeded), V(noop) (signature matches, nothing launched),
+      V(would_run) (check mode), V(skipped) or V(error).
+  returned: when the runtime answered
+  type: str
+  sample: ok
+ran:
+  description: Whether the stage actually ran (launched a server or the tuner).
+  returned: when the runtime answered
+  type: bool
+  sample: true
+error_type:
+  description:
+    - Classified failure, for example V(port_busy), V(readiness_timeout), V(server_exited_early),
+      V(not_enough_memory), V(config_drift), V(lock_timeout), V(container_not_running).
+  returned: on failure
+  type: str
+  sample: readiness_timeout
+duration_s:
+  description: Wall time of the stage in seconds, as the runtime measured it.
+  returned: when the runtime answered
+  type: float
+  sample: 41.8
+reprime_reasons:
+  description:
+    - Why the stage runs (or would run), one entry per signature field that differs from the recorded one.
+    - Empty when nothing was recorded before or nothing differs.
+  returned: when the runtime answered
+  type: list
+  elements: dict
+  sample: [{"field": "tp", "old": 1, "new": 2}]
+stage_json:
+  description: Container path of the stage JSON this result was written to (not written in check mode).
+  returned: when the runtime answered
+  type: str
+  sample: /telemetry/container_runs/container-run-20261129T160000Z-1a2b3c4d/stages/deep_gemm.json
+stage_result:
+  description:
+    - The full stage result from the runtime (the same dict as the stage JSON), with C(signature),
+      C(previous_signature), C(artifacts), C(server), C(validation), C(warnings), C(errors) and, on
+      failure, C(log_tail) (the last 20 lines of the stage's log).
+  returned: when the runtime answered
+  type: dict
+  sample: {"stage": "deep_gemm", "status": "noop", "ran": false, "duration_s": 0.02}
+log_tail:
+  description: The last log lines of a failed stage, or the runtime's stderr when it gave no result.
+  returned: on failure
+  type: list
+  elements: str
+  sample: ["RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."]
+cmd:
+  description: The command that was run, as a list.
+  returned: when the command was run
+  type: list
+  elements: str
+  sample: ["/usr/bin/docker", "exec", "-u", "devuser", "sglang-prep", "python3", "-m", "sglang_prep", "stage", "deep_gemm"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+
+
+def stage_args(params, mode):
+    """Runtime CLI arguments of ``python3 -m sglang_prep stage``."""
+    args = [params["stage"], "--model", params["model"], "--tp", params["tp"], "--mode", mode,
+            "--port", params["port"]]
+    for option, flag in (("lock_timeout", "--lock-timeout"), ("ready_timeout", "--ready-timeout"),
+                         ("disk_headroom_mb", "--disk-headroom-mb"), ("moe_dtype", "--moe-dtype"),
+                         ("pointer", "--pointer")):
+        if params[option] is not None:
+            args.extend([flag, params[option]])
+    for extra in params["extra_server_args"]:
+        args.append("--extra-server-arg=%s" % extra)
+    if params["moe_batch_sizes"]:
+        args.append("--moe-batch-sizes")
+        args.extend(params["moe_batch_sizes"])
+    return dx.runtime_argv("stage", *args)
+
+
+def format_reasons(reasons):
+    return "; ".join("%s: %s -> %s" % (r.get("field"), r.get("old"), r.get("new")) if r.get("old") is not None
+                     else "%s: %s" % (r.get("field"), r.get("new")) for r in reasons or [])
+
+
+def summary(stage, result):
+    status = result.get("status")
+    reasons = format_reasons(result.get("reprime_reasons"))
+    why = reasons or ("no signature recorded yet" if not result.get("previous_signature") else "")
+    if status == "ok":
+        text = "%s ran and succeeded in %.1f s" % (stage, float(result.get("duration_s") or 0))
+        return text + (" (%s)" % why if why else "")
+    if status == "noop":
+        return "%s is primed: the recorded signature matches, nothing was launched" % stage
+    if status == "would_run":
+        return "%s would run: %s" % (stage, why or result.get("message") or "its cache is incomplete")
+    if status == "skipped":
+        return "%s skipped: %s" % (stage, result.get("message") or "not applicable")
+    return "%s failed (%s): %s" % (stage, result.get("error_type") or "unknown", result.get("message") or "no message")
+
+
+def outcome(module, result):
+    """Ansible result keys from a runtime stage result."""
+    status = result.get("status")
+    out = {
+        "status": status,
+        "ran": bool(result.get("ran")),
+        "error_type": result.get("error_type"),
+        "duration_s": result.get("duration_s"),
+        "reprime_reasons": result.get("reprime_reasons") or [],
+        "stage_json": result.get("stage_json"),
+        "stage_result": result,
+        "changed": (status == "ok" and bool(result.get("ran"))) or status == "would_run",
+        "msg": summary(module.params["stage"], result),
+    }
+    if module._diff:
+        out["diff"] = {"before": result.get("previous_signature") or {}, "after": result.get("signature") or {},
+                       "before_header": "%s signature (recorded)" % module.params["stage"],
+                       "after_header": "%s signature (current)" % module.params["stage"]}
+    return out
+
+
+def run_module():
+    module = AnsibleModule(
+        argument_spec=dict(
+            container=dict(type="str", required=True),
+            stage=dict(type="str", required=True, choices=list(contract.STAGE_ORDER)),
+            model=dict(type="str", required=True),
+            tp=dict(type="int", default=1),
+            mode=dict(type="str", default="ensure", choices=["ensure", "rebuild"]),
+            port=dict(type="int", default=contract.SERVER_PORT),
+            lock_timeout=dict(type="float"),
+            ready_timeout=dict(type="float"),
+            disk_headroom_mb=dict(type="int"),
+            moe_batch_sizes=dict(type="list", elements="int"),
+            moe_dtype=dict(type="str"),
+            extra_server_args=dict(type="list", elements="str", default=[]),
+            env=dict(type="dict", default={}),
+            user=dict(type="str", default=contract.DEVUSER),
+            pointer=dict(type="str"),
+            docker_cli=dict(type="str", default="docker"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not params["model"].startswith(contract.MODELS_ROOT + "/"):
+        module.fail_json(msg="model %r is not under %s: give the model's path inside the container, "
+                             "e.g. %s/<name> for <host root>/models/<name> on the host"
+                             % (params["model"], contract.MODELS_ROOT, contract.MODELS_ROOT),
+                         error_type="model_not_found")
+    if params["tp"] < 1:
+        module.fail_json(msg="tp must be 1 or more, got %d" % params["tp"])
+    env = {}
+    for key, value in params["env"].items():
+        if not isinstance(value, str):
+            module.fail_json(msg="env value of %s must be a string; quote it in YAML (%s: \"%s\")" % (key, key, value))
+        env[key] = value
+
+    mode = "check" if module.check_mode else params["mode"]
+    docker = dx.docker_binary(module, params["docker_cli"])
+    argv = stage_args(params, mode)
+    cmd = dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env)
+    try:
+        dx.require_running(module, docker, params["container"])
+    except PrepError as exc:
+        module.fail_json(msg="%s: %s" % (params["stage"], exc.message), error_type=exc.error_type,
+                         log_tail=exc.details.get("log_tail", []), cmd=cmd)
+
+    rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
+    if result is None:
+        stderr_tail = dx.tail(err) or dx.tail(out)
+        module.fail_json(msg="%s: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
+                             % (params["stage"], rc, "\n  ".join(stderr_tail) or "(none)"),
+                         error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd)
+
+    answer = outcome(module, result)
+    answer["cmd"] = cmd
+    if answer["status"] == "error" or rc != 0:
+        answer["changed"] = False
+        answer["error_type"] = answer["error_type"] or "internal_error"
+        answer["log_tail"] = result.get("log_tail") or dx.tail(err)
+        module.fail_json(**answer)
+    module.exit_json(**answer)
+
+
+def main():
+    run_module()
+
+
+if __name__ == "__main__":
+    main()
