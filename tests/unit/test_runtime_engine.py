@@ -422,3 +422,29 @@ def test_noop_is_fast(run):
     start = time.monotonic()
     assert run.stage("deep_gemm")["status"] == "noop"
     assert time.monotonic() - start < 3.0
+
+
+def test_sigterm_to_the_runner_tears_the_server_down_and_records_interrupted(run):
+    env = dict(run.env)
+    env["PYTHONPATH"] = RUNTIME + ":" + env["PYTHONPATH"]
+    env["SGLANG_STANDIN_START_DELAY_S"] = "60"
+    proc = subprocess.Popen([sys.executable, "-m", "sglang_prep", "stage", "flashinfer", "--model", run.model,
+                             "--pointer", run.pointer, "--port", str(run.port), "--disk-headroom-mb", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    marker = run.p(contract.marker_path("flashinfer"))
+    deadline = time.monotonic() + 20
+    while not (os.path.exists(marker) and locks.read_marker(marker).get("server_pid")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    server_pid = locks.read_marker(marker)["server_pid"]
+    start = time.monotonic()
+    proc.send_signal(15)
+    out, _err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 3.0
+    assert proc.returncode == 1
+    result = json.loads(out.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])
+    assert result["error_type"] == "interrupted" and "signal 15" in result["message"]
+    assert not procs.alive(server_pid)
+    assert run.stage_json("flashinfer")["error_type"] == "interrupted"
+    assert os.path.exists(marker)  # the next ensure re-runs the stage
+    assert_clean(run, "flashinfer")

@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 
-from . import contract, ledger, locks, manifest, probe, sessionlog, signature
+from . import argv, contract, ledger, locks, manifest, probe, sessionlog, signature
 from .errors import PrepError
 from .layout import Layout
 from .preflight import ensure_writable_dir, require_free_disk, writable_hint
@@ -73,6 +73,7 @@ class StageContext(object):
         self.log_writes = False
         self.marker_fs = None
         self.marker_info = None
+        self.locking = False
         self.result = None
 
     def attach_run(self, run_manifest):
@@ -82,6 +83,8 @@ class StageContext(object):
         log_file = run_manifest["paths"]["container"]["log_file"]
         self.session_log_fs = self.layout.fs(log_file)
         self.result["run_id"] = self.run_id
+        # probes run with the same cache environment as every other subprocess of a stage
+        self.probe.env = self.layout.env(argv.server_env(self.base_env))
 
     def host_path(self, container_path):
         return manifest.host_path(self.manifest, container_path) if self.manifest else None
@@ -130,8 +133,12 @@ def _install_signal_handlers():
     if threading.current_thread() is not threading.main_thread():
         return {}
 
+    seen = []
+
     def handler(signum, _frame):
-        raise Interrupted(signum)
+        if not seen:  # the first signal stops the stage; repeats must not interrupt the teardown
+            seen.append(signum)
+            raise Interrupted(signum)
 
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -273,6 +280,7 @@ def run_stage(stage, model, options=None, stream=None, env=None):
             else:
                 _preflight(ctx, runner)
                 ctx.say("%s %s for %s (tp %d), run %s" % (ctx.mode, stage, model, ctx.tp, ctx.run_id))
+                ctx.locking = True
                 lock = locks.StageLock(ctx.layout.fs(contract.lock_path(stage)), stage, ctx.run_id,
                                        ctx.lock_timeout, ctx.say).acquire()
                 reasons, marker, skip = _decide(ctx, runner)
@@ -331,9 +339,9 @@ def _finish(ctx, runner, start, lock):
             result["artifacts"] = _artifacts(ctx, runner)
         except Exception as exc:
             result["warnings"].append("artifacts could not be described: %s" % exc)
-    if ctx.mode == "check" or ctx.run_id is None or result["error_type"] == "lock_timeout":
-        # check mode writes nothing; without a run there is nowhere to write; and a run that timed out
-        # on the lock must not overwrite the stage JSON the lock holder is about to write.
+    if ctx.mode == "check" or ctx.run_id is None or (ctx.locking and lock is None):
+        # check mode writes nothing; without a run there is nowhere to write; and a run that did not get
+        # the lock (timeout, interrupted while waiting) must not overwrite what the lock holder writes.
         return
     try:
         result["stage_json"] = ledger.write_stage(ctx.layout, ctx.run_id, ctx.stage, result)

@@ -132,7 +132,7 @@ class Probe(object):
     # ------------------------------------------------------------ internals
     def _spawn(self, argv):
         try:
-            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # pylint: disable=ansible-bad-function
                                     stdin=subprocess.DEVNULL, env=self.env, close_fds=True)
         except OSError as exc:
             return exc

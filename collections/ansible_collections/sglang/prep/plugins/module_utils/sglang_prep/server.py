@@ -112,7 +112,7 @@ class ManagedProcess(object):
     def start(self):
         read_fd, write_fd = os.pipe()
         try:
-            self.proc = subprocess.Popen(
+            self.proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
                 self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=write_fd,
                 stderr=write_fd, close_fds=True, start_new_session=True, preexec_fn=_die_with_parent)
         except OSError as exc:

@@ -20,7 +20,6 @@ import time
 from . import argv as argv_mod
 from . import caches, contract, jsonio, probe, server, signature, telemetry_probe
 from .errors import PrepError
-from .preflight import ensure_writable_dir
 from .validate import LogScan
 
 MOE_TUNER_ENV = "SGLANG_PREP_MOE_TUNER"
@@ -194,9 +193,10 @@ class ServerStage(StageRunner):
         drift = []
         try:
             srv.check_port()
-            info["pid"] = srv.start()
-            ctx.note_process(info["pid"], "sglang")
-            ctx.say("server pid %d starting on %s:%d: %s" % (info["pid"], ctx.host, ctx.port, " ".join(argv)))
+            pid = srv.start()
+            info["pid"] = pid
+            ctx.note_process(pid, "sglang")
+            ctx.say("server pid %d starting on %s:%d: %s" % (pid, ctx.host, ctx.port, " ".join(argv)))
             srv.wait_ready(ctx.ready_timeout)
             info["ready_s"] = srv.ready_s
             info["ready_path"] = srv.ready_path
