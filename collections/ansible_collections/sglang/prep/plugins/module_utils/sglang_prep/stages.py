@@ -155,6 +155,7 @@ class ServerStage(StageRunner):
         self.server = None
         self.scan = None
         self.handles = []
+        self.generated_at = None
 
     def signature_inputs(self):
         inputs = super().signature_inputs()
@@ -204,6 +205,7 @@ class ServerStage(StageRunner):
             drift = self.check_flags(srv)
             started = time.monotonic()
             reply = srv.generate()
+            self.generated_at = time.time()
             info["generate"] = {"ok": True, "duration_s": round(time.monotonic() - started, 3),
                                 "meta_info": (reply or {}).get("meta_info") if isinstance(reply, dict) else None}
             ctx.say("POST /generate answered in %.2f s" % info["generate"]["duration_s"])
@@ -341,7 +343,7 @@ class WarmupStage(ServerStage):
         ctx = self.ctx
         result = {"server_metrics": telemetry_probe.server_metrics(srv.base)}
         result.update(telemetry_probe.prometheus(telemetry_probe.prometheus_url(ctx.manifest), ctx.run_id, ctx.port,
-                                                 ctx.telemetry_timeout))
+                                                 ctx.telemetry_timeout, since=self.generated_at))
         ctx.result["telemetry_probe"] = result
         ctx.say("telemetry probe: server /metrics %s; Prometheus %s" % (
             "ok" if result["server_metrics"]["ok"] else "no tokens",

@@ -46,37 +46,52 @@ def _scrapes_port(base, port, timeout):
     return any((":%d/" % port) in (t.get("scrapeUrl") or "") for t in targets), None
 
 
-def prometheus(base, run_id, port, timeout_s):
-    """Query Prometheus for this run's prompt-token counter until it shows up or the deadline passes."""
+def _instant(base, query):
+    """(result list, error) of an instant query."""
+    resp = httpc.call(base + "/api/v1/query?" + urlencode({"query": query}), timeout=2.0)
+    data = resp.json() if resp.status == 200 else None
+    if not isinstance(data, dict) or data.get("status") != "success":
+        return None, "query %s failed: %s" % (query, resp.describe())
+    return (data.get("data") or {}).get("result") or [], None
+
+
+def prometheus(base, run_id, port, timeout_s, since):
+    """Wait until Prometheus holds a sample of this run's prompt-token counter scraped after ``since``.
+
+    ``since`` (epoch seconds) is when the warm-up's /generate returned, so a sample left by an
+    earlier stage server of the same run does not count. Prometheus applies new scrape targets a
+    few seconds after it starts, so a missing target is waited for like a missing sample.
+    """
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout_s))
-    query = '%s{run_id="%s"}' % (QUERY_METRIC, run_id)
-    out = {"ok": False, "url": base, "query": query, "sample_count": 0, "value": None, "error": None}
+    selector = '%s{run_id="%s"}' % (QUERY_METRIC, run_id)
+    out = {"ok": False, "url": base, "query": selector, "sample_count": 0, "value": None, "error": None}
     if not base:
         out["error"] = "Prometheus is not running in this container (manifest telemetry_surfaces.prometheus is null)"
         return out
-    scraped, why = _scrapes_port(base, port, timeout=2.0)
-    if scraped is None:
-        out["error"] = "Prometheus not reachable: %s" % why
-        return out
-    if not scraped:
-        out["error"] = "Prometheus has no active scrape target on port %d" % port
-        return out
-    url = base + "/api/v1/query?" + urlencode({"query": query})
+    target = False
     while True:
-        resp = httpc.call(url, timeout=2.0)
-        data = resp.json() if resp.status == 200 else None
-        if not isinstance(data, dict) or data.get("status") != "success":
-            out["error"] = "query failed: %s" % resp.describe()
-            break
-        series = (data.get("data") or {}).get("result") or []
-        out["sample_count"] = len(series)
-        if series:
-            out["value"] = sum(float((s.get("value") or [0, "0"])[1]) for s in series)
-            out["ok"] = True
-            out["error"] = None
-            break
-        out["error"] = "no sample of %s yet (the server may have been scraped before /generate)" % query
+        if not target:
+            target, why = _scrapes_port(base, port, timeout=2.0)
+            if target is None:
+                out["error"] = "Prometheus not reachable: %s" % why
+                break
+            if not target:
+                out["error"] = "Prometheus has no active scrape target on port %d" % port
+        if target:
+            stamps, error = _instant(base, "timestamp(%s)" % selector)
+            if error:
+                out["error"] = error
+                break
+            fresh = [s for s in stamps if float((s.get("value") or [0, "0"])[1]) >= since]
+            if fresh:
+                series, error = _instant(base, selector)
+                out["sample_count"] = len(series or [])
+                out["value"] = sum(float((s.get("value") or [0, "0"])[1]) for s in series or [])
+                out["ok"] = bool(series)
+                out["error"] = error
+                break
+            out["error"] = "no sample of %s scraped since the warm-up request yet" % selector
         if time.monotonic() + POLL_S > deadline:
             break
         time.sleep(POLL_S)
