@@ -14,8 +14,10 @@ TEST_TAG=sglang-prep/standin:test
 tree_hash() {  # hash of the named files/directories' contents and names, plus extra words
   local paths=() words=()
   for a in "$@"; do if [ -e "$a" ]; then paths+=("$a"); else words+=("$a"); fi; done
-  { printf '%s\n' "${words[@]}"; find "${paths[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
-      | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
+  { printf '%s\n' "${words[@]}"
+    if [ ${#paths[@]} -gt 0 ]; then
+      find "${paths[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum
+    fi; } | sha256sum | cut -c1-16
 }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -47,4 +49,9 @@ if ! have "$standin_tag"; then
   docker build -q --build-arg BASE_IMAGE="$runtime_tag" -t "$standin_tag" -f tests/standins/Dockerfile tests/standins >/dev/null
 fi
 docker tag "$standin_tag" "$TEST_TAG"
+# Drop superseded builds of these three images (a tag still used by a container stays).
+for current in "$base_tag" "$runtime_tag" "$standin_tag"; do
+  docker image ls --format '{{.Repository}}:{{.Tag}}' "${current%%:*}" | grep -vxF -e "$current" -e "$TEST_TAG" \
+    | xargs -r docker image rm >/dev/null 2>&1 || true
+done
 echo "Images ready: $TEST_TAG = $standin_tag (on $runtime_tag, $base_tag)"
