@@ -348,6 +348,9 @@ def run_module():
     answer = outcome(module, result)
     answer["cmd"] = cmd
     if answer["status"] == "error" or rc != 0:
+        if answer["status"] != "error":
+            answer["msg"] = "%s: the runtime exited with code %d although it reported status %s" % (
+                params["stage"], rc, answer["status"])
         answer["changed"] = False
         answer["error_type"] = answer["error_type"] or "internal_error"
         answer["log_tail"] = result.get("log_tail") or dx.tail(err)

@@ -1,0 +1,71 @@
+"""Role sglang.prep.prime: every default is documented in meta/argument_specs.yml, with the same value.
+
+Ansible validates role arguments against argument_specs.yml before the role runs, so a default that
+is missing there (or documented with another value) is a variable users cannot discover or trust.
+"""
+
+import os
+import sys
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "collections"))
+
+from ansible_collections.sglang.prep.plugins.lookup import contract as contract_lookup  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+
+ROLE = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "roles", "prime")
+
+
+def load(*parts):
+    with open(os.path.join(ROLE, *parts)) as handle:
+        return yaml.safe_load(handle)
+
+
+DEFAULTS = load("defaults", "main.yml")
+SPECS = load("meta", "argument_specs.yml")["argument_specs"]
+
+
+@pytest.mark.parametrize("entry_point", sorted(SPECS))
+def test_every_default_is_documented_in_every_entry_point(entry_point):
+    options = SPECS[entry_point]["options"]
+    assert sorted(set(DEFAULTS) - set(options)) == []
+
+
+def test_every_documented_option_has_a_default_except_the_required_model():
+    options = SPECS["main"]["options"]
+    undocumented_defaults = sorted(set(options) - set(DEFAULTS))
+    assert undocumented_defaults == ["prime_model"]
+    assert options["prime_model"]["required"] is True
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_documented_default_is_the_real_default(name):
+    option = SPECS["main"]["options"][name]
+    if DEFAULTS[name] is None:
+        assert "default" not in option, "%s: unset defaults are documented without a default" % name
+    else:
+        assert option.get("default") == DEFAULTS[name]
+
+
+def test_role_variables_carry_the_role_prefix():
+    assert [name for name in DEFAULTS if not name.startswith("prime_")] == []
+
+
+def test_stage_choices_and_default_order_follow_the_contract():
+    stages = SPECS["main"]["options"]["prime_stages"]
+    assert stages["choices"] == list(contract.STAGE_ORDER)
+    assert DEFAULTS["prime_stages"] == list(contract.STAGE_ORDER)
+    assert DEFAULTS["prime_server_port"] == contract.SERVER_PORT
+    assert DEFAULTS["prime_telemetry_listen"] == contract.DEFAULT_LISTEN
+
+
+def test_the_contract_lookup_returns_the_contract_values():
+    lookup = contract_lookup.LookupModule()
+    assert lookup.run(["HOST_SUBDIRS", "STAGE_ORDER"]) == [dict(contract.HOST_SUBDIRS), list(contract.STAGE_ORDER)]
+    with pytest.raises(Exception, match="no constant"):
+        lookup.run(["NOT_A_CONSTANT"])
+    with pytest.raises(Exception, match="no constant"):
+        lookup.run(["cache_env"])  # functions are not constants

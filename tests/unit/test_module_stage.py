@@ -1,0 +1,260 @@
+"""sglang_stage: runs one stage through `docker exec` (argument lists only) and translates the RESULT line.
+
+The docker CLI is replaced by a small fake that records every argv it gets and answers with recorded
+runtime results (the same shapes the stage engine prints), so these tests need no Docker.
+"""
+
+import json
+import os
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "collections"))
+
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.modules import sglang_stage  # noqa: E402
+
+RUN_ID = "container-run-20261129T160740Z-339c4104"
+SIGNATURE = {"device_name": "NVIDIA H100 80GB HBM3", "compute_capability": "sm_90", "cuda": "12.8",
+             "driver_version": "570.148.08", "model_slug": "tiny-moe", "tp": 1}
+
+# Recorded runtime results (trimmed), as `python3 -m sglang_prep stage ...` prints them after "RESULT ".
+NOOP = {"stage": "deep_gemm", "run_id": RUN_ID, "mode": "ensure", "ran": False, "status": "noop", "status_code": 0,
+        "duration_s": 0.365, "signature": SIGNATURE, "previous_signature": SIGNATURE, "reprime_reasons": [],
+        "error_type": None, "message": "signature matches; nothing to do", "warnings": [], "errors": [], "log_tail": [],
+        "stage_json": "/telemetry/container_runs/%s/stages/deep_gemm.json" % RUN_ID}
+RAN = dict(NOOP, ran=True, status="ok", duration_s=41.8, previous_signature=dict(SIGNATURE, tp=2),
+           reprime_reasons=[{"field": "tp", "old": 2, "new": 1}], message="deep_gemm primed in 41.8 s")
+FIRST = dict(RAN, previous_signature=None,
+             reprime_reasons=[{"field": "signature", "old": None,
+                               "new": "no signature at /profiles/deep_gemm/tiny-moe/signature.json"}])
+WOULD_RUN = dict(NOOP, mode="check", status="would_run", would_run=True, previous_signature=dict(SIGNATURE, tp=2),
+                 reprime_reasons=[{"field": "tp", "old": 2, "new": 1}], stage_json=None)
+FAILED = dict(NOOP, ran=True, status="error", status_code=1, error_type="readiness_timeout",
+              message="the server did not become ready within 600 s; see log_tail",
+              log_tail=["[2026-11-29 16:07:41] Load weight begin.", "[2026-11-29 16:17:41] still loading"])
+
+FAKE_DOCKER = textwrap.dedent("""\
+    #!%s
+    # Fake docker CLI for unit tests: records argv, answers from a JSON config.
+    import json, os, sys
+    cfg = json.load(open(os.environ["FAKE_DOCKER_CONFIG"]))
+    with open(os.environ["FAKE_DOCKER_CALLS"], "a") as calls:
+        calls.write(json.dumps(sys.argv[1:]) + "\\n")
+    cmd = sys.argv[1]
+    if cmd == "inspect":
+        if cfg.get("state") is None:
+            sys.stderr.write("Error: No such container: %%s\\n" %% sys.argv[-1])
+            sys.exit(1)
+        print(json.dumps(cfg["state"]))
+    elif cmd == "logs":
+        sys.stderr.write(cfg.get("logs", ""))
+    elif cmd == "exec":
+        sys.stdout.write(cfg.get("stdout", ""))
+        sys.stderr.write(cfg.get("stderr", ""))
+        sys.exit(cfg.get("rc", 0))
+    """) % sys.executable
+
+RUNNING = {"Status": "running", "Running": True, "Paused": False, "ExitCode": 0, "Error": ""}
+EXITED = {"Status": "exited", "Running": False, "Paused": False, "ExitCode": 1, "Error": ""}
+
+
+@pytest.fixture
+def docker(tmp_path, monkeypatch):
+    """Write the fake docker CLI; returns (path, configure(**cfg), calls())."""
+    path = tmp_path / "docker"
+    path.write_text(FAKE_DOCKER)
+    path.chmod(0o755)
+    config = tmp_path / "docker.json"
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_DOCKER_CONFIG", str(config))
+    monkeypatch.setenv("FAKE_DOCKER_CALLS", str(calls))
+
+    def configure(**cfg):
+        cfg.setdefault("state", RUNNING)
+        config.write_text(json.dumps(cfg))
+
+    def recorded():
+        return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+
+    configure()
+    return str(path), configure, recorded
+
+
+def result_line(result, before="progress on stdout that is not the result\n"):
+    return before + contract.RESULT_PREFIX + json.dumps(result) + "\n"
+
+
+def run(args, capsys, check_mode=False, diff=False):
+    args = dict(args)
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    if diff:
+        args["_ansible_diff"] = True
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            sglang_stage.main()
+    return exit_info.value.code, json.loads(capsys.readouterr().out)
+
+
+def base(docker_path, **extra):
+    args = {"container": "sglang-prep", "stage": "deep_gemm", "model": "/models/tiny-moe", "docker_cli": docker_path}
+    args.update(extra)
+    return args
+
+
+def exec_call(calls):
+    return [c for c in calls if c[0] == "exec"]
+
+
+def test_noop_is_ok_and_unchanged(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(NOOP))
+    rc, out = run(base(path), capsys)
+    assert rc == 0 and out["changed"] is False
+    assert out["status"] == "noop" and out["ran"] is False
+    assert out["stage_result"]["signature"] == SIGNATURE
+    assert "nothing was launched" in out["msg"]
+
+
+def test_stage_that_ran_is_changed_and_says_why(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(RAN))
+    rc, out = run(base(path), capsys)
+    assert rc == 0 and out["changed"] is True
+    assert out["reprime_reasons"] == [{"field": "tp", "old": 2, "new": 1}]
+    assert "tp: 2 -> 1" in out["msg"] and "41.8" in out["msg"]
+
+
+def test_first_run_reason_reads_naturally(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(FIRST))
+    rc, out = run(base(path), capsys)
+    assert out["changed"] is True
+    assert "signature: no signature at" in out["msg"] and "None" not in out["msg"]
+
+
+def test_runs_as_devuser_through_an_argument_list(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(NOOP))
+    run(base(path, tp=2, mode="rebuild", port=30001, ready_timeout=90.0, lock_timeout=5.0, disk_headroom_mb=512,
+             extra_server_args=["--attention-backend=fa3", "--log-level", "debug"],
+             env={"HF_HUB_OFFLINE": "1"}), capsys)
+    (argv,) = exec_call(calls())
+    assert argv[:5] == ["exec", "-u", "devuser", "-e", "HF_HUB_OFFLINE=1"]
+    assert argv[5] == "sglang-prep"
+    assert argv[6:10] == ["python3", "-m", "sglang_prep", "stage"]
+    rest = argv[10:]
+    assert rest[0] == "deep_gemm"
+    pairs = dict(zip(rest[1::2], rest[2::2]))
+    assert pairs["--model"] == "/models/tiny-moe" and pairs["--tp"] == "2" and pairs["--mode"] == "rebuild"
+    assert pairs["--port"] == "30001" and pairs["--ready-timeout"] == "90.0" and pairs["--lock-timeout"] == "5.0"
+    assert pairs["--disk-headroom-mb"] == "512"
+    # a server argument that itself starts with "--" must not be taken for an option of the runtime
+    assert "--extra-server-arg=--attention-backend=fa3" in rest
+    assert "--extra-server-arg=--log-level" in rest and "--extra-server-arg=debug" in rest
+
+
+def test_unset_tuning_options_are_left_to_the_runtime(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(NOOP))
+    run(base(path), capsys)
+    (argv,) = exec_call(calls())
+    for flag in ("--lock-timeout", "--ready-timeout", "--disk-headroom-mb", "--moe-batch-sizes", "--moe-dtype", "--pointer"):
+        assert flag not in argv
+
+
+def test_moe_batch_sizes_are_passed_as_a_list(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(dict(NOOP, stage="moe_tune")))
+    run(base(path, stage="moe_tune", moe_batch_sizes=[1, 64], moe_dtype="fp8_w8a8"), capsys)
+    (argv,) = exec_call(calls())
+    i = argv.index("--moe-batch-sizes")
+    assert argv[i + 1:i + 3] == ["1", "64"]
+    assert argv[argv.index("--moe-dtype") + 1] == "fp8_w8a8"
+
+
+def test_failed_stage_fails_with_error_type_and_log_tail(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(FAILED), rc=1)
+    rc, out = run(base(path), capsys)
+    assert rc == 1 and out["failed"] is True and out["changed"] is False
+    assert out["error_type"] == "readiness_timeout"
+    assert "did not become ready" in out["msg"] and out["msg"].startswith("deep_gemm failed (readiness_timeout)")
+    assert out["log_tail"][-1].endswith("still loading")
+    assert out["stage_result"]["status"] == "error"
+
+
+def test_no_result_line_fails_with_the_runtime_output(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout="", stderr="usage: sglang_prep stage ...\nsglang_prep: error: argument --tp: invalid int value\n", rc=2)
+    rc, out = run(base(path), capsys)
+    assert rc == 1 and out["error_type"] == "internal_error"
+    assert "no RESULT line" in out["msg"] and "invalid int value" in out["msg"]
+
+
+def test_container_not_running_fails_fast_with_its_logs(docker, capsys):
+    path, configure, calls = docker
+    configure(state=EXITED, logs="permissions_unexpected: /profiles is owned by root (uid 0), expected uid 4242\n")
+    rc, out = run(base(path), capsys)
+    assert rc == 1 and out["error_type"] == "container_not_running"
+    assert "exit code 1" in out["msg"] and "owned by root" in out["msg"]
+    assert exec_call(calls()) == []
+
+
+def test_missing_container_is_container_not_running(docker, capsys):
+    path, configure, calls = docker
+    configure(state=None)
+    rc, out = run(base(path), capsys)
+    assert out["error_type"] == "container_not_running" and "does not exist" in out["msg"]
+
+
+def test_check_mode_asks_the_runtime_in_check_mode_and_names_the_reason(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(WOULD_RUN))
+    rc, out = run(base(path, mode="rebuild"), capsys, check_mode=True)
+    (argv,) = exec_call(calls())
+    assert argv[argv.index("--mode") + 1] == "check"
+    assert rc == 0 and out["changed"] is True and out["status"] == "would_run"
+    assert out["msg"] == "deep_gemm would run: tp: 2 -> 1"
+
+
+def test_check_mode_on_a_primed_stage_reports_no_change(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(dict(NOOP, mode="check")))
+    rc, out = run(base(path), capsys, check_mode=True)
+    assert out["changed"] is False
+
+
+def test_diff_shows_recorded_against_current_signature(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(WOULD_RUN))
+    rc, out = run(base(path), capsys, check_mode=True, diff=True)
+    assert out["diff"]["before"]["tp"] == 2 and out["diff"]["after"]["tp"] == 1
+    rc, out = run(base(path), capsys)
+    assert "diff" not in out
+
+
+def test_model_outside_models_is_refused_before_anything_runs(docker, capsys):
+    path, configure, calls = docker
+    rc, out = run(base(path, model="/home/u/models/tiny-moe"), capsys)
+    assert rc == 1 and out["error_type"] == "model_not_found" and "/models/<name>" in out["msg"]
+    assert calls() == []
+
+
+def test_env_values_must_be_strings(docker, capsys):
+    path, configure, calls = docker
+    rc, out = run(base(path, env={"SOME_FLAG": 1}), capsys)
+    assert rc == 1 and "quote it" in out["msg"]
+
+
+def test_documented_options_match_the_argument_spec():
+    import yaml
+    doc = yaml.safe_load(sglang_stage.DOCUMENTATION)
+    assert doc["options"]["stage"]["choices"] == list(contract.STAGE_ORDER)
+    assert doc["options"]["port"]["default"] == contract.SERVER_PORT
+    assert doc["options"]["user"]["default"] == contract.DEVUSER
