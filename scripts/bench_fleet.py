@@ -61,7 +61,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     extra = ["-e", json.dumps({"prime_stages": args.stages})] if args.stages else []
     try:
-        status = fleet_hosts.up(count=args.hosts, clean=True, model_dir=MODEL_DIR)
+        status = fleet_hosts.up(count=args.hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
     except fleet_hosts.FleetError as exc:
         raise SystemExit("bench_fleet: %s" % exc)
     fleet = status["hosts"]
