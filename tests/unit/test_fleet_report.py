@@ -31,6 +31,11 @@ def prime_report(host, status="changed", group="g-h100", device="NVIDIA H100 80G
         },
         "cache_bytes": 3 * 1024 * 1024 + 5,
         "prep_result_path": "/home/%s/sglang-observability/telemetry/container_runs/x/prep_result.json" % host,
+        "prep_result_status": "ok",
+        "log_file": "/home/%s/sglang-observability/telemetry/logs/x.log" % host,
+        "container": "sglang-prep",
+        "changes": ["container", "deep_gemm"],
+        "caches": {"deep_gemm": {"size": 1}},
     }
     report.update(extra)
     return report
@@ -91,6 +96,9 @@ def test_rows_restate_the_host_report_without_recomputing():
     assert row["reprime_reasons"] == [{"stage": "deep_gemm", "field": "device_name", "old": "NVIDIA A100-SXM4-80GB",
                                        "new": "NVIDIA H100 80GB HBM3"}]
     assert row["prep_result_path"] == source["prep_result_path"]
+    for key in ("prep_result_status", "log_file", "container", "changes"):
+        assert row[key] == source[key]
+    assert "caches" not in row  # per-cache detail stays on the host
 
 
 def test_missing_signature_group_is_reported_as_null_not_invented():

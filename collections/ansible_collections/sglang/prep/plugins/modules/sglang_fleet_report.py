@@ -26,7 +26,8 @@ options:
     description:
       - The per-host C(prime_report) dictionaries, as set by role M(sglang.prep.prime).
       - Keys used are C(host), C(status) (C(ok), C(changed) or C(failed)), C(failed_task), C(error_type), C(message),
-        C(run_id), C(signature_group), C(gpu), C(stages), C(cache_bytes) and C(prep_result_path). Missing keys are reported as null.
+        C(run_id), C(signature_group), C(gpu), C(stages), C(cache_bytes), C(prep_result_path), C(prep_result_status), C(log_file),
+        C(container) and C(changes). Missing keys are reported as null.
     type: list
     elements: dict
     required: true
@@ -136,6 +137,10 @@ table:
       failed_task: null
       message: null
       prep_result_path: /home/ubuntu/sglang-observability/telemetry/container_runs/container-run-20261129T160102Z-1a2b3c4d/prep_result.json
+      prep_result_status: ok
+      log_file: /home/ubuntu/sglang-observability/telemetry/logs/container-run-20261129T160102Z-1a2b3c4d.log
+      container: sglang-prep
+      changes: [container, deep_gemm]
 markdown:
   description: The Markdown report, exactly as written to the C(.md) file.
   returned: always
@@ -206,6 +211,10 @@ def host_row(report):
         "failed_task": report.get("failed_task"),
         "message": report.get("message"),
         "prep_result_path": report.get("prep_result_path"),
+        "prep_result_status": report.get("prep_result_status"),
+        "log_file": report.get("log_file"),
+        "container": report.get("container"),
+        "changes": list(report.get("changes") or []),
     }
 
 
@@ -389,7 +398,8 @@ def render_markdown(report):
         lines += ["", "## Failures", ""]
         for row in failed:
             where = " in task \"%s\"" % row["failed_task"] if row["failed_task"] else ""
-            lines.append("- **%s**: %s%s: %s" % (row["host"], row["error_type"] or "unclassified", where, _cell(row["message"])))
+            log = " (session log: %s)" % row["log_file"] if row["log_file"] else ""
+            lines.append("- **%s**: %s%s: %s%s" % (row["host"], row["error_type"] or "unclassified", where, _cell(row["message"]), log))
     return "\n".join(lines) + "\n"
 
 
