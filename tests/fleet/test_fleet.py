@@ -6,6 +6,7 @@ The order of the tests is the order of an operator's day: prime, read the report
 host, re-prime, then try a one-host-at-a-time rollout against a host that broke again.
 """
 
+import datetime
 import json
 import os
 import pwd
@@ -168,6 +169,16 @@ def test_different_gpus_fall_into_different_signature_groups(first_run):
     assert by_host["fleet3"]["gpu"]["device_name"] == "NVIDIA A100-SXM4-80GB"
     assert by_host["fleet1"]["signature_group"] != by_host["fleet3"]["signature_group"]
     assert sorted(report["summary"]["signature_groups"]) == sorted([by_host["fleet1"]["signature_group"], by_host["fleet3"]["signature_group"]])
+
+
+def test_hosts_prime_at_the_same_time(first_run):
+    """Forks, not a queue: the healthy hosts' priming runs overlap in time (from their own prep_result.json)."""
+    _, report = first_run
+    spans = []
+    for name in HEALTHY:
+        run = read_json(rows(report)[name]["prep_result_path"])["run"]
+        spans.append([datetime.datetime.strptime(run[k], "%Y-%m-%dT%H:%M:%S.%fZ") for k in ("started_at", "finished_at")])
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
 def test_each_container_writes_as_its_host_user(fleet, first_run):
