@@ -53,31 +53,42 @@ def fresh(fleet):
         fleet_hosts.stage_model(host, MODEL_DIR)
 
 
+def measure(hosts=3, stages=None):
+    """Prime 1 fresh host, then `hosts` fresh hosts in parallel; wall times and their ratio."""
+    if os.geteuid() != 0:
+        raise SystemExit("bench_fleet: run as root: the fleet bench creates local users and an sshd")
+    extra = ["-e", json.dumps({"prime_stages": stages})] if stages else []
+    try:
+        status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
+    except fleet_hosts.FleetError as exc:
+        raise SystemExit("bench_fleet: %s" % exc)
+    fleet = status["hosts"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
+            log("priming 1 fresh host (%s) ..." % fleet[0]["name"])
+            one = prime(status["inventory"], report_dir, extra, limit=fleet[0]["name"] + ",localhost")  # the report play too
+            fresh(fleet)
+            log("priming %d fresh hosts in parallel ..." % len(fleet))
+            many = prime(status["inventory"], report_dir, extra)
+    finally:
+        fleet_hosts.down(count=hosts)
+    return {"hosts": len(fleet), "one_host_s": round(one, 1), "n_hosts_s": round(many, 1), "ratio": round(many / one, 2),
+            "stages": stages or "role default", "cpus": os.cpu_count()}
+
+
+def log(message):
+    print("bench_fleet: " + message, file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=3, help="N (default 3)")
     parser.add_argument("--stages", nargs="+", help="stages to prime (default: the role's default, every stage)")
     parser.add_argument("--json", metavar="FILE", help="also write the result as JSON to FILE")
     args = parser.parse_args(argv)
-    extra = ["-e", json.dumps({"prime_stages": args.stages})] if args.stages else []
-    try:
-        status = fleet_hosts.up(count=args.hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
-    except fleet_hosts.FleetError as exc:
-        raise SystemExit("bench_fleet: %s" % exc)
-    fleet = status["hosts"]
-    try:
-        with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
-            print("fleet bench: priming 1 fresh host (%s) ..." % fleet[0]["name"], flush=True)
-            one = prime(status["inventory"], report_dir, extra, limit=fleet[0]["name"])
-            fresh(fleet)
-            print("fleet bench: priming %d fresh hosts in parallel ..." % len(fleet), flush=True)
-            many = prime(status["inventory"], report_dir, extra)
-    finally:
-        fleet_hosts.down(count=args.hosts)
-    result = {"hosts": len(fleet), "one_host_s": round(one, 1), "n_hosts_s": round(many, 1), "ratio": round(many / one, 2),
-              "stages": args.stages or "role default", "cpus": os.cpu_count()}
+    result = measure(args.hosts, args.stages)
     print("fleet bench: 1 host %.1f s, %d hosts %.1f s in parallel: ratio %.2f (1.0 = perfectly parallel, %d = one after the other; %d CPUs)"
-          % (one, len(fleet), many, many / one, len(fleet), os.cpu_count()))
+          % (result["one_host_s"], result["hosts"], result["n_hosts_s"], result["ratio"], result["hosts"], result["cpus"]))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)
