@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""make bench: what priming costs on top of the work itself.
+
+Primes a fresh bench host on this machine (the stand-in image, a temporary host root, the tiny MoE
+model), then measures, with the real playbook and the real Docker engine:
+
+  noop_reprime   wall time of a no-op re-prime (ansible-playbook playbooks/prime.yml on a primed host)
+                 against the bare minimum that can answer the same question: one
+                 `docker exec -u devuser <c> python3 -m sglang_prep stage <s> --mode check` per stage,
+                 in a row; printed as a ratio.
+  stage_overhead a rebuild of every stage; per stage the runtime's own time (duration_s from the stage
+                 JSON) minus the stand-in server's time to ready (server.ready_s): lock, preflight,
+                 trigger, teardown, validation and bookkeeping.
+
+Prints a table, writes reports/bench.json and removes the container and the host root again (the
+bench host user, when one had to be created, is kept for the next run). stdlib only.
+
+Extension point: SCENARIOS below is the list of measurements; each is a function(bench) -> dict.
+"""
+
+import argparse
+import json
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "collections"))
+
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+IMAGE = "sglang-prep/standin:test"
+CONTAINER = "sglang-prep-bench"
+BENCH_USER = "sglang-bench"
+MODEL = "/models/tiny-moe"
+MODEL_SOURCE = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
+
+
+def log(message):
+    print("bench: " + message, file=sys.stderr, flush=True)
+
+
+def timed(argv, env=None, check=True):
+    started = time.monotonic()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    elapsed = time.monotonic() - started
+    if check and proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        raise SystemExit("bench: %s failed (exit %d):\n%s" % (" ".join(argv[:3]), proc.returncode, tail))
+    return elapsed, proc.stdout
+
+
+def recap_changed(output):
+    for line in output.splitlines():
+        if line.startswith("localhost") and "changed=" in line:
+            return int(line.split("changed=")[1].split()[0])
+    raise SystemExit("bench: no PLAY RECAP for localhost in the playbook output")
+
+
+class Bench:
+    """A bench host: host user, host root with the model, the playbook command."""
+
+    def __init__(self, runs):
+        self.runs = runs
+        self.as_root = os.getuid() == 0
+        self.user = BENCH_USER if self.as_root else pwd.getpwuid(os.getuid()).pw_name
+        self.root = None
+        self.vars_file = None
+        self.env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                        ANSIBLE_FORCE_COLOR="0", PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+
+    def as_user(self, argv):
+        return (["runuser", "-u", self.user, "--"] + argv) if self.as_root else argv
+
+    def setup(self):
+        if self.as_root:
+            try:
+                pwd.getpwnam(self.user)
+            except KeyError:
+                log("creating the unprivileged bench host user %s" % self.user)
+                subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", self.user], check=True)
+        self.root = os.path.join(tempfile.gettempdir(), "sglang-prep-bench-%d" % os.getpid())
+        model_dir = os.path.join(self.root, "models", os.path.basename(MODEL))
+        subprocess.run(self.as_user(["mkdir", "-p", model_dir]), check=True)
+        subprocess.run(self.as_user(["cp", os.path.join(MODEL_SOURCE, "config.json"), model_dir]), check=True)
+        settings = {
+            "model": MODEL,
+            "prime_host_user": self.user,
+            "prime_host_root": self.root,
+            "prime_image": IMAGE,
+            "prime_image_pull": "never",
+            "prime_container_name": CONTAINER,
+            "prime_network_mode": "bridge",
+            "prime_gpus": "none",
+            "sglang_prep_fleet_report": False,
+        }
+        if self.as_root:
+            settings["prime_host_user_python"] = "/usr/bin/python3"  # the venv under /root is not the user's
+        self.vars_file = os.path.join(tempfile.gettempdir(), "sglang-prep-bench-%d.json" % os.getpid())
+        with open(self.vars_file, "w") as handle:
+            json.dump(settings, handle)
+
+    def prime(self, *extra):
+        argv = [os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "prime.yml"),
+                "-e", "@" + self.vars_file] + list(extra)
+        return timed(argv, env=self.env)
+
+    def exec_stage(self, stage, mode):
+        return timed(["docker", "exec", "-u", contract.DEVUSER, CONTAINER, "python3", "-m", "sglang_prep", "stage",
+                      stage, "--model", MODEL, "--mode", mode])
+
+    def run_dir(self):
+        with open(os.path.join(self.root, "telemetry", contract.POINTER_NAME)) as handle:
+            text = handle.read()
+        host_manifest = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(contract.POINTER_HOST_KEY + "=")][0]
+        with open(host_manifest) as handle:
+            return json.load(handle)["paths"]["host"]["run_dir"]
+
+    def teardown(self):
+        subprocess.run(["docker", "rm", "-f", CONTAINER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", "name=^/%s$" % CONTAINER],
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+        if left:
+            raise SystemExit("bench: container %s is still there" % CONTAINER)
+        if self.root and os.path.isdir(self.root):
+            subprocess.run(self.as_user(["rm", "-rf", self.root]), check=False)
+            shutil.rmtree(self.root, ignore_errors=True)
+        if self.vars_file and os.path.exists(self.vars_file):
+            os.remove(self.vars_file)
+
+
+def noop_reprime(bench):
+    """No-op re-prime through Ansible against bare `docker exec ... --mode check` of every stage."""
+    reprimes = []
+    for i in range(bench.runs):
+        elapsed, output = bench.prime()
+        changed = recap_changed(output)
+        if changed:
+            raise SystemExit("bench: re-prime %d was not a no-op (changed=%d)" % (i + 1, changed))
+        reprimes.append(elapsed)
+        log("no-op re-prime %d: %.1f s" % (i + 1, elapsed))
+    baselines = []
+    for i in range(bench.runs):
+        started = time.monotonic()
+        for stage in contract.STAGE_ORDER:
+            bench.exec_stage(stage, "check")
+        baselines.append(time.monotonic() - started)
+        log("docker exec baseline %d: %.2f s" % (i + 1, baselines[-1]))
+    reprime, baseline = statistics.median(reprimes), statistics.median(baselines)
+    return {"reprime_s": [round(x, 2) for x in reprimes], "baseline_s": [round(x, 2) for x in baselines],
+            "reprime_median_s": round(reprime, 2), "baseline_median_s": round(baseline, 2),
+            "ratio": round(reprime / baseline, 1)}
+
+
+def stage_overhead(bench):
+    """A rebuild of every stage; per stage duration_s minus the stand-in server's time to ready."""
+    elapsed, output = bench.prime("-e", "prime_mode=rebuild")
+    run_dir = bench.run_dir()
+    stages = {}
+    for stage in contract.STAGE_ORDER:
+        with open(os.path.join(run_dir, "stages", stage + ".json")) as handle:
+            result = json.load(handle)
+        if not result.get("ran") or result.get("status") != "ok":
+            raise SystemExit("bench: the rebuild of %s did not run: %s" % (stage, result.get("message")))
+        ready = (result.get("server") or {}).get("ready_s")
+        stages[stage] = {"duration_s": result["duration_s"], "server_ready_s": ready,
+                         "overhead_s": round(result["duration_s"] - ready, 3) if ready is not None else None}
+    return {"playbook_s": round(elapsed, 2), "stages": stages}
+
+
+# Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
+# (Add e.g. a "1 host vs N hosts" fleet scenario here.)
+SCENARIOS = [noop_reprime, stage_overhead]
+
+
+def table(results):
+    lines = []
+    noop = results.get("noop_reprime")
+    if noop:
+        lines += ["no-op re-prime (ansible-playbook, median of %d)   %7.2f s" % (len(noop["reprime_s"]), noop["reprime_median_s"]),
+                  "bare docker exec --mode check, all stages         %7.2f s" % noop["baseline_median_s"],
+                  "ratio                                             %7.1f x" % noop["ratio"], ""]
+    over = results.get("stage_overhead")
+    if over:
+        lines.append("%-11s %12s %16s %12s" % ("stage", "duration_s", "server ready_s", "overhead_s"))
+        for stage, row in over["stages"].items():
+            lines.append("%-11s %12.3f %16s %12s" % (stage, row["duration_s"],
+                                                     "-" if row["server_ready_s"] is None else "%.3f" % row["server_ready_s"],
+                                                     "-" if row["overhead_s"] is None else "%.3f" % row["overhead_s"]))
+    for name, value in results.items():
+        if name not in ("noop_reprime", "stage_overhead", "first_prime_s", "meta"):
+            lines.append("%s: %s" % (name, json.dumps(value)))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of each timed measurement (default 3)")
+    parser.add_argument("--output", default=os.path.join(REPO, "reports", "bench.json"))
+    args = parser.parse_args()
+    bench = Bench(args.runs)
+    results = {"meta": {"image": IMAGE, "model": MODEL, "runs": args.runs, "host_user": bench.user,
+                        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
+    try:
+        bench.setup()
+        log("first prime of a fresh bench host (%s) ..." % bench.root)
+        elapsed, _output = bench.prime()
+        results["first_prime_s"] = round(elapsed, 2)
+        for scenario in SCENARIOS:
+            log("%s ..." % scenario.__name__)
+            results[scenario.__name__] = scenario(bench)
+    finally:
+        bench.teardown()
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as handle:
+        json.dump(results, handle, indent=2)
+    print("first prime of a fresh host (ansible-playbook)      %7.2f s" % results["first_prime_s"])
+    print(table(results))
+    print("written: %s" % args.output)
+
+
+if __name__ == "__main__":
+    main()
