@@ -100,8 +100,6 @@ class Bench:
             "prime_gpus": "none",
             "sglang_prep_fleet_report": False,
         }
-        if self.as_root:
-            settings["prime_host_user_python"] = "/usr/bin/python3"  # the venv under /root is not the user's
         self.vars_file = os.path.join(tempfile.gettempdir(), "sglang-prep-bench-%d.json" % os.getpid())
         with open(self.vars_file, "w") as handle:
             json.dump(settings, handle)

@@ -7,7 +7,7 @@ Skipped unless SGL_E2E_CONTAINER_TESTS=1. On the GPU host (as root, or as the ho
 
 Optional: SGL_E2E_HOST_USER (the owner of the host directories; needed when running as root),
 SGL_E2E_HOST_ROOT (default $HOME/sglang-observability of that user), SGL_E2E_TP (default 1),
-SGL_E2E_CONTAINER (default sglang-prep-e2e).
+SGL_E2E_CONTAINER (default sglang-prep-e2e), SGL_E2E_GPUS (prime_gpus, default all).
 
 Flow (the notebook's pointer-and-DeepGEMM smoke test): start the container and wait for the pointer,
 DeepGEMM ensure (the first compile, or a no-op if this host is already primed), stop the container and
@@ -39,11 +39,12 @@ HOST_USER = os.environ.get("SGL_E2E_HOST_USER") or (os.environ.get("SUDO_USER") 
 HOST_ROOT = os.environ.get("SGL_E2E_HOST_ROOT") or os.path.join(pwd.getpwnam(HOST_USER).pw_dir, "sglang-observability")
 CONTAINER = os.environ.get("SGL_E2E_CONTAINER", "sglang-prep-e2e")
 TP = int(os.environ.get("SGL_E2E_TP", "1"))
+GPUS = os.environ.get("SGL_E2E_GPUS", "all")
 
 
 def playbook(name, **extra_vars):
     settings = {"model": MODEL, "prime_image": IMAGE, "prime_container_name": CONTAINER, "prime_host_user": HOST_USER,
-                "prime_host_root": HOST_ROOT, "prime_tp": TP, "prime_stages": ["deep_gemm"], "sglang_prep_fleet_report": False}
+                "prime_host_root": HOST_ROOT, "prime_tp": TP, "prime_gpus": GPUS, "prime_stages": ["deep_gemm"], "sglang_prep_fleet_report": False}
     settings.update(extra_vars)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), os.path.join(REPO, "playbooks", name),
