@@ -56,6 +56,15 @@ def timed(argv, env=None, check=True):
     return elapsed, proc.stdout
 
 
+def pinned_image(image=IMAGE):
+    """The content-hash tag scripts/build-images.sh gives the same image (a name no rebuild moves), else the image."""
+    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoTags}}", image],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    repo = image.rsplit(":", 1)[0]
+    tags = sorted(t for t in json.loads(proc.stdout or "[]") if t.startswith(repo + ":") and t != image) if proc.returncode == 0 else []
+    return tags[0] if tags else image
+
+
 def recap_changed(output):
     for line in output.splitlines():
         if line.startswith("localhost") and "changed=" in line:
@@ -70,6 +79,7 @@ class Bench:
         self.runs = runs
         self.as_root = os.getuid() == 0
         self.user = BENCH_USER if self.as_root else pwd.getpwuid(os.getuid()).pw_name
+        self.image = pinned_image()
         self.root = None
         self.vars_file = None
         self.env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
@@ -93,7 +103,7 @@ class Bench:
             "model": MODEL,
             "prime_host_user": self.user,
             "prime_host_root": self.root,
-            "prime_image": IMAGE,
+            "prime_image": self.image,
             "prime_image_pull": "never",
             "prime_container_name": CONTAINER,
             "prime_network_mode": "bridge",
@@ -203,7 +213,7 @@ def main():
     parser.add_argument("--output", default=os.path.join(REPO, "reports", "bench.json"))
     args = parser.parse_args()
     bench = Bench(args.runs)
-    results = {"meta": {"image": IMAGE, "model": MODEL, "runs": args.runs, "host_user": bench.user,
+    results = {"meta": {"image": bench.image, "model": MODEL, "runs": args.runs, "host_user": bench.user,
                         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
     try:
         bench.setup()

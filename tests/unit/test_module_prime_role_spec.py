@@ -69,3 +69,9 @@ def test_the_contract_lookup_returns_the_contract_values():
         lookup.run(["NOT_A_CONSTANT"])
     with pytest.raises(Exception, match="no constant"):
         lookup.run(["cache_env"])  # functions are not constants
+
+
+def test_every_variable_is_in_the_usage_guide():
+    with open(os.path.join(ROLE, "..", "..", "docs", "usage.md")) as handle:
+        guide = handle.read()
+    assert [name for name in list(DEFAULTS) + ["prime_model"] if "| `%s` |" % name not in guide] == []
