@@ -182,9 +182,16 @@ def stage_overhead(bench):
     return {"playbook_s": round(elapsed, 2), "stages": stages}
 
 
+def fleet_parallel(bench):
+    """1 fresh host, then 3 fresh hosts at once over SSH (scripts/bench_fleet.py): wall times and their ratio."""
+    if not bench.as_root:
+        return {"not_measured": "needs root: scripts/bench_fleet.py creates local users and an sshd"}
+    import bench_fleet  # scripts/, next to this file
+    return bench_fleet.measure(hosts=3)
+
+
 # Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
-# (Add e.g. a "1 host vs N hosts" fleet scenario here.)
-SCENARIOS = [noop_reprime, stage_overhead]
+SCENARIOS = [noop_reprime, stage_overhead, fleet_parallel]
 
 
 def table(results):
