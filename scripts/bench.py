@@ -23,6 +23,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import con
 
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 IMAGE = "sglang-prep/standin:test"
-CONTAINER = "sglang-prep-bench"
+CONTAINER = "sglang-prep-bench-%d" % os.getpid()  # two benches at once must not share a container
 BENCH_USER = "sglang-bench"
 MODEL = "/models/tiny-moe"
 MODEL_SOURCE = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
@@ -220,6 +221,7 @@ def main():
     parser.add_argument("--output", default=os.path.join(REPO, "reports", "bench.json"))
     args = parser.parse_args()
     bench = Bench(args.runs)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench still removes what it started
     results = {"meta": {"image": bench.image, "model": MODEL, "runs": args.runs, "host_user": bench.user,
                         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
     try:
