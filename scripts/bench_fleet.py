@@ -59,9 +59,14 @@ def measure(hosts=3, stages=None):
         raise SystemExit("bench_fleet: run as root: the fleet bench creates local users and an sshd")
     extra = ["-e", json.dumps({"prime_stages": stages})] if stages else []
     try:
-        status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
+        with fleet_hosts.session("the fleet bench"):
+            return _measure(hosts, extra, stages)
     except fleet_hosts.FleetError as exc:
         raise SystemExit("bench_fleet: %s" % exc)
+
+
+def _measure(hosts, extra, stages):
+    status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
     fleet = status["hosts"]
     try:
         with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:

@@ -18,6 +18,8 @@ Idempotent: `up` only creates what is missing and keeps keys, so re-runs are qui
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import grp
 import json
 import os
@@ -334,6 +336,43 @@ def inventory_text(p, fleet, image=IMAGE):
 
 
 # ---------------------------------------------------------------- commands
+
+@contextlib.contextmanager
+def session(what, timeout_s=3600.0):
+    """Hold the fleet for one user of it (the fleet tests, the fleet bench): a second one waits its turn.
+
+    An flock on a file in the state directory, so a killed holder never leaves it locked.
+    """
+    os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
+    with open(os.path.join(STATE_DIR, "session.lock"), "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        next_note = 0.0
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                if now > deadline:
+                    raise FleetError("the fleet test hosts stayed busy for %d s (%s); is another run stuck?" % (timeout_s, _holder(handle)))
+                if now >= next_note:
+                    log("waiting for the fleet test hosts (busy: %s) ..." % _holder(handle))
+                    next_note = now + 30
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write("%s, pid %d\n" % (what, os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _holder(handle):
+    handle.seek(0)
+    return handle.read().strip() or "unknown"
+
 
 def pinned_image(image=IMAGE):
     """The image's content-hash tag from scripts/build-images.sh (same image, a name no rebuild moves), else the image."""

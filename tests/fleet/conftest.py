@@ -90,12 +90,13 @@ def fleet(tmp_path_factory):
         pytest.fail("the fleet tier creates local users and an sshd: run it as root (make test-fleet in CI)")
     if docker("image", "inspect", IMAGE).returncode != 0:
         subprocess.run([os.path.join(REPO, "scripts", "build-images.sh")], check=True)
-    status = fleet_hosts.up(count=3, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image(IMAGE))
-    base = tmp_path_factory.mktemp("fleet")
-    report_dir = str(base / "reports")
-    log_dir = str(base / "logs")
-    os.makedirs(log_dir)
-    try:
-        yield Fleet(status, report_dir, log_dir)
-    finally:
-        fleet_hosts.down(count=3)
+    with fleet_hosts.session("the fleet tests"):
+        status = fleet_hosts.up(count=3, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image(IMAGE))
+        base = tmp_path_factory.mktemp("fleet")
+        report_dir = str(base / "reports")
+        log_dir = str(base / "logs")
+        os.makedirs(log_dir)
+        try:
+            yield Fleet(status, report_dir, log_dir)
+        finally:
+            fleet_hosts.down(count=3)
