@@ -305,6 +305,9 @@ def test_moe_tune_writes_the_real_file_name_merged_and_seeded(run):
     run.stage("moe_tune", moe_batch_sizes=[8])
     rewarm = run.stage("flashinfer")
     assert rewarm["ran"] and [r["field"] for r in rewarm["reprime_reasons"]] == ["moe_tune_signature"]
+    # a rebuild of moe_tune with the same inputs leaves the warm-ups primed
+    assert run.stage("moe_tune", mode="rebuild", moe_batch_sizes=[8])["status"] == "ok"
+    assert run.stage("flashinfer")["status"] == "noop"
 
 
 def test_moe_tune_failures(run, tmp_path):

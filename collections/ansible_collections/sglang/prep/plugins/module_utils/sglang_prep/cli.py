@@ -130,7 +130,9 @@ def build_parser():
 
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
                    description="The container's PID 1: create the devuser entry, start the telemetry services, "
-                   "write the run manifest and publish the pointer. Not for use by hand.")
+                   "write the run manifest and publish the pointer. Its own options: 'init --help' "
+                   "(e.g. 'init --check' to try the preflight by hand without publishing a run).",
+                   add_help=False)
     return parser
 
 
@@ -146,11 +148,12 @@ def _error_payload(exc, **extra):
 
 
 def main(args=None):
+    args = sys.argv[1:] if args is None else list(args)
+    if args[:1] == ["init"]:
+        from . import init  # PID 1 has options of its own
+        return init.main(args[1:])
     parser = build_parser()
     ns = parser.parse_args(args)
-    if ns.command == "init":
-        from . import init  # written by the container init; imported only when used
-        return init.main()
     if ns.command == "argv":
         try:
             out = argv_mod.server_argv(ns.stage, ns.model, tp=ns.tp, port=ns.port, extra_args=ns.extra_server_args)

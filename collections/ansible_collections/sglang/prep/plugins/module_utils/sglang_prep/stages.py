@@ -329,14 +329,15 @@ class WarmupStage(ServerStage):
     warmup = True
 
     def signature_inputs(self):
-        """Warm-ups compile the MoE kernels with the configs moe_tune wrote: a new tuning re-warms them."""
+        """Warm-ups compile the MoE kernels with the configs moe_tune wrote: a tuning with other inputs re-warms them.
+
+        Only moe_tune's signature fields count, not when or in which run it was written, so a rebuild of
+        moe_tune with the same inputs leaves the warm-ups alone.
+        """
         inputs = super().signature_inputs()
-        path = self.ctx.layout.fs(contract.signature_path("moe_tune", self.ctx.model))
-        try:
-            with open(path, "rb") as handle:
-                inputs["moe_tune_signature"] = hashlib.sha256(handle.read()).hexdigest()[:16]
-        except OSError:
-            inputs["moe_tune_signature"] = None
+        fields, _problem = signature.read(self.ctx.layout.fs(contract.signature_path("moe_tune", self.ctx.model)))
+        inputs["moe_tune_signature"] = (
+            hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16] if fields else None)
         return inputs
 
     def after_generate(self, srv):
