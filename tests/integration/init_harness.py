@@ -8,44 +8,14 @@ operator's job on a real host; the container itself never changes ownership.
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RUNTIME_PKG = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "plugins", "module_utils",
-                           "sglang_prep")
-IMAGE = os.environ.get("SGLANG_PREP_TEST_IMAGE", "sglang-prep/standin:test")
+from docker_util import IMAGE, REPO, RUNTIME_PKG, docker, ensure_image, wait_for  # noqa: F401
+
 TEST_UID = 4242  # not root, not 1000
 TEST_GID = 4242
-POLL_S = 0.02
-
-
-def docker(*args, check=True, timeout=60):
-    proc = subprocess.run(["docker"] + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError("docker %s failed (%d): %s" % (" ".join(map(str, args)), proc.returncode,
-                                                            proc.stderr.strip() or proc.stdout.strip()))
-    return proc
-
-
-def ensure_image():
-    """The test image, built offline by scripts/build-images.sh when it is not there yet."""
-    if docker("image", "inspect", IMAGE, check=False).returncode != 0:
-        subprocess.run([os.path.join(REPO, "scripts", "build-images.sh")], check=True, cwd=REPO, timeout=1800)
-    return IMAGE
-
-
-def wait_for(condition, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout_s, what))
-        time.sleep(POLL_S)
 
 
 class HostRoot:

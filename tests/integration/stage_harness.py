@@ -10,18 +10,14 @@ Host directories are created and chowned here, in test setup (the operator's job
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from docker_util import IMAGE, REPO, RUNTIME_PKG, docker, ensure_image, wait_for  # noqa: F401
+
 COLLECTIONS = os.path.join(REPO, "collections")
-RUNTIME_PKG = os.path.join(COLLECTIONS, "ansible_collections", "sglang", "prep", "plugins", "module_utils",
-                           "sglang_prep")
 STANDIN_MODEL = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
-IMAGE = os.environ.get("SGLANG_PREP_TEST_IMAGE", "sglang-prep/standin:test")
 UID = 3456  # not root, not 1000
 GID = 3456
 MODEL = "/models/tiny-moe"
@@ -65,29 +61,7 @@ print(json.dumps(out))
 """
 
 
-def docker(*args, check=True, timeout=120):
-    proc = subprocess.run(["docker"] + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError("docker %s failed (%d): %s" % (" ".join(map(str, args[:4])), proc.returncode,
-                                                            proc.stderr.strip() or proc.stdout.strip()))
-    return proc
 
-
-def ensure_image():
-    if docker("image", "inspect", IMAGE, check=False).returncode != 0:
-        subprocess.run([os.path.join(REPO, "scripts", "build-images.sh")], check=True, cwd=REPO, timeout=1800)
-    return IMAGE
-
-
-def wait_for(condition, timeout_s, what, poll_s=0.05):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout_s, what))
-        time.sleep(poll_s)
 
 
 class StageResult(object):
