@@ -57,6 +57,22 @@ prep_result.json next to it; appends progress and the server's output to the ses
 The last stdout line is RESULT <stage JSON>."""
 
 
+PLAN_DESCRIPTION = """\
+Ask, in one call, what ensure (or rebuild, for the stages given with --rebuild) would do for each
+of the given stages and why: every stage is checked as `stage --mode check` would check it (one
+toolchain probe for all of them) and compared with what the current run has recorded for it.
+Writes nothing and launches nothing.
+
+Per stage: status (noop, would_run, skipped or error), reprime_reasons, signature and
+previous_signature, and an action: run (it would run), record (primed, but the current run has no
+matching stage JSON yet, so an ensure would record a noop) or none. Also: the run (ids and host
+paths), to_run (the stages whose action is not none, in order), prep_result (as recorded) and
+caches (a snapshot). The last stdout line is RESULT <plan>."""
+
+STAGE_OPTIONS = ("tp", "port", "lock_timeout", "ready_timeout", "disk_headroom_mb", "moe_batch_sizes", "moe_dtype",
+                 "extra_server_args", "telemetry_timeout", "pointer")
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -71,39 +87,52 @@ def _positive_float(text):
     return value
 
 
-def build_parser():
+def _stage_options(parser):
+    """The options a stage run and a plan share (the plan asks with exactly what the runs will use)."""
     from .stages import DEFAULT_MOE_BATCH_SIZES, MOE_DTYPES
+    parser.add_argument("--model", required=True, help="model directory inside the container, e.g. /models/<name>")
+    parser.add_argument("--tp", type=_positive_int, default=1, help="tensor parallel size (default 1)")
+    parser.add_argument("--port", type=_positive_int, default=contract.SERVER_PORT,
+                        help="server port (default %d; strict: a busy port fails with port_busy, never falls back)"
+                        % contract.SERVER_PORT)
+    parser.add_argument("--lock-timeout", type=_positive_float, default=600.0, metavar="S",
+                        help="seconds to wait for another run of this stage (default 600), then lock_timeout")
+    parser.add_argument("--ready-timeout", type=_positive_float, default=3600.0, metavar="S",
+                        help="seconds for the server to become ready (and for each MoE tuner run; default 3600)")
+    parser.add_argument("--disk-headroom-mb", type=int, default=1024, metavar="MB",
+                        help="free space required on /profiles before starting (default 1024), else insufficient_disk")
+    parser.add_argument("--moe-batch-sizes", type=_positive_int, nargs="+", default=list(DEFAULT_MOE_BATCH_SIZES),
+                        metavar="B", help="moe_tune: batch sizes, one tuner run each (default %s)"
+                        % " ".join(str(b) for b in DEFAULT_MOE_BATCH_SIZES))
+    parser.add_argument("--moe-dtype", choices=MOE_DTYPES, default="auto", help="moe_tune: tuner --dtype (default auto)")
+    parser.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args",
+                        help="one more SGLang server argument (repeatable; write --extra-server-arg=--flag for flags); "
+                        "may not restate a flag the priming policy sets")
+    parser.add_argument("--telemetry-timeout", type=float, default=20.0, metavar="S",
+                        help="warm-ups: seconds to wait for Prometheus to scrape the run's token counter (default 20)")
+    parser.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+
+
+def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,inspect,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,inspect,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
                            epilog=EPILOG_EXIT, formatter_class=formatter)
     stage.add_argument("stage", choices=contract.STAGE_ORDER, help="which cache to prime")
-    stage.add_argument("--model", required=True, help="model directory inside the container, e.g. /models/<name>")
-    stage.add_argument("--tp", type=_positive_int, default=1, help="tensor parallel size (default 1)")
     stage.add_argument("--mode", choices=contract.MODES, default="ensure", help="ensure (default), rebuild or check")
-    stage.add_argument("--port", type=_positive_int, default=contract.SERVER_PORT,
-                       help="server port (default %d; strict: a busy port fails with port_busy, never falls back)"
-                       % contract.SERVER_PORT)
-    stage.add_argument("--lock-timeout", type=_positive_float, default=600.0, metavar="S",
-                       help="seconds to wait for another run of this stage (default 600), then lock_timeout")
-    stage.add_argument("--ready-timeout", type=_positive_float, default=3600.0, metavar="S",
-                       help="seconds for the server to become ready (and for each MoE tuner run; default 3600)")
-    stage.add_argument("--disk-headroom-mb", type=int, default=1024, metavar="MB",
-                       help="free space required on /profiles before starting (default 1024), else insufficient_disk")
-    stage.add_argument("--moe-batch-sizes", type=_positive_int, nargs="+", default=list(DEFAULT_MOE_BATCH_SIZES),
-                       metavar="B", help="moe_tune: batch sizes, one tuner run each (default %s)"
-                       % " ".join(str(b) for b in DEFAULT_MOE_BATCH_SIZES))
-    stage.add_argument("--moe-dtype", choices=MOE_DTYPES, default="auto", help="moe_tune: tuner --dtype (default auto)")
-    stage.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args",
-                       help="one more SGLang server argument (repeatable; write --extra-server-arg=--flag for flags); "
-                       "may not restate a flag the priming policy sets")
-    stage.add_argument("--telemetry-timeout", type=float, default=20.0, metavar="S",
-                       help="warm-ups: seconds to wait for Prometheus to scrape the run's token counter (default 20)")
-    stage.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+    _stage_options(stage)
+
+    plan = sub.add_parser("plan", help="what ensure (or rebuild) would do for several stages, and why (reads only)",
+                          description=PLAN_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    plan.add_argument("--stages", choices=contract.STAGE_ORDER, nargs="+", default=list(contract.STAGE_ORDER),
+                      metavar="STAGE", help="the stages, in the order they would run (default: %s)" % " ".join(contract.STAGE_ORDER))
+    plan.add_argument("--rebuild", choices=contract.STAGE_ORDER, action="append", default=[], metavar="STAGE",
+                      help="a stage that will run in rebuild mode (repeatable); the others are planned for ensure")
+    _stage_options(plan)
 
     inspect = sub.add_parser("inspect", help="report caches, markers and this run's stage results (reads only)",
                              description="Print the current run's manifest, a snapshot of every cache under /profiles "
@@ -162,19 +191,24 @@ def main(args=None):
         sys.stdout.write(json.dumps(out) + "\n")
         return EXIT_OK
     from . import engine
-    if ns.command == "stage":
+    if ns.command in ("stage", "plan"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
         except argv_mod.ArgvError as exc:
             parser.error(str(exc))
-        options = dict((key, getattr(ns, key)) for key in (
-            "tp", "mode", "port", "lock_timeout", "ready_timeout", "disk_headroom_mb", "moe_batch_sizes",
-            "moe_dtype", "extra_server_args", "telemetry_timeout", "pointer"))
-        result = engine.run_stage(ns.stage, ns.model, options)
+        options = dict((key, getattr(ns, key)) for key in STAGE_OPTIONS)
+    if ns.command == "stage":
+        result = engine.run_stage(ns.stage, ns.model, dict(options, mode=ns.mode))
         emit(result)
         return EXIT_ERROR if result["status"] == "error" else EXIT_OK
     try:
-        payload = engine.inspect(ns.pointer) if ns.command == "inspect" else engine.aggregate(ns.pointer)
+        if ns.command == "plan":
+            from . import plan
+            payload = plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
+        elif ns.command == "inspect":
+            payload = engine.inspect(ns.pointer)
+        else:
+            payload = engine.aggregate(ns.pointer)
     except PrepError as exc:
         emit(_error_payload(exc, command=ns.command))
         return EXIT_ERROR

@@ -54,7 +54,7 @@ class Interrupted(BaseException):
 class StageContext(object):
     """Everything one stage invocation needs: options, run paths, probes, the result being built."""
 
-    def __init__(self, stage, model, options, stream, env=None):
+    def __init__(self, stage, model, options, stream, env=None, shared_probe=None):
         self.stage = stage
         self.model = model
         for key, default in DEFAULTS.items():
@@ -65,7 +65,8 @@ class StageContext(object):
         self.extra_server_args = list(self.extra_server_args)
         self.stream = stream
         self.base_env = dict(os.environ if env is None else env)
-        self.probe = probe.Probe(self.python, self.base_env)
+        # one probe may serve several stages of one invocation (the plan): the toolchain does not change in between
+        self.probe = shared_probe or probe.Probe(self.python, self.base_env)
         self.layout = None
         self.manifest = None
         self.run_id = None
@@ -255,13 +256,16 @@ def _fail(result, exc):
     result["errors"].append(exc.as_dict())
 
 
-def run_stage(stage, model, options=None, stream=None, env=None):
-    """Run one stage; returns the stage result (also written as the stage JSON unless in check mode)."""
+def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=None):
+    """Run one stage; returns the stage result (also written as the stage JSON unless in check mode).
+
+    ``shared_probe`` (a probe.Probe) lets several stages of one invocation probe the toolchain once.
+    """
     options = dict(options or {})
     stream = stream or sys.stderr
     start = time.monotonic()
     result = new_result(stage, model, options)
-    ctx = StageContext(stage, model, options, stream, env)
+    ctx = StageContext(stage, model, options, stream, env, shared_probe)
     ctx.result = result
     previous_handlers = _install_signal_handlers()
     lock = None
