@@ -26,8 +26,9 @@ RECAP_KEYS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "i
 class Run:
     """One ansible-playbook run: exit code, output, PLAY RECAP per host, wall time."""
 
-    def __init__(self, argv, proc, seconds, log_path):
+    def __init__(self, argv, proc, seconds, log_path, started_at):
         self.argv = argv
+        self.started_at = started_at  # wall clock (time.time()) when ansible-playbook started
         self.rc = proc.returncode
         self.output = proc.stdout
         self.seconds = seconds
@@ -64,17 +65,24 @@ class Fleet:
         argv += [PLAYBOOK, "-e", "model=" + MODEL] + list(extra)
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_FORCE_COLOR="0", SGLANG_PREP_REPORT_DIR=self.report_dir)
+        started_at = time.time()
         started = time.monotonic()
         proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook")] + argv, cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
         log_path = os.path.join(self.log_dir, "run-%d.log" % self.runs)
         with open(log_path, "w") as handle:
             handle.write(proc.stdout)
-        return Run(argv, proc, time.monotonic() - started, log_path)
+        return Run(argv, proc, time.monotonic() - started, log_path, started_at)
 
     def latest_report(self):
         with open(os.path.join(self.report_dir, "fleet-report-latest.json")) as handle:
             return json.load(handle)
+
+    def stamped_reports(self):
+        """Names of the time-stamped JSON reports written so far (one per run of the prime play)."""
+        if not os.path.isdir(self.report_dir):
+            return []
+        return sorted(n for n in os.listdir(self.report_dir) if n.startswith("fleet-report-2") and n.endswith(".json"))
 
     def host_root(self, name):
         return os.path.join(self.hosts[name]["home"], "sglang-observability")

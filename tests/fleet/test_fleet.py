@@ -3,7 +3,8 @@
 fleet1 (H100) and fleet3 (A100) are healthy; fleet2 (H100) starts with a profiles/ directory owned by
 root, as after a stray `sudo mkdir`, and an extra inventory host (fleet-down) has no sshd at all.
 The order of the tests is the order of an operator's day: prime, read the report, fix the broken
-host, re-prime, then try a one-host-at-a-time rollout against a host that broke again.
+host, re-prime, then prime the host alone after it broke again, and try a one-host-at-a-time rollout
+against it. Every run, however Ansible ends it, leaves a fleet report that lists every host truthfully.
 """
 
 import datetime
@@ -45,7 +46,12 @@ def cache_bytes_on_disk(profiles_root):
 
 
 def assert_row_matches_host_files(fleet, row):
-    """A report row says what the host's own prep_result.json (and its disk) says."""
+    """A report row says what the host's own prep_result.json (and its disk) says.
+
+    A stage that ran in this play is in prep_result.json as the row shows it. A stage with nothing to do
+    (noop or skipped: the plan found it primed, or not applicable, and recorded in this run) did not run
+    at all, so prep_result.json keeps the record of the run that primed it (or skipped it).
+    """
     host = fleet.hosts[row["host"]]
     path = row["prep_result_path"]
     assert path and path.startswith(fleet.host_root(row["host"]) + "/telemetry/container_runs/"), row
@@ -58,11 +64,28 @@ def assert_row_matches_host_files(fleet, row):
     assert set(row["stages"]) == set(prep["stages"]) and row["stages"]
     for name, cell in row["stages"].items():
         stage = prep["stages"][name]
+        assert stage["run_id"] == row["run_id"]
+        if cell["status"] in ("noop", "skipped") and not cell["ran"]:
+            recorded = ("skipped",) if cell["status"] == "skipped" else ("ok", "noop")
+            assert stage["status"] in recorded, (row["host"], name, stage["status"])
+            assert cell["status"] == "skipped" or cell["reprime_reasons"] == [], (row["host"], name, cell)
+            continue
         for key in ("status", "ran", "duration_s", "error_type"):
             assert cell[key] == stage[key], (row["host"], name, key, cell[key], stage[key])
         assert cell["reprime_reasons"] == stage["reprime_reasons"]
     assert row["cache_bytes"] == cache_bytes_on_disk(os.path.join(fleet.host_root(row["host"]), "profiles")) > 0
     return prep
+
+
+def files_changed_since(root, moment):
+    """Files under root modified at or after a wall-clock moment."""
+    changed = []
+    for base, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(base, name)
+            if os.lstat(path).st_mtime >= moment:
+                changed.append(path)
+    return changed
 
 
 def assert_markdown_lists(fleet, report, expected_error_types):
@@ -127,11 +150,13 @@ def test_broken_host_fails_alone_and_the_others_finish(fleet, first_run):
         assert run.recap[name]["failed"] == 0 and run.recap[name]["unreachable"] == 0, run.tail()
         assert run.recap[name]["changed"] > 0, run.tail()
         assert container_state(fleet.hosts[name]["container"]).split()[1] == "true"
-    assert run.recap[BROKEN]["failed"] == 1, run.tail()
+    assert run.recap[BROKEN]["failed"] == 1 and run.recap[BROKEN]["changed"] == 0, run.tail()
     assert run.recap[DOWN]["unreachable"] == 1, run.tail()
-    # fast: it stopped at the directory check, before any container work
+    # fast: it stopped at the directory check, before anything was created or started
     assert container_state(fleet.hosts[BROKEN]["container"]) is None
-    assert "PLAY [Fleet report]" in run.output, run.tail()
+    assert sorted(os.listdir(fleet.host_root(BROKEN))) == ["models", "profiles"]
+    # the report was written once, from the hosts' own tasks, before the failed hosts were failed
+    assert run.output.count("TASK [sglang.prep.fleet_report : Fleet report | Write the fleet report on the controller]") == 1, run.tail()
 
 
 def test_broken_host_reports_its_classified_reason(fleet, first_run):
@@ -142,8 +167,9 @@ def test_broken_host_reports_its_classified_reason(fleet, first_run):
     assert row["error_type"] == "permissions_unexpected"
     assert profiles in row["message"]
     assert "root (uid 0)" in row["message"] and "sgfleet2 (uid 47002)" in row["message"]
-    assert row["run_id"] is None and row["prep_result_path"] is None
-    assert not os.path.exists(os.path.join(fleet.host_root(BROKEN), "telemetry", "container_runs"))
+    assert row["run_id"] is None and row["prep_result_path"] is None and row["changes"] == []
+    assert "Nothing was changed" in row["message"]
+    assert not os.path.exists(os.path.join(fleet.host_root(BROKEN), "telemetry"))
 
 
 def test_report_lists_every_host_truthfully(fleet, first_run):
@@ -155,6 +181,7 @@ def test_report_lists_every_host_truthfully(fleet, first_run):
         prep = assert_row_matches_host_files(fleet, by_host[name])
         assert prep["status"] == "ok"
     assert by_host[DOWN]["status"] == "failed" and by_host[DOWN]["error_type"] == "unreachable"
+    assert "could not reach fleet-down" in by_host[DOWN]["message"]
     assert report["summary"]["hosts"] == 4 and report["summary"]["changed"] == 2 and report["summary"]["failed"] == 2
     assert report["context"]["model"] == "/models/tiny-moe"
     assert_markdown_lists(fleet, report, {BROKEN: "permissions_unexpected", DOWN: "unreachable"})
@@ -194,6 +221,9 @@ def test_each_container_writes_as_its_host_user(fleet, first_run):
 def test_rerun_after_the_fix_touches_only_the_fixed_host(fleet, first_run, second_run):
     run, report = second_run
     assert run.rc == 0, run.tail()
+    # nothing to do is nothing written: the primed hosts' records stay those of the run that primed them
+    for name in HEALTHY:
+        assert files_changed_since(os.path.join(fleet.host_root(name), "telemetry", "container_runs"), run.started_at) == []
     assert run.recap[BROKEN]["changed"] > 0 and run.recap[BROKEN]["failed"] == 0, run.tail()
     for name in HEALTHY:
         assert run.recap[name]["changed"] == 0 and run.recap[name]["failed"] == 0, run.tail()
@@ -214,16 +244,37 @@ def test_rerun_after_the_fix_touches_only_the_fixed_host(fleet, first_run, secon
     assert_markdown_lists(fleet, report, {})
 
 
-def test_serial_rollout_stops_after_the_failing_batch(fleet, second_run):
+@pytest.fixture
+def broken_again(fleet, second_run):
+    """fleet2's profiles/ now belongs to another host user (fleet3's); fixed again afterwards."""
     profiles = os.path.join(fleet.host_root(BROKEN), "profiles")
     other = fleet.hosts["fleet3"]
-    os.chown(profiles, other["uid"], other["uid"])  # broken again: now owned by another host user
+    os.chown(profiles, other["uid"], other["uid"])
+    yield profiles
+    host = fleet.hosts[BROKEN]
+    os.chown(profiles, host["uid"], host["uid"])
+
+
+def test_a_one_host_run_that_fails_still_writes_its_report(fleet, broken_again):
+    """Every host of the batch failed, so Ansible stops the playbook; the report is written all the same."""
+    before = fleet.stamped_reports()
+    run = fleet.prime("--limit", BROKEN)  # no localhost in the limit: the report needs none
+    assert run.rc != 0 and run.recap[BROKEN]["failed"] == 1, run.tail()
+    assert sorted(run.recap) == [BROKEN], run.tail()
+    assert len(fleet.stamped_reports()) == len(before) + 1
+    report = fleet.latest_report()
+    assert [row["host"] for row in report["hosts"]] == [BROKEN]
+    row = report["hosts"][0]
+    assert row["status"] == "failed" and row["error_type"] == "permissions_unexpected"
+    assert "owner sgfleet3 (uid 47003), expected sgfleet2 (uid 47002)" in row["message"]
+    assert report["summary"]["failed"] == 1 and report["summary"]["hosts"] == 1
+
+
+def test_serial_rollout_stops_after_the_failing_batch(fleet, broken_again):
+    other = fleet.hosts["fleet3"]
     before = container_state(other["container"])
-    try:
-        run = fleet.prime("-e", "sglang_prep_serial=1", "-e", "sglang_prep_max_fail_percentage=0")
-    finally:
-        host = fleet.hosts[BROKEN]
-        os.chown(profiles, host["uid"], host["uid"])
+    reports_before = fleet.stamped_reports()
+    run = fleet.prime("-e", "sglang_prep_serial=1", "-e", "sglang_prep_max_fail_percentage=0")
     assert run.rc != 0, run.tail()
     # batches of one host in inventory order: fleet1 (nothing to do), fleet2 (fails), then Ansible stops
     assert run.output.count("PLAY [Prime SGLang hosts]") == 2, run.tail()
@@ -232,3 +283,20 @@ def test_serial_rollout_stops_after_the_failing_batch(fleet, second_run):
     assert "fleet3" not in run.recap, run.tail()
     assert container_state(other["container"]) == before
     assert "owner sgfleet3 (uid 47003), expected sgfleet2 (uid 47002)" in run.output
+
+    # the report of the stopped rollout: one new report (each batch rewrote it), every host truthfully
+    assert len(fleet.stamped_reports()) == len(reports_before) + 1, fleet.stamped_reports()
+    report = fleet.latest_report()
+    stamped = read_json(os.path.join(fleet.report_dir, fleet.stamped_reports()[-1]))
+    assert stamped == report
+    by_host = rows(report)
+    assert sorted(by_host) == ["fleet1", "fleet2", "fleet3"]
+    assert by_host["fleet1"]["status"] == "ok" and by_host["fleet1"]["error_type"] is None
+    assert {cell["status"] for cell in by_host["fleet1"]["stages"].values()} <= {"noop", "skipped"}
+    assert_row_matches_host_files(fleet, by_host["fleet1"])
+    assert by_host[BROKEN]["status"] == "failed" and by_host[BROKEN]["error_type"] == "permissions_unexpected"
+    assert "owner sgfleet3 (uid 47003)" in by_host[BROKEN]["message"]
+    assert by_host["fleet3"]["status"] == "failed" and by_host["fleet3"]["error_type"] == "not_run"
+    assert by_host["fleet3"]["run_id"] is None and by_host["fleet3"]["stages"] == {}
+    assert report["summary"]["hosts"] == 3 and report["summary"]["ok"] == 1 and report["summary"]["failed"] == 2
+    assert_markdown_lists(fleet, report, {BROKEN: "permissions_unexpected", "fleet3": "not_run"})

@@ -252,6 +252,101 @@ def test_env_values_must_be_strings(docker, capsys):
     assert rc == 1 and "quote it" in out["msg"]
 
 
+# ---------------------------------------------------------------- plan (stages=[...])
+
+PLAN = {
+    "schema_version": "1",
+    "run": {"run_id": RUN_ID, "manifest": "/home/u/obs/telemetry/container_runs/%s.json" % RUN_ID,
+            "log_file": "/home/u/obs/telemetry/logs/%s.log" % RUN_ID, "paths": {"container": {}, "host": {}}},
+    "stages": {
+        "deep_gemm": dict(NOOP, mode="check", action="none", planned_mode="ensure"),
+        "moe_tune": dict(WOULD_RUN, stage="moe_tune", action="run", planned_mode="rebuild",
+                         reprime_reasons=[{"field": "mode", "old": None, "new": "rebuild"}]),
+        "flashinfer": dict(NOOP, stage="flashinfer", mode="check", action="record", planned_mode="ensure"),
+    },
+    "to_run": ["moe_tune", "flashinfer"],
+    "prep_result": {"status": "ok", "run": {"signature_group": "6bb7c4ffeb53"}},
+    "caches": {"total_bytes": 4096, "caches": {}, "partial_stages": [], "profiles_root": "/home/u/obs/profiles"},
+    "warnings": [],
+}
+
+
+def plan_base(docker_path, **extra):
+    args = base(docker_path, stages=["deep_gemm", "moe_tune", "flashinfer"])
+    del args["stage"]
+    args.update(extra)
+    return args
+
+
+def test_plan_asks_once_with_the_options_the_runs_will_use(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(PLAN))
+    run(plan_base(path, tp=2, moe_batch_sizes=[1, 64], stage_modes={"moe_tune": "rebuild"},
+                  extra_server_args=["--attention-backend=fa3"]), capsys)
+    (argv,) = exec_call(calls())
+    assert argv[4:8] == ["python3", "-m", "sglang_prep", "plan"]
+    rest = argv[8:]
+    assert rest[:4] == ["--stages", "deep_gemm", "moe_tune", "flashinfer"]
+    assert rest[rest.index("--rebuild") + 1] == "moe_tune" and rest.count("--rebuild") == 1
+    assert rest[rest.index("--tp") + 1] == "2" and "--extra-server-arg=--attention-backend=fa3" in rest
+    assert rest[rest.index("--moe-batch-sizes") + 1:][:2] == ["1", "64"]
+    assert "--mode" not in rest
+
+
+def test_plan_changes_nothing_and_returns_what_the_role_needs(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(PLAN))
+    rc, out = run(plan_base(path), capsys, diff=True)
+    assert rc == 0 and out["changed"] is False and "diff" not in out
+    assert out["to_run"] == ["moe_tune", "flashinfer"]
+    assert out["plan"]["flashinfer"]["action"] == "record"
+    assert out["run"]["run_id"] == RUN_ID and out["prep_result"]["status"] == "ok" and out["caches"]["total_bytes"] == 4096
+    assert "deep_gemm is primed" in out["msg"] and "moe_tune would run: mode: rebuild" in out["msg"]
+    assert "flashinfer is primed" in out["msg"] and "to be recorded" in out["msg"]
+
+
+def test_plan_in_check_mode_is_the_answer_with_a_diff_per_stage_that_would_run(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(PLAN))
+    rc, out = run(plan_base(path), capsys, check_mode=True, diff=True)
+    assert rc == 0 and out["changed"] is True
+    assert [d["before_header"] for d in out["diff"]] == ["moe_tune signature (recorded)"]
+    assert out["diff"][0]["before"]["tp"] == 2 and out["diff"][0]["after"]["tp"] == 1
+    primed = dict(PLAN, stages={"deep_gemm": PLAN["stages"]["deep_gemm"]}, to_run=[])
+    configure(stdout=result_line(primed))
+    rc, out = run(plan_base(path, stages=["deep_gemm"]), capsys, check_mode=True, diff=True)
+    assert rc == 0 and out["changed"] is False and out["diff"] == []
+
+
+def test_plan_in_check_mode_fails_when_a_stage_cannot_be_checked(docker, capsys):
+    path, configure, calls = docker
+    broken = dict(PLAN, stages=dict(PLAN["stages"], moe_tune=dict(FAILED, stage="moe_tune", error_type="model_not_found",
+                                                                  message="model directory /models/x does not exist",
+                                                                  action="run")))
+    configure(stdout=result_line(broken))
+    rc, out = run(plan_base(path), capsys, check_mode=True)
+    assert rc == 1 and out["error_type"] == "model_not_found" and out["plan"]["deep_gemm"]["status"] == "noop"
+    rc, out = run(plan_base(path), capsys)
+    assert rc == 0 and "moe_tune" in out["to_run"]  # outside check mode the run records the failure
+
+
+def test_plan_without_a_run_fails_with_the_runtime_error_type(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line({"status": "error", "status_code": 1, "error_type": "bad_pointer",
+                                  "message": "pointer /telemetry/container_run_meta.env does not exist", "command": "plan"}), rc=1)
+    rc, out = run(plan_base(path), capsys)
+    assert rc == 1 and out["error_type"] == "bad_pointer" and "does not exist" in out["msg"]
+
+
+def test_stage_and_stages_exclude_each_other_and_modes_are_checked(docker, capsys):
+    path, configure, calls = docker
+    rc, out = run(dict(plan_base(path), stage="deep_gemm"), capsys)
+    assert rc == 1 and "mutually exclusive" in out["msg"]
+    rc, out = run(plan_base(path, stage_modes={"moe_tune": "check"}), capsys)
+    assert rc == 1 and "moe_tune: check" in out["msg"]
+    assert calls() == []
+
+
 def test_documented_options_match_the_argument_spec():
     import yaml
     doc = yaml.safe_load(sglang_stage.DOCUMENTATION)

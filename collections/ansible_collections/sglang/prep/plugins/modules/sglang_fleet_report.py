@@ -19,6 +19,8 @@ description:
     (reachable, but the priming play never finished on it, for example because Ansible stopped the play).
   - Writes C(fleet-report-<UTC stamp>.json) and C(fleet-report-<UTC stamp>.md) in O(report_dir), then the same
     content to C(fleet-report-latest.json) and C(fleet-report-latest.md). All writes are atomic (temporary file, then rename).
+  - With O(name) it rewrites a report written earlier in the same run (the later batches of a serial play do),
+    so one run leaves one time-stamped report, which always lists every host seen so far.
   - The report only restates what the hosts reported; nothing is recomputed here (the signature group comes
     from each host's C(prep_result.json)).
 options:
@@ -49,6 +51,11 @@ options:
       - Controller directory that receives the report files. Created if missing.
     type: path
     required: true
+  name:
+    description:
+      - Name (without C(.json)/C(.md)) of a report to rewrite, as RV(name) returned it for an earlier batch of the same run.
+      - Unset means a new time-stamped name.
+    type: str
   context:
     description:
       - Free-form facts about the run (for example the model, the mode or the playbook) stored under C(context) in the JSON report
@@ -66,8 +73,8 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Run it on the controller (a play on C(localhost), or C(delegate_to=localhost)). Role C(sglang.prep.fleet_report) does this
-    at the end of playbook C(sglang.prep.prime).
+  - Run it on the controller (a play on C(localhost), or C(delegate_to=localhost)). Role C(sglang.prep.fleet_report) does;
+    role C(sglang.prep.prime) includes it once per batch, before it fails a host.
   - An unwritable O(report_dir) fails with the path, the owner seen and the user the module runs as. Nothing is chown-ed or chmod-ed.
 seealso:
   - module: sglang.prep.sglang_stage
@@ -154,6 +161,11 @@ markdown_path:
   description: Path of the time-stamped Markdown report (not written in check mode).
   returned: always
   type: str
+name:
+  description: Name of the time-stamped report (its file names without extension); pass it as O(name) to rewrite it.
+  returned: always
+  type: str
+  sample: fleet-report-20261129T160211Z
 latest_json_path:
   description: Path of C(fleet-report-latest.json).
   returned: always
@@ -167,12 +179,14 @@ latest_markdown_path:
 import datetime
 import os
 import pwd
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, jsonio
 
 HOST_STATUSES = ("ok", "changed", "failed")
 LATEST = "fleet-report-latest"
+NAME_RE = re.compile(r"^fleet-report-[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 
 
 def _gpu(report):
@@ -225,8 +239,9 @@ def missing_row(host, unreachable):
         message = "Ansible could not reach this host, so it was not primed. Check SSH access (ansible_host, ansible_user, key) and re-run."
     else:
         error_type = "not_run"
-        message = ("The host left no prime report: the priming play did not finish on it (Ansible stopped the play, for example "
-                   "because max_fail_percentage was exceeded or a serial batch failed). Fix the failed hosts and re-run.")
+        message = ("The host left no prime report: the priming play did not reach it, or did not finish on it (Ansible stops "
+                   "the play when max_fail_percentage is exceeded or every host of a serial batch failed). Fix the failed "
+                   "hosts and re-run.")
     return host_row({"host": host, "status": "failed", "error_type": error_type, "message": message})
 
 
@@ -464,6 +479,7 @@ def main():
             hosts=dict(type="list", elements="str", default=[]),
             unreachable=dict(type="list", elements="str", default=[]),
             report_dir=dict(type="path", required=True),
+            name=dict(type="str"),
             context=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
@@ -476,7 +492,12 @@ def main():
         module.fail_json(msg=str(exc))
     markdown = render_markdown(report)
     report_dir = params["report_dir"]
-    json_path, md_path = report_paths(report_dir, now)
+    if params["name"]:
+        if not NAME_RE.match(params["name"]):
+            module.fail_json(msg="name %r is not the name of a fleet report (fleet-report-<yyyymmddThhmmssZ>[-n])" % params["name"])
+        json_path, md_path = (os.path.join(report_dir, params["name"] + ext) for ext in (".json", ".md"))
+    else:
+        json_path, md_path = report_paths(report_dir, now)
     result = dict(
         changed=True,
         report=report,
@@ -484,6 +505,7 @@ def main():
         markdown=markdown,
         json_path=json_path,
         markdown_path=md_path,
+        name=os.path.basename(json_path)[:-len(".json")],
         latest_json_path=os.path.join(report_dir, LATEST + ".json"),
         latest_markdown_path=os.path.join(report_dir, LATEST + ".md"),
     )

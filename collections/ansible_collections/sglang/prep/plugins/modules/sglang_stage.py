@@ -7,12 +7,17 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: sglang_stage
-short_description: Run one cache-priming stage inside the SGLang prime container
+short_description: Run one cache-priming stage inside the SGLang prime container, or plan several
 version_added: 1.0.0
 description:
   - Runs one priming stage (DeepGEMM compile, fused-MoE Triton tuning, FlashInfer or TorchInductor
     warm-up) inside a running prime container, as O(user), through the container's C(sglang_prep)
     runtime (C(docker exec -u devuser <container> python3 -m sglang_prep stage ...)).
+  - With O(stages) instead of O(stage) it runs nothing and asks the runtime, in one C(docker exec)
+    (C(python3 -m sglang_prep plan)), what each of those stages would do and why; see RV(plan) and
+    RV(to_run). In check mode that plan is the answer (C(changed=true) when a stage would run, and
+    C(--diff) shows each such stage's recorded signature against the current one). Outside check mode a
+    plan changes nothing; run the stages of RV(to_run) one by one with O(stage) (the prime role does).
   - The runtime records the outcome in the run's stage JSON and prints it as its last C(RESULT) line;
     this module returns that result as RV(stage_result).
   - With O(mode=ensure) a stage whose recorded signature matches the current hardware, toolchain
@@ -52,9 +57,23 @@ options:
   stage:
     description:
       - The stage to run. The prime role runs them in the order listed here.
+      - Exactly one of O(stage) and O(stages) is required.
     type: str
-    required: true
     choices: [deep_gemm, moe_tune, flashinfer, inductor]
+  stages:
+    description:
+      - Plan these stages (in this order) instead of running one; nothing runs and nothing is written.
+      - Each stage is checked as the runtime's C(check) mode checks it (one toolchain probe for all of them)
+        and compared with what the current container run has recorded for it.
+    type: list
+    elements: str
+    choices: [deep_gemm, moe_tune, flashinfer, inductor]
+  stage_modes:
+    description:
+      - "With O(stages), per-stage overrides of O(mode), for example C({deep_gemm: rebuild}). A stage planned
+        for V(rebuild) would run whatever its signature says."
+    type: dict
+    default: {}
   model:
     description:
       - Model path inside the container, under C(/models) (the host's C(<host root>/models)).
@@ -165,6 +184,23 @@ EXAMPLES = r"""
   loop: [deep_gemm, moe_tune, flashinfer, inductor]
   check_mode: true
   diff: true
+
+- name: Ask once which stages need to run (the plan), then run only those
+  sglang.prep.sglang_stage:
+    container: sglang-prep
+    stages: [deep_gemm, moe_tune, flashinfer, inductor]
+    model: /models/Qwen3-30B-A3B
+    stage_modes:
+      moe_tune: rebuild
+  register: plan
+
+- name: Run what the plan says, in order
+  sglang.prep.sglang_stage:
+    container: sglang-prep
+    stage: "{{ item }}"
+    model: /models/Qwen3-30B-A3B
+    mode: "{{ plan.plan[item].planned_mode }}"
+  loop: "{{ plan.to_run }}"
 """
 
 RETURN = r"""
@@ -172,37 +208,37 @@ status:
   description:
     - Outcome of the stage, V(ok) (ran and succeeded), V(noop) (signature matches, nothing launched),
       V(would_run) (check mode), V(skipped) or V(error).
-  returned: when the runtime answered
+  returned: with O(stage), when the runtime answered
   type: str
   sample: ok
 ran:
   description: Whether the stage actually ran (launched a server or the tuner).
-  returned: when the runtime answered
+  returned: with O(stage), when the runtime answered
   type: bool
   sample: true
 error_type:
   description:
     - Classified failure, for example V(port_busy), V(readiness_timeout), V(server_exited_early),
       V(not_enough_memory), V(config_drift), V(lock_timeout), V(container_not_running).
-  returned: on failure
+  returned: on failure (of the stage, or of the plan)
   type: str
   sample: readiness_timeout
 duration_s:
   description: Wall time of the stage in seconds, as the runtime measured it.
-  returned: when the runtime answered
+  returned: with O(stage), when the runtime answered
   type: float
   sample: 41.8
 reprime_reasons:
   description:
     - Why the stage runs (or would run), one entry per signature field that differs from the recorded one.
     - Empty when nothing was recorded before or nothing differs.
-  returned: when the runtime answered
+  returned: with O(stage), when the runtime answered
   type: list
   elements: dict
   sample: [{"field": "tp", "old": 1, "new": 2}]
 stage_json:
   description: Container path of the stage JSON this result was written to (not written in check mode).
-  returned: when the runtime answered
+  returned: with O(stage), when the runtime answered
   type: str
   sample: /telemetry/container_runs/container-run-20261129T160000Z-1a2b3c4d/stages/deep_gemm.json
 stage_result:
@@ -210,7 +246,7 @@ stage_result:
     - The full stage result from the runtime (the same dict as the stage JSON), with C(signature),
       C(previous_signature), C(artifacts), C(server), C(validation), C(warnings), C(errors) and, on
       failure, C(log_tail) (the last 20 lines of the stage's log).
-  returned: when the runtime answered
+  returned: with O(stage), when the runtime answered
   type: dict
   sample: {"stage": "deep_gemm", "status": "noop", "ran": false, "duration_s": 0.02}
 log_tail:
@@ -219,6 +255,49 @@ log_tail:
   type: list
   elements: str
   sample: ["RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."]
+plan:
+  description:
+    - With O(stages), per stage the runtime's check result (the keys of RV(stage_result)) plus C(planned_mode)
+      (V(ensure) or V(rebuild)), C(action) and C(action_reason).
+    - C(action) is V(run) (the stage would run, or its check failed and a run records the failure),
+      V(record) (primed, but the current container run has no matching stage JSON yet, so an ensure records
+      a noop without launching anything) or V(none) (primed and recorded).
+  returned: with O(stages), when the runtime answered
+  type: dict
+  sample:
+    flashinfer:
+      status: would_run
+      action: run
+      planned_mode: ensure
+      reprime_reasons: [{"field": "signature", "old": null, "new": "no signature at /profiles/flashinfer/tiny-moe/signature.json"}]
+to_run:
+  description: With O(stages), the stages whose C(action) is not V(none), in the order given.
+  returned: with O(stages), when the runtime answered
+  type: list
+  elements: str
+  sample: [flashinfer]
+run:
+  description:
+    - With O(stages), the container run the plan was made for, with the keys M(sglang.prep.sglang_pointer_wait)
+      returns (read inside the container) C(run_id), C(manifest) (host path), C(manifest_container),
+      C(log_file) (host path of the session log), C(paths.container) and C(paths.host).
+  returned: with O(stages), when the runtime answered
+  type: dict
+  sample:
+    run_id: container-run-20261129T160000Z-1a2b3c4d
+    log_file: /home/ubuntu/sglang-observability/telemetry/logs/container-run-20261129T160000Z-1a2b3c4d.log
+prep_result:
+  description: With O(stages), the run's C(prep_result.json) as recorded (empty when no stage has recorded a result yet).
+  returned: with O(stages), when the runtime answered
+  type: dict
+  sample: {"status": "ok", "run": {"signature_group": "6bb7c4ffeb53"}}
+caches:
+  description:
+    - With O(stages), the cache snapshot, in the shape M(sglang.prep.sglang_cache_inspect) returns (C(caches),
+      C(total_bytes), C(partial_stages), C(profiles_root)).
+  returned: with O(stages), when the runtime answered
+  type: dict
+  sample: {"total_bytes": 1503238553, "partial_stages": []}
 cmd:
   description: The command that was run, as a list.
   returned: when the command was run
@@ -233,10 +312,9 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import con
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 
-def stage_args(params, mode):
-    """Runtime CLI arguments of ``python3 -m sglang_prep stage``."""
-    args = [params["stage"], "--model", params["model"], "--tp", params["tp"], "--mode", mode,
-            "--port", params["port"]]
+def common_args(params):
+    """Runtime CLI options that a stage run and a plan share."""
+    args = ["--model", params["model"], "--tp", params["tp"], "--port", params["port"]]
     for option, flag in (("lock_timeout", "--lock-timeout"), ("ready_timeout", "--ready-timeout"),
                          ("disk_headroom_mb", "--disk-headroom-mb"), ("moe_dtype", "--moe-dtype"),
                          ("pointer", "--pointer")):
@@ -247,7 +325,25 @@ def stage_args(params, mode):
     if params["moe_batch_sizes"]:
         args.append("--moe-batch-sizes")
         args.extend(params["moe_batch_sizes"])
-    return dx.runtime_argv("stage", *args)
+    return args
+
+
+def stage_args(params, mode):
+    """Runtime CLI arguments of ``python3 -m sglang_prep stage``."""
+    return dx.runtime_argv("stage", params["stage"], "--mode", mode, *common_args(params))
+
+
+def planned_mode(params, stage):
+    return params["stage_modes"].get(stage, params["mode"])
+
+
+def plan_args(params):
+    """Runtime CLI arguments of ``python3 -m sglang_prep plan``."""
+    args = ["--stages"] + list(params["stages"])
+    for stage in params["stages"]:
+        if planned_mode(params, stage) == "rebuild":
+            args.extend(["--rebuild", stage])
+    return dx.runtime_argv("plan", *(args + common_args(params)))
 
 
 def format_reasons(reasons):
@@ -286,17 +382,80 @@ def outcome(module, result):
         "msg": summary(module.params["stage"], result),
     }
     if module._diff:
-        out["diff"] = {"before": result.get("previous_signature") or {}, "after": result.get("signature") or {},
-                       "before_header": "%s signature (recorded)" % module.params["stage"],
-                       "after_header": "%s signature (current)" % module.params["stage"]}
+        out["diff"] = signature_diff(module.params["stage"], result)
     return out
+
+
+def signature_diff(stage, result):
+    return {"before": result.get("previous_signature") or {}, "after": result.get("signature") or {},
+            "before_header": "%s signature (recorded)" % stage, "after_header": "%s signature (current)" % stage}
+
+
+def plan_summary(order, stages):
+    parts = []
+    for stage in order:
+        result = stages[stage]
+        text = summary(stage, result)
+        if result.get("action") == "record":
+            text += " (to be recorded in this run)"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def plan_outcome(module, plan):
+    """Ansible result keys from a runtime plan."""
+    order = module.params["stages"]
+    stages = plan.get("stages") or {}
+    missing = [stage for stage in order if stage not in stages]
+    if missing:
+        module.fail_json(msg="the runtime's plan has no entry for %s" % ", ".join(missing), error_type="internal_error", plan=plan)
+    would_run = [stage for stage in order if stages[stage].get("status") == "would_run"]
+    out = {
+        "plan": stages,
+        "to_run": list(plan.get("to_run") or []),
+        "run": plan.get("run") or {},
+        "prep_result": plan.get("prep_result") or {},
+        "caches": plan.get("caches") or {},
+        # a plan changes nothing; in check mode it is the answer, and a stage that would run is the change
+        "changed": bool(module.check_mode and would_run),
+        "msg": plan_summary(order, stages),
+    }
+    if module._diff and module.check_mode:
+        out["diff"] = [signature_diff(stage, stages[stage]) for stage in would_run]
+    for warning in plan.get("warnings") or []:
+        module.warn(warning)
+    return out
+
+
+def run_plan(module, docker, cmd, argv, env):
+    params = module.params
+    rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
+    if result is None:
+        stderr_tail = dx.tail(err) or dx.tail(out)
+        module.fail_json(msg="plan: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
+                             % (rc, "\n  ".join(stderr_tail) or "(none)"),
+                         error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd)
+    if rc != 0 or result.get("status") == "error":
+        module.fail_json(msg="plan: %s" % (result.get("message") or "the runtime exited with code %d" % rc),
+                         error_type=result.get("error_type") or "internal_error", rc=rc, cmd=cmd, log_tail=dx.tail(err))
+    answer = plan_outcome(module, result)
+    answer["cmd"] = cmd
+    failed = [stage for stage in params["stages"] if answer["plan"][stage].get("status") == "error"]
+    if module.check_mode and failed:
+        # in check mode the plan is the answer, so a stage that cannot even be checked fails the task
+        first = answer["plan"][failed[0]]
+        answer.update(error_type=first.get("error_type") or "internal_error", log_tail=first.get("log_tail") or [])
+        module.fail_json(**answer)
+    module.exit_json(**answer)
 
 
 def run_module():
     module = AnsibleModule(
         argument_spec=dict(
             container=dict(type="str", required=True),
-            stage=dict(type="str", required=True, choices=list(contract.STAGE_ORDER)),
+            stage=dict(type="str", choices=list(contract.STAGE_ORDER)),
+            stages=dict(type="list", elements="str", choices=list(contract.STAGE_ORDER)),
+            stage_modes=dict(type="dict", default={}),
             model=dict(type="str", required=True),
             tp=dict(type="int", default=1),
             mode=dict(type="str", default="ensure", choices=["ensure", "rebuild"]),
@@ -312,9 +471,17 @@ def run_module():
             pointer=dict(type="str"),
             docker_cli=dict(type="str", default="docker"),
         ),
+        mutually_exclusive=[("stage", "stages")],
+        required_one_of=[("stage", "stages")],
         supports_check_mode=True,
     )
     params = module.params
+    bad_modes = sorted("%s: %s" % (k, v) for k, v in params["stage_modes"].items()
+                       if k not in contract.STAGE_ORDER or v not in ("ensure", "rebuild"))
+    if bad_modes:
+        module.fail_json(msg="stage_modes maps stages (%s) to ensure or rebuild; got %s" % (", ".join(contract.STAGE_ORDER), ", ".join(bad_modes)))
+    if params["stages"] is not None and not params["stages"]:
+        module.fail_json(msg="stages is empty: name at least one stage to plan")
     if not params["model"].startswith(contract.MODELS_ROOT + "/"):
         module.fail_json(msg="model %r is not under %s: give the model's path inside the container, "
                              "e.g. %s/<name> for <host root>/models/<name> on the host"
@@ -328,15 +495,19 @@ def run_module():
             module.fail_json(msg="env value of %s must be a string; quote it in YAML (%s: \"%s\")" % (key, key, value))
         env[key] = value
 
-    mode = "check" if module.check_mode else params["mode"]
     docker = dx.docker_binary(module, params["docker_cli"])
-    argv = stage_args(params, mode)
+    if params["stages"]:
+        argv = plan_args(params)
+    else:
+        argv = stage_args(params, "check" if module.check_mode else params["mode"])
     cmd = dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env)
     try:
         dx.require_running(module, docker, params["container"])
     except PrepError as exc:
-        module.fail_json(msg="%s: %s" % (params["stage"], exc.message), error_type=exc.error_type,
+        module.fail_json(msg="%s: %s" % (params["stage"] or "plan", exc.message), error_type=exc.error_type,
                          log_tail=exc.details.get("log_tail", []), cmd=cmd)
+    if params["stages"]:
+        run_plan(module, docker, cmd, argv, env)
 
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None:
