@@ -7,7 +7,8 @@ model), then measures, with the real playbook and the real Docker engine:
   noop_reprime   wall time of a no-op re-prime (ansible-playbook playbooks/prime.yml on a primed host)
                  against the bare minimum that can answer the same question: one
                  `docker exec -u devuser <c> python3 -m sglang_prep stage <s> --mode check` per stage,
-                 in a row; printed as a ratio.
+                 in a row; printed as a ratio. Also the one call the role makes for the same answer,
+                 `docker exec ... python3 -m sglang_prep plan` (all stages at once).
   stage_overhead a rebuild of every stage; per stage the runtime's own time (duration_s from the stage
                  JSON) minus the stand-in server's time to ready (server.ready_s): lock, preflight,
                  trigger, teardown, validation and bookkeeping.
@@ -124,6 +125,10 @@ class Bench:
         return timed(["docker", "exec", "-u", contract.DEVUSER, CONTAINER, "python3", "-m", "sglang_prep", "stage",
                       stage, "--model", MODEL, "--mode", mode])
 
+    def exec_plan(self):
+        return timed(["docker", "exec", "-u", contract.DEVUSER, CONTAINER, "python3", "-m", "sglang_prep", "plan",
+                      "--model", MODEL])
+
     def run_dir(self):
         with open(os.path.join(self.root, "telemetry", contract.POINTER_NAME)) as handle:
             text = handle.read()
@@ -161,10 +166,15 @@ def noop_reprime(bench):
             bench.exec_stage(stage, "check")
         baselines.append(time.monotonic() - started)
         log("docker exec baseline %d: %.2f s" % (i + 1, baselines[-1]))
-    reprime, baseline = statistics.median(reprimes), statistics.median(baselines)
+    plans = []
+    for i in range(bench.runs):
+        plans.append(bench.exec_plan()[0])
+        log("docker exec plan %d: %.2f s" % (i + 1, plans[-1]))
+    reprime, baseline, plan = statistics.median(reprimes), statistics.median(baselines), statistics.median(plans)
     return {"reprime_s": [round(x, 2) for x in reprimes], "baseline_s": [round(x, 2) for x in baselines],
+            "plan_s": [round(x, 2) for x in plans],
             "reprime_median_s": round(reprime, 2), "baseline_median_s": round(baseline, 2),
-            "ratio": round(reprime / baseline, 1)}
+            "plan_median_s": round(plan, 2), "ratio": round(reprime / baseline, 1)}
 
 
 def stage_overhead(bench):
@@ -201,7 +211,8 @@ def table(results):
     if noop:
         lines += ["no-op re-prime (ansible-playbook, median of %d)   %7.2f s" % (len(noop["reprime_s"]), noop["reprime_median_s"]),
                   "bare docker exec --mode check, all stages         %7.2f s" % noop["baseline_median_s"],
-                  "ratio                                             %7.1f x" % noop["ratio"], ""]
+                  "ratio                                             %7.1f x" % noop["ratio"],
+                  "bare docker exec plan (all stages, one call)      %7.2f s" % noop["plan_median_s"], ""]
     over = results.get("stage_overhead")
     if over:
         lines.append("%-11s %12s %16s %12s" % ("stage", "duration_s", "server ready_s", "overhead_s"))

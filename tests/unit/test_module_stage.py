@@ -303,6 +303,7 @@ def test_plan_changes_nothing_and_returns_what_the_role_needs(docker, capsys):
     assert out["run"]["run_id"] == RUN_ID and out["prep_result"]["status"] == "ok" and out["caches"]["total_bytes"] == 4096
     assert "deep_gemm is primed" in out["msg"] and "moe_tune would run: mode: rebuild" in out["msg"]
     assert "flashinfer is primed" in out["msg"] and "to be recorded" in out["msg"]
+    assert out["plan"]["moe_tune"]["summary"] == "moe_tune would run: mode: rebuild"  # the line validate shows
 
 
 def test_plan_in_check_mode_is_the_answer_with_a_diff_per_stage_that_would_run(docker, capsys):

@@ -258,7 +258,7 @@ log_tail:
 plan:
   description:
     - With O(stages), per stage the runtime's check result (the keys of RV(stage_result)) plus C(planned_mode)
-      (V(ensure) or V(rebuild)), C(action) and C(action_reason).
+      (V(ensure) or V(rebuild)), C(action), C(action_reason) and C(summary) (one line saying what it would do, and why).
     - C(action) is V(run) (the stage would run, or its check failed and a run records the failure),
       V(record) (primed, but the current container run has no matching stage JSON yet, so an ensure records
       a noop without launching anything) or V(none) (primed and recorded).
@@ -391,15 +391,11 @@ def signature_diff(stage, result):
             "before_header": "%s signature (recorded)" % stage, "after_header": "%s signature (current)" % stage}
 
 
-def plan_summary(order, stages):
-    parts = []
-    for stage in order:
-        result = stages[stage]
-        text = summary(stage, result)
-        if result.get("action") == "record":
-            text += " (to be recorded in this run)"
-        parts.append(text)
-    return "; ".join(parts)
+def plan_summary(stage, result):
+    text = summary(stage, result)
+    if result.get("action") == "record":
+        text += " (to be recorded in this run)"
+    return text
 
 
 def plan_outcome(module, plan):
@@ -410,6 +406,8 @@ def plan_outcome(module, plan):
     if missing:
         module.fail_json(msg="the runtime's plan has no entry for %s" % ", ".join(missing), error_type="internal_error", plan=plan)
     would_run = [stage for stage in order if stages[stage].get("status") == "would_run"]
+    for stage in order:
+        stages[stage]["summary"] = plan_summary(stage, stages[stage])
     out = {
         "plan": stages,
         "to_run": list(plan.get("to_run") or []),
@@ -418,7 +416,7 @@ def plan_outcome(module, plan):
         "caches": plan.get("caches") or {},
         # a plan changes nothing; in check mode it is the answer, and a stage that would run is the change
         "changed": bool(module.check_mode and would_run),
-        "msg": plan_summary(order, stages),
+        "msg": "; ".join(stages[stage]["summary"] for stage in order),
     }
     if module._diff and module.check_mode:
         out["diff"] = [signature_diff(stage, stages[stage]) for stage in would_run]
