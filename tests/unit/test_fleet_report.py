@@ -188,6 +188,32 @@ def test_module_writes_stamped_and_latest_files(tmp_path, capsys):
         + ["fleet-report-latest.json", "fleet-report-latest.md"])
 
 
+def test_a_later_batch_rewrites_the_report_of_its_run(tmp_path, capsys):
+    """Serial batches: each rewrites the one time-stamped report of the run, with every host seen so far."""
+    report_dir = str(tmp_path / "reports")
+    first = {"reports": [prime_report("gpu-1")], "hosts": ["gpu-1", "gpu-2", "gpu-3"], "report_dir": report_dir}
+    code, out = run_module(first, capsys)
+    assert code == 0 and out["name"] == os.path.basename(out["json_path"])[:-len(".json")]
+    assert {row["host"]: row["error_type"] for row in out["table"]} == {"gpu-1": None, "gpu-2": "not_run", "gpu-3": "not_run"}
+    later = dict(first, reports=[prime_report("gpu-1"), broken_report("gpu-2")], name=out["name"])
+    code, again = run_module(later, capsys)
+    assert code == 0 and again["json_path"] == out["json_path"] and again["name"] == out["name"]
+    assert sorted(os.listdir(report_dir)) == sorted([out["name"] + ".json", out["name"] + ".md",
+                                                     "fleet-report-latest.json", "fleet-report-latest.md"])
+    with open(out["json_path"]) as handle:
+        on_disk = json.load(handle)
+    assert {row["host"]: row["error_type"] for row in on_disk["hosts"]} == {
+        "gpu-1": None, "gpu-2": "permissions_unexpected", "gpu-3": "not_run"}
+    assert "did not reach it" in on_disk["hosts"][2]["message"]
+
+
+def test_a_name_that_is_not_a_report_name_is_refused(tmp_path, capsys):
+    for name in ("../../etc/passwd", "fleet-report-latest", "fleet-report-20261129T160211Z/x"):
+        code, out = run_module({"reports": [], "report_dir": str(tmp_path), "name": name}, capsys)
+        assert code == 1 and "is not the name of a fleet report" in out["msg"], name
+    assert os.listdir(tmp_path) == []
+
+
 def test_check_mode_builds_the_report_and_writes_nothing(tmp_path, capsys):
     args = {"reports": [prime_report("gpu-1")], "report_dir": str(tmp_path / "reports")}
     code, out = run_module(args, capsys, check_mode=True)
