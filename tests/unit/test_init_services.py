@@ -1,7 +1,6 @@
 """Telemetry services: commands, start as a new session, readiness, early exit, stop, versions."""
 
 import os
-import socket
 import sys
 import textwrap
 import time
@@ -10,9 +9,11 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "collections"))
+sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import identity, services  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
+from harness import free_port  # noqa: E402  (the stand-in harness's one copy)
 
 RUN = "container-run-20251010T183737Z-e37a089d"
 
@@ -60,12 +61,6 @@ def test_discover_finds_binaries_on_path(tmp_path):
 # ---------------------------------------------------------------- real processes (as the current user)
 def me():
     return identity.Devuser("devuser", os.getuid(), os.getgid(), "/home/devuser")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

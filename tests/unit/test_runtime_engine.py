@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(REPO, "collections")
 sys.path.insert(0, COLLECTIONS)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "standins"))
+from harness import free_port  # noqa: E402  (the stand-in harness's one copy)
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import (  # noqa: E402
     argv, contract, engine, locks, manifest, procs)
@@ -29,12 +30,6 @@ RUN_ID = "container-run-20260101T000000Z-0badc0de"
 TUNED = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json"
 
 
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class Run(object):

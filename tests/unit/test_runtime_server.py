@@ -14,6 +14,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(REPO, "collections")
 sys.path.insert(0, COLLECTIONS)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "standins"))
+from harness import free_port  # noqa: E402  (the stand-in harness's one copy)
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import procs, server  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
@@ -74,12 +76,6 @@ FAKE_SERVER = textwrap.dedent("""\
     """)
 
 
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 @pytest.fixture

@@ -32,26 +32,24 @@ class Layout(object):
 
     def fs(self, path):
         """Filesystem path of a contract path (identity in the container)."""
-        if not path:
-            return path
-        for root, real in self._pairs():
-            if path == root:
-                return real
-            if path.startswith(root + "/"):
-                return real + path[len(root):]
-        return path
+        return _rebase(path, self._pairs())
 
     def contract_path(self, path):
         """Inverse of fs(): the contract path of a filesystem path under one of the roots."""
-        if not path:
-            return path
-        for root, real in self._pairs():
-            if path == real:
-                return root
-            if path.startswith(real + "/"):
-                return root + path[len(real):]
-        return path
+        return _rebase(path, [(real, root) for root, real in self._pairs()])
 
     def env(self, env):
         """Copy of env with every value that is a contract path rebased onto this layout."""
         return dict((key, self.fs(value) if isinstance(value, str) else value) for key, value in env.items())
+
+
+def _rebase(path, pairs):
+    """path with its leading ``old`` root replaced by ``new``, for the first (old, new) pair that holds it."""
+    if not path:
+        return path
+    for old, new in pairs:
+        if path == old:
+            return new
+        if path.startswith(old + "/"):
+            return new + path[len(old):]
+    return path
