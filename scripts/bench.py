@@ -35,9 +35,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "collections"))
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from fleet_hosts import copy_tree_as, pinned_image  # noqa: E402
 
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
-IMAGE = "sglang-prep/standin:test"
 CONTAINER = "sglang-prep-bench-%d" % os.getpid()  # two benches at once must not share a container
 BENCH_USER = "sglang-bench"
 MODEL = "/models/tiny-moe"
@@ -56,15 +56,6 @@ def timed(argv, env=None, check=True):
         tail = "\n".join(proc.stdout.splitlines()[-40:])
         raise SystemExit("bench: %s failed (exit %d):\n%s" % (" ".join(argv[:3]), proc.returncode, tail))
     return elapsed, proc.stdout
-
-
-def pinned_image(image=IMAGE):
-    """The content-hash tag scripts/build-images.sh gives the same image (a name no rebuild moves), else the image."""
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoTags}}", image],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    repo = image.rsplit(":", 1)[0]
-    tags = sorted(t for t in json.loads(proc.stdout or "[]") if t.startswith(repo + ":") and t != image) if proc.returncode == 0 else []
-    return tags[0] if tags else image
 
 
 def recap_changed(output):
@@ -98,9 +89,8 @@ class Bench:
                 log("creating the unprivileged bench host user %s" % self.user)
                 subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", self.user], check=True)
         self.root = os.path.join(tempfile.gettempdir(), "sglang-prep-bench-%d" % os.getpid())
-        model_dir = os.path.join(self.root, "models", os.path.basename(MODEL))
-        subprocess.run(self.as_user(["mkdir", "-p", model_dir]), check=True)
-        subprocess.run(self.as_user(["cp", os.path.join(MODEL_SOURCE, "config.json"), model_dir]), check=True)
+        copy_tree_as(self.user if self.as_root else None, MODEL_SOURCE,
+                     os.path.join(self.root, "models", os.path.basename(MODEL)))
         settings = {
             "model": MODEL,
             "prime_host_user": self.user,

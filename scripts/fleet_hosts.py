@@ -390,17 +390,33 @@ def clean_host(host):
         shutil.rmtree(root)
 
 
+def copy_tree_as(user, source, target):
+    """Copy the directory source into target (created if missing): read by this process's user, written by
+    user (None: this user too). The source may lie where the other user cannot enter (a checkout under /root
+    or in a mktemp -d directory), so it is packed here and unpacked by that user from a pipe."""
+    if not (os.path.isdir(source) and os.access(source, os.R_OK | os.X_OK)):
+        raise FleetError("cannot read the directory %s as %s" % (source, pwd.getpwuid(os.geteuid()).pw_name))
+    prefix = ["runuser", "-u", user, "--"] if user else []
+    proc = run(prefix + ["mkdir", "-p", target], check=False, cwd="/")
+    if proc.returncode == 0:
+        with subprocess.Popen(["tar", "-C", source, "-cf", "-", "."], stdout=subprocess.PIPE) as pack:
+            proc = subprocess.run(prefix + ["tar", "-C", target, "-xf", "-", "--no-same-owner"], stdin=pack.stdout,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, cwd="/")
+            pack.stdout.close()
+        if proc.returncode == 0 and pack.returncode != 0:
+            proc = subprocess.CompletedProcess(pack.args, pack.returncode, "", "tar could not pack %s" % source)
+    if proc.returncode != 0:
+        raise FleetError("copying %s to %s as %s failed: %s" % (source, target, user or "this user", proc.stderr.strip()))
+    return target
+
+
 def stage_model(host, model_dir):
     """Copy a model directory to <home>/sglang-observability/models/<name> as the host user (an operator's step)."""
     models = os.path.join(host["home"], "sglang-observability", "models")
     target = os.path.join(models, os.path.basename(model_dir.rstrip("/")))
     if os.path.exists(os.path.join(target, "config.json")):
         return target
-    for argv in (["mkdir", "-p", models], ["cp", "-r", os.path.abspath(model_dir), target]):
-        proc = as_user(host, argv)
-        if proc.returncode != 0:
-            raise FleetError("%s as %s failed: %s" % (" ".join(argv), host["user"], proc.stderr.strip()))
-    return target
+    return copy_tree_as(host["user"], os.path.abspath(model_dir), target)
 
 
 def up(count=3, clean=False, model_dir=None, image=IMAGE):
