@@ -34,7 +34,7 @@ RESULT_MARK = "PARSER-PROBE-RESULT "
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 
 sys.path.insert(0, str(MODULE_UTILS))
-from sglang_prep import argv as argv_mod  # noqa: E402
+from sglang_prep.container import argv as argv_mod  # noqa: E402
 from sglang_prep import contract  # noqa: E402
 
 LAUNCH_PREFIX = ["python3", "-m", "sglang.launch_server"]

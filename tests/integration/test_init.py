@@ -17,7 +17,7 @@ import init_harness as h  # noqa: E402
 
 sys.path.insert(0, os.path.join(h.REPO, "collections"))
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import manifest as manifest_mod  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import runid  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import runid  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_pid1_reaps_orphaned_processes(running):
 
 def test_init_check_reports_without_publishing(running):
     before = os.listdir(running.root.path("telemetry"))
-    proc = running.box.exec("python3", "-m", "sglang_prep.init", "--check", user="root")
+    proc = running.box.exec("python3", "-m", "sglang_prep.container.init", "--check", user="root")
     result = json.loads(proc.stdout.strip().splitlines()[-1][len("RESULT "):])
     assert result["writable"] is True
     assert result["services"]["jaeger"]["binary"] is None

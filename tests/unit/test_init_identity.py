@@ -11,7 +11,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import identity  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
 
 UBUNTU_PASSWD = """root:x:0:0:root:/root:/bin/bash

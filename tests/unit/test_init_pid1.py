@@ -15,12 +15,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COLLECTIONS = os.path.join(REPO, "collections")
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import pid1  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import pid1  # noqa: E402
 
 SUPERVISED = textwrap.dedent("""
     import ctypes, os, sys, time
     sys.path.insert(0, %(collections)r)
-    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import identity, pid1, services
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, pid1, services
 
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, like PID 1
     flag = pid1.StopFlag().install()

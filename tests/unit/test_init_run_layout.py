@@ -12,8 +12,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import (  # noqa: E402
-    contract, identity, init, manifest, pointer, services)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest, pointer  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, init, services  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
 
 RUN = "container-run-20251010T183737Z-e37a089d"

@@ -11,7 +11,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "collections"))
 sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import identity, services  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, services  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
 from harness import free_port  # noqa: E402  (the stand-in harness's one copy)
 

@@ -21,8 +21,8 @@ sys.path.insert(0, COLLECTIONS)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "standins"))
 from harness import free_port  # noqa: E402  (the stand-in harness's one copy)
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import (  # noqa: E402
-    argv, contract, engine, locks, manifest, procs)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv, engine, locks, procs  # noqa: E402
 
 STANDINS = os.path.join(REPO, "tests", "standins")
 RUNTIME = os.path.join(COLLECTIONS, "ansible_collections", "sglang", "prep", "plugins", "module_utils")

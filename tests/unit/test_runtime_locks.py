@@ -12,13 +12,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COLLECTIONS = os.path.join(REPO, "collections")
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import locks  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import locks  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
 
 HOLDER = """
 import sys, time
 sys.path.insert(0, %r)
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import locks
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import locks
 lock = locks.StageLock(sys.argv[1], "deep_gemm", "run-holder", 5, lambda m: None).acquire()
 print("held", flush=True)
 time.sleep(60)

@@ -16,7 +16,8 @@ sys.path.insert(0, HERE)
 
 from test_runtime_engine import RUN_ID, RUNTIME, Run  # noqa: E402
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, plan, probe  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import plan, probe  # noqa: E402
 
 ALL = list(contract.STAGE_ORDER)
 

@@ -13,7 +13,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import telemetry_probe  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import telemetry_probe  # noqa: E402
 
 RUN = "container-run-20260101T000000Z-00000001"
 

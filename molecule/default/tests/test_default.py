@@ -111,5 +111,5 @@ def test_the_container_is_fully_specified(host):
     env = dict(item.split("=", 1) for item in info["Config"]["Env"])
     assert env[contract.ENV_UID] == str(host.user(USER).uid)
     assert env[contract.ENV_HOST_ROOTS["telemetry"]] == root(host) + "/telemetry"
-    runtime = [m for m in info["Mounts"] if m["Destination"] == contract.RUNTIME_MOUNT + "/sglang_prep"]
+    runtime = [m for m in info["Mounts"] if m["Destination"] == contract.RUNTIME_MOUNT]
     assert runtime and runtime[0]["RW"] is False

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import time
 
-from . import caches, contract, engine, ledger, manifest
+from .. import caches, contract, manifest
+from . import engine, ledger
 from .layout import Layout
 from .probe import Probe
 

@@ -10,7 +10,7 @@ SGLang: they are passed bare to enable and omitted to disable (a following
 
 from __future__ import annotations
 
-from . import contract
+from .. import contract
 
 # stage -> store_true flags it enables (everything else stays off by omission)
 STAGE_SWITCHES = {

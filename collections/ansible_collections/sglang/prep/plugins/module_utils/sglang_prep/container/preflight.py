@@ -14,7 +14,7 @@ import errno
 import os
 
 from . import permissions
-from .errors import PrepError
+from ..errors import PrepError
 
 PERMISSION_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 

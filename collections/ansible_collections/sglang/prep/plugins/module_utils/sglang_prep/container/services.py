@@ -21,8 +21,9 @@ import socket
 import subprocess
 import time
 
-from . import contract, identity, jaeger_config
-from .errors import PrepError
+from .. import contract
+from . import identity, jaeger_config
+from ..errors import PrepError
 from .prometheus_config import host_port, local_address
 
 NV_HOSTENGINE_PORT = 5555  # DCGM's default; dcgm-exporter connects to it when it is present

@@ -13,7 +13,8 @@ import datetime
 import fcntl
 import os
 
-from . import contract, jsonio, signature
+from .. import contract, jsonio
+from . import signature
 
 WARMUP_STAGES = ("inductor", "flashinfer")  # newest telemetry probe first
 SUCCESS = ("ok", "noop", "skipped")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from . import contract
+from .. import contract
 
 SCRAPE_INTERVAL_S = 5
 SGLANG_SCRAPE_INTERVAL_S = 1

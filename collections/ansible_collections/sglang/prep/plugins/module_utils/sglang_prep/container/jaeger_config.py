@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from . import contract
+from .. import contract
 from .prometheus_config import host_port
 
 QUERY_GRPC_PORT = 16685  # Jaeger's own query gRPC port; bound explicitly so it never opens on 0.0.0.0

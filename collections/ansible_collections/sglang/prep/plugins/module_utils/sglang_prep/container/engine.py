@@ -18,8 +18,9 @@ import threading
 import time
 import traceback
 
-from . import argv, contract, ledger, locks, manifest, probe, sessionlog, signature
-from .errors import PrepError
+from .. import contract, manifest
+from . import argv, ledger, locks, probe, sessionlog, signature
+from ..errors import PrepError
 from .layout import Layout
 from .preflight import ensure_writable_dir, require_free_disk, writable_hint
 from .procs import describe_port_holders, port_is_free
@@ -369,7 +370,7 @@ def inspect(pointer=None):
     """The current run's manifest, cache snapshot, stage results and aggregate (reads only)."""
     _ptr, run_manifest = manifest.load_current(pointer)
     layout = Layout.from_manifest(run_manifest)
-    from . import caches
+    from .. import caches
     run_id = run_manifest["container_run_id"]
     stages, problems = ledger.load_stages(layout, run_id)
     host_profiles = (run_manifest.get("paths", {}).get("host") or {}).get("profiles_root")

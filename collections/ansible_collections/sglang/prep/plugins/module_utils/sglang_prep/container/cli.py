@@ -14,8 +14,8 @@ import json
 import sys
 
 from . import argv as argv_mod
-from . import contract
-from .errors import PrepError
+from .. import contract
+from ..errors import PrepError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 

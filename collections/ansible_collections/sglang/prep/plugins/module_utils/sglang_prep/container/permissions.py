@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import PrepError
+from ..errors import PrepError
 
 
 def owner_text(path):

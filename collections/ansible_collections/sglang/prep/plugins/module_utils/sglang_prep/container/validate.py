@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import re
 
-from . import contract
+from .. import contract
 
 TAIL_LINES = 20
 

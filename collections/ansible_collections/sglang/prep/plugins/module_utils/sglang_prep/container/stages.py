@@ -18,8 +18,9 @@ import shutil
 import time
 
 from . import argv as argv_mod
-from . import caches, contract, jsonio, probe, server, signature, telemetry_probe
-from .errors import PrepError
+from .. import caches, contract, jsonio
+from . import probe, server, signature, telemetry_probe
+from ..errors import PrepError
 from .validate import LogScan
 
 MOE_TUNER_ENV = "SGLANG_PREP_MOE_TUNER"

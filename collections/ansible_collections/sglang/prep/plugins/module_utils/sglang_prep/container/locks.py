@@ -16,8 +16,9 @@ import json
 import os
 import time
 
-from . import jsonio, procs
-from .errors import PrepError
+from .. import jsonio
+from . import procs
+from ..errors import PrepError
 
 POLL_S = 0.1
 HEARTBEAT_S = 5.0

@@ -26,9 +26,10 @@ import socket
 import sys
 import time
 
-from . import __version__, caches, contract, identity, jaeger_config, jsonio, manifest, pid1, pointer
+from .. import __version__, caches, contract, jsonio, manifest, pointer
+from . import identity, jaeger_config, pid1
 from . import prometheus_config, runid, services, sessionlog
-from .errors import PrepError
+from ..errors import PrepError
 from .permissions import require_writable
 
 SOURCE = "init"

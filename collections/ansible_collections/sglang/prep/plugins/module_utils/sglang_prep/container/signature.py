@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 
-from . import contract, jsonio
+from .. import contract, jsonio
 
 # The hardware/toolchain tuple (notebook 7.1). Hosts sharing these values share a signature group.
 GROUP_FIELDS = (

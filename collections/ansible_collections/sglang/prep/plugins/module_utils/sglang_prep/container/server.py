@@ -21,7 +21,7 @@ import threading
 import time
 
 from . import httpc, procs
-from .errors import PrepError
+from ..errors import PrepError
 from .validate import split_lines
 
 POLL_S = 0.1

@@ -11,7 +11,7 @@ on a temporary directory.
 
 from __future__ import annotations
 
-from . import contract
+from .. import contract
 
 
 class Layout(object):

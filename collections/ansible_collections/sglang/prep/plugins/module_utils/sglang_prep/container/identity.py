@@ -16,8 +16,8 @@ import json
 import os
 import signal
 
-from . import contract
-from .errors import PrepError
+from .. import contract
+from ..errors import PrepError
 
 PASSWD = "/etc/passwd"
 GROUP = "/etc/group"

@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: runtime_archive
+short_description: Pack the sglang_prep runtime into one checksummed archive on the controller
+version_added: 1.1.0
+description:
+  - Packs the collection's runtime package (C(plugins/module_utils/sglang_prep), the shared contract and
+    the container program) into one reproducible C(.tar.gz) on the controller, read as the controller's
+    own user, and returns its path and SHA-256.
+  - The same content always gives the same archive (sorted names, fixed times, owners and modes), so its
+    checksum says whether a host's deployed copy is current. An archive already built for the same content
+    is reused.
+  - The role M(ansible.builtin.copy)s the archive to each host as the host user (skipped when the checksum
+    matches) and unpacks it there, one transfer instead of one per file.
+options:
+  _terms:
+    description: Not used.
+    required: false
+  cache_dir:
+    description:
+      - Controller directory for the archives. Empty means C(sglang-prep-<uid>) in the controller's
+        temporary directory, created with mode 0700.
+    type: str
+    default: ""
+author:
+  - sglang.prep contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Show the runtime archive and its checksum
+  ansible.builtin.debug:
+    msg: "{{ lookup('sglang.prep.runtime_archive') }}"
+"""
+
+RETURN = r"""
+_raw:
+  description: One dictionary.
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The archive on the controller.
+      type: str
+    sha256:
+      description: SHA-256 of the archive.
+      type: str
+    files:
+      description: How many files it holds.
+      type: int
+    package:
+      description: The name of the top directory inside the archive (C(sglang_prep)).
+      type: str
+"""
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+
+from ansible.errors import AnsibleError
+from ansible.plugins.lookup import LookupBase
+
+PACKAGE = "sglang_prep"
+SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", PACKAGE)
+
+
+def runtime_files(source=SOURCE):
+    """(relative path, absolute path) of every file of the package, sorted; bytecode left out."""
+    found = []
+    for top, dirs, files in os.walk(source):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in files:
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = os.path.join(top, name)
+            found.append((os.path.relpath(path, source), path))
+    return sorted(found)
+
+
+def pack(source=SOURCE):
+    """The archive's bytes: the package under PACKAGE/, reproducible for the same content."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        dirs_done = set()
+        for rel, path in runtime_files(source):
+            parts = rel.split(os.sep)[:-1]
+            for depth in range(len(parts) + 1):
+                name = "/".join([PACKAGE] + parts[:depth])
+                if name not in dirs_done:
+                    dirs_done.add(name)
+                    info = tarfile.TarInfo(name)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            with open(path, "rb") as handle:
+                data = handle.read()
+            info = tarfile.TarInfo("/".join([PACKAGE] + rel.split(os.sep)))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue(), len(runtime_files(source))
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        cache_dir = self.get_option("cache_dir") or os.path.join(tempfile.gettempdir(), "sglang-prep-%d" % os.getuid())
+        try:
+            data, count = pack()
+        except OSError as exc:
+            raise AnsibleError("cannot read the sglang_prep runtime at %s as this user (uid %d): %s"
+                               % (SOURCE, os.getuid(), exc))
+        if count == 0:
+            raise AnsibleError("the sglang_prep runtime at %s is empty or unreadable: reinstall the collection" % SOURCE)
+        digest = hashlib.sha256(data).hexdigest()
+        path = os.path.join(cache_dir, "%s-%s.tar.gz" % (PACKAGE, digest[:16]))
+        try:
+            os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+            if not os.path.exists(path):
+                fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".runtime-")
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise AnsibleError("cannot write the runtime archive under %s: %s (set the lookup's cache_dir)" % (cache_dir, exc))
+        return [{"path": path, "sha256": digest, "files": count, "package": PACKAGE}]
