@@ -7,8 +7,18 @@
 # and tags the last one sglang-prep/standin:test, the image the tests and the demo run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUITE=${SGLANG_PREP_DEBIAN_SUITE:-bookworm}
-MIRROR=${SGLANG_PREP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror and suite: those this machine's apt uses (scripts/apt_mirror.py reads
+# /etc/apt/sources.list and sources.list.d/), unless SGLANG_PREP_DEBIAN_MIRROR / _SUITE say otherwise.
+mirror_suite=$(python3 scripts/apt_mirror.py)
+read -r MIRROR SUITE <<<"$mirror_suite"
+case $MIRROR in file:*)  # debootstrap could read it, the apt-get of the image builds (in containers) cannot
+  dir=${MIRROR#file:}; dir=/${dir#"${dir%%[!/]*}"}
+  echo "error: the Debian mirror $MIRROR is a directory on this machine, which the image builds" \
+    "(apt-get inside containers) cannot read. Serve it over HTTP, e.g." \
+    "'python3 -m http.server --directory $dir 8000', and set SGLANG_PREP_DEBIAN_MIRROR to a URL of it" \
+    "that containers reach (an address of this machine such as its docker0 one, not 127.0.0.1)." >&2
+  exit 1;;
+esac
 TEST_TAG=sglang-prep/standin:test
 
 tree_hash() {  # hash of the named files/directories' contents and names, plus extra words
@@ -33,6 +43,8 @@ if ! have "$base_tag"; then
   trap 'rm -rf "$root"' EXIT
   echo "Building $base_tag with debootstrap ($SUITE from $MIRROR) ..."
   debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >/dev/null
+  # debootstrap writes its own default mirror for a non-http one; the image builds use ours.
+  echo "deb $MIRROR $SUITE main" >"$root/etc/apt/sources.list"
   tar -C "$root" -c . | docker import - "$base_tag" >/dev/null
   rm -rf "$root"; trap - EXIT
 fi
