@@ -42,6 +42,7 @@ CONTAINER = "sglang-prep-bench-%d" % os.getpid()  # two benches at once must not
 BENCH_USER = "sglang-bench"
 MODEL = "/models/tiny-moe"
 MODEL_SOURCE = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
+COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep")
 
 
 def log(message):
@@ -110,6 +111,27 @@ class Bench:
         argv = [os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "prime.yml"),
                 "-e", "@" + self.vars_file] + list(extra)
         return timed(argv, env=self.env)
+
+    def prime_installed(self, collections_path, workdir):
+        """The installed collection's own playbook, from a directory without an ansible.cfg (Ansible's defaults)."""
+        inventory = os.path.join(workdir, "inventory.yml")
+        with open(inventory, "w") as handle:
+            json.dump({"sglang_nodes": {"hosts": {"localhost": {
+                "ansible_connection": "local", "ansible_python_interpreter": os.path.join(VENV_BIN, "python")}}}}, handle)
+        env = dict((k, v) for k, v in self.env.items() if not k.startswith("ANSIBLE_"))
+        env.update(ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR="1")
+        argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, "sglang.prep.prime", "-e", "@" + self.vars_file]
+        started = time.monotonic()
+        proc = subprocess.run(argv, env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            raise SystemExit("bench: the installed collection's prime failed (exit %d):\n%s"
+                             % (proc.returncode, "\n".join(proc.stdout.splitlines()[-40:])))
+        return time.monotonic() - started, proc.stdout
+
+    def fresh(self):
+        """Back to a host that was never primed: no container, an empty host root with the model."""
+        self.teardown()
+        self.setup()
 
     def exec_stage(self, stage, mode):
         return timed(["docker", "exec", "-u", contract.DEVUSER, CONTAINER, "python3", "-m", "sglang_prep", "stage",
@@ -191,8 +213,31 @@ def fleet_parallel(bench):
     return bench_fleet.measure(hosts=3)
 
 
+def installed_collection(bench):
+    """First prime through the collection built and installed from its tarball, run from a directory without
+    the repository's ansible.cfg (Ansible's defaults: no pipelining), against the same first prime from the checkout."""
+    with tempfile.TemporaryDirectory(prefix="sglang-prep-installed-") as tmp:
+        galaxy = os.path.join(VENV_BIN, "ansible-galaxy")
+        timed([galaxy, "collection", "build", COLLECTION, "--output-path", tmp, "--force"])
+        tarball = [name for name in os.listdir(tmp) if name.endswith(".tar.gz")][0]
+        collections = os.path.join(tmp, "collections")
+        timed([galaxy, "collection", "install", os.path.join(tmp, tarball), "-p", collections, "--no-deps", "--offline"])
+        workdir = os.path.join(tmp, "work")
+        os.makedirs(workdir)
+        installed, checkout = [], []
+        for i in range(bench.runs):
+            bench.fresh()
+            installed.append(bench.prime_installed(collections, workdir)[0])
+            bench.fresh()
+            checkout.append(bench.prime()[0])
+            log("first prime %d: installed collection %.1f s, checkout %.1f s" % (i + 1, installed[-1], checkout[-1]))
+    a, b = statistics.median(installed), statistics.median(checkout)
+    return {"installed_s": [round(x, 2) for x in installed], "checkout_s": [round(x, 2) for x in checkout],
+            "installed_median_s": round(a, 2), "checkout_median_s": round(b, 2), "ratio": round(a / b, 2)}
+
+
 # Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
-SCENARIOS = [noop_reprime, stage_overhead, fleet_parallel]
+SCENARIOS = [noop_reprime, stage_overhead, installed_collection, fleet_parallel]
 
 
 def table(results):

@@ -18,6 +18,7 @@ description:
   - This is an information module. It never changes anything and always returns C(changed=false).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._container
 attributes:
   check_mode:
     support: full
@@ -41,6 +42,12 @@ options:
     description:
       - Model path inside the container (under C(/models)). When given, RV(signatures) holds each stage's
         recorded signature for this model.
+    type: str
+  container:
+    description:
+      - Name or ID of the prime container (the action group's shared setting). When given, RV(container_state)
+        says whether it runs, and a snapshot taken while it does not run comes with a warning (the caches
+        are those of its last run).
     type: str
 seealso:
   - module: sglang.prep.sglang_stage
@@ -68,6 +75,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+container_state:
+  description: With O(container), the container's state as C(docker inspect) reports it (for example V(running)).
+  returned: when O(container) is given
+  type: str
+  sample: running
 run_id:
   description: The run whose manifest was read.
   returned: success
@@ -121,6 +133,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import caches, contract
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import manifest as manifests
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import pointer as pointers
@@ -176,6 +189,8 @@ def run_module():
             pointer=dict(type="path"),
             manifest=dict(type="path"),
             model=dict(type="str"),
+            container=dict(type="str"),
+            docker_cli=dict(type="str", default="docker"),
         ),
         mutually_exclusive=[("pointer", "manifest")],
         required_one_of=[("pointer", "manifest")],
@@ -185,6 +200,15 @@ def run_module():
         result = inspect(module.params)
     except PrepError as exc:
         module.fail_json(msg=exc.message, changed=False, error_type=exc.error_type)
+    if module.params["container"]:
+        try:
+            state = dx.container_state(module, dx.docker_binary(module, module.params["docker_cli"]), module.params["container"])
+        except PrepError as exc:
+            module.fail_json(msg=exc.message, changed=False, error_type=exc.error_type)
+        result["container_state"] = dx.describe_state(state)
+        if not (state or {}).get("Running"):
+            module.warn("container %s is not running (%s): these are the caches as its last run left them"
+                        % (module.params["container"], result["container_state"]))
     partial = result["partial_stages"]
     result["msg"] = "%d caches, %d bytes%s" % (len(result["caches"]), result["total_bytes"],
                                                "; interrupted stages: " + ", ".join(partial) if partial else "")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: sglang_stage
-short_description: Run one cache-priming stage inside the SGLang prime container, or plan several
+short_description: Run cache-priming stages inside the SGLang prime container, or plan them
 version_added: 1.0.0
 description:
   - Runs one priming stage (DeepGEMM compile, fused-MoE Triton tuning, FlashInfer or TorchInductor
@@ -17,7 +17,14 @@ description:
     (C(python3 -m sglang_prep plan)), what each of those stages would do and why; see RV(plan) and
     RV(to_run). In check mode that plan is the answer (C(changed=true) when a stage would run, and
     C(--diff) shows each such stage's recorded signature against the current one). Outside check mode a
-    plan changes nothing; run the stages of RV(to_run) one by one with O(stage) (the prime role does).
+    plan changes nothing.
+  - With O(stages) and O(operation=prime) it runs every stage the plan sends to run, in order, as one job
+    (C(python3 -m sglang_prep prime)). The runtime stops at the first failure and returns the priming state
+    (RV(state)). It writes a progress file (the run directory's C(progress.json)) that
+    M(sglang.prep.sglang_stage_wait) reads while the job runs. The prime role runs it with C(async) and
+    C(poll=0), so that each host runs its whole stage list without waiting for the others.
+  - With O(stages) and O(operation=report) it runs nothing and returns the priming state of the current run
+    as recorded.
   - The runtime records the outcome in the run's stage JSON and prints it as its last C(RESULT) line;
     this module returns that result as RV(stage_result).
   - With O(mode=ensure) a stage whose recorded signature matches the current hardware, toolchain
@@ -68,6 +75,13 @@ options:
     type: list
     elements: str
     choices: [deep_gemm, moe_tune, flashinfer, inductor]
+  operation:
+    description:
+      - What to do with O(stages). V(plan) asks what each would do and why; V(prime) runs those that need it,
+        as one job; V(report) returns the priming state as recorded. In check mode V(prime) is a plan.
+    type: str
+    choices: [plan, prime, report]
+    default: plan
   stage_modes:
     description:
       - "With O(stages), per-stage overrides of O(mode), for example C({deep_gemm: rebuild}). A stage planned
@@ -291,6 +305,15 @@ prep_result:
   returned: with O(stages), when the runtime answered
   type: dict
   sample: {"status": "ok", "run": {"signature_group": "6bb7c4ffeb53"}}
+state:
+  description:
+    - With O(stages), the priming state the runtime builds (one model for the plan, the run and the report
+      alike; C(docs/runtime.md) describes every key), returned as is. C(run), C(order), C(stages) (one row per
+      stage with C(status), C(reason), C(duration_s), C(error_type), C(reprime_reasons), C(cache)),
+      C(to_run), C(caches), C(aggregate), C(prep_result_path), C(gpu), C(signature_group).
+  returned: with O(stages), when the runtime answered
+  type: dict
+  sample: {"aggregate": "ok", "to_run": [], "stages": {"deep_gemm": {"status": "noop", "reason": "deep_gemm is primed"}}}
 caches:
   description:
     - With O(stages), the cache snapshot, in the shape M(sglang.prep.sglang_cache_inspect) returns (C(caches),
@@ -337,13 +360,16 @@ def planned_mode(params, stage):
     return params["stage_modes"].get(stage, params["mode"])
 
 
-def plan_args(params):
-    """Runtime CLI arguments of ``python3 -m sglang_prep plan``."""
+def stages_args(params, operation):
+    """Runtime CLI arguments of ``python3 -m sglang_prep plan|prime|report``."""
     args = ["--stages"] + list(params["stages"])
+    if operation == "report":
+        return dx.runtime_argv("report", *(args + ["--model", params["model"]] + (
+            ["--pointer", params["pointer"]] if params["pointer"] else [])))
     for stage in params["stages"]:
         if planned_mode(params, stage) == "rebuild":
             args.extend(["--rebuild", stage])
-    return dx.runtime_argv("plan", *(args + common_args(params)))
+    return dx.runtime_argv(operation, *(args + common_args(params)))
 
 
 def format_reasons(reasons):
@@ -409,6 +435,7 @@ def plan_outcome(module, plan):
     for stage in order:
         stages[stage]["summary"] = plan_summary(stage, stages[stage])
     out = {
+        "state": plan,
         "plan": stages,
         "to_run": list(plan.get("to_run") or []),
         "run": plan.get("run") or {},
@@ -447,12 +474,41 @@ def run_plan(module, docker, cmd, argv, env):
     module.exit_json(**answer)
 
 
+def run_stages(module, docker, cmd, argv, env, operation):
+    """prime (every stage the plan sends to run, as one job) or report: the runtime's priming state, as is."""
+    params = module.params
+    rc, state, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
+    if state is None:
+        stderr_tail = dx.tail(err) or dx.tail(out)
+        module.fail_json(msg="%s: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
+                             % (operation, rc, "\n  ".join(stderr_tail) or "(none)"),
+                         error_type="interrupted" if rc in (-9, 137, -15, 143) else "internal_error",
+                         rc=rc, log_tail=stderr_tail, cmd=cmd)
+    rows = state.get("stages") or {}
+    ran = [stage for stage in state.get("order") or params["stages"] if (rows.get(stage) or {}).get("ran")]
+    answer = {
+        "state": state,
+        "cmd": cmd,
+        "changed": any((rows[stage].get("status") == "ok") for stage in ran),
+        "msg": "; ".join((rows.get(stage) or {}).get("reason") or stage for stage in state.get("order") or params["stages"]),
+    }
+    for warning in state.get("warnings") or []:
+        module.warn(warning)
+    if rc != 0 or state.get("status") == "error":
+        failed = rows.get(state.get("failed_stage")) or {}
+        answer.update(error_type=state.get("error_type") or "internal_error", log_tail=failed.get("log_tail") or dx.tail(err),
+                      msg=failed.get("reason") or state.get("message") or "%s: the runtime exited with code %d" % (operation, rc))
+        module.fail_json(**answer)
+    module.exit_json(**answer)
+
+
 def run_module():
     module = AnsibleModule(
         argument_spec=dict(
             container=dict(type="str", required=True),
             stage=dict(type="str", choices=list(contract.STAGE_ORDER)),
             stages=dict(type="list", elements="str", choices=list(contract.STAGE_ORDER)),
+            operation=dict(type="str", default="plan", choices=["plan", "prime", "report"]),
             stage_modes=dict(type="dict", default={}),
             model=dict(type="str", required=True),
             tp=dict(type="int", default=1),
@@ -494,8 +550,9 @@ def run_module():
         env[key] = value
 
     docker = dx.docker_binary(module, params["docker_cli"])
+    operation = "plan" if params["operation"] == "prime" and module.check_mode else params["operation"]
     if params["stages"]:
-        argv = plan_args(params)
+        argv = stages_args(params, operation)
     else:
         argv = stage_args(params, "check" if module.check_mode else params["mode"])
     cmd = dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env)
@@ -504,8 +561,10 @@ def run_module():
     except PrepError as exc:
         module.fail_json(msg="%s: %s" % (params["stage"] or "plan", exc.message), error_type=exc.error_type,
                          log_tail=exc.details.get("log_tail", []), cmd=cmd)
-    if params["stages"]:
+    if params["stages"] and operation == "plan":
         run_plan(module, docker, cmd, argv, env)
+    if params["stages"]:
+        run_stages(module, docker, cmd, argv, env, operation)
 
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None:
