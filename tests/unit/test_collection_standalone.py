@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep")
 BIN = os.path.dirname(sys.executable)
 EXAMPLE_CFG = os.path.join(COLLECTION, "examples", "ansible.cfg")
-SHIPPED = ["images/Dockerfile", "images/optional/README.md", "examples/inventory/fleet.example.yml", "examples/ansible.cfg",
+SHIPPED = ["CHANGELOG.rst", "images/Dockerfile", "images/optional/README.md", "examples/inventory/fleet.example.yml", "examples/ansible.cfg",
            "docs/air-gapped.md", "playbooks/tasks/require_targets.yml"]
 
 
