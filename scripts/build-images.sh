@@ -2,7 +2,7 @@
 # Builds the images offline, each cached by a content hash of its inputs (no rebuild when
 # nothing changed):
 #   sglang-prep/debian-base:<hash>  debootstrap (minbase) + docker import
-#   sglang-prep/runtime:<hash>      images/Dockerfile FROM that base (BASE_IMAGE build argument)
+#   sglang-prep/runtime:<hash>      the collection's images/Dockerfile FROM that base (BASE_IMAGE build argument)
 #   sglang-prep/standin:<hash>      tests/standins/Dockerfile: the GPU stand-ins on top
 # and tags the last one sglang-prep/standin:test, the image the tests and the demo run.
 set -euo pipefail
@@ -20,6 +20,8 @@ case $MIRROR in file:*)  # debootstrap could read it, the apt-get of the image b
   exit 1;;
 esac
 TEST_TAG=sglang-prep/standin:test
+# The production image recipe ships inside the collection.
+IMAGE_DIR=collections/ansible_collections/sglang/prep/images
 
 tree_hash() {  # hash of the named files/directories' contents and names, plus extra words
   local paths=() words=()
@@ -49,10 +51,10 @@ if ! have "$base_tag"; then
   rm -rf "$root"; trap - EXIT
 fi
 
-runtime_tag="sglang-prep/runtime:$(tree_hash images "$base_tag")"
+runtime_tag="sglang-prep/runtime:$(tree_hash "$IMAGE_DIR" "$base_tag")"
 if ! have "$runtime_tag"; then
   echo "Building $runtime_tag ..."
-  docker build -q --build-arg BASE_IMAGE="$base_tag" -t "$runtime_tag" images >/dev/null
+  docker build -q --build-arg BASE_IMAGE="$base_tag" -t "$runtime_tag" "$IMAGE_DIR" >/dev/null
 fi
 
 standin_tag="sglang-prep/standin:$(tree_hash tests/standins "$runtime_tag")"

@@ -1,4 +1,4 @@
-"""inventory/fleet.example.yml stays usable: it parses, targets the group the playbooks target, and every
+"""The collection's examples/inventory/fleet.example.yml stays usable: it parses, targets the group the playbooks target, and every
 prime_* value it sets passes the prime role's argument spec (no root, no SSH needed)."""
 
 import os
@@ -11,10 +11,10 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.vars.manager import VariableManager
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE = os.path.join(REPO, "inventory", "fleet.example.yml")
-ROLE_SPEC = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "roles", "prime", "meta", "argument_specs.yml")
-FLEET_REPORT_SPEC = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "roles", "fleet_report", "meta",
-                                 "argument_specs.yml")
+COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep")
+EXAMPLE = os.path.join(COLLECTION, "examples", "inventory", "fleet.example.yml")
+ROLE_SPEC = os.path.join(COLLECTION, "roles", "prime", "meta", "argument_specs.yml")
+FLEET_REPORT_SPEC = os.path.join(COLLECTION, "roles", "fleet_report", "meta", "argument_specs.yml")
 
 
 def role_options(path):

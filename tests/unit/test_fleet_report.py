@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -251,3 +252,179 @@ def test_reprime_reasons_are_short_in_the_table_and_complete_in_the_json():
     assert ("deep_gemm, moe_tune: no previous signature; inductor: driver_version 550.54 -> 570.148.08; "
             "inductor: an earlier run did not finish") in md
     assert "/profiles/x/signature.json" not in md
+
+
+# ---------------------------------------------------------------- retention (keep) and check mode
+
+def make_reports(report_dir, names):
+    os.makedirs(report_dir, exist_ok=True)
+    for name in names:
+        for ext in (".json", ".md"):
+            with open(os.path.join(report_dir, name + ext), "w") as handle:
+                handle.write("{}" if ext == ".json" else "# old\n")
+
+
+OLD = ["fleet-report-20261101T000000Z", "fleet-report-20261102T000000Z", "fleet-report-20261102T000000Z-2",
+       "fleet-report-20261102T000000Z-10", "fleet-report-20261103T120000Z"]
+
+
+def test_keep_deletes_the_oldest_report_pairs_and_nothing_else(tmp_path, capsys):
+    report_dir = str(tmp_path / "reports")
+    make_reports(report_dir, OLD)
+    others = ["fleet-report-latest.json", "fleet-report-latest.md", "notes.md", "fleet-report-old.json",
+              "fleet-report-20261101T000000Z.json.bak", ".fleet-report-20261101T000000Z.json.tmp", "fleet-report-20261101T000000Z.txt"]
+    for name in others:
+        with open(os.path.join(report_dir, name), "w") as handle:
+            handle.write("keep me")
+    os.mkdir(os.path.join(report_dir, "fleet-report-20200101T000000Z.json"))  # not a regular file
+    os.symlink(os.path.join(report_dir, "notes.md"), os.path.join(report_dir, "fleet-report-20200102T000000Z.md"))
+
+    code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": report_dir, "keep": 3}, capsys)
+    assert code == 0 and out["written"] is True
+    # kept: the new report and the two newest old ones (-10 is newer than -2 within one second)
+    expected_pruned = [os.path.join(report_dir, n + ext) for n in
+                       ("fleet-report-20261101T000000Z", "fleet-report-20261102T000000Z", "fleet-report-20261102T000000Z-2")
+                       for ext in (".json", ".md")]
+    assert out["pruned"] == expected_pruned
+    remaining = set(os.listdir(report_dir))
+    assert {out["name"] + ".json", out["name"] + ".md", "fleet-report-20261102T000000Z-10.json",
+            "fleet-report-20261103T120000Z.md"} <= remaining
+    for name in others + ["fleet-report-20200101T000000Z.json", "fleet-report-20200102T000000Z.md"]:
+        assert name in remaining, name
+    with open(os.path.join(report_dir, "fleet-report-latest.json")) as handle:
+        assert json.load(handle) == out["report"]  # latest is rewritten, never pruned
+    assert not any(os.path.join(report_dir, n) in out["pruned"] for n in others)
+
+
+def test_keep_zero_keeps_every_report(tmp_path, capsys):
+    report_dir = str(tmp_path / "reports")
+    make_reports(report_dir, OLD)
+    code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": report_dir, "keep": 0}, capsys)
+    assert code == 0 and out["pruned"] == []
+    assert len([n for n in os.listdir(report_dir) if n.startswith("fleet-report-2")]) == 2 * (len(OLD) + 1)
+
+
+def test_keep_one_leaves_only_the_report_just_written(tmp_path, capsys):
+    report_dir = str(tmp_path / "reports")
+    make_reports(report_dir, OLD)
+    code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": report_dir, "keep": 1}, capsys)
+    assert code == 0 and len(out["pruned"]) == 2 * len(OLD)
+    assert sorted(os.listdir(report_dir)) == sorted([out["name"] + ".json", out["name"] + ".md",
+                                                     "fleet-report-latest.json", "fleet-report-latest.md"])
+
+
+def test_a_rewritten_report_is_kept_even_when_newer_names_exist(tmp_path, capsys):
+    """The report of this run stays, whatever its stamp (a clock that went back, a later batch rewriting it)."""
+    report_dir = str(tmp_path / "reports")
+    make_reports(report_dir, OLD)
+    args = {"reports": [prime_report("gpu-1")], "report_dir": report_dir, "keep": 2, "name": "fleet-report-20261101T000000Z"}
+    code, out = run_module(args, capsys)
+    assert code == 0 and out["name"] == "fleet-report-20261101T000000Z"
+    assert sorted(n for n in os.listdir(report_dir) if n.startswith("fleet-report-2")) == sorted(
+        ["fleet-report-20261101T000000Z.json", "fleet-report-20261101T000000Z.md",
+         "fleet-report-20261103T120000Z.json", "fleet-report-20261103T120000Z.md"])
+
+
+def test_a_report_that_cannot_be_deleted_is_a_warning_not_a_failure(tmp_path, capsys, monkeypatch):
+    report_dir = str(tmp_path / "reports")
+    make_reports(report_dir, OLD[:2])
+    stuck = os.path.join(report_dir, OLD[0] + ".json")
+    real_remove = os.remove
+
+    def remove(path):
+        if path == stuck:
+            raise PermissionError(13, "Permission denied")
+        real_remove(path)
+
+    warnings = []
+    monkeypatch.setattr(fr.os, "remove", remove)
+    monkeypatch.setattr(fr.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": report_dir, "keep": 1}, capsys)
+    assert code == 0 and out["written"] is True
+    assert stuck not in out["pruned"] and os.path.join(report_dir, OLD[0] + ".md") in out["pruned"]
+    assert any(stuck in w and "Permission denied" in w for w in warnings), warnings
+    assert os.path.exists(stuck)
+
+
+def test_check_mode_neither_writes_nor_prunes(tmp_path, capsys):
+    report_dir = str(tmp_path / "reports")
+    make_reports(report_dir, OLD)
+    before = sorted(os.listdir(report_dir))
+    code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": report_dir, "keep": 1}, capsys, check_mode=True)
+    assert code == 0 and out["written"] is False and out["pruned"] == []
+    assert "| gpu-1 |" in out["markdown"]
+    assert sorted(os.listdir(report_dir)) == before
+
+
+def test_a_negative_keep_is_refused(tmp_path, capsys):
+    code, out = run_module({"reports": [], "report_dir": str(tmp_path), "keep": -1}, capsys)
+    assert code == 1 and "keep must be 0" in out["msg"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_prune_sorts_by_stamp_then_same_second_suffix():
+    names = ["fleet-report-20261102T000000Z-10", "fleet-report-20261102T000000Z", "fleet-report-20261101T235959Z",
+             "fleet-report-20261102T000000Z-2"]
+    assert sorted(names, key=fr._name_key) == ["fleet-report-20261101T235959Z", "fleet-report-20261102T000000Z",
+                                               "fleet-report-20261102T000000Z-2", "fleet-report-20261102T000000Z-10"]
+
+
+# ---------------------------------------------------------------- role sglang.prep.fleet_report (ansible-playbook, controller only)
+
+ROLE_PLAY = """
+- name: Fleet report from a prime_report
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Leave a prime report
+      ansible.builtin.set_fact:
+        prime_report: {host: localhost, status: ok}
+    - name: Write the fleet report
+      ansible.builtin.include_role:
+        name: sglang.prep.fleet_report
+      vars:
+        fleet_report_hosts: [localhost]
+        fleet_report_probe_missing: false
+"""
+
+
+def run_role(tmp_path, *extra):
+    playbook = tmp_path / "report.yml"
+    playbook.write_text(ROLE_PLAY)
+    config = tmp_path / "ansible.cfg"
+    config.write_text("[defaults]\ncollections_path = %s\n" % os.path.join(REPO, "collections"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "SGLANG_PREP_"))}
+    env.update(ANSIBLE_CONFIG=str(config), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", ",", str(playbook),
+            "-e", "fleet_report_dir=%s" % (tmp_path / "reports")] + list(extra)
+    proc = subprocess.run(argv, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout
+    return proc.stdout
+
+
+def stamped(tmp_path):
+    report_dir = tmp_path / "reports"
+    return sorted(n for n in os.listdir(report_dir) if n.startswith("fleet-report-2")) if report_dir.exists() else []
+
+
+def test_role_in_check_mode_shows_the_table_and_writes_nothing(tmp_path):
+    out = run_role(tmp_path, "--check")
+    assert "| localhost | ok |" in out and "Not written (check mode" in out, out
+    assert not (tmp_path / "reports").exists()
+
+
+def test_role_in_check_mode_writes_when_asked(tmp_path):
+    out = run_role(tmp_path, "--check", "-e", "fleet_report_in_check_mode=true")
+    assert "Written: " in out, out
+    assert len(stamped(tmp_path)) == 2 and (tmp_path / "reports" / "fleet-report-latest.json").exists()
+
+
+def test_role_keeps_the_newest_reports(tmp_path):
+    make_reports(str(tmp_path / "reports"), OLD)
+    out = run_role(tmp_path, "-e", "fleet_report_keep=2")
+    assert "removed 8 older report file(s), keeping the newest 2" in out, out
+    names = stamped(tmp_path)
+    assert len(names) == 4 and "fleet-report-20261103T120000Z.json" in names, names
+    run_role(tmp_path)  # the default keeps 10: nothing more is removed
+    assert len(stamped(tmp_path)) == 6

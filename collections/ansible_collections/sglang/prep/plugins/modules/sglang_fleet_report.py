@@ -21,6 +21,10 @@ description:
     content to C(fleet-report-latest.json) and C(fleet-report-latest.md). All writes are atomic (temporary file, then rename).
   - With O(name) it rewrites a report written earlier in the same run (the later batches of a serial play do),
     so one run leaves one time-stamped report, which always lists every host seen so far.
+  - With O(keep) it then deletes the older time-stamped reports in O(report_dir) beyond the newest O(keep)
+    (the one just written always stays). Only files named like a time-stamped report
+    (C(fleet-report-<yyyymmddThhmmssZ>[-n].json) or C(.md)) are ever deleted; C(fleet-report-latest.*) and every other
+    file are left alone.
   - The report only restates what the hosts reported; nothing is recomputed here (the signature group comes
     from each host's C(prep_result.json)).
 options:
@@ -62,12 +66,20 @@ options:
         and listed at the top of the Markdown report.
     type: dict
     default: {}
+  keep:
+    description:
+      - How many time-stamped reports (each a C(.json) and C(.md) pair) to keep in O(report_dir), the one just written included;
+        older ones are deleted after the write. Newest means the latest time stamp in the name.
+      - C(0) keeps every report. Role C(sglang.prep.fleet_report) passes C(fleet_report_keep) (default 10).
+      - A report that cannot be deleted is left with a warning; it never fails the module.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    details: In check mode the report is built and returned, and no file is written.
+    details: In check mode the report is built and returned; no file is written and none is deleted (RV(written) is false).
   diff_mode:
     support: none
   platform:
@@ -174,6 +186,17 @@ latest_markdown_path:
   description: Path of C(fleet-report-latest.md).
   returned: always
   type: str
+written:
+  description: Whether the report files were written (false in check mode).
+  returned: always
+  type: bool
+  sample: true
+pruned:
+  description: The older time-stamped report files deleted because of O(keep), oldest first (empty in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [/srv/reports/fleet-report-20261120T101500Z.json, /srv/reports/fleet-report-20261120T101500Z.md]
 """
 
 import datetime
@@ -186,7 +209,8 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import con
 
 HOST_STATUSES = ("ok", "changed", "failed")
 LATEST = "fleet-report-latest"
-NAME_RE = re.compile(r"^fleet-report-[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
+NAME_RE = re.compile(r"^fleet-report-([0-9]{8}T[0-9]{6}Z)(?:-([0-9]+))?$")
+FILE_RE = re.compile(r"^(fleet-report-[0-9]{8}T[0-9]{6}Z(?:-[0-9]+)?)\.(?:json|md)$")
 
 
 def _gpu(report):
@@ -472,6 +496,45 @@ def write_report(report_dir, json_path, md_path, report, markdown):
                       % (report_dir, exc.strerror or exc, where, _owner(where), _me()))
 
 
+def _name_key(name):
+    """Sort key of a time-stamped report name: its stamp, then its same-second suffix (none is 1)."""
+    match = NAME_RE.fullmatch(name)
+    return match.group(1), int(match.group(2) or 1)
+
+
+def prune_reports(report_dir, keep, current):
+    """Delete the time-stamped reports in report_dir beyond the newest `keep` (current, the report just written,
+    always counts among them). Returns (deleted paths, oldest first; warnings). Only regular files named like a
+    time-stamped report are candidates: fleet-report-latest.* and any other file are never touched."""
+    if keep <= 0:
+        return [], []
+    reports = {}
+    try:
+        entries = list(os.scandir(report_dir))
+    except OSError as exc:
+        return [], ["could not list %s to remove old fleet reports: %s" % (report_dir, exc.strerror or exc)]
+    for entry in entries:
+        match = FILE_RE.fullmatch(entry.name)
+        if match and entry.is_file(follow_symlinks=False):
+            reports.setdefault(match.group(1), []).append(entry.path)
+    newest_first = sorted(reports, key=_name_key, reverse=True)
+    kept = set([current] + [name for name in newest_first if name != current][:keep - 1])
+    deleted, warnings = [], []
+    for name in reversed(newest_first):
+        if name in kept:
+            continue
+        for path in sorted(reports[name]):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                continue  # removed meanwhile (another run pruning the same directory)
+            except OSError as exc:
+                warnings.append("could not remove the old fleet report %s: %s" % (path, exc.strerror or exc))
+                continue
+            deleted.append(path)
+    return deleted, warnings
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -481,10 +544,13 @@ def main():
             report_dir=dict(type="path", required=True),
             name=dict(type="str"),
             context=dict(type="dict", default={}),
+            keep=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
     params = module.params
+    if params["keep"] < 0:
+        module.fail_json(msg="keep must be 0 (keep every report) or a positive number of reports, not %d" % params["keep"])
     now = datetime.datetime.now(datetime.timezone.utc)
     try:
         report, warnings = build_report(params["reports"], params["hosts"], params["unreachable"], params["context"], now)
@@ -493,7 +559,7 @@ def main():
     markdown = render_markdown(report)
     report_dir = params["report_dir"]
     if params["name"]:
-        if not NAME_RE.match(params["name"]):
+        if not NAME_RE.fullmatch(params["name"]):
             module.fail_json(msg="name %r is not the name of a fleet report (fleet-report-<yyyymmddThhmmssZ>[-n])" % params["name"])
         json_path, md_path = (os.path.join(report_dir, params["name"] + ext) for ext in (".json", ".md"))
     else:
@@ -508,6 +574,8 @@ def main():
         name=os.path.basename(json_path)[:-len(".json")],
         latest_json_path=os.path.join(report_dir, LATEST + ".json"),
         latest_markdown_path=os.path.join(report_dir, LATEST + ".md"),
+        written=False,
+        pruned=[],
     )
     for warning in warnings:
         module.warn(warning)
@@ -516,6 +584,10 @@ def main():
             write_report(report_dir, json_path, md_path, report, markdown)
         except OSError as exc:
             module.fail_json(msg=str(exc), **result)
+        result["written"] = True
+        result["pruned"], prune_warnings = prune_reports(report_dir, params["keep"], result["name"])
+        for warning in prune_warnings:
+            module.warn(warning)
     module.exit_json(**result)
 
 
