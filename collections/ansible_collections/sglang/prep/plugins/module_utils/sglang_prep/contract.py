@@ -4,10 +4,13 @@
 """The one home of every sglang.prep contract: paths, names, settings, stage order.
 
 Stdlib only. Imported by the container runtime and by the host modules alike;
-nothing else may restate these values.
+nothing else may restate these values. The stages themselves (order, caches, switches,
+signature fields) are rows of registry.py; the names below are derived from it.
 """
 
 from __future__ import annotations
+
+from . import registry
 
 SCHEMA_VERSION = "1"
 
@@ -57,11 +60,11 @@ SERVICE_PORTS = {
     "jaeger_admin": 14269,
 }
 
-# ---------------------------------------------------------------- stages
-STAGE_ORDER = ("deep_gemm", "moe_tune", "flashinfer", "inductor")
+# ---------------------------------------------------------------- stages (rows of registry.py)
+STAGE_ORDER = registry.ORDER
 MODES = ("ensure", "rebuild", "check")
 STATUSES = ("ok", "error", "noop", "skipped", "would_run")
-SERVER_PORT = 30000
+SERVER_PORT = 30000  # default of ENV_SERVER_PORT
 
 # The canonical priming settings (hard policy; notebook section 8). Every stage
 # server gets them as explicit CLI flags, built in argv.py and nowhere else.
@@ -89,12 +92,7 @@ CACHES = {
     "cuda": (PROFILES_ROOT + "/nv", "CUDA_CACHE_PATH"),
 }
 # Which cache holds a stage's output and its per-model signature/log directory.
-STAGE_CACHE = {
-    "deep_gemm": "deep_gemm",
-    "moe_tune": "moe_configs",
-    "flashinfer": "flashinfer",
-    "inductor": "torchinductor",
-}
+STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
 IN_PROGRESS_DIR = PROFILES_ROOT + "/.in_progress"
 
@@ -116,6 +114,9 @@ ERROR_TYPES = (
     "bad_manifest",
     "tuner_failed",
     "model_not_found",
+    "bad_input",
+    # a primed stage's recorded signature no longer matches the host (validate, check mode)
+    "signature_drift",
     "interrupted",
     "internal_error",
     # host-side failures the prime role reports (before or around the container)

@@ -12,17 +12,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 from . import argv as argv_mod
-from .. import contract
+from .. import contract, registry
 from ..errors import PrepError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 EPILOG_EXIT = """exit codes:
   0  ok, noop, would_run or skipped
-  1  the stage (or inspect/aggregate) failed: see error_type and message in the RESULT line
+  1  the stage (or prime, inspect, aggregate) failed: see error_type and message in the RESULT line
   2  usage error (bad arguments)"""
+
+
+def stage_list(indent=2, width=100):
+    """The registry's stages, one summary each, for the help texts."""
+    lines = []
+    name_width = max(len(name) for name in registry.ORDER) + 2
+    for stage in registry.STAGES:
+        lines.append(textwrap.fill(stage.summary, width=width, initial_indent=" " * indent + stage.name.ljust(name_width),
+                                   subsequent_indent=" " * (indent + name_width)))
+    return "\n".join(lines)
+
 
 MAIN_DESCRIPTION = """\
 sglang_prep: the container side of the sglang.prep collection. Primes SGLang's kernel caches
@@ -32,8 +44,12 @@ under /profiles and records every result under /telemetry, for the run named by 
 Run it as the unprivileged container user, e.g.:
   docker exec -u devuser <container> python3 -m sglang_prep stage deep_gemm --model /models/<M>
 
-Stages, in their canonical order: %s.
-""" % ", ".join(contract.STAGE_ORDER)
+Stages, in their canonical order:
+%s
+
+One stage: 'stage'. Several, as one job with a progress file: 'prime' (and 'plan' to ask first,
+'report' to read back what a run recorded).
+""" % stage_list()
 
 STAGE_DESCRIPTION = """\
 Prime one stage's cache for a model, under a per-stage lock, with the canonical settings
@@ -41,12 +57,7 @@ Prime one stage's cache for a model, under a per-stage lock, with the canonical 
 max_mamba_cache_size 1, context_length and max_prefill_tokens 272000, CUDA graph on) passed as
 explicit flags to a real `python3 -m sglang.launch_server` (the MoE tuner for moe_tune).
 
-  deep_gemm   DeepGEMM JIT compile (metrics and trace off); log in
-              /profiles/deep_gemm/<model>/compile.log (append-only)
-  moe_tune    fused-MoE Triton configs, one tuner run per batch size, written to
-              /profiles/moe_configs/configs/triton_<version>/ (SGLANG_MOE_CONFIG_DIR)
-  flashinfer  FlashInfer warm-up on port 30000, metrics on
-  inductor    TorchInductor warm-up (--enable-torch-compile) on port 30000, metrics on
+%s
 
 Modes: ensure (default) does nothing when the stage's recorded signature
 (/profiles/<cache>/<model>/signature.json) matches and no in-progress marker is left;
@@ -54,7 +65,8 @@ rebuild runs regardless; check reports whether ensure would run and why, and wri
 
 Writes: /telemetry/container_runs/<run_id>/stages/<stage>.json (atomic), then rebuilds
 prep_result.json next to it; appends progress and the server's output to the session log.
-The last stdout line is RESULT <stage JSON>."""
+The last stdout line is RESULT <stage JSON> (plus stage_json, stage_json_host and reason, one line
+of text that says what happened and why).""" % stage_list()
 
 
 PLAN_DESCRIPTION = """\
@@ -149,7 +161,7 @@ def build_parser():
 
     show = sub.add_parser("argv", help="print the exact server argv of a stage as a JSON list",
                           description="Print, as one JSON list on stdout, the exact command line the stage would start "
-                          "its SGLang server with (deep_gemm, flashinfer, inductor). Runs nothing.",
+                          "its SGLang server with (%s). Runs nothing." % ", ".join(argv_mod.SERVER_STAGES),
                           epilog=EPILOG_EXIT, formatter_class=formatter)
     show.add_argument("stage", choices=argv_mod.SERVER_STAGES)
     show.add_argument("--model", required=True)

@@ -41,6 +41,9 @@ DEFAULTS = {
     "telemetry_timeout": 20.0,
     "pointer": None,
     "python": "python3",
+    # plan only: {stage: signature fields} of earlier stages that would run, so a stage that depends on
+    # one of them is checked against what that stage will record, not what it recorded before
+    "planned_signatures": None,
 }
 
 
@@ -307,7 +310,7 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                     runner.run()
                     finished = ledger.iso(ledger.utc_now())
                     signature.write(ctx.layout.fs(contract.signature_path(stage, model)), stage,
-                                    result["signature"], ctx.run_id, finished)
+                                    result["signature"], ctx.run_id, finished, round(time.monotonic() - start, 3))
                     result.update(status="ok", message="%s primed in %.1f s" % (stage, time.monotonic() - start))
         except PrepError as exc:
             _fail(result, exc)
