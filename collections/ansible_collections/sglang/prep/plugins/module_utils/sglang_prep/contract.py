@@ -48,6 +48,9 @@ ENV_IMAGE = "SGLANG_PREP_IMAGE"
 ENV_GIT_REVISION = "SGLANG_PREP_GIT_REVISION"
 ENV_LISTEN = "SGLANG_PREP_TELEMETRY_LISTEN"  # address telemetry listeners bind to
 DEFAULT_LISTEN = "127.0.0.1"
+# The stage servers' port: init writes it into the Prometheus scrape config and the manifest
+# (server_port), and stage runs use the manifest's value unless --port says otherwise.
+ENV_SERVER_PORT = "SGLANG_PREP_SERVER_PORT"
 
 # Telemetry service ports (inside the container's network namespace).
 SERVICE_PORTS = {

@@ -104,9 +104,10 @@ def _stage_options(parser):
     from .stages import DEFAULT_MOE_BATCH_SIZES, MOE_DTYPES
     parser.add_argument("--model", required=True, help="model directory inside the container, e.g. /models/<name>")
     parser.add_argument("--tp", type=_positive_int, default=1, help="tensor parallel size (default 1)")
-    parser.add_argument("--port", type=_positive_int, default=contract.SERVER_PORT,
-                        help="server port (default %d; strict: a busy port fails with port_busy, never falls back)"
-                        % contract.SERVER_PORT)
+    parser.add_argument("--port", type=_positive_int, default=None,
+                        help="server port (default: the run's server port from its manifest, %s at container start, "
+                        "else %d; strict: a busy port fails with port_busy, never falls back)"
+                        % (contract.ENV_SERVER_PORT, contract.SERVER_PORT))
     parser.add_argument("--lock-timeout", type=_positive_float, default=600.0, metavar="S",
                         help="seconds to wait for another run of this stage (default 600), then lock_timeout")
     parser.add_argument("--ready-timeout", type=_positive_float, default=3600.0, metavar="S",

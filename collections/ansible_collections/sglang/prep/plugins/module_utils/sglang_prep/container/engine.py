@@ -58,9 +58,11 @@ class Interrupted(BaseException):
 class StageContext(object):
     """Everything one stage invocation needs: options, run paths, probes, the result being built."""
 
-    def __init__(self, stage, model, options, stream, env=None, shared_probe=None):
+    def __init__(self, stage, model, options, stream, env=None, shared_probe=None, progress=None):
         self.stage = stage
         self.model = model
+        # without --port the run's server port (manifest server_port, what Prometheus scrapes) is used
+        self.port_given = options.get("port") is not None
         for key, default in DEFAULTS.items():
             setattr(self, key, options.get(key, default) if options.get(key) is not None else default)
         self.tp = int(self.tp)
@@ -85,6 +87,8 @@ class StageContext(object):
         self.manifest = run_manifest
         self.layout = Layout.from_manifest(run_manifest)
         self.run_id = run_manifest["container_run_id"]
+        if not self.port_given and run_manifest.get("server_port"):
+            self.port = int(run_manifest["server_port"])
         log_file = run_manifest["paths"]["container"]["log_file"]
         self.session_log_fs = self.layout.fs(log_file)
         self.result["run_id"] = self.run_id
@@ -260,7 +264,16 @@ def _fail(result, exc):
     result["errors"].append(exc.as_dict())
 
 
-def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=None):
+def _check_port(ctx, runner):
+    """A warm-up on another port than the run's server port: Prometheus will not scrape it."""
+    expected = (ctx.manifest or {}).get("server_port")
+    if runner.spec.warmup and expected and int(expected) != ctx.port:
+        ctx.warn("port %d is not the run's server port %d (%s at container start), which Prometheus scrapes; "
+                 "the telemetry probe of this warm-up will find no sample" % (ctx.port, int(expected),
+                                                                             contract.ENV_SERVER_PORT))
+
+
+def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=None, progress=None):
     """Run one stage; returns the stage result (also written as the stage JSON unless in check mode).
 
     ``shared_probe`` (a probe.Probe) lets several stages of one invocation probe the toolchain once.
@@ -283,6 +296,7 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                                 "mounted from the host models root at %s (pass /models/<name>)"
                                 % (model, contract.MODELS_ROOT), model=model)
             runner = RUNNERS[stage](ctx)
+            _check_port(ctx, runner)
             if ctx.mode == "check":
                 _check(ctx, runner)
             else:
