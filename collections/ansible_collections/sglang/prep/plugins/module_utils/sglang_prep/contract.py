@@ -164,6 +164,11 @@ def prep_result_path(run_id, telemetry_root=TELEMETRY_ROOT):
     return run_dir(run_id, telemetry_root) + "/prep_result.json"
 
 
+def progress_path(run_id, telemetry_root=TELEMETRY_ROOT):
+    """The progress file of the run's prime job, rewritten at every change while it runs."""
+    return run_dir(run_id, telemetry_root) + "/progress.json"
+
+
 def session_log_path(run_id, telemetry_root=TELEMETRY_ROOT):
     return "%s/logs/%s.log" % (telemetry_root, run_id)
 

@@ -22,7 +22,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 EPILOG_EXIT = """exit codes:
   0  ok, noop, would_run or skipped
-  1  the stage (or prime, inspect, aggregate) failed: see error_type and message in the RESULT line
+  1  the stage (or inspect/aggregate) failed: see error_type and message in the RESULT line
   2  usage error (bad arguments)"""
 
 
@@ -47,8 +47,7 @@ Run it as the unprivileged container user, e.g.:
 Stages, in their canonical order:
 %s
 
-One stage: 'stage'. Several, as one job with a progress file: 'prime' (and 'plan' to ask first,
-'report' to read back what a run recorded).
+One stage: 'stage'; what several would do: 'plan'; what a run recorded: 'report'.
 """ % stage_list()
 
 STAGE_DESCRIPTION = """\
@@ -79,7 +78,15 @@ Per stage: status (noop, would_run, skipped or error), reprime_reasons, signatur
 previous_signature, and an action: run (it would run), record (primed, but the current run has no
 matching stage JSON yet, so an ensure would record a noop) or none. Also: the run (ids and host
 paths), to_run (the stages whose action is not none, in order), prep_result (as recorded) and
-caches (a snapshot). The last stdout line is RESULT <plan>."""
+caches (a snapshot). The plan is a priming state (the same object report returns, with the check
+answers as rows; docs/runtime.md). The last stdout line is RESULT <plan>."""
+
+REPORT_DESCRIPTION = """\
+Return the priming state of the current run from what it has recorded: one row per stage from its
+stage JSON (not_run for a stage without one, or recorded for another --model), prep_result.json,
+the cache snapshot and the progress file of the run's last prime job. No checks, no probes; writes
+nothing. The last stdout line is RESULT <priming state>. Exit code 0 whenever it could answer
+(read status)."""
 
 STAGE_OPTIONS = ("tp", "port", "lock_timeout", "ready_timeout", "disk_headroom_mb", "moe_batch_sizes", "moe_dtype",
                  "extra_server_args", "telemetry_timeout", "pointer")
@@ -126,11 +133,16 @@ def _stage_options(parser):
     parser.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
 
+def _stages_option(parser):
+    parser.add_argument("--stages", choices=contract.STAGE_ORDER, nargs="+", default=list(contract.STAGE_ORDER),
+                        metavar="STAGE", help="the stages, in the order they run (default: %s)" % " ".join(contract.STAGE_ORDER))
+
+
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,inspect,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,report,inspect,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -139,13 +151,21 @@ def build_parser():
     stage.add_argument("--mode", choices=contract.MODES, default="ensure", help="ensure (default), rebuild or check")
     _stage_options(stage)
 
-    plan = sub.add_parser("plan", help="what ensure (or rebuild) would do for several stages, and why (reads only)",
-                          description=PLAN_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
-    plan.add_argument("--stages", choices=contract.STAGE_ORDER, nargs="+", default=list(contract.STAGE_ORDER),
-                      metavar="STAGE", help="the stages, in the order they would run (default: %s)" % " ".join(contract.STAGE_ORDER))
-    plan.add_argument("--rebuild", choices=contract.STAGE_ORDER, action="append", default=[], metavar="STAGE",
-                      help="a stage that will run in rebuild mode (repeatable); the others are planned for ensure")
-    _stage_options(plan)
+    for name, help_text, description in (
+            ("plan", "what ensure (or rebuild) would do for several stages, and why (reads only)", PLAN_DESCRIPTION),):
+        several = sub.add_parser(name, help=help_text, description=description, epilog=EPILOG_EXIT,
+                                 formatter_class=formatter)
+        _stages_option(several)
+        several.add_argument("--rebuild", choices=contract.STAGE_ORDER, action="append", default=[], metavar="STAGE",
+                             help="a stage that will run in rebuild mode (repeatable); the others are planned for ensure")
+        _stage_options(several)
+
+    report = sub.add_parser("report", help="the priming state of the current run, as recorded (reads only)",
+                            description=REPORT_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    _stages_option(report)
+    report.add_argument("--model", default=None,
+                        help="the model the rows must be recorded for (a stage recorded for another one is not_run)")
+    report.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
     inspect = sub.add_parser("inspect", help="report caches, markers and this run's stage results (reads only)",
                              description="Print the current run's manifest, a snapshot of every cache under /profiles "
@@ -203,7 +223,7 @@ def main(args=None):
             parser.error(str(exc))
         sys.stdout.write(json.dumps(out) + "\n")
         return EXIT_OK
-    from . import engine
+    from . import engine, state
     if ns.command in ("stage", "plan"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
@@ -212,12 +232,15 @@ def main(args=None):
         options = dict((key, getattr(ns, key)) for key in STAGE_OPTIONS)
     if ns.command == "stage":
         result = engine.run_stage(ns.stage, ns.model, dict(options, mode=ns.mode))
+        result["reason"] = state.reason(ns.stage, result)
         emit(result)
         return EXIT_ERROR if result["status"] == "error" else EXIT_OK
     try:
         if ns.command == "plan":
             from . import plan
             payload = plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
+        elif ns.command == "report":
+            payload = state.report(ns.stages, ns.model, ns.pointer)
         elif ns.command == "inspect":
             payload = engine.inspect(ns.pointer)
         else:
