@@ -22,7 +22,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 EPILOG_EXIT = """exit codes:
   0  ok, noop, would_run or skipped
-  1  the stage (or inspect/aggregate) failed: see error_type and message in the RESULT line
+  1  the stage (or prime, inspect, aggregate) failed: see error_type and message in the RESULT line
   2  usage error (bad arguments)"""
 
 
@@ -47,7 +47,8 @@ Run it as the unprivileged container user, e.g.:
 Stages, in their canonical order:
 %s
 
-One stage: 'stage'; what several would do: 'plan'; what a run recorded: 'report'.
+One stage: 'stage'. Several, as one job with a progress file: 'prime' (and 'plan' to ask first,
+'report' to read back what a run recorded).
 """ % stage_list()
 
 STAGE_DESCRIPTION = """\
@@ -78,8 +79,23 @@ Per stage: status (noop, would_run, skipped or error), reprime_reasons, signatur
 previous_signature, and an action: run (it would run), record (primed, but the current run has no
 matching stage JSON yet, so an ensure would record a noop) or none. Also: the run (ids and host
 paths), to_run (the stages whose action is not none, in order), prep_result (as recorded) and
-caches (a snapshot). The plan is a priming state (the same object report returns, with the check
-answers as rows; docs/runtime.md). The last stdout line is RESULT <plan>."""
+caches (a snapshot). The plan is a priming state (the same object prime and report return, with
+the check answers as rows; docs/runtime.md). The last stdout line is RESULT <plan>."""
+
+PRIME_DESCRIPTION = """\
+Prime several stages as one job: plan (as `plan` does), then run, in order, every stage whose action
+is not none (rebuild for the stages given with --rebuild, else ensure; a stage that only needs its
+record is an ensure that records a noop without launching anything). Stops at the first stage that
+fails: the stages after it are not_run. Then rebuilds prep_result.json and snapshots the caches.
+
+Before the first stage starts, names the session log on stderr and in the log, and writes the
+progress file /telemetry/container_runs/<run_id>/progress.json (state running|done|failed, the
+current stage and its step, e.g. the MoE batch size, elapsed and estimated seconds left). It is
+rewritten at every change. SIGTERM stops the job: the running stage records `interrupted`, its
+server is torn down, and the progress file says failed.
+
+The last stdout line is RESULT <priming state>: status ok|changed|error, and on error error_type,
+message and failed_stage of the first stage that failed (exit code 1)."""
 
 REPORT_DESCRIPTION = """\
 Return the priming state of the current run from what it has recorded: one row per stage from its
@@ -142,7 +158,7 @@ def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,report,inspect,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,report,inspect,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -152,7 +168,9 @@ def build_parser():
     _stage_options(stage)
 
     for name, help_text, description in (
-            ("plan", "what ensure (or rebuild) would do for several stages, and why (reads only)", PLAN_DESCRIPTION),):
+            ("plan", "what ensure (or rebuild) would do for several stages, and why (reads only)", PLAN_DESCRIPTION),
+            ("prime", "plan, then run every stage that needs it, in order, as one job with a progress file",
+             PRIME_DESCRIPTION)):
         several = sub.add_parser(name, help=help_text, description=description, epilog=EPILOG_EXIT,
                                  formatter_class=formatter)
         _stages_option(several)
@@ -224,7 +242,7 @@ def main(args=None):
         sys.stdout.write(json.dumps(out) + "\n")
         return EXIT_OK
     from . import engine, state
-    if ns.command in ("stage", "plan"):
+    if ns.command in ("stage", "plan", "prime"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
         except argv_mod.ArgvError as exc:
@@ -239,6 +257,11 @@ def main(args=None):
         if ns.command == "plan":
             from . import plan
             payload = plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
+        elif ns.command == "prime":
+            from . import prime
+            payload = prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
+            emit(payload)
+            return EXIT_ERROR if payload["status"] == "error" else EXIT_OK
         elif ns.command == "report":
             payload = state.report(ns.stages, ns.model, ns.pointer)
         elif ns.command == "inspect":

@@ -47,6 +47,9 @@ DEFAULTS = {
 }
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 class Interrupted(BaseException):
     """The runner got SIGTERM/SIGINT/SIGHUP: tear down, record, exit."""
 
@@ -82,6 +85,7 @@ class StageContext(object):
         self.marker_info = None
         self.locking = False
         self.result = None
+        self.progress_cb = progress
 
     def attach_run(self, run_manifest):
         self.manifest = run_manifest
@@ -115,6 +119,18 @@ class StageContext(object):
         if message not in self.result["warnings"]:
             self.result["warnings"].append(message)
         self.say("warning: " + message)
+
+    def progress(self, index, count, label):
+        """Step ``index`` of ``count`` of the stage starts (e.g. one tuner batch size): tell the prime job.
+
+        Reporting progress never fails a stage: a failure here is a warning.
+        """
+        if self.progress_cb is None:
+            return
+        try:
+            self.progress_cb(self.stage, index, count, label)
+        except Exception as exc:
+            self.warn("progress could not be reported: %s" % exc)
 
     def note_process(self, pid, hint):
         """Record the stage's child process group in the marker, so a later run can clean up after a crash."""
@@ -150,7 +166,7 @@ def _install_signal_handlers():
             raise Interrupted(signum)
 
     previous = {}
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         previous[signum] = signal.signal(signum, handler)
     return previous
 
@@ -277,12 +293,13 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
     """Run one stage; returns the stage result (also written as the stage JSON unless in check mode).
 
     ``shared_probe`` (a probe.Probe) lets several stages of one invocation probe the toolchain once.
+    ``progress(stage, index, count, label)`` is told each step of the stage (the prime job's progress file).
     """
     options = dict(options or {})
     stream = stream or sys.stderr
     start = time.monotonic()
     result = new_result(stage, model, options)
-    ctx = StageContext(stage, model, options, stream, env, shared_probe)
+    ctx = StageContext(stage, model, options, stream, env, shared_probe, progress)
     ctx.result = result
     previous_handlers = _install_signal_handlers()
     lock = None

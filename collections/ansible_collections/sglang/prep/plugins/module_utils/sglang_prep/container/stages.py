@@ -446,7 +446,8 @@ class MoeTuneStage(StageRunner):
         runs = []
         ctx.result["tuner"] = {"path": self.tuner, "argv": self.build_command(), "runs": runs}
         tuned = {}
-        for size in ctx.moe_batch_sizes:
+        for index, size in enumerate(ctx.moe_batch_sizes, 1):
+            ctx.progress(index, len(ctx.moe_batch_sizes), "batch size %d" % size)
             cwd = ctx.layout.fs("%s/b%d" % (self.work, size))
             os.makedirs(cwd)
             argv = self.build_command(size)
