@@ -352,3 +352,19 @@ def test_a_signal_between_stages_ends_the_job_as_interrupted(run, monkeypatch):
     final = progress_file(run)
     assert final["state"] == "failed" and final["error_type"] == "interrupted"
     assert [(f["stage"], f["status"]) for f in final["finished"]] == [("deep_gemm", "ok"), ("moe_tune", "error")]
+
+
+def test_a_defect_in_the_job_is_recorded_as_internal_error_not_lost(run, monkeypatch):
+    real = engine.run_stage
+
+    def broken_second(stage, model, options, **kwargs):
+        if options["mode"] != "check" and stage == "moe_tune":
+            raise RuntimeError("boom")
+        return real(stage, model, options, **kwargs)
+
+    monkeypatch.setattr(engine, "run_stage", broken_second)
+    model = do_prime(run, stages=["deep_gemm", "moe_tune", "inductor"])
+    assert model["status"] == "error" and model["failed_stage"] == "moe_tune" and model["error_type"] == "internal_error"
+    assert "unexpected RuntimeError in the prime job: boom" in model["message"] and model["stages"]["inductor"]["status"] == "not_run"
+    assert progress_file(run)["state"] == "failed"
+    assert "Traceback" in open(run.log).read()

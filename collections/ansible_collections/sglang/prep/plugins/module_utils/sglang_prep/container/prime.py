@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 from ..errors import PrepError
 from . import engine, ledger, plan, progress, sessionlog, state
@@ -85,10 +86,10 @@ def _ran_row(result, planned):
                 action_reason=planned.get("action_reason"))
 
 
-def _interrupted_row(stage, planned, signum):
-    row = dict(planned, stage=stage, status="error", status_code=1, ran=False, error_type="interrupted",
-               message="the prime job got signal %d before %s started, so it did not run; run prime again"
-               % (signum, stage), duration_s=None, log_tail=[])
+def _unstarted_row(stage, planned, error_type, message):
+    """A stage of to_run the job could not start: it failed, without a stage JSON."""
+    row = dict(planned, stage=stage, status="error", status_code=1, ran=False, mode=None, error_type=error_type,
+               message=message, started_at=None, finished_at=None, duration_s=None, log_tail=[])
     row.pop("reason", None)
     return row
 
@@ -143,11 +144,18 @@ def _prime(stages, model, options, rebuild, stream, env, guard):
             if result["status"] == "error":
                 failed = stage
                 break
-    except engine.Interrupted as exc:  # between two stages: the next one is the one that did not happen
+    except (engine.Interrupted, Exception) as exc:  # between two stages, or a defect of the job itself
         pending = [stage for stage in to_run if stage not in done]
+        if isinstance(exc, engine.Interrupted):
+            error = ("interrupted", "the prime job got signal %d before %s started, so it did not run; run prime "
+                     "again" % (exc.signum, pending[0] if pending else "the end"))
+        else:
+            say("internal error:\n" + traceback.format_exc())
+            error = ("internal_error", "unexpected %s in the prime job: %s (traceback in the session log)"
+                     % (type(exc).__name__, exc))
         if pending:
             failed = pending[0]
-            rows[failed] = _interrupted_row(failed, checked.rows[failed], exc.signum)
+            rows[failed] = _unstarted_row(failed, checked.rows[failed], *error)
             writer.stage_finished(failed, "error", None)
     finally:
         guard.disarm()

@@ -154,13 +154,11 @@ class RunView(object):
     def previous_duration(self, stage, model, recorded=None):
         """Seconds the last successful run of a stage took: this run's stage JSON, else its signature.json."""
         entry = (recorded or {}).get(stage) or {}
-        if entry.get("status") == "ok" and entry.get("ran") and entry.get("duration_s") is not None:
-            return float(entry["duration_s"])
-        if not model:
-            return None
-        data, _problem = signature.read_record(self.layout.fs(contract.signature_path(stage, model)))
-        value = (data or {}).get("duration_s")
-        return float(value) if isinstance(value, (int, float)) else None
+        value = entry.get("duration_s") if entry.get("status") == "ok" and entry.get("ran") else None
+        if value is None and model:
+            data, _problem = signature.read_record(self.layout.fs(contract.signature_path(stage, model)))
+            value = (data or {}).get("duration_s")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 # ---------------------------------------------------------------- the model
