@@ -123,3 +123,10 @@ def test_manifest_is_plain_json():
 def test_host_path_mapping(container_path, expected):
     assert manifest.host_path({"paths": {"host": {"telemetry_root": HOST + "/telemetry",
                                                   "profiles_root": HOST + "/profiles"}}}, container_path) == expected
+
+
+def test_the_server_port_is_recorded_once_and_used_by_the_metrics_surface():
+    assert build()["server_port"] == contract.SERVER_PORT
+    data = build(server_port=31234)
+    assert data["server_port"] == 31234
+    assert data["telemetry_surfaces"]["sglang_metrics"] == "http://127.0.0.1:31234/metrics"

@@ -70,3 +70,12 @@ def test_jaeger_v1_flags_and_badger_env():
     assert "--query.http-server.host-port=127.0.0.1:16686" in args
     assert env["SPAN_STORAGE_TYPE"] == "badger" and env["BADGER_EPHEMERAL"] == "false"
     assert env["BADGER_DIRECTORY_KEY"].startswith("/telemetry/jaeger/" + RUN)
+
+
+def test_the_stage_server_port_is_scraped_where_the_servers_listen():
+    """A non-default server port (SGLANG_PREP_SERVER_PORT) moves the sglang target; nothing else changes."""
+    by_name = jobs(prometheus_config.render(RUN, "127.0.0.1", ["node_exporter"], server_port=31234))
+    assert by_name["sglang"]["static_configs"] == [{"targets": ["127.0.0.1:31234"], "labels": {"run_id": RUN}}]
+    assert by_name["node"]["static_configs"][0]["targets"] == ["127.0.0.1:9100"]
+    assert jobs(prometheus_config.render(RUN, "127.0.0.1", []))["sglang"]["static_configs"][0]["targets"] == [
+        "127.0.0.1:30000"]

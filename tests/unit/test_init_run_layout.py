@@ -147,3 +147,37 @@ def test_unwritable_hf_cache_is_only_a_warning(roots):
         out = init.preflight(me(), {"huggingface": "/host/hf"}, telemetry_root=str(roots["telemetry"]),
                              profiles_root=str(roots["profiles"]), hf_root=str(roots["hf"]))
     assert len(out["warnings"]) == 1 and "/host/hf" in out["warnings"][0]
+
+
+@pytest.mark.parametrize("value,expected", [(None, 30000), ("", 30000), (" 31234 ", 31234), ("65535", 65535), ("1", 1)])
+def test_server_port_comes_from_the_environment(value, expected):
+    env = {} if value is None else {contract.ENV_SERVER_PORT: value}
+    assert init.server_port(env) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "65536", "30000x", "-1", "http"])
+def test_a_bad_server_port_is_bad_input_naming_the_variable(value):
+    with pytest.raises(PrepError) as err:
+        init.server_port({contract.ENV_SERVER_PORT: value})
+    assert err.value.error_type == "bad_input"
+    assert contract.ENV_SERVER_PORT in err.value.message and repr(value) in err.value.message
+    assert "1 to 65535" in err.value.message
+
+
+def test_prepare_run_scrapes_the_configured_server_port(roots):
+    init.prepare_run(RUN, me(), {"telemetry": "/host/telemetry", "profiles": "/host/profiles"}, FOUND, "127.0.0.1",
+                     "2025-10-10T18:37:37Z", "img:1", telemetry_root=str(roots["telemetry"]),
+                     profiles_root=str(roots["profiles"]), hf_root=str(roots["hf"]), port=31234)
+    config = (roots["telemetry"] / "prometheus" / RUN / "prometheus.yml").read_text()
+    assert '"127.0.0.1:31234"' in config and ":30000" not in config
+
+
+def test_init_check_reports_the_server_port(monkeypatch, capsys):
+    monkeypatch.setattr(init.services, "discover", lambda path: {})
+    monkeypatch.setattr(init.identity, "run_as", lambda user, fn, *a, **k: {"warnings": []})
+    code = init.check(me(), {contract.ENV_SERVER_PORT: "31234"}, lambda *m: None)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1][len("RESULT "):])
+    assert code == 0 and out["server_port"] == 31234
+    code = init.check(me(), {contract.ENV_SERVER_PORT: "99999"}, lambda *m: None)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1][len("RESULT "):])
+    assert code == 1 and out["error_type"] == "bad_input" and out["server_port"] is None

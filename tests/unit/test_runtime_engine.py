@@ -354,6 +354,24 @@ def test_a_dead_runners_server_group_is_cleaned_up_before_rerun(run):
             orphan.wait()
 
 
+def test_without_a_port_a_stage_uses_the_runs_server_port(run):
+    """The manifest's server_port (SGLANG_PREP_SERVER_PORT at init) is where Prometheus scrapes: the default."""
+    path = os.path.join(run.tel, "container_runs", RUN_ID + ".json")
+    data = json.load(open(path))
+    data["server_port"] = run.port
+    json.dump(data, open(path, "w"))
+    result = run.stage("flashinfer", port=None)
+    assert result["status"] == "ok", result["message"]
+    assert result["server"]["port"] == run.port
+    assert result["server"]["argv"][result["server"]["argv"].index("--port") + 1] == str(run.port)
+    assert not [w for w in result["warnings"] if "server port" in w]
+    other = free_port()
+    elsewhere = run.stage("inductor", port=other, mode="check")
+    assert any("port %d is not the run's server port %d" % (other, run.port) in w and contract.ENV_SERVER_PORT in w
+               for w in elsewhere["warnings"])
+    assert not [w for w in run.stage("deep_gemm", port=other, mode="check")["warnings"] if "server port" in w]
+
+
 def test_inspect_and_aggregate(run):
     run.stage("deep_gemm", env={"SGLANG_STANDIN_FAULT": "oom"})
     out = engine.inspect(run.pointer)

@@ -133,3 +133,29 @@ def test_probe_reads_versions_from_the_servers_python(tmp_path):
     assert found.get("triton_version") == "3.4.0"
     assert found.get("sglang_version") == "0.5.23"
     assert found.get("sglang_dir").endswith(os.path.join("standins", "python", "sglang"))
+
+
+def test_the_record_keeps_how_long_the_priming_took(tmp_path):
+    path = str(tmp_path / "signature.json")
+    signature.write(path, "moe_tune", dict(H100), "run-1", "2026-01-01T00:00:00.000Z", 12.5)
+    data, problem = signature.read_record(path)
+    assert problem is None and data["duration_s"] == 12.5 and data["fields"] == H100
+    assert signature.read(path) == (H100, None)
+
+
+def test_unknown_stage_is_bad_input():
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+    try:
+        signature.build("nope", FakeProbe(H100), {})
+    except PrepError as exc:
+        assert exc.error_type == "bad_input" and "unknown stage 'nope'" in exc.message
+    else:
+        raise AssertionError("an unknown stage must be bad_input")
+
+
+def test_error_types_include_the_new_ones():
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+    for name in ("signature_drift", "bad_input"):
+        assert name in contract.ERROR_TYPES
+        assert PrepError(name, "x").error_type == name

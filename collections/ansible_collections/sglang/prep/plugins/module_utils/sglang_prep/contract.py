@@ -4,10 +4,13 @@
 """The one home of every sglang.prep contract: paths, names, settings, stage order.
 
 Stdlib only. Imported by the container runtime and by the host modules alike;
-nothing else may restate these values.
+nothing else may restate these values. The stages themselves (order, caches, switches,
+signature fields) are rows of registry.py; the names below are derived from it.
 """
 
 from __future__ import annotations
+
+from . import registry
 
 SCHEMA_VERSION = "1"
 
@@ -45,6 +48,9 @@ ENV_IMAGE = "SGLANG_PREP_IMAGE"
 ENV_GIT_REVISION = "SGLANG_PREP_GIT_REVISION"
 ENV_LISTEN = "SGLANG_PREP_TELEMETRY_LISTEN"  # address telemetry listeners bind to
 DEFAULT_LISTEN = "127.0.0.1"
+# The stage servers' port: init writes it into the Prometheus scrape config and the manifest
+# (server_port), and stage runs use the manifest's value unless --port says otherwise.
+ENV_SERVER_PORT = "SGLANG_PREP_SERVER_PORT"
 
 # Telemetry service ports (inside the container's network namespace).
 SERVICE_PORTS = {
@@ -57,11 +63,11 @@ SERVICE_PORTS = {
     "jaeger_admin": 14269,
 }
 
-# ---------------------------------------------------------------- stages
-STAGE_ORDER = ("deep_gemm", "moe_tune", "flashinfer", "inductor")
+# ---------------------------------------------------------------- stages (rows of registry.py)
+STAGE_ORDER = registry.ORDER
 MODES = ("ensure", "rebuild", "check")
 STATUSES = ("ok", "error", "noop", "skipped", "would_run")
-SERVER_PORT = 30000
+SERVER_PORT = 30000  # default of ENV_SERVER_PORT
 
 # The canonical priming settings (hard policy; notebook section 8). Every stage
 # server gets them as explicit CLI flags, built in argv.py and nowhere else.
@@ -89,12 +95,7 @@ CACHES = {
     "cuda": (PROFILES_ROOT + "/nv", "CUDA_CACHE_PATH"),
 }
 # Which cache holds a stage's output and its per-model signature/log directory.
-STAGE_CACHE = {
-    "deep_gemm": "deep_gemm",
-    "moe_tune": "moe_configs",
-    "flashinfer": "flashinfer",
-    "inductor": "torchinductor",
-}
+STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
 IN_PROGRESS_DIR = PROFILES_ROOT + "/.in_progress"
 
@@ -116,6 +117,9 @@ ERROR_TYPES = (
     "bad_manifest",
     "tuner_failed",
     "model_not_found",
+    "bad_input",
+    # a primed stage's recorded signature no longer matches the host (validate, check mode)
+    "signature_drift",
     "interrupted",
     "internal_error",
     # host-side failures the prime role reports (before or around the container)
@@ -158,6 +162,11 @@ def stage_json_path(run_id, stage, telemetry_root=TELEMETRY_ROOT):
 
 def prep_result_path(run_id, telemetry_root=TELEMETRY_ROOT):
     return run_dir(run_id, telemetry_root) + "/prep_result.json"
+
+
+def progress_path(run_id, telemetry_root=TELEMETRY_ROOT):
+    """The progress file of the run's prime job, rewritten at every change while it runs."""
+    return run_dir(run_id, telemetry_root) + "/progress.json"
 
 
 def session_log_path(run_id, telemetry_root=TELEMETRY_ROOT):

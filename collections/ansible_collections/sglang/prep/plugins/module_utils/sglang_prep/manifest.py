@@ -89,7 +89,7 @@ def host_paths(cpaths, host_roots):
     return {key: host_path(view, value) for key, value in cpaths.items()}
 
 
-def telemetry_surfaces(services, listen_host):
+def telemetry_surfaces(services, listen_host, server_port=contract.SERVER_PORT):
     """Where each telemetry surface answers inside the container; None when its service is not running."""
     def up(name):
         return (services.get(name) or {}).get("status") == "running"
@@ -105,20 +105,21 @@ def telemetry_surfaces(services, listen_host):
         "jaeger_otlp_grpc": url("", ports["jaeger_otlp_grpc"]) if up("jaeger") else None,
         "jaeger_otlp_http": url("http://", ports["jaeger_otlp_http"]) if up("jaeger") else None,
         "jaeger_ui": url("http://", ports["jaeger_ui"]) if up("jaeger") else None,
-        # Answers only while a warm-up stage server runs (metrics on, port 30000).
-        "sglang_metrics": "http://127.0.0.1:%d/metrics" % contract.SERVER_PORT,
+        # Answers only while a warm-up stage server runs (metrics on, the run's server port).
+        "sglang_metrics": "http://127.0.0.1:%d/metrics" % int(server_port),
     }
 
 
 def build_manifest(run_id, started_at, image, git_revision, hostname, devuser, services, listen, listen_host,
                    host_roots, profile_cache_start, storage_paths, warnings=(), init_info=None,
-                   telemetry_root=contract.TELEMETRY_ROOT):
+                   telemetry_root=contract.TELEMETRY_ROOT, server_port=contract.SERVER_PORT):
     """The manifest of one container run (DESIGN.md 3, notebook appendix B).
 
     ``services`` maps service name to its entry (status running|missing|failed, port, pid,
     version, listen, warnings); ``host_roots`` maps telemetry/profiles/models/huggingface to the
     host paths the role passed (None where not given); ``storage_paths`` holds the per-run
-    service paths (prometheus_tsdb, prometheus_config, jaeger_dir).
+    service paths (prometheus_tsdb, prometheus_config, jaeger_dir); ``server_port`` is the stage
+    servers' port (contract.ENV_SERVER_PORT), which Prometheus scrapes and stage runs default to.
     """
     cpaths = container_paths(run_id, telemetry_root)
     hpaths = host_paths(cpaths, host_roots)
@@ -134,8 +135,9 @@ def build_manifest(run_id, started_at, image, git_revision, hostname, devuser, s
         "hostname": hostname,
         "devuser": dict(devuser),
         "listen": listen,
+        "server_port": int(server_port),
         "services": services,
-        "telemetry_surfaces": telemetry_surfaces(services, listen_host),
+        "telemetry_surfaces": telemetry_surfaces(services, listen_host, server_port),
         "storage": {
             "log_file": cpaths["log_file"],
             "prometheus_config": storage_paths["prometheus_config"],

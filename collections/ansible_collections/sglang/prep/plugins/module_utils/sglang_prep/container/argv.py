@@ -10,15 +10,13 @@ SGLang: they are passed bare to enable and omitted to disable (a following
 
 from __future__ import annotations
 
-from .. import contract
+from .. import contract, registry
 
-# stage -> store_true flags it enables (everything else stays off by omission)
-STAGE_SWITCHES = {
-    "deep_gemm": (),  # compile only: metrics and trace off, so nothing is scraped
-    "flashinfer": ("--enable-metrics",),
-    "inductor": ("--enable-metrics", "--enable-torch-compile"),
-}
-SERVER_STAGES = tuple(STAGE_SWITCHES)
+# server stage -> store_true flags it enables (everything else stays off by omission), from the
+# registry: deep_gemm compiles only (metrics and trace off, so nothing is scraped); the warm-ups
+# turn metrics on.
+STAGE_SWITCHES = dict((stage.name, stage.switches) for stage in registry.STAGES if stage.server)
+SERVER_STAGES = registry.server_stages()
 
 # Flags the canonical policy owns; extra server args may not restate them.
 RESERVED_FLAGS = (

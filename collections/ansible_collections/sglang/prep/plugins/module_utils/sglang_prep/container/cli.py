@@ -12,17 +12,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 from . import argv as argv_mod
-from .. import contract
+from .. import contract, registry
 from ..errors import PrepError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 EPILOG_EXIT = """exit codes:
   0  ok, noop, would_run or skipped
-  1  the stage (or inspect/aggregate) failed: see error_type and message in the RESULT line
+  1  the stage (or prime, inspect, aggregate) failed: see error_type and message in the RESULT line
   2  usage error (bad arguments)"""
+
+
+def stage_list(indent=2, width=100):
+    """The registry's stages, one summary each, for the help texts."""
+    lines = []
+    name_width = max(len(name) for name in registry.ORDER) + 2
+    for stage in registry.STAGES:
+        lines.append(textwrap.fill(stage.summary, width=width, initial_indent=" " * indent + stage.name.ljust(name_width),
+                                   subsequent_indent=" " * (indent + name_width)))
+    return "\n".join(lines)
+
 
 MAIN_DESCRIPTION = """\
 sglang_prep: the container side of the sglang.prep collection. Primes SGLang's kernel caches
@@ -32,8 +44,12 @@ under /profiles and records every result under /telemetry, for the run named by 
 Run it as the unprivileged container user, e.g.:
   docker exec -u devuser <container> python3 -m sglang_prep stage deep_gemm --model /models/<M>
 
-Stages, in their canonical order: %s.
-""" % ", ".join(contract.STAGE_ORDER)
+Stages, in their canonical order:
+%s
+
+One stage: 'stage'. Several, as one job with a progress file: 'prime' (and 'plan' to ask first,
+'report' to read back what a run recorded).
+""" % stage_list()
 
 STAGE_DESCRIPTION = """\
 Prime one stage's cache for a model, under a per-stage lock, with the canonical settings
@@ -41,12 +57,7 @@ Prime one stage's cache for a model, under a per-stage lock, with the canonical 
 max_mamba_cache_size 1, context_length and max_prefill_tokens 272000, CUDA graph on) passed as
 explicit flags to a real `python3 -m sglang.launch_server` (the MoE tuner for moe_tune).
 
-  deep_gemm   DeepGEMM JIT compile (metrics and trace off); log in
-              /profiles/deep_gemm/<model>/compile.log (append-only)
-  moe_tune    fused-MoE Triton configs, one tuner run per batch size, written to
-              /profiles/moe_configs/configs/triton_<version>/ (SGLANG_MOE_CONFIG_DIR)
-  flashinfer  FlashInfer warm-up on port 30000, metrics on
-  inductor    TorchInductor warm-up (--enable-torch-compile) on port 30000, metrics on
+%s
 
 Modes: ensure (default) does nothing when the stage's recorded signature
 (/profiles/<cache>/<model>/signature.json) matches and no in-progress marker is left;
@@ -54,7 +65,8 @@ rebuild runs regardless; check reports whether ensure would run and why, and wri
 
 Writes: /telemetry/container_runs/<run_id>/stages/<stage>.json (atomic), then rebuilds
 prep_result.json next to it; appends progress and the server's output to the session log.
-The last stdout line is RESULT <stage JSON>."""
+The last stdout line is RESULT <stage JSON> (plus stage_json, stage_json_host and reason, one line
+of text that says what happened and why).""" % stage_list()
 
 
 PLAN_DESCRIPTION = """\
@@ -67,7 +79,30 @@ Per stage: status (noop, would_run, skipped or error), reprime_reasons, signatur
 previous_signature, and an action: run (it would run), record (primed, but the current run has no
 matching stage JSON yet, so an ensure would record a noop) or none. Also: the run (ids and host
 paths), to_run (the stages whose action is not none, in order), prep_result (as recorded) and
-caches (a snapshot). The last stdout line is RESULT <plan>."""
+caches (a snapshot). The plan is a priming state (the same object prime and report return, with
+the check answers as rows; docs/runtime.md). The last stdout line is RESULT <plan>."""
+
+PRIME_DESCRIPTION = """\
+Prime several stages as one job: plan (as `plan` does), then run, in order, every stage whose action
+is not none (rebuild for the stages given with --rebuild, else ensure; a stage that only needs its
+record is an ensure that records a noop without launching anything). Stops at the first stage that
+fails: the stages after it are not_run. Then rebuilds prep_result.json and snapshots the caches.
+
+Before the first stage starts, names the session log on stderr and in the log, and writes the
+progress file /telemetry/container_runs/<run_id>/progress.json (state running|done|failed, the
+current stage and its step, e.g. the MoE batch size, elapsed and estimated seconds left). It is
+rewritten at every change. SIGTERM stops the job: the running stage records `interrupted`, its
+server is torn down, and the progress file says failed.
+
+The last stdout line is RESULT <priming state>: status ok|changed|error, and on error error_type,
+message and failed_stage of the first stage that failed (exit code 1)."""
+
+REPORT_DESCRIPTION = """\
+Return the priming state of the current run from what it has recorded: one row per stage from its
+stage JSON (not_run for a stage without one, or recorded for another --model), prep_result.json,
+the cache snapshot and the progress file of the run's last prime job. No checks, no probes; writes
+nothing. The last stdout line is RESULT <priming state>. Exit code 0 whenever it could answer
+(read status)."""
 
 STAGE_OPTIONS = ("tp", "port", "lock_timeout", "ready_timeout", "disk_headroom_mb", "moe_batch_sizes", "moe_dtype",
                  "extra_server_args", "telemetry_timeout", "pointer")
@@ -92,9 +127,10 @@ def _stage_options(parser):
     from .stages import DEFAULT_MOE_BATCH_SIZES, MOE_DTYPES
     parser.add_argument("--model", required=True, help="model directory inside the container, e.g. /models/<name>")
     parser.add_argument("--tp", type=_positive_int, default=1, help="tensor parallel size (default 1)")
-    parser.add_argument("--port", type=_positive_int, default=contract.SERVER_PORT,
-                        help="server port (default %d; strict: a busy port fails with port_busy, never falls back)"
-                        % contract.SERVER_PORT)
+    parser.add_argument("--port", type=_positive_int, default=None,
+                        help="server port (default: the run's server port from its manifest, %s at container start, "
+                        "else %d; strict: a busy port fails with port_busy, never falls back)"
+                        % (contract.ENV_SERVER_PORT, contract.SERVER_PORT))
     parser.add_argument("--lock-timeout", type=_positive_float, default=600.0, metavar="S",
                         help="seconds to wait for another run of this stage (default 600), then lock_timeout")
     parser.add_argument("--ready-timeout", type=_positive_float, default=3600.0, metavar="S",
@@ -113,11 +149,16 @@ def _stage_options(parser):
     parser.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
 
+def _stages_option(parser):
+    parser.add_argument("--stages", choices=contract.STAGE_ORDER, nargs="+", default=list(contract.STAGE_ORDER),
+                        metavar="STAGE", help="the stages, in the order they run (default: %s)" % " ".join(contract.STAGE_ORDER))
+
+
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,inspect,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,report,inspect,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -126,13 +167,23 @@ def build_parser():
     stage.add_argument("--mode", choices=contract.MODES, default="ensure", help="ensure (default), rebuild or check")
     _stage_options(stage)
 
-    plan = sub.add_parser("plan", help="what ensure (or rebuild) would do for several stages, and why (reads only)",
-                          description=PLAN_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
-    plan.add_argument("--stages", choices=contract.STAGE_ORDER, nargs="+", default=list(contract.STAGE_ORDER),
-                      metavar="STAGE", help="the stages, in the order they would run (default: %s)" % " ".join(contract.STAGE_ORDER))
-    plan.add_argument("--rebuild", choices=contract.STAGE_ORDER, action="append", default=[], metavar="STAGE",
-                      help="a stage that will run in rebuild mode (repeatable); the others are planned for ensure")
-    _stage_options(plan)
+    for name, help_text, description in (
+            ("plan", "what ensure (or rebuild) would do for several stages, and why (reads only)", PLAN_DESCRIPTION),
+            ("prime", "plan, then run every stage that needs it, in order, as one job with a progress file",
+             PRIME_DESCRIPTION)):
+        several = sub.add_parser(name, help=help_text, description=description, epilog=EPILOG_EXIT,
+                                 formatter_class=formatter)
+        _stages_option(several)
+        several.add_argument("--rebuild", choices=contract.STAGE_ORDER, action="append", default=[], metavar="STAGE",
+                             help="a stage that will run in rebuild mode (repeatable); the others are planned for ensure")
+        _stage_options(several)
+
+    report = sub.add_parser("report", help="the priming state of the current run, as recorded (reads only)",
+                            description=REPORT_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    _stages_option(report)
+    report.add_argument("--model", default=None,
+                        help="the model the rows must be recorded for (a stage recorded for another one is not_run)")
+    report.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
     inspect = sub.add_parser("inspect", help="report caches, markers and this run's stage results (reads only)",
                              description="Print the current run's manifest, a snapshot of every cache under /profiles "
@@ -149,7 +200,7 @@ def build_parser():
 
     show = sub.add_parser("argv", help="print the exact server argv of a stage as a JSON list",
                           description="Print, as one JSON list on stdout, the exact command line the stage would start "
-                          "its SGLang server with (deep_gemm, flashinfer, inductor). Runs nothing.",
+                          "its SGLang server with (%s). Runs nothing." % ", ".join(argv_mod.SERVER_STAGES),
                           epilog=EPILOG_EXIT, formatter_class=formatter)
     show.add_argument("stage", choices=argv_mod.SERVER_STAGES)
     show.add_argument("--model", required=True)
@@ -190,8 +241,8 @@ def main(args=None):
             parser.error(str(exc))
         sys.stdout.write(json.dumps(out) + "\n")
         return EXIT_OK
-    from . import engine
-    if ns.command in ("stage", "plan"):
+    from . import engine, state
+    if ns.command in ("stage", "plan", "prime"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
         except argv_mod.ArgvError as exc:
@@ -199,12 +250,20 @@ def main(args=None):
         options = dict((key, getattr(ns, key)) for key in STAGE_OPTIONS)
     if ns.command == "stage":
         result = engine.run_stage(ns.stage, ns.model, dict(options, mode=ns.mode))
+        result["reason"] = state.reason(ns.stage, result)
         emit(result)
         return EXIT_ERROR if result["status"] == "error" else EXIT_OK
     try:
         if ns.command == "plan":
             from . import plan
             payload = plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
+        elif ns.command == "prime":
+            from . import prime
+            payload = prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
+            emit(payload)
+            return EXIT_ERROR if payload["status"] == "error" else EXIT_OK
+        elif ns.command == "report":
+            payload = state.report(ns.stages, ns.model, ns.pointer)
         elif ns.command == "inspect":
             payload = engine.inspect(ns.pointer)
         else:

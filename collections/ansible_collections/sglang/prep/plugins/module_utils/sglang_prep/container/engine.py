@@ -41,7 +41,13 @@ DEFAULTS = {
     "telemetry_timeout": 20.0,
     "pointer": None,
     "python": "python3",
+    # plan only: {stage: signature fields} of earlier stages that would run, so a stage that depends on
+    # one of them is checked against what that stage will record, not what it recorded before
+    "planned_signatures": None,
 }
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Interrupted(BaseException):
@@ -55,9 +61,11 @@ class Interrupted(BaseException):
 class StageContext(object):
     """Everything one stage invocation needs: options, run paths, probes, the result being built."""
 
-    def __init__(self, stage, model, options, stream, env=None, shared_probe=None):
+    def __init__(self, stage, model, options, stream, env=None, shared_probe=None, progress=None):
         self.stage = stage
         self.model = model
+        # without --port the run's server port (manifest server_port, what Prometheus scrapes) is used
+        self.port_given = options.get("port") is not None
         for key, default in DEFAULTS.items():
             setattr(self, key, options.get(key, default) if options.get(key) is not None else default)
         self.tp = int(self.tp)
@@ -77,11 +85,14 @@ class StageContext(object):
         self.marker_info = None
         self.locking = False
         self.result = None
+        self.progress_cb = progress
 
     def attach_run(self, run_manifest):
         self.manifest = run_manifest
         self.layout = Layout.from_manifest(run_manifest)
         self.run_id = run_manifest["container_run_id"]
+        if not self.port_given and run_manifest.get("server_port"):
+            self.port = int(run_manifest["server_port"])
         log_file = run_manifest["paths"]["container"]["log_file"]
         self.session_log_fs = self.layout.fs(log_file)
         self.result["run_id"] = self.run_id
@@ -108,6 +119,18 @@ class StageContext(object):
         if message not in self.result["warnings"]:
             self.result["warnings"].append(message)
         self.say("warning: " + message)
+
+    def progress(self, index, count, label):
+        """Step ``index`` of ``count`` of the stage starts (e.g. one tuner batch size): tell the prime job.
+
+        Reporting progress never fails a stage: a failure here is a warning.
+        """
+        if self.progress_cb is None:
+            return
+        try:
+            self.progress_cb(self.stage, index, count, label)
+        except Exception as exc:
+            self.warn("progress could not be reported: %s" % exc)
 
     def note_process(self, pid, hint):
         """Record the stage's child process group in the marker, so a later run can clean up after a crash."""
@@ -143,7 +166,7 @@ def _install_signal_handlers():
             raise Interrupted(signum)
 
     previous = {}
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         previous[signum] = signal.signal(signum, handler)
     return previous
 
@@ -257,16 +280,26 @@ def _fail(result, exc):
     result["errors"].append(exc.as_dict())
 
 
-def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=None):
+def _check_port(ctx, runner):
+    """A warm-up on another port than the run's server port: Prometheus will not scrape it."""
+    expected = (ctx.manifest or {}).get("server_port")
+    if runner.spec.warmup and expected and int(expected) != ctx.port:
+        ctx.warn("port %d is not the run's server port %d (%s at container start), which Prometheus scrapes; "
+                 "the telemetry probe of this warm-up will find no sample" % (ctx.port, int(expected),
+                                                                             contract.ENV_SERVER_PORT))
+
+
+def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=None, progress=None):
     """Run one stage; returns the stage result (also written as the stage JSON unless in check mode).
 
     ``shared_probe`` (a probe.Probe) lets several stages of one invocation probe the toolchain once.
+    ``progress(stage, index, count, label)`` is told each step of the stage (the prime job's progress file).
     """
     options = dict(options or {})
     stream = stream or sys.stderr
     start = time.monotonic()
     result = new_result(stage, model, options)
-    ctx = StageContext(stage, model, options, stream, env, shared_probe)
+    ctx = StageContext(stage, model, options, stream, env, shared_probe, progress)
     ctx.result = result
     previous_handlers = _install_signal_handlers()
     lock = None
@@ -280,6 +313,7 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                                 "mounted from the host models root at %s (pass /models/<name>)"
                                 % (model, contract.MODELS_ROOT), model=model)
             runner = RUNNERS[stage](ctx)
+            _check_port(ctx, runner)
             if ctx.mode == "check":
                 _check(ctx, runner)
             else:
@@ -307,7 +341,7 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                     runner.run()
                     finished = ledger.iso(ledger.utc_now())
                     signature.write(ctx.layout.fs(contract.signature_path(stage, model)), stage,
-                                    result["signature"], ctx.run_id, finished)
+                                    result["signature"], ctx.run_id, finished, round(time.monotonic() - start, 3))
                     result.update(status="ok", message="%s primed in %.1f s" % (stage, time.monotonic() - start))
         except PrepError as exc:
             _fail(result, exc)

@@ -109,8 +109,8 @@ def _remove_stale_pointer(path):
 
 
 def prepare_run(run_id, user, host_roots, found, listen, started_at, image, telemetry_root=contract.TELEMETRY_ROOT,
-                profiles_root=contract.PROFILES_ROOT, hf_root=contract.HF_ROOT):
-    """As devuser: preflight, run directories, the session log, per-run service configs."""
+                profiles_root=contract.PROFILES_ROOT, hf_root=contract.HF_ROOT, port=contract.SERVER_PORT):
+    """As devuser: preflight, run directories, the session log, per-run service configs (scraping ``port``)."""
     out = preflight(user, host_roots, telemetry_root, profiles_root, hf_root, remove_stale_pointer=True)
     paths = services.storage(run_id, telemetry_root)
     log_file = contract.session_log_path(run_id, telemetry_root)
@@ -120,7 +120,7 @@ def prepare_run(run_id, user, host_roots, found, listen, started_at, image, tele
     sessionlog.log(log_file, SOURCE, "run %s started at %s: devuser %d:%d, image %s" % (
         run_id, started_at, user.uid, user.gid, image or "(not given)"))
     exporters = [name for name in services.EXPORTERS if found.get(name)]
-    jsonio.write_text_atomic(paths["prometheus_config"], prometheus_config.render(run_id, listen, exporters))
+    jsonio.write_text_atomic(paths["prometheus_config"], prometheus_config.render(run_id, listen, exporters, port))
     if found.get("jaeger"):
         os.makedirs(paths["jaeger_dir"], exist_ok=True)
         if os.path.basename(found["jaeger"]) != "jaeger-all-in-one":
@@ -142,6 +142,19 @@ def publish(data, host_manifest, telemetry_root=contract.TELEMETRY_ROOT, profile
 # ---------------------------------------------------------------- the run
 def _listen(env):
     return (env.get(contract.ENV_LISTEN) or "").strip() or contract.DEFAULT_LISTEN
+
+
+def server_port(env):
+    """The stage servers' port: contract.ENV_SERVER_PORT, else contract.SERVER_PORT; PrepError(bad_input)."""
+    text = (env.get(contract.ENV_SERVER_PORT) or "").strip()
+    if not text:
+        return contract.SERVER_PORT
+    port = int(text) if text.isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise PrepError("bad_input", "%s=%r is not a TCP port (1 to 65535); set it to the port the stage servers "
+                        "listen on (the prime role's server port, default %d) or leave it unset"
+                        % (contract.ENV_SERVER_PORT, text, contract.SERVER_PORT), value=text)
+    return port
 
 
 def _setup_identity(env, report):
@@ -174,6 +187,11 @@ def run(options, env=None):
     if options.check:
         return check(user, env, report)
 
+    try:
+        port = server_port(env)
+    except PrepError as exc:
+        report("error (%s): %s" % (exc.error_type, exc.message), "no run was published (no pointer); init exits")
+        return 1
     run_id = runid.new_run_id(t0)
     started_at = runid.iso_utc(t0)
     listen = _listen(env)
@@ -182,13 +200,13 @@ def run(options, env=None):
     versions_pending = services.start_version_probes(found, user, env)
     try:
         layout = identity.run_as(user, prepare_run, run_id, user, host_roots, found, listen, started_at,
-                                 env.get(contract.ENV_IMAGE))
+                                 env.get(contract.ENV_IMAGE), port=port)
     except PrepError as exc:
         services.collect_versions(versions_pending, timeout_s=1.0)
         report("error (%s): %s" % (exc.error_type, exc.message), "no run was published (no pointer); init exits")
         return 1
     report.log_file = layout["log_file"]
-    report("run %s: session log %s" % (run_id, layout["log_file"]))
+    report("run %s: session log %s; stage servers on port %d" % (run_id, layout["log_file"], port))
     if layout["stale_pointer"]:
         report("removed the previous run's pointer (%s)" % layout["stale_pointer"])
 
@@ -221,7 +239,8 @@ def run(options, env=None):
         warnings=warnings,
         init_info={"pid": os.getpid(), "runtime_version": __version__, "passwd_entry": entries["passwd"],
                    "group_entry": entries["group"], "ready_s": round(time.monotonic() - mono0, 3),
-                   "published_at": runid.iso_utc(time.time())})
+                   "published_at": runid.iso_utc(time.time())},
+        server_port=port)
     host_manifest = data["paths"]["host"]["manifest"]
     try:
         pointer_file = identity.run_as(user, publish, data, host_manifest)
@@ -255,6 +274,12 @@ def check(user, env, report):
               "host_roots": host_roots, "services": {name: {"binary": found[name], "version": versions.get(name)}
                                                      for name in found}}
     code = 0
+    try:
+        result["server_port"] = server_port(env)
+    except PrepError as exc:
+        result.update({"server_port": None, "error_type": exc.error_type, "message": exc.message})
+        report("error (%s): %s" % (exc.error_type, exc.message))
+        code = 1
     try:
         pre = identity.run_as(user, preflight, user, host_roots)
         result.update({"writable": True, "warnings": pre["warnings"]})

@@ -13,10 +13,10 @@ import datetime
 import fcntl
 import os
 
-from .. import contract, jsonio
+from .. import contract, jsonio, registry
 from . import signature
 
-WARMUP_STAGES = ("inductor", "flashinfer")  # newest telemetry probe first
+WARMUP_STAGES = tuple(reversed(registry.warmup_stages()))  # newest telemetry probe first
 SUCCESS = ("ok", "noop", "skipped")
 
 

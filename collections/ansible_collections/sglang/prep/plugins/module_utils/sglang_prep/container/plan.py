@@ -12,6 +12,9 @@ plan writes nothing and launches nothing. Its ``action`` per stage tells the cal
   record  nothing to prime, but this run has no matching record of the stage yet (a new container
           run, or a recorded failure): an ensure writes its noop stage JSON
   none    primed, and this run's stage JSON already says so
+
+The plan is a priming state (state.py) whose rows are these check answers; ``prime`` starts
+from the same checks.
 """
 
 from __future__ import annotations
@@ -19,9 +22,7 @@ from __future__ import annotations
 import os
 import time
 
-from .. import caches, contract, manifest
-from . import engine, ledger
-from .layout import Layout
+from . import engine, ledger, state
 from .probe import Probe
 
 REBUILD_REASON = {"field": "mode", "old": None, "new": "rebuild"}
@@ -50,55 +51,53 @@ def _rebuild(stage, result):
         result.update(status="would_run", would_run=True, message="rebuild would run %s regardless of its signature" % stage)
 
 
-def _run_info(pointer, run_manifest):
-    cpaths = run_manifest["paths"]["container"]
-    hpaths = run_manifest["paths"].get("host") or {}
-    return {
-        "run_id": run_manifest["container_run_id"],
-        "manifest": pointer.get("host") or manifest.host_path(run_manifest, cpaths.get("manifest")),
-        "manifest_container": pointer.get("container"),
-        "log_file": hpaths.get("log_file") or manifest.host_path(run_manifest, cpaths.get("log_file")),
-        "paths": {"container": cpaths, "host": hpaths},
-    }
+class Checked(object):
+    """The checks of one plan: the run, each stage's check answer with its action, and the shared probe."""
+
+    def __init__(self, view, rows, recorded, problems, probe):
+        self.view = view
+        self.rows = rows
+        self.recorded = recorded
+        self.problems = problems
+        self.probe = probe
+
+    def to_run(self, stages):
+        return [stage for stage in stages if self.rows[stage]["action"] != "none"]
 
 
-def _caches(layout, run_manifest):
-    """The cache snapshot in the shape of module sglang_cache_inspect's result."""
-    host_profiles = (run_manifest["paths"].get("host") or {}).get("profiles_root")
-    snap = caches.snapshot(layout.profiles_root, host_profiles)
-    return {"profiles_root": host_profiles, "caches": snap, "partial_stages": caches.in_progress_stages(layout.profiles_root),
-            "total_bytes": sum(entry["size"] for entry in snap.values())}
+def check(stages, model, options=None, rebuild=(), stream=None, env=None):
+    """Check every stage as ``stage --mode check`` would (one toolchain probe) and decide its action.
+
+    Raises PrepError when there is no usable run. Reads only.
+    """
+    options = dict(options or {})
+    stages = state.unique(stages)
+    view = state.RunView(options.get("pointer"))
+    recorded, problems = view.recorded()
+    base_env = dict(os.environ if env is None else env)
+    shared = Probe(options.get("python") or engine.DEFAULTS["python"], base_env)
+    rows = {}
+    planned = {}  # signatures the stages that run before will record: their dependents see those
+    for stage in stages:
+        result = engine.run_stage(stage, model, dict(options, mode="check", planned_signatures=dict(planned)),
+                                  stream=stream, env=base_env, shared_probe=shared)
+        if stage in rebuild:
+            _rebuild(stage, result)
+        if result.get("status") == "would_run" and result.get("signature"):
+            planned[stage] = result["signature"]
+        result["planned_mode"] = "rebuild" if stage in rebuild else "ensure"
+        result["action"], result["action_reason"] = _action(result, recorded.get(stage))
+        rows[stage] = result
+    return Checked(view, rows, recorded, problems, shared)
 
 
 def plan(stages, model, options=None, rebuild=(), stream=None, env=None):
-    """The plan of ``stages`` (in the given order) for ``model``; raises PrepError when there is no usable run."""
+    """The plan of ``stages`` (in the given order) for ``model``: a priming state whose rows are check answers.
+
+    Raises PrepError when there is no usable run.
+    """
     start = time.monotonic()
-    options = dict(options or {})
-    ptr, run_manifest = manifest.load_current(options.get("pointer"))
-    layout = Layout.from_manifest(run_manifest)
-    run_id = run_manifest["container_run_id"]
-    recorded, problems = ledger.load_stages(layout, run_id)
-    base_env = dict(os.environ if env is None else env)
-    shared = Probe(options.get("python") or engine.DEFAULTS["python"], base_env)
-    results = {}
-    for stage in stages:
-        result = engine.run_stage(stage, model, dict(options, mode="check"), stream=stream, env=base_env, shared_probe=shared)
-        if stage in rebuild:
-            _rebuild(stage, result)
-        result["planned_mode"] = "rebuild" if stage in rebuild else "ensure"
-        result["action"], result["action_reason"] = _action(result, recorded.get(stage))
-        results[stage] = result
-    try:
-        prep = ledger.jsonio.read_json(layout.fs(contract.prep_result_path(run_id)))
-    except (OSError, ValueError):
-        prep = None
-    return {
-        "schema_version": contract.SCHEMA_VERSION,
-        "run": _run_info(ptr, run_manifest),
-        "stages": results,
-        "to_run": [stage for stage in stages if results[stage]["action"] != "none"],
-        "prep_result": prep,
-        "caches": _caches(layout, run_manifest),
-        "warnings": problems,
-        "duration_s": round(time.monotonic() - start, 3),
-    }
+    stages = state.unique(stages)
+    checked = check(stages, model, options, rebuild, stream, env)
+    return state.build("plan", checked.view, stages, checked.rows, checked.to_run(stages), start,
+                       warnings=checked.problems, recorded=checked.recorded)

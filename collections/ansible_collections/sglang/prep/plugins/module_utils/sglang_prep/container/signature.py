@@ -13,24 +13,31 @@ import hashlib
 import json
 import os
 
-from .. import contract, jsonio
+from .. import contract, jsonio, registry
+from ..errors import PrepError
 
 # The hardware/toolchain tuple (notebook 7.1). Hosts sharing these values share a signature group.
-GROUP_FIELDS = (
-    "device_name", "compute_capability", "cuda", "driver_version",
-    "torch_version", "triton_version", "sglang_version", "sglang_commit",
-)
-# Further probed values that change one stage's output.
-STAGE_PROBED_FIELDS = {
-    "deep_gemm": ("deep_gemm_version", "nvcc_version", "cuda_home"),
-    "moe_tune": (),
-    "flashinfer": ("flashinfer_version", "nvcc_version", "cuda_home"),
-    "inductor": (),
-}
+GROUP_FIELDS = registry.GROUP_FIELDS
+# Further probed values that change one stage's output (the registry's ``probed`` column).
+STAGE_PROBED_FIELDS = dict((stage.name, stage.probed) for stage in registry.STAGES)
+
+
+def stage_spec(stage):
+    """The registry row of a stage; PrepError(bad_input) for a name the registry does not know."""
+    try:
+        return registry.get(stage)
+    except registry.UnknownStage as exc:
+        raise PrepError("bad_input", "%s (registry.py has no row for it, so it has no signature)" % exc.message,
+                        stage=stage)
 
 
 def probed_fields(stage):
-    return GROUP_FIELDS + STAGE_PROBED_FIELDS[stage]
+    return GROUP_FIELDS + stage_spec(stage).probed
+
+
+def digest(fields):
+    """Short, stable hash of a signature's fields: how a dependent stage records the signature it was built on."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16] if fields else None
 
 
 def model_config_digest(model_path):
@@ -44,9 +51,10 @@ def model_config_digest(model_path):
 
 def build(stage, probe, inputs):
     """(fields, warnings): the current signature of a stage from probes plus stage inputs."""
+    probed = probed_fields(stage)
     fields = {}
     warnings = []
-    for field in probed_fields(stage):
+    for field in probed:
         fields[field] = probe.get(field)
         warning = probe.warning_for(field)
         if warning:
@@ -72,8 +80,8 @@ def compare(old_fields, new_fields):
     return reasons
 
 
-def read(path):
-    """(fields or None, problem or None) of a recorded signature file."""
+def read_record(path):
+    """(whole signature record or None, problem or None) of a recorded signature file."""
     try:
         data = jsonio.read_json(path)
     except FileNotFoundError:
@@ -82,13 +90,20 @@ def read(path):
         return None, "signature %s is unreadable (%s)" % (path, exc)
     if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
         return None, "signature %s has no fields" % path
-    return data["fields"], None
+    return data, None
 
 
-def record(stage, fields, run_id, finished_at):
+def read(path):
+    """(fields or None, problem or None) of a recorded signature file."""
+    data, problem = read_record(path)
+    return (data["fields"] if data else None), problem
+
+
+def record(stage, fields, run_id, finished_at, duration_s=None):
+    """``duration_s``: how long the run that primed the cache took (the progress file's ETA next time)."""
     return {"schema_version": contract.SCHEMA_VERSION, "stage": stage, "run_id": run_id,
-            "written_at": finished_at, "signature_group": group(fields), "fields": fields}
+            "written_at": finished_at, "duration_s": duration_s, "signature_group": group(fields), "fields": fields}
 
 
-def write(path, stage, fields, run_id, finished_at):
-    jsonio.write_json_atomic(path, record(stage, fields, run_id, finished_at))
+def write(path, stage, fields, run_id, finished_at, duration_s=None):
+    jsonio.write_json_atomic(path, record(stage, fields, run_id, finished_at, duration_s))

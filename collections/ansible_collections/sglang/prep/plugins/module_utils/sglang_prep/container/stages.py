@@ -4,21 +4,22 @@
 """One StageRunner per priming stage (notebook section 11).
 
 Each runner knows its signature inputs, the directories it writes, how to build its command,
-how to run it, which artifacts it leaves and how its log maps to an error type. Locks, markers,
-signatures and the stage JSON are the engine's business (engine.py).
+how to run it, which artifacts it leaves and how its log maps to an error type. What the code
+says about a stage (order, cache, server switches, signature fields, dependencies) is its row in
+registry.py; tests/unit/test_runtime_registry.py checks that RUNNERS and the rows agree. Locks,
+markers, signatures and the stage JSON are the engine's business (engine.py).
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import shutil
 import time
 
 from . import argv as argv_mod
-from .. import caches, contract, jsonio
+from .. import caches, contract, jsonio, registry
 from . import probe, server, signature, telemetry_probe
 from ..errors import PrepError
 from .validate import LogScan
@@ -103,19 +104,43 @@ class StageRunner(object):
     """Interface of a stage. Subclasses fill ctx.result (server/tuner, validation) and raise PrepError."""
 
     name = None
-    cache = None
 
     def __init__(self, ctx):
         self.ctx = ctx
 
+    @property
+    def spec(self):
+        """The stage's row in registry.py."""
+        return registry.get(self.name)
+
+    @property
+    def cache(self):
+        return self.spec.cache
+
     # ---- what the engine asks before running
     def signature_inputs(self):
+        """The stage's inputs: registry.COMMON_INPUTS here, subclasses add theirs.
+
+        A stage that depends on another (the warm-ups compile the MoE kernels with the configs
+        moe_tune wrote) records a digest of that stage's signature fields, so a run of it with other
+        inputs re-runs this one. Only the fields count, not when or in which run they were written,
+        so a rebuild of moe_tune with the same inputs leaves the warm-ups alone. In a plan where the
+        dependency runs first, the fields it will record count (ctx.planned_signatures).
+        """
         ctx = self.ctx
         digest = signature.model_config_digest(ctx.model)
         if digest is None:
             ctx.warn("model_config_sha256 could not be computed (%s/config.json is unreadable); recorded as null"
                      % ctx.model)
-        return {"tp": ctx.tp, "model_slug": contract.model_slug(ctx.model), "model_config_sha256": digest}
+        inputs = {"tp": ctx.tp, "model_slug": contract.model_slug(ctx.model), "model_config_sha256": digest}
+        planned = ctx.planned_signatures or {}
+        for dependency in self.spec.depends_on:
+            if dependency in planned:  # a plan in which the dependency runs first
+                fields = planned[dependency]
+            else:
+                fields, _problem = signature.read(ctx.layout.fs(contract.signature_path(dependency, ctx.model)))
+            inputs[registry.dependency_field(dependency)] = signature.digest(fields)
+        return inputs
 
     def skip_reason(self):
         return None
@@ -329,18 +354,6 @@ class WarmupStage(ServerStage):
 
     warmup = True
 
-    def signature_inputs(self):
-        """Warm-ups compile the MoE kernels with the configs moe_tune wrote: a tuning with other inputs re-warms them.
-
-        Only moe_tune's signature fields count, not when or in which run it was written, so a rebuild of
-        moe_tune with the same inputs leaves the warm-ups alone.
-        """
-        inputs = super().signature_inputs()
-        fields, _problem = signature.read(self.ctx.layout.fs(contract.signature_path("moe_tune", self.ctx.model)))
-        inputs["moe_tune_signature"] = (
-            hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16] if fields else None)
-        return inputs
-
     def after_generate(self, srv):
         ctx = self.ctx
         result = {"server_metrics": telemetry_probe.server_metrics(srv.base)}
@@ -433,7 +446,8 @@ class MoeTuneStage(StageRunner):
         runs = []
         ctx.result["tuner"] = {"path": self.tuner, "argv": self.build_command(), "runs": runs}
         tuned = {}
-        for size in ctx.moe_batch_sizes:
+        for index, size in enumerate(ctx.moe_batch_sizes, 1):
+            ctx.progress(index, len(ctx.moe_batch_sizes), "batch size %d" % size)
             cwd = ctx.layout.fs("%s/b%d" % (self.work, size))
             os.makedirs(cwd)
             argv = self.build_command(size)

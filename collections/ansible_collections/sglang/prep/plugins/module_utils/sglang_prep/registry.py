@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The stage registry: one row per priming stage, in the order the stages run.
+
+Everything the code says *about* a stage comes from here: the stage order and each stage's
+cache (contract.STAGE_ORDER and contract.STAGE_CACHE), whether it launches an SGLang server and
+with which switches (container/argv.py), the fields of its signature (container/signature.py),
+the stages it depends on, and its one-line summary (the CLI help). The runner classes in
+container/stages.py implement the behaviour; tests/unit/test_runtime_registry.py fails when a
+runner and its row disagree.
+
+Stdlib only, and no imports from the package: contract.py imports this module, host modules may
+import it as well, and nothing under container/ is needed to read it.
+"""
+
+from __future__ import annotations
+
+# The hardware/toolchain tuple every stage's signature holds (notebook 7.1). Hosts that share
+# these values share a signature group.
+GROUP_FIELDS = (
+    "device_name", "compute_capability", "cuda", "driver_version",
+    "torch_version", "triton_version", "sglang_version", "sglang_commit",
+)
+# Signature inputs (not probed) that every stage records.
+COMMON_INPUTS = ("tp", "model_slug", "model_config_sha256")
+# Signature inputs that every stage which launches a server records as well.
+SERVER_INPUTS = ("settings", "server_flags", "extra_server_args")
+# The server switch that makes a server stage a warm-up: metrics on, so its tokens reach Prometheus.
+METRICS_SWITCH = "--enable-metrics"
+
+
+class Stage(object):
+    """One row of the registry.
+
+    name        the stage, as the CLI and the stage JSON name it
+    cache       the contract.CACHES entry that holds its output and its per-model signature.json
+    summary     one line for the help text and the docs
+    server      True when the stage launches an SGLang server (container/stages.py ServerStage)
+    switches    store_true server flags it adds to the canonical ones (omitted = off)
+    probed      probed signature fields beyond GROUP_FIELDS
+    inputs      signature inputs beyond COMMON_INPUTS (and SERVER_INPUTS for server stages)
+    depends_on  earlier stages whose output it consumes: their signature fields are part of its
+                signature (as ``<stage>_signature``), so a new run of one re-runs this stage
+    """
+
+    __slots__ = ("name", "cache", "summary", "server", "switches", "probed", "inputs", "depends_on")
+
+    def __init__(self, name, cache, summary, server=False, switches=(), probed=(), inputs=(), depends_on=()):
+        self.name = name
+        self.cache = cache
+        self.summary = summary
+        self.server = bool(server)
+        self.switches = tuple(switches)
+        self.probed = tuple(probed)
+        self.inputs = tuple(inputs)
+        self.depends_on = tuple(depends_on)
+
+    @property
+    def warmup(self):
+        """A server stage with metrics on: it serves a request and checks that telemetry saw it."""
+        return self.server and METRICS_SWITCH in self.switches
+
+    def signature_inputs(self):
+        """Names of the signature fields the stage's runner supplies (besides the probed ones)."""
+        out = COMMON_INPUTS + (SERVER_INPUTS if self.server else ()) + self.inputs
+        return out + tuple(dependency_field(dep) for dep in self.depends_on)
+
+    def signature_fields(self):
+        """Names of every field of the stage's signature.json."""
+        return GROUP_FIELDS + self.probed + self.signature_inputs()
+
+    def __repr__(self):
+        return "Stage(%r)" % self.name
+
+
+STAGES = (
+    Stage("deep_gemm", cache="deep_gemm", server=True, switches=(),
+          probed=("deep_gemm_version", "nvcc_version", "cuda_home"),
+          summary="DeepGEMM JIT compile (metrics and trace off); log in /profiles/deep_gemm/<model>/compile.log "
+                  "(append-only); skipped below compute capability 9.0"),
+    Stage("moe_tune", cache="moe_configs", server=False,
+          inputs=("moe_batch_sizes", "moe_dtype"),
+          summary="fused-MoE Triton configs, one tuner run per batch size, written to "
+                  "/profiles/moe_configs/configs/triton_<version>/ (SGLANG_MOE_CONFIG_DIR); skipped for "
+                  "models without experts"),
+    Stage("flashinfer", cache="flashinfer", server=True, switches=("--enable-metrics",),
+          probed=("flashinfer_version", "nvcc_version", "cuda_home"), depends_on=("moe_tune",),
+          summary="FlashInfer warm-up on the server port, metrics on; re-runs after a new MoE tuning"),
+    Stage("inductor", cache="torchinductor", server=True, switches=("--enable-metrics", "--enable-torch-compile"),
+          depends_on=("moe_tune",),
+          summary="TorchInductor warm-up (--enable-torch-compile) on the server port, metrics on; re-runs "
+                  "after a new MoE tuning"),
+)
+
+ORDER = tuple(stage.name for stage in STAGES)
+BY_NAME = dict((stage.name, stage) for stage in STAGES)
+
+
+class UnknownStage(KeyError):
+    """A stage name that has no row here."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
+        self.message = "unknown stage %r: the stages are %s" % (name, ", ".join(ORDER))
+
+    def __str__(self):
+        return self.message
+
+
+def get(name):
+    """The row of a stage; UnknownStage (a KeyError) names the known stages."""
+    try:
+        return BY_NAME[name]
+    except (KeyError, TypeError):
+        raise UnknownStage(name)
+
+
+def dependency_field(stage):
+    """Signature field that records another stage's signature: moe_tune -> moe_tune_signature."""
+    return stage + "_signature"
+
+
+def server_stages():
+    return tuple(stage.name for stage in STAGES if stage.server)
+
+
+def warmup_stages():
+    return tuple(stage.name for stage in STAGES if stage.warmup)
