@@ -153,7 +153,7 @@ def test_markdown_has_one_row_per_host_with_the_required_columns():
     assert cells[:3] == ["gpu-1", "changed", "g-h100"]
     assert "ok 2.3s" in cells and "noop 0.0s" in cells
     assert "3.0 MiB (3145733 B)" in cells
-    assert "deep_gemm: device_name NVIDIA A100-SXM4-80GB -> NVIDIA H100 80GB HBM3" in cells
+    assert "deep_gemm: device_name: NVIDIA A100-SXM4-80GB -> NVIDIA H100 80GB HBM3" in cells
     broken = [c.strip() for c in table[1].split(" | ")]
     assert broken[-1].rstrip(" |") == "permissions_unexpected"
     assert "**gpu-3**: not_run" in md
@@ -249,7 +249,7 @@ def test_reprime_reasons_are_short_in_the_table_and_complete_in_the_json():
     assert report["hosts"][0]["reprime_reasons"][0] == dict(first, stage="deep_gemm")
     assert len(report["hosts"][0]["reprime_reasons"]) == 4
     md = fr.render_markdown(report)
-    assert ("deep_gemm, moe_tune: no previous signature; inductor: driver_version 550.54 -> 570.148.08; "
+    assert ("deep_gemm, moe_tune: no signature recorded; inductor: driver_version: 550.54 -> 570.148.08; "
             "inductor: an earlier run did not finish") in md
     assert "/profiles/x/signature.json" not in md
 

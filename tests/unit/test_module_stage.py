@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(REPO, "collections"))
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import wording  # noqa: E402
 from ansible_collections.sglang.prep.plugins.modules import sglang_stage  # noqa: E402
 
 RUN_ID = "container-run-20261129T160740Z-339c4104"
@@ -85,8 +86,15 @@ def docker(tmp_path, monkeypatch):
     return str(path), configure, recorded
 
 
+def worded(result):
+    """The result as the runtime prints it: every stage result and row carries the runtime's own wording."""
+    if "stages" in result:
+        return dict(result, stages={name: worded(row) for name, row in result["stages"].items()})
+    return dict(result, reason=wording.reason(result.get("stage"), result)) if "status" in result else result
+
+
 def result_line(result, before="progress on stdout that is not the result\n"):
-    return before + contract.RESULT_PREFIX + json.dumps(result) + "\n"
+    return before + contract.RESULT_PREFIX + json.dumps(worded(result)) + "\n"
 
 
 def run(args, capsys, check_mode=False, diff=False):
@@ -135,7 +143,7 @@ def test_first_run_reason_reads_naturally(docker, capsys):
     configure(stdout=result_line(FIRST))
     rc, out = run(base(path), capsys)
     assert out["changed"] is True
-    assert "signature: no signature at" in out["msg"] and "None" not in out["msg"]
+    assert "no signature recorded" in out["msg"] and "None" not in out["msg"]
 
 
 def test_runs_as_devuser_through_an_argument_list(docker, capsys):
@@ -301,9 +309,9 @@ def test_plan_changes_nothing_and_returns_what_the_role_needs(docker, capsys):
     assert out["to_run"] == ["moe_tune", "flashinfer"]
     assert out["plan"]["flashinfer"]["action"] == "record"
     assert out["run"]["run_id"] == RUN_ID and out["prep_result"]["status"] == "ok" and out["caches"]["total_bytes"] == 4096
-    assert "deep_gemm is primed" in out["msg"] and "moe_tune would run: mode: rebuild" in out["msg"]
+    assert "deep_gemm is primed" in out["msg"] and "moe_tune would run: rebuild asked" in out["msg"]
     assert "flashinfer is primed" in out["msg"] and "to be recorded" in out["msg"]
-    assert out["plan"]["moe_tune"]["summary"] == "moe_tune would run: mode: rebuild"  # the line validate shows
+    assert out["plan"]["moe_tune"]["reason"] == "moe_tune would run: rebuild asked"  # the line validate shows
 
 
 def test_plan_in_check_mode_is_the_answer_with_a_diff_per_stage_that_would_run(docker, capsys):

@@ -205,7 +205,7 @@ import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, jsonio
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, jsonio, wording
 
 HOST_STATUSES = ("ok", "changed", "failed")
 LATEST = "fleet-report-latest"
@@ -373,20 +373,11 @@ def _stage_cell(stage):
     return text
 
 
-def _reason_text(reason):
-    """Short form for the table; the JSON report keeps every reason in full."""
-    if reason.get("field") == "signature" and reason.get("old") is None:
-        return "no previous signature"
-    if reason.get("field") == "in_progress_marker":
-        return "an earlier run did not finish"
-    return "%s %s -> %s" % (reason.get("field"), reason.get("old"), reason.get("new"))
-
-
 def reasons_cell(reasons):
     """'deep_gemm, moe_tune: no previous signature; inductor: driver_version 550 -> 570' (stages with the same text merged)."""
     texts = []
     for reason in reasons:
-        text = _reason_text(reason)
+        text = wording.reprime_text(reason)
         for entry in texts:
             if entry[1] == text:
                 if reason.get("stage") not in entry[0]:

@@ -272,7 +272,7 @@ log_tail:
 plan:
   description:
     - With O(stages), per stage the runtime's check result (the keys of RV(stage_result)) plus C(planned_mode)
-      (V(ensure) or V(rebuild)), C(action), C(action_reason) and C(summary) (one line saying what it would do, and why).
+      (V(ensure) or V(rebuild)), C(action), C(action_reason) and C(reason) (one line, worded by the runtime, saying what it would do, and why).
     - C(action) is V(run) (the stage would run, or its check failed and a run records the failure),
       V(record) (primed, but the current container run has no matching stage JSON yet, so an ensure records
       a noop without launching anything) or V(none) (primed and recorded).
@@ -372,27 +372,6 @@ def stages_args(params, operation):
     return dx.runtime_argv(operation, *(args + common_args(params)))
 
 
-def format_reasons(reasons):
-    return "; ".join("%s: %s -> %s" % (r.get("field"), r.get("old"), r.get("new")) if r.get("old") is not None
-                     else "%s: %s" % (r.get("field"), r.get("new")) for r in reasons or [])
-
-
-def summary(stage, result):
-    status = result.get("status")
-    reasons = format_reasons(result.get("reprime_reasons"))
-    why = reasons or ("no signature recorded yet" if not result.get("previous_signature") else "")
-    if status == "ok":
-        text = "%s ran and succeeded in %.1f s" % (stage, float(result.get("duration_s") or 0))
-        return text + (" (%s)" % why if why else "")
-    if status == "noop":
-        return "%s is primed: the recorded signature matches, nothing was launched" % stage
-    if status == "would_run":
-        return "%s would run: %s" % (stage, why or result.get("message") or "its cache is incomplete")
-    if status == "skipped":
-        return "%s skipped: %s" % (stage, result.get("message") or "not applicable")
-    return "%s failed (%s): %s" % (stage, result.get("error_type") or "unknown", result.get("message") or "no message")
-
-
 def outcome(module, result):
     """Ansible result keys from a runtime stage result."""
     status = result.get("status")
@@ -405,7 +384,7 @@ def outcome(module, result):
         "stage_json": result.get("stage_json"),
         "stage_result": result,
         "changed": (status == "ok" and bool(result.get("ran"))) or status == "would_run",
-        "msg": summary(module.params["stage"], result),
+        "msg": result.get("reason") or "%s: %s" % (module.params["stage"], status),
     }
     if module._diff:
         out["diff"] = signature_diff(module.params["stage"], result)
@@ -417,13 +396,6 @@ def signature_diff(stage, result):
             "before_header": "%s signature (recorded)" % stage, "after_header": "%s signature (current)" % stage}
 
 
-def plan_summary(stage, result):
-    text = summary(stage, result)
-    if result.get("action") == "record":
-        text += " (to be recorded in this run)"
-    return text
-
-
 def plan_outcome(module, plan):
     """Ansible result keys from a runtime plan."""
     order = module.params["stages"]
@@ -432,8 +404,6 @@ def plan_outcome(module, plan):
     if missing:
         module.fail_json(msg="the runtime's plan has no entry for %s" % ", ".join(missing), error_type="internal_error", plan=plan)
     would_run = [stage for stage in order if stages[stage].get("status") == "would_run"]
-    for stage in order:
-        stages[stage]["summary"] = plan_summary(stage, stages[stage])
     out = {
         "state": plan,
         "plan": stages,
@@ -443,7 +413,7 @@ def plan_outcome(module, plan):
         "caches": plan.get("caches") or {},
         # a plan changes nothing; in check mode it is the answer, and a stage that would run is the change
         "changed": bool(module.check_mode and would_run),
-        "msg": "; ".join(stages[stage]["summary"] for stage in order),
+        "msg": "; ".join(stages[stage].get("reason") or stage for stage in order),
     }
     if module._diff and module.check_mode:
         out["diff"] = [signature_diff(stage, stages[stage]) for stage in would_run]

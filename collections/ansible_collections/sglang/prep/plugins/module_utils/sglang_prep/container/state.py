@@ -17,11 +17,11 @@ every key.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from .. import caches, contract, jsonio, manifest
+from ..wording import reason
 from . import ledger, signature
 from .layout import Layout
 
@@ -34,59 +34,11 @@ ROW_DEFAULTS = (
     ("reprime_reasons", []), ("signature", None), ("previous_signature", None), ("signature_group", None),
     ("stage_json", None), ("stage_json_host", None), ("log_tail", []), ("warnings", []),
 )
-VALUE_WIDTH = 60
 
 
 def unique(stages):
     """The stages in the order given, each once."""
     return list(dict.fromkeys(stages))
-
-
-# ---------------------------------------------------------------- wording (the one place a row is put in words)
-def _value(value):
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= VALUE_WIDTH else text[:VALUE_WIDTH - 3] + "..."
-
-
-def reprime_text(reason):
-    """One re-prime reason ({field, old, new}) in words."""
-    field = reason.get("field")
-    if field == "signature":
-        new = str(reason.get("new") or "")
-        return "no signature recorded" if not new or new.startswith("no signature at ") else new
-    if field == "in_progress_marker":
-        return "an earlier run did not finish"
-    if field == "mode":
-        return "rebuild asked"
-    if reason.get("old") is None:
-        return "%s: %s" % (field, _value(reason.get("new")))
-    return "%s: %s -> %s" % (field, _value(reason.get("old")), _value(reason.get("new")))
-
-
-def format_reasons(reasons):
-    return "; ".join(reprime_text(r) for r in reasons or [])
-
-
-def reason(stage, row):
-    """ONE line of text for a row (or a stage result): what happened, or would, and why."""
-    status = row.get("status")
-    why = format_reasons(row.get("reprime_reasons"))
-    if status == "ok":
-        text = "%s ran and succeeded in %.1f s" % (stage, float(row.get("duration_s") or 0))
-        text += " (because: %s)" % why if why else ""
-    elif status == "noop":
-        text = "%s is primed: the recorded signature matches, nothing was launched" % stage
-    elif status == "would_run":
-        text = "%s would run: %s" % (stage, why or row.get("message") or "its cache is incomplete")
-    elif status == "skipped":
-        text = "%s skipped: %s" % (stage, row.get("message") or "not applicable")
-    elif status == "not_run":
-        text = "%s did not run: %s" % (stage, row.get("message") or "no record of it in this run")
-    else:
-        text = "%s failed (%s): %s" % (stage, row.get("error_type") or "unknown", row.get("message") or "no message")
-    if row.get("action") == "record" and status in ("noop", "skipped"):
-        text += " (to be recorded in this run)"
-    return text
 
 
 def not_run_row(stage, message, base=None):

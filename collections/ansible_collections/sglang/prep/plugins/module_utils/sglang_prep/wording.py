@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one place a stage row is put in words: its ``reason`` line and its re-prime reasons.
+
+Shared: the runtime words every row of the priming state with it (container/state.py), and the
+host's fleet report uses the same words for its table.
+"""
+
+from __future__ import annotations
+
+import json
+
+VALUE_WIDTH = 60
+
+
+def _value(value):
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= VALUE_WIDTH else text[:VALUE_WIDTH - 3] + "..."
+
+
+def reprime_text(reason):
+    """One re-prime reason ({field, old, new}) in words."""
+    field = reason.get("field")
+    if field == "signature":
+        new = str(reason.get("new") or "")
+        return "no signature recorded" if not new or new.startswith("no signature at ") else new
+    if field == "in_progress_marker":
+        return "an earlier run did not finish"
+    if field == "mode":
+        return "rebuild asked"
+    if reason.get("old") is None:
+        return "%s: %s" % (field, _value(reason.get("new")))
+    return "%s: %s -> %s" % (field, _value(reason.get("old")), _value(reason.get("new")))
+
+
+def format_reasons(reasons):
+    return "; ".join(reprime_text(r) for r in reasons or [])
+
+
+def reason(stage, row):
+    """ONE line of text for a row (or a stage result): what happened, or would, and why."""
+    status = row.get("status")
+    why = format_reasons(row.get("reprime_reasons"))
+    if status == "ok":
+        text = "%s ran and succeeded in %.1f s" % (stage, float(row.get("duration_s") or 0))
+        text += " (because: %s)" % why if why else ""
+    elif status == "noop":
+        text = "%s is primed: the recorded signature matches, nothing was launched" % stage
+    elif status == "would_run":
+        text = "%s would run: %s" % (stage, why or row.get("message") or "its cache is incomplete")
+    elif status == "skipped":
+        text = "%s skipped: %s" % (stage, row.get("message") or "not applicable")
+    elif status == "not_run":
+        text = "%s did not run: %s" % (stage, row.get("message") or "no record of it in this run")
+    else:
+        text = "%s failed (%s): %s" % (stage, row.get("error_type") or "unknown", row.get("message") or "no message")
+    if row.get("action") == "record" and status in ("noop", "skipped") and not row.get("stage_json"):
+        text += " (to be recorded in this run)"
+    return text
