@@ -236,8 +236,16 @@ def installed_collection(bench):
             "installed_median_s": round(a, 2), "checkout_median_s": round(b, 2), "ratio": round(a / b, 2)}
 
 
+def fleet_uneven(bench):
+    """3 fresh hosts at once, one with a MoE tune 30 s longer: per-host finish times (the others must not wait)."""
+    if not bench.as_root:
+        return {"not_measured": "needs root: scripts/bench_fleet.py creates local users and an sshd"}
+    import bench_fleet  # scripts/, next to this file
+    return bench_fleet.measure_uneven(hosts=3, slow_s=30.0)
+
+
 # Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
-SCENARIOS = [noop_reprime, stage_overhead, installed_collection, fleet_parallel]
+SCENARIOS = [noop_reprime, stage_overhead, installed_collection, fleet_parallel, fleet_uneven]
 
 
 def table(results):

@@ -81,6 +81,39 @@ def _measure(hosts, extra, stages):
             "stages": stages or "role default", "cpus": os.cpu_count()}
 
 
+def measure_uneven(hosts=3, slow_s=30.0):
+    """`hosts` fresh hosts at once, one of them with a MoE tune slow_s longer: when each host finished (its
+    priming state's finished_at, from the fleet report), so the others can be seen not to wait for the slow one."""
+    if os.geteuid() != 0:
+        raise SystemExit("bench_fleet: run as root: the fleet bench creates local users and an sshd")
+    try:
+        with fleet_hosts.session("the fleet bench"):
+            status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
+            fleet = status["hosts"]
+            slow = fleet[0]["name"]
+            # the stand-in tuner spreads SGLANG_STANDIN_TUNER_S over its batch sizes; only the slow host gets it
+            env = '{{ {"SGLANG_STANDIN_TUNER_S": "%s"} if inventory_hostname == "%s" else {} }}' % (slow_s, slow)
+            try:
+                with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
+                    log("priming %d fresh hosts in parallel, %s with a tune %.0f s longer ..." % (len(fleet), slow, slow_s))
+                    wall = prime(status["inventory"], report_dir, ["-e", json.dumps({"prime_stage_env": env})])
+                    with open(os.path.join(report_dir, "fleet-report-latest.json")) as handle:
+                        rows = json.load(handle)["hosts"]
+            finally:
+                fleet_hosts.down(count=hosts)
+    except fleet_hosts.FleetError as exc:
+        raise SystemExit("bench_fleet: %s" % exc)
+    finished = {row["host"]: row.get("finished_at") for row in rows if row["host"] != "localhost"}
+    if not all(finished.values()):
+        raise SystemExit("bench_fleet: a host has no finished_at in the fleet report: %s" % finished)
+    stamps = {host: time.mktime(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")) for host, value in finished.items()}
+    first = min(stamps.values())
+    others = [stamps[h] for h in stamps if h != slow]
+    return {"hosts": len(fleet), "slow_host": slow, "slow_tune_extra_s": slow_s, "wall_s": round(wall, 1),
+            "finished_after_first_s": {h: round(t - first, 1) for h, t in sorted(stamps.items())},
+            "slow_host_finished_after_the_others_s": round(stamps[slow] - max(others), 1)}
+
+
 def log(message):
     print("bench_fleet: " + message, file=sys.stderr, flush=True)
 

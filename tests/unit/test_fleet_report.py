@@ -102,6 +102,16 @@ def test_rows_restate_the_host_report_without_recomputing():
     assert "caches" not in row  # per-cache detail stays on the host
 
 
+def test_each_host_says_when_it_finished():
+    """A fleet whose hosts run at their own pace shows it: each row and the table carry the host's finish time."""
+    early = prime_report("gpu-1", finished_at="2026-11-29T16:03:10.120Z")
+    late = prime_report("gpu-2", finished_at="2026-11-29T16:03:41.870Z")
+    report, _ = fr.build_report([early, late])
+    assert [row["finished_at"] for row in report["hosts"]] == [early["finished_at"], late["finished_at"]]
+    md = fr.render_markdown(report)
+    assert "| finished |" in md and "2026-11-29T16:03:41.870Z" in md
+
+
 def test_missing_signature_group_is_reported_as_null_not_invented():
     source = prime_report("gpu-1")
     del source["signature_group"]

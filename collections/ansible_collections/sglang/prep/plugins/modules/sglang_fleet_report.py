@@ -33,7 +33,8 @@ options:
       - The per-host C(prime_report) dictionaries, as set by role M(sglang.prep.prime).
       - Keys used are C(host), C(status) (C(ok), C(changed) or C(failed)), C(failed_task), C(error_type), C(message),
         C(run_id), C(signature_group), C(gpu), C(stages), C(cache_bytes), C(prep_result_path), C(prep_result_status), C(log_file),
-        C(container) and C(changes). Missing keys are reported as null.
+        C(container), C(changes) and C(finished_at) (when the host's priming state was built, UTC). Missing keys are
+        reported as null.
     type: list
     elements: dict
     required: true
@@ -160,6 +161,7 @@ table:
       log_file: /home/ubuntu/sglang-observability/telemetry/logs/container-run-20261129T160102Z-1a2b3c4d.log
       container: sglang-prep
       changes: [container, deep_gemm]
+      finished_at: "2026-11-29T16:03:10Z"
 markdown:
   description: The Markdown report, exactly as written to the C(.md) file.
   returned: always
@@ -253,6 +255,7 @@ def host_row(report):
         "log_file": report.get("log_file"),
         "container": report.get("container"),
         "changes": list(report.get("changes") or []),
+        "finished_at": report.get("finished_at"),
     }
 
 
@@ -400,7 +403,7 @@ def render_markdown(report):
     for key in sorted(report["context"]):
         lines.append("- %s: %s" % (key, _cell(report["context"][key])))
     lines.append("")
-    header = ["host", "status", "signature group", "GPU"] + stages + ["cache", "re-prime reasons", "error_type"]
+    header = ["host", "status", "signature group", "GPU"] + stages + ["cache", "re-prime reasons", "finished", "error_type"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for row in report["hosts"]:
@@ -411,7 +414,7 @@ def render_markdown(report):
         cells = [row["host"], row["status"], row["signature_group"], gpu_text]
         cells += [_stage_cell(row["stages"].get(name)) for name in stages]
         cache = None if row["cache_bytes"] is None else "%s (%d B)" % (human_bytes(row["cache_bytes"]), row["cache_bytes"])
-        cells += [cache, reasons_cell(row["reprime_reasons"]), row["error_type"]]
+        cells += [cache, reasons_cell(row["reprime_reasons"]), row["finished_at"], row["error_type"]]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
 
     if summary["signature_groups"]:

@@ -55,6 +55,6 @@ def reason(stage, row):
         text = "%s did not run: %s" % (stage, row.get("message") or "no record of it in this run")
     else:
         text = "%s failed (%s): %s" % (stage, row.get("error_type") or "unknown", row.get("message") or "no message")
-    if row.get("action") == "record" and status in ("noop", "skipped") and not row.get("stage_json"):
+    if row.get("action") == "record" and status in ("noop", "skipped") and row.get("mode") == "check":
         text += " (to be recorded in this run)"
     return text
