@@ -41,10 +41,17 @@ def test_every_documented_option_has_a_default_except_the_required_model():
     assert options["prime_model"]["required"] is True
 
 
+# Defaults taken from the runtime's contract (one home), documented in words instead of restated.
+FROM_CONTRACT = {"prime_stages": "{{ lookup('sglang.prep.contract', 'STAGE_ORDER') }}"}
+
+
 @pytest.mark.parametrize("name", sorted(DEFAULTS))
 def test_documented_default_is_the_real_default(name):
     option = SPECS["main"]["options"][name]
-    if DEFAULTS[name] is None:
+    if name in FROM_CONTRACT:
+        assert DEFAULTS[name] == FROM_CONTRACT[name] and "default" not in option
+        assert "sglang.prep.contract" in " ".join(option["description"])
+    elif DEFAULTS[name] is None:
         assert "default" not in option, "%s: unset defaults are documented without a default" % name
     else:
         assert option.get("default") == DEFAULTS[name]
@@ -54,10 +61,17 @@ def test_role_variables_carry_the_role_prefix():
     assert [name for name in DEFAULTS if not name.startswith("prime_")] == []
 
 
-def test_stage_choices_and_default_order_follow_the_contract():
+def test_stage_names_live_in_the_registry_only():
+    """Adding a stage is a registry row and a runner: the role and the module restate no stage list."""
     stages = SPECS["main"]["options"]["prime_stages"]
-    assert stages["choices"] == list(contract.STAGE_ORDER)
-    assert DEFAULTS["prime_stages"] == list(contract.STAGE_ORDER)
+    assert "choices" not in stages and "default" not in stages
+    assert DEFAULTS["prime_stages"] == FROM_CONTRACT["prime_stages"]
+    with open(os.path.join(ROLE, "tasks", "main.yml")) as handle:
+        main = handle.read()
+    assert not [stage for stage in contract.STAGE_ORDER if stage in main]
+    from ansible_collections.sglang.prep.plugins.modules import sglang_stage
+    doc = yaml.safe_load(sglang_stage.DOCUMENTATION)["options"]
+    assert "choices" not in doc["stage"] and "choices" not in doc["stages"]
     assert DEFAULTS["prime_server_port"] == contract.SERVER_PORT
     assert DEFAULTS["prime_telemetry_listen"] == contract.DEFAULT_LISTEN
 

@@ -359,6 +359,14 @@ def test_stage_and_stages_exclude_each_other_and_modes_are_checked(docker, capsy
 def test_documented_options_match_the_argument_spec():
     import yaml
     doc = yaml.safe_load(sglang_stage.DOCUMENTATION)
-    assert doc["options"]["stage"]["choices"] == list(contract.STAGE_ORDER)
+    assert "choices" not in doc["options"]["stage"]  # the registry is the one list of stages
     assert doc["options"]["port"]["default"] == contract.SERVER_PORT
     assert doc["options"]["user"]["default"] == contract.DEVUSER
+
+
+def test_an_unknown_stage_is_bad_input_before_any_docker_call(docker, capsys):
+    path, configure, calls = docker
+    rc, out = run(base(path, stage="warp_drive"), capsys)
+    assert rc == 1 and out["error_type"] == "bad_input"
+    assert "warp_drive" in out["msg"] and "deep_gemm" in out["msg"]
+    assert calls() == []

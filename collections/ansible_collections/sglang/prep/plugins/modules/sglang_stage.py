@@ -63,10 +63,10 @@ options:
     required: true
   stage:
     description:
-      - The stage to run. The prime role runs them in the order listed here.
+      - The stage to run, a name from the runtime's stage registry (C(lookup('sglang.prep.contract', 'STAGE_ORDER'))
+        lists them in their order, for example V(deep_gemm), V(moe_tune), V(flashinfer), V(inductor)).
       - Exactly one of O(stage) and O(stages) is required.
     type: str
-    choices: [deep_gemm, moe_tune, flashinfer, inductor]
   stages:
     description:
       - Plan these stages (in this order) instead of running one; nothing runs and nothing is written.
@@ -74,7 +74,6 @@ options:
         and compared with what the current container run has recorded for it.
     type: list
     elements: str
-    choices: [deep_gemm, moe_tune, flashinfer, inductor]
   operation:
     description:
       - What to do with O(stages). V(plan) asks what each would do and why; V(prime) runs those that need it,
@@ -476,8 +475,8 @@ def run_module():
     module = AnsibleModule(
         argument_spec=dict(
             container=dict(type="str", required=True),
-            stage=dict(type="str", choices=list(contract.STAGE_ORDER)),
-            stages=dict(type="list", elements="str", choices=list(contract.STAGE_ORDER)),
+            stage=dict(type="str"),
+            stages=dict(type="list", elements="str"),
             operation=dict(type="str", default="plan", choices=["plan", "prime", "report"]),
             stage_modes=dict(type="dict", default={}),
             model=dict(type="str", required=True),
@@ -505,7 +504,11 @@ def run_module():
     if bad_modes:
         module.fail_json(msg="stage_modes maps stages (%s) to ensure or rebuild; got %s" % (", ".join(contract.STAGE_ORDER), ", ".join(bad_modes)))
     if params["stages"] is not None and not params["stages"]:
-        module.fail_json(msg="stages is empty: name at least one stage to plan")
+        module.fail_json(msg="stages is empty: name at least one stage to plan", error_type="bad_input")
+    unknown = [s for s in ([params["stage"]] if params["stage"] else []) + list(params["stages"] or []) if s not in contract.STAGE_ORDER]
+    if unknown:
+        module.fail_json(msg="unknown stage %s: the stages are %s" % (", ".join(unknown), ", ".join(contract.STAGE_ORDER)),
+                         error_type="bad_input")
     if not params["model"].startswith(contract.MODELS_ROOT + "/"):
         module.fail_json(msg="model %r is not under %s: give the model's path inside the container, "
                              "e.g. %s/<name> for <host root>/models/<name> on the host"
