@@ -1,0 +1,91 @@
+"""Bad input fails the host before anything on it changes, with bad_input naming the variable, the value
+and what is accepted; rollout settings that ansible-core itself reads are refused with a message, never
+a traceback. These runs need no Docker: every check comes before the first host task.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(REPO, "collections")
+PLAYBOOK = os.path.join(REPO, "playbooks", "prime.yml")
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+INVENTORY = """
+sglang_nodes:
+  hosts:
+    localhost:
+      ansible_connection: local
+      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+
+
+@pytest.fixture()
+def prime(tmp_path):
+    """ansible-playbook playbooks/prime.yml on this machine, for a host root that does not exist yet."""
+    (tmp_path / "inventory.yml").write_text(INVENTORY)
+    root = tmp_path / "host-root"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+
+    def _run(*extra):
+        argv = [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), PLAYBOOK, "-e", "model=/models/tiny-moe",
+                "-e", "prime_host_root=%s" % root, "-e", "prime_host_user=nobody", "-e", "sglang_prep_fleet_report=false"]
+        proc = subprocess.run(argv + list(extra), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=120, check=False)
+        return proc.returncode, proc.stdout, root
+
+    return _run
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["-e", "prime_server_port=70000"], 'prime_server_port="70000": a TCP port, 1 to 65535'),
+    (["-e", "prime_stage_poll=0"], 'prime_stage_poll="0": a number of seconds above 0'),
+    (["-e", "prime_stage_timeout=0"], 'prime_stage_timeout="0": a number of seconds above 0'),
+    (["-e", "prime_tp=-1"], 'prime_tp="-1": a tensor-parallel size of 1 or more'),
+    (["-e", '{"prime_moe_batch_sizes": [0, 8]}'], "prime_moe_batch_sizes=[0, 8]: batch sizes of 1 or more"),
+    (["-e", '{"prime_disk_headroom_mb": -1}'], "prime_disk_headroom_mb=-1: unset (null) or 0 MiB or more"),
+    (["-e", '{"prime_stages": []}'], "prime_stages=[]: one or more of deep_gemm"),
+    (["-e", '{"prime_stages": ["deep_gemm", "warp"]}'], 'prime_stages=["deep_gemm", "warp"]: one or more of'),
+    (["-e", '{"prime_stage_modes": {"warp": "rebuild"}}'], 'prime_stage_modes={"warp": "rebuild"}: keys from'),
+    (["-e", '{"prime_stage_modes": {"moe_tune": "often"}}'], "each stage mapped to ensure or rebuild"),
+    (["-e", '{"prime_stage_env": {"HF_TOKEN_LEN": 5}}'], "prime_stage_env.HF_TOKEN_LEN=5: a string (quote it in YAML)"),
+    (["-e", '{"prime_extra_env": {"SGLANG_PREP_UID": "0"}}'],
+     'prime_extra_env.SGLANG_PREP_UID="0": not settable: the role and the runtime set SGLANG_PREP_UID themselves'),
+    (["-e", '{"prime_extra_env": {"TRITON_CACHE_DIR": "/tmp/x"}}'], "not settable"),
+    (["-e", "prime_host_root=relative/dir"], 'prime_host_root="relative/dir": empty'),
+])
+def test_a_value_that_cannot_work_is_bad_input_and_changes_nothing(prime, extra, named):
+    rc, out, root = prime(*extra)
+    assert rc != 0
+    assert named in out, out[-3000:]
+    assert "status: failed (bad_input)" in out
+    assert "nothing was changed" in out
+    assert not os.path.exists(root)
+
+
+def test_every_bad_value_is_listed_at_once(prime):
+    rc, out, _root = prime("-e", "prime_server_port=0", "-e", "prime_tp=0", "-e", "prime_stage_poll=0")
+    assert rc != 0 and "3 setting(s) cannot work" in out
+
+
+@pytest.mark.parametrize("extra", [["-e", "sglang_prep_serial=abc"], ["-e", "sglang_prep_serial=-1"],
+                                   ["-e", "sglang_prep_serial=0%"], ["-e", "sglang_prep_max_fail_percentage=150"],
+                                   ["-e", "sglang_prep_max_fail_percentage=-5"]])
+def test_a_rollout_setting_ansible_cannot_use_is_refused_without_a_traceback(prime, extra):
+    rc, out, root = prime(*extra)
+    assert rc != 0
+    assert "serial takes a number of hosts per batch" in out
+    assert "Traceback" not in out
+    assert not os.path.exists(root)
+
+
+def test_a_missing_env_file_is_bad_input(prime, tmp_path):
+    rc, out, root = prime("-e", "prime_env_file=%s" % (tmp_path / "missing.env"))
+    assert rc != 0
+    assert "missing.env does not exist" in out and "status: failed (bad_input)" in out
+    assert not os.path.exists(root)
+
