@@ -96,8 +96,9 @@ CACHES = {
 }
 # Environment the role and the runtime set themselves: prime_extra_env and prime_stage_env may not override
 # it (a container started as another UID, or caches pointed elsewhere, would break the run).
-RESERVED_ENV = tuple([ENV_UID, ENV_GID] + sorted(ENV_HOST_ROOTS.values()) + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN,
-                      ENV_SERVER_PORT, "HOME"] + sorted(var for _path, var in CACHES.values()))
+RESERVED_ENV = tuple(
+    [ENV_UID, ENV_GID] + sorted(ENV_HOST_ROOTS.values()) + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, "HOME"]
+    + sorted(var for _path, var in CACHES.values()))
 # Which cache holds a stage's output and its per-model signature/log directory.
 STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
