@@ -368,3 +368,21 @@ def test_a_defect_in_the_job_is_recorded_as_internal_error_not_lost(run, monkeyp
     assert "unexpected RuntimeError in the prime job: boom" in model["message"] and model["stages"]["inductor"]["status"] == "not_run"
     assert progress_file(run)["state"] == "failed"
     assert "Traceback" in open(run.log).read()
+
+
+def test_a_port_out_of_range_is_a_usage_error_not_a_crash(run):
+    for command in ("prime", "plan"):
+        proc = subprocess.run([sys.executable, "-m", "sglang_prep", command, "--model", run.model, "--port", "70000"],
+                              env=cli_env(run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert proc.returncode == 2 and "1 to 65535" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_trailing_slash_names_the_same_model(run):
+    primed = subprocess.run(base_args(run, "prime", "moe_tune"), env=cli_env(run), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, timeout=120)
+    assert primed.returncode == 0, primed.stderr
+    args = base_args(run, "plan", "moe_tune")
+    args[args.index("--model") + 1] += "/"
+    plan = result_of(subprocess.run(args, env=cli_env(run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    timeout=120).stdout)
+    assert plan["to_run"] == [] and plan["stages"]["moe_tune"]["status"] == "noop"

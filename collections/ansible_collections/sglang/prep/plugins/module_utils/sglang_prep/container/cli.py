@@ -115,6 +115,18 @@ def _positive_int(text):
     return value
 
 
+def _port(text):
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a TCP port, 1 to 65535, got %s" % text)
+    return value
+
+
+def _model_path(text):
+    """The model directory as given, without trailing slashes (/models/m/ is /models/m)."""
+    return text.rstrip("/") or text
+
+
 def _positive_float(text):
     value = float(text)
     if value <= 0:
@@ -125,9 +137,10 @@ def _positive_float(text):
 def _stage_options(parser):
     """The options a stage run and a plan share (the plan asks with exactly what the runs will use)."""
     from .stages import DEFAULT_MOE_BATCH_SIZES, MOE_DTYPES
-    parser.add_argument("--model", required=True, help="model directory inside the container, e.g. /models/<name>")
+    parser.add_argument("--model", required=True, type=_model_path,
+                        help="model directory inside the container, e.g. /models/<name>")
     parser.add_argument("--tp", type=_positive_int, default=1, help="tensor parallel size (default 1)")
-    parser.add_argument("--port", type=_positive_int, default=None,
+    parser.add_argument("--port", type=_port, default=None,
                         help="server port (default: the run's server port from its manifest, %s at container start, "
                         "else %d; strict: a busy port fails with port_busy, never falls back)"
                         % (contract.ENV_SERVER_PORT, contract.SERVER_PORT))
@@ -181,7 +194,7 @@ def build_parser():
     report = sub.add_parser("report", help="the priming state of the current run, as recorded (reads only)",
                             description=REPORT_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
     _stages_option(report)
-    report.add_argument("--model", default=None,
+    report.add_argument("--model", default=None, type=_model_path,
                         help="the model the rows must be recorded for (a stage recorded for another one is not_run)")
     report.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
@@ -203,9 +216,9 @@ def build_parser():
                           "its SGLang server with (%s). Runs nothing." % ", ".join(argv_mod.SERVER_STAGES),
                           epilog=EPILOG_EXIT, formatter_class=formatter)
     show.add_argument("stage", choices=argv_mod.SERVER_STAGES)
-    show.add_argument("--model", required=True)
+    show.add_argument("--model", required=True, type=_model_path)
     show.add_argument("--tp", type=_positive_int, default=1)
-    show.add_argument("--port", type=_positive_int, default=contract.SERVER_PORT)
+    show.add_argument("--port", type=_port, default=contract.SERVER_PORT)
     show.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args")
 
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
