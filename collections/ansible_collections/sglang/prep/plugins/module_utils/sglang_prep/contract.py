@@ -127,6 +127,10 @@ ERROR_TYPES = (
     "engine_unreachable",
     "gpu_runtime_missing",
     "pointer_timeout",
+    # the image cannot be pulled (or, with prime_image_pull never, is not on the host); nothing was changed
+    "image_unavailable",
+    # the Docker engine refused to create or start the container with the new settings
+    "container_start_failed",
     # fleet report: a targeted host that left no prime report
     "unreachable",
     "not_run",
