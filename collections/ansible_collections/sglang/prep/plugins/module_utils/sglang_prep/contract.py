@@ -97,6 +97,10 @@ CACHES = {
 # Which cache holds a stage's output and its per-model signature/log directory.
 STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
+
+# The priming state as Prometheus metrics (container/metrics.py): node_exporter's textfile directory.
+METRICS_DIR = TELEMETRY_ROOT + "/metrics"
+METRICS_NAME = "sglang_prep.prom"
 IN_PROGRESS_DIR = PROFILES_ROOT + "/.in_progress"
 
 # ---------------------------------------------------------------- error types (stage JSON error_type)
@@ -171,6 +175,11 @@ def prep_result_path(run_id, telemetry_root=TELEMETRY_ROOT):
 def progress_path(run_id, telemetry_root=TELEMETRY_ROOT):
     """The progress file of the run's prime job, rewritten at every change while it runs."""
     return run_dir(run_id, telemetry_root) + "/progress.json"
+
+
+def metrics_path(telemetry_root=TELEMETRY_ROOT):
+    """The node_exporter textfile of the priming state, rewritten at init and after every stage."""
+    return telemetry_root + METRICS_DIR[len(TELEMETRY_ROOT):] + "/" + METRICS_NAME
 
 
 def session_log_path(run_id, telemetry_root=TELEMETRY_ROOT):

@@ -27,8 +27,8 @@ import sys
 import time
 
 from .. import __version__, caches, contract, jsonio, manifest, pointer
-from . import identity, jaeger_config, pid1
-from . import prometheus_config, runid, services, sessionlog
+from . import identity, jaeger_config, metrics, pid1
+from . import prometheus_config, runid, services, sessionlog, state
 from ..errors import PrepError
 from .permissions import require_writable
 
@@ -114,9 +114,14 @@ def prepare_run(run_id, user, host_roots, found, listen, started_at, image, tele
     out = preflight(user, host_roots, telemetry_root, profiles_root, hf_root, remove_stale_pointer=True)
     paths = services.storage(run_id, telemetry_root)
     log_file = contract.session_log_path(run_id, telemetry_root)
+    metrics_file = contract.metrics_path(telemetry_root)
     for directory in (os.path.dirname(log_file), contract.run_dir(run_id, telemetry_root) + "/stages",
-                      paths["prometheus_dir"]):
+                      paths["prometheus_dir"], os.path.dirname(metrics_file)):
         os.makedirs(directory, exist_ok=True)
+    try:  # the previous run's metrics: node_exporter must never show them as this run's
+        os.unlink(metrics_file)
+    except FileNotFoundError:
+        pass
     sessionlog.log(log_file, SOURCE, "run %s started at %s: devuser %d:%d, image %s" % (
         run_id, started_at, user.uid, user.gid, image or "(not given)"))
     exporters = [name for name in services.EXPORTERS if found.get(name)]
@@ -130,13 +135,23 @@ def prepare_run(run_id, user, host_roots, found, listen, started_at, image, tele
 
 
 def publish(data, host_manifest, telemetry_root=contract.TELEMETRY_ROOT, profiles_root=contract.PROFILES_ROOT):
-    """As devuser: cache snapshot into the manifest, manifest (atomic), then the pointer (atomic)."""
+    """As devuser: cache snapshot into the manifest, manifest (atomic), the pointer (atomic), then the metrics.
+
+    Returns {pointer, metrics_warning}: metrics that cannot be written are a warning, never a failure.
+    """
     host_profiles = data["paths"]["host"].get("profiles_root")
     data["profile_cache"]["start"] = caches.snapshot(profiles_root, host_profiles_root=host_profiles)
     path = data["paths"]["container"]["manifest"]
     jsonio.write_json_atomic(path, data)
     manifest.read_manifest(path)  # the pointer only ever names a complete, valid manifest
-    return pointer.write_pointer(path, host_manifest, telemetry_root)
+    pointer_file = pointer.write_pointer(path, host_manifest, telemetry_root)
+    try:
+        view = state.RunView(loaded=({"container": path, "host": host_manifest}, data),
+                             snapshot=data["profile_cache"]["start"])
+        warning = metrics.publish(view)
+    except Exception as exc:  # metrics never fail the init
+        warning = "the metrics textfile could not be written: %s" % exc
+    return {"pointer": pointer_file, "metrics_warning": warning}
 
 
 # ---------------------------------------------------------------- the run
@@ -243,14 +258,16 @@ def run(options, env=None):
         server_port=port)
     host_manifest = data["paths"]["host"]["manifest"]
     try:
-        pointer_file = identity.run_as(user, publish, data, host_manifest)
+        published = identity.run_as(user, publish, data, host_manifest)
     except PrepError as exc:
         report("error (%s): %s" % (exc.error_type, exc.message), "no pointer published; stopping services")
         supervisor.shutdown(signal.SIGTERM)
         return 1
     report("manifest %s complete; pointer %s published %.2fs after start%s" % (
-        data["paths"]["container"]["manifest"], pointer_file, time.monotonic() - mono0,
+        data["paths"]["container"]["manifest"], published["pointer"], time.monotonic() - mono0,
         " (host: %s)" % host_manifest if host_manifest else ""))
+    if published["metrics_warning"]:
+        report("warning: " + published["metrics_warning"])
     signum = supervisor.serve()
     supervisor.shutdown(signum)
     return 0
