@@ -51,6 +51,10 @@ DEFAULT_LISTEN = "127.0.0.1"
 # The stage servers' port: init writes it into the Prometheus scrape config and the manifest
 # (server_port), and stage runs use the manifest's value unless --port says otherwise.
 ENV_SERVER_PORT = "SGLANG_PREP_SERVER_PORT"
+# How many runs keep their per-run telemetry data (telemetry/prometheus/<run_id>/, telemetry/jaeger/<run_id>/):
+# init prunes the older ones at start; 0 keeps every run's.
+ENV_TELEMETRY_KEEP_RUNS = "SGLANG_PREP_TELEMETRY_KEEP_RUNS"
+TELEMETRY_KEEP_RUNS = 10  # default of ENV_TELEMETRY_KEEP_RUNS
 
 # Telemetry service ports (inside the container's network namespace).
 SERVICE_PORTS = {

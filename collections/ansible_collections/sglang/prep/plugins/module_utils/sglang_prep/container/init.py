@@ -28,7 +28,7 @@ import time
 
 from .. import __version__, caches, contract, jsonio, manifest, pointer
 from . import identity, jaeger_config, metrics, pid1
-from . import prometheus_config, runid, services, sessionlog, state
+from . import prometheus_config, retention, runid, services, sessionlog, state
 from ..errors import PrepError
 from .permissions import require_writable
 
@@ -109,8 +109,10 @@ def _remove_stale_pointer(path):
 
 
 def prepare_run(run_id, user, host_roots, found, listen, started_at, image, telemetry_root=contract.TELEMETRY_ROOT,
-                profiles_root=contract.PROFILES_ROOT, hf_root=contract.HF_ROOT, port=contract.SERVER_PORT):
-    """As devuser: preflight, run directories, the session log, per-run service configs (scraping ``port``)."""
+                profiles_root=contract.PROFILES_ROOT, hf_root=contract.HF_ROOT, port=contract.SERVER_PORT,
+                keep_runs=contract.TELEMETRY_KEEP_RUNS):
+    """As devuser: preflight, run directories, the session log, per-run service configs (scraping ``port``),
+    then the per-run telemetry data of all but the newest ``keep_runs`` runs pruned (retention.py)."""
     out = preflight(user, host_roots, telemetry_root, profiles_root, hf_root, remove_stale_pointer=True)
     paths = services.storage(run_id, telemetry_root)
     log_file = contract.session_log_path(run_id, telemetry_root)
@@ -130,7 +132,9 @@ def prepare_run(run_id, user, host_roots, found, listen, started_at, image, tele
         os.makedirs(paths["jaeger_dir"], exist_ok=True)
         if os.path.basename(found["jaeger"]) != "jaeger-all-in-one":
             jsonio.write_text_atomic(paths["jaeger_config"], jaeger_config.render_v2(paths["jaeger_dir"], listen))
-    out.update({"log_file": log_file, "storage": paths})
+    pruned = retention.prune(telemetry_root, run_id, keep_runs)
+    out["warnings"].extend(pruned["warnings"])
+    out.update({"log_file": log_file, "storage": paths, "pruned": pruned["pruned"], "keep_runs": keep_runs})
     return out
 
 
@@ -210,12 +214,13 @@ def run(options, env=None):
     run_id = runid.new_run_id(t0)
     started_at = runid.iso_utc(t0)
     listen = _listen(env)
+    keep_runs, keep_warning = retention.keep_runs(env)
     host_roots = host_roots_from_env(env)
     found = services.discover(env.get("PATH"))
     versions_pending = services.start_version_probes(found, user, env)
     try:
         layout = identity.run_as(user, prepare_run, run_id, user, host_roots, found, listen, started_at,
-                                 env.get(contract.ENV_IMAGE), port=port)
+                                 env.get(contract.ENV_IMAGE), port=port, keep_runs=keep_runs)
     except PrepError as exc:
         services.collect_versions(versions_pending, timeout_s=1.0)
         report("error (%s): %s" % (exc.error_type, exc.message), "no run was published (no pointer); init exits")
@@ -224,7 +229,11 @@ def run(options, env=None):
     report("run %s: session log %s; stage servers on port %d" % (run_id, layout["log_file"], port))
     if layout["stale_pointer"]:
         report("removed the previous run's pointer (%s)" % layout["stale_pointer"])
-
+    if keep_warning:
+        layout["warnings"].append(keep_warning)
+    if layout["pruned"]:
+        report("pruned the telemetry data of %d older run(s), keeping the newest %d: %s"
+               % (len(layout["pruned"]), keep_runs, ", ".join(layout["pruned"])))
     started = []
     for name, binary in found.items():
         if binary:
@@ -254,7 +263,8 @@ def run(options, env=None):
         warnings=warnings,
         init_info={"pid": os.getpid(), "runtime_version": __version__, "passwd_entry": entries["passwd"],
                    "group_entry": entries["group"], "ready_s": round(time.monotonic() - mono0, 3),
-                   "published_at": runid.iso_utc(time.time())},
+                   "published_at": runid.iso_utc(time.time()),
+                   "telemetry_retention": {"keep_runs": keep_runs, "pruned": layout["pruned"]}},
         server_port=port)
     host_manifest = data["paths"]["host"]["manifest"]
     try:
@@ -291,6 +301,10 @@ def check(user, env, report):
               "host_roots": host_roots, "services": {name: {"binary": found[name], "version": versions.get(name)}
                                                      for name in found}}
     code = 0
+    keep, keep_warning = retention.keep_runs(env)
+    result["telemetry_keep_runs"] = keep
+    if keep_warning:
+        report("warning: " + keep_warning)
     try:
         result["server_port"] = server_port(env)
     except PrepError as exc:
