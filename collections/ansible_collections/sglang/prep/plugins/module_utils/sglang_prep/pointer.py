@@ -37,8 +37,9 @@ def parse_pointer(text, path="pointer"):
         values[key.strip()] = value.strip()
     container = values.get(contract.POINTER_KEY)
     if not container:
-        raise PrepError("bad_pointer", "%s has no %s line; it was not written by the container init "
-                        "(re-run the sglang.prep.prime role: it restarts a running container whose pointer is not usable)" % (path, contract.POINTER_KEY), path=path)
+        raise PrepError("bad_pointer", "%s has no %s line; it was not written by the container init (re-run the "
+                        "sglang.prep.prime role: it restarts a running container whose pointer is not usable)"
+                        % (path, contract.POINTER_KEY), path=path)
     unknown = sorted(set(values) - {contract.POINTER_KEY, contract.POINTER_HOST_KEY})
     if unknown:
         raise PrepError("bad_pointer", "%s has unexpected keys %s" % (path, ", ".join(unknown)), path=path)
