@@ -29,7 +29,7 @@ images: docker
 	@scripts/build-images.sh
 
 demo: venv images
-	$(BIN)/ansible-playbook playbooks/demo.yml
+	$(BIN)/ansible-playbook -i inventory/demo.yml playbooks/demo.yml
 
 test: test-unit test-contract lint sanity test-integration molecule test-fleet
 

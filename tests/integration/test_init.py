@@ -268,6 +268,35 @@ def test_restart_publishes_a_new_run_and_leaves_the_old_one_alone(fresh):
         assert [p for p, st in box.root.files(area) if st.st_uid == 0] == []
 
 
+def test_restarts_keep_the_telemetry_data_of_the_newest_runs_only(fresh):
+    box = fresh(env={"SGLANG_PREP_TELEMETRY_KEEP_RUNS": "2"})
+    _ptr, first, _elapsed = box.wait_pointer()
+    old_runs = ["container-run-20200101T0000%02dZ-0000000%d" % (second, second) for second in range(3)]
+    for name in old_runs + ["operator-notes"]:  # as the host user, like the runs a real host accumulates
+        path = box.root.path("telemetry", "prometheus", name, "tsdb")
+        os.makedirs(path)
+        for part in (path, os.path.dirname(path)):
+            os.chown(part, h.TEST_UID, h.TEST_GID)  # test setup only
+    h.docker("restart", box.name, timeout=60)
+
+    def new_run():
+        try:
+            data = load(box.root.read_pointer()["CONTAINER_RUN_META_JSON_HOST"])
+        except (FileNotFoundError, ValueError):
+            return None
+        return data if data["container_run_id"] != first["container_run_id"] else None
+    second = h.wait_for(new_run, 30, "a pointer naming a new run")
+    # the new run and the newest before it (the first start); the older runs' data went, the operator's stays
+    assert sorted(os.listdir(box.root.path("telemetry", "prometheus"))) == sorted(
+        [first["container_run_id"], second["container_run_id"], "operator-notes"])
+    retention = second["init"]["telemetry_retention"]
+    assert retention["keep_runs"] == 2
+    assert sorted(os.path.basename(p) for p in retention["pruned"]) == old_runs
+    assert "pruned the telemetry data of 3 older run(s)" in open(second["paths"]["host"]["log_file"]).read()
+    # the records of every run stay
+    assert os.path.exists(first["paths"]["host"]["manifest"])
+
+
 def test_unwritable_profiles_stops_init_with_a_clear_message_and_no_pointer(fresh):
     box = fresh(owners={"profiles": (0, 0)})
     code = box.wait_exit(30)

@@ -17,7 +17,8 @@ COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", 
 BIN = os.path.dirname(sys.executable)
 EXAMPLE_CFG = os.path.join(COLLECTION, "examples", "ansible.cfg")
 SHIPPED = ["CHANGELOG.rst", "images/Dockerfile", "images/optional/README.md", "examples/inventory/fleet.example.yml", "examples/ansible.cfg",
-           "docs/air-gapped.md", "playbooks/tasks/require_targets.yml"]
+           "docs/air-gapped.md", "playbooks/tasks/require_targets.yml", "examples/prometheus/sglang-prep.rules.yml",
+           "examples/prometheus/sglang-prep.rules.test.yml"]
 
 
 def clean_env(**extra):

@@ -84,11 +84,13 @@ def test_publish_writes_the_manifest_before_the_pointer_names_it(roots, monkeypa
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", spy)
-    pointer_file = init.publish(data, "/host/telemetry/container_runs/%s.json" % RUN,
-                                telemetry_root=str(roots["telemetry"]), profiles_root=str(roots["profiles"]))
+    published = init.publish(data, "/host/telemetry/container_runs/%s.json" % RUN,
+                             telemetry_root=str(roots["telemetry"]), profiles_root=str(roots["profiles"]))
     monkeypatch.undo()
-    assert written == [RUN + ".json", contract.POINTER_NAME]
-    ptr = pointer.read_pointer(pointer_file)
+    # the manifest, then the pointer that names it, then the run's metrics (node_exporter textfile)
+    assert written == [RUN + ".json", contract.POINTER_NAME, contract.METRICS_NAME]
+    assert published["metrics_warning"] is None
+    ptr = pointer.read_pointer(published["pointer"])
     assert ptr == {"container": str(roots["telemetry"] / "container_runs" / (RUN + ".json")),
                    "host": "/host/telemetry/container_runs/%s.json" % RUN}
     saved = json.loads(open(ptr["container"]).read())

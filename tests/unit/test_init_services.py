@@ -37,6 +37,8 @@ def test_commands_bind_the_listen_address_and_use_per_run_storage():
     assert "--web.listen-address=127.0.0.1:9090" in argv
     argv, _env = services.command("node_exporter", "/usr/bin/prometheus-node-exporter", RUN, "0.0.0.0")
     assert "--web.listen-address=0.0.0.0:9100" in argv
+    # the priming state's metrics: a directory devuser writes (the package default is root's)
+    assert "--collector.textfile.directory=/telemetry/metrics" in argv
     argv, _env = services.command("dcgm_exporter", "/usr/local/bin/dcgm-exporter", RUN, "127.0.0.1")
     assert argv[1:] == ["-a", "127.0.0.1:9400"]
     argv, _env = services.command("jaeger", "/usr/local/bin/jaeger", RUN, "127.0.0.1")

@@ -76,7 +76,7 @@ def require_running(module, docker, container):
     if tail:
         message += "; last lines of `docker logs %s`:\n  %s" % (container, "\n  ".join(tail))
     else:
-        message += "; start it with the sglang.prep.prime role (or playbooks/prime.yml)"
+        message += "; start it with the sglang.prep.prime role (the playbook sglang.prep.prime)"
     raise PrepError("container_not_running", message, container=container, state=state, log_tail=tail)
 
 

@@ -51,6 +51,10 @@ DEFAULT_LISTEN = "127.0.0.1"
 # The stage servers' port: init writes it into the Prometheus scrape config and the manifest
 # (server_port), and stage runs use the manifest's value unless --port says otherwise.
 ENV_SERVER_PORT = "SGLANG_PREP_SERVER_PORT"
+# How many runs keep their per-run telemetry data (telemetry/prometheus/<run_id>/, telemetry/jaeger/<run_id>/):
+# init prunes the older ones at start; 0 keeps every run's.
+ENV_TELEMETRY_KEEP_RUNS = "SGLANG_PREP_TELEMETRY_KEEP_RUNS"
+TELEMETRY_KEEP_RUNS = 10  # default of ENV_TELEMETRY_KEEP_RUNS
 
 # Telemetry service ports (inside the container's network namespace).
 SERVICE_PORTS = {
@@ -97,11 +101,16 @@ CACHES = {
 # Environment the role and the runtime set themselves: prime_extra_env and prime_stage_env may not override
 # it (a container started as another UID, or caches pointed elsewhere, would break the run).
 RESERVED_ENV = tuple(
-    [ENV_UID, ENV_GID] + sorted(ENV_HOST_ROOTS.values()) + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, "HOME"]
+    [ENV_UID, ENV_GID] + sorted(ENV_HOST_ROOTS.values())
+    + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, ENV_TELEMETRY_KEEP_RUNS, "HOME"]
     + sorted(var for _path, var in CACHES.values()))
 # Which cache holds a stage's output and its per-model signature/log directory.
 STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
+
+# The priming state as Prometheus metrics (container/metrics.py): node_exporter's textfile directory.
+METRICS_DIR = TELEMETRY_ROOT + "/metrics"
+METRICS_NAME = "sglang_prep.prom"
 IN_PROGRESS_DIR = PROFILES_ROOT + "/.in_progress"
 
 # ---------------------------------------------------------------- error types (stage JSON error_type)
@@ -132,6 +141,10 @@ ERROR_TYPES = (
     "engine_unreachable",
     "gpu_runtime_missing",
     "pointer_timeout",
+    # the image cannot be pulled (or, with prime_image_pull never, is not on the host); nothing was changed
+    "image_unavailable",
+    # the Docker engine refused to create or start the container with the new settings
+    "container_start_failed",
     # fleet report: a targeted host that left no prime report
     "unreachable",
     "not_run",
@@ -172,6 +185,11 @@ def prep_result_path(run_id, telemetry_root=TELEMETRY_ROOT):
 def progress_path(run_id, telemetry_root=TELEMETRY_ROOT):
     """The progress file of the run's prime job, rewritten at every change while it runs."""
     return run_dir(run_id, telemetry_root) + "/progress.json"
+
+
+def metrics_path(telemetry_root=TELEMETRY_ROOT):
+    """The node_exporter textfile of the priming state, rewritten at init and after every stage."""
+    return telemetry_root + METRICS_DIR[len(TELEMETRY_ROOT):] + "/" + METRICS_NAME
 
 
 def session_log_path(run_id, telemetry_root=TELEMETRY_ROOT):

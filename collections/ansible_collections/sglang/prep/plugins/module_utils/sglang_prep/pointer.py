@@ -37,8 +37,9 @@ def parse_pointer(text, path="pointer"):
         values[key.strip()] = value.strip()
     container = values.get(contract.POINTER_KEY)
     if not container:
-        raise PrepError("bad_pointer", "%s has no %s line; it was not written by the container init "
-                        "(delete it and restart the container)" % (path, contract.POINTER_KEY), path=path)
+        raise PrepError("bad_pointer", "%s has no %s line; it was not written by the container init (re-run the "
+                        "sglang.prep.prime role: it restarts a running container whose pointer is not usable)"
+                        % (path, contract.POINTER_KEY), path=path)
     unknown = sorted(set(values) - {contract.POINTER_KEY, contract.POINTER_HOST_KEY})
     if unknown:
         raise PrepError("bad_pointer", "%s has unexpected keys %s" % (path, ", ".join(unknown)), path=path)
@@ -52,7 +53,8 @@ def read_pointer(path=None):
             text = handle.read()
     except FileNotFoundError:
         raise PrepError("bad_pointer", "pointer %s does not exist: the container init has not published "
-                        "a run (is the container running? see its session log)" % path, path=path)
+                        "a run. Is the container running? See its session log; re-running the sglang.prep.prime "
+                        "role (re)starts it" % path, path=path)
     except OSError as exc:
         raise PrepError("bad_pointer", "cannot read pointer %s: %s" % (path, exc), path=path)
     return parse_pointer(text, path)

@@ -19,7 +19,7 @@ import time
 import traceback
 
 from .. import contract, manifest
-from . import argv, ledger, locks, probe, sessionlog, signature
+from . import argv, ledger, locks, metrics, probe, sessionlog, signature, state
 from ..errors import PrepError
 from .layout import Layout
 from .preflight import ensure_writable_dir, require_free_disk, writable_hint
@@ -78,6 +78,7 @@ class StageContext(object):
         self.probe = shared_probe or probe.Probe(self.python, self.base_env)
         self.layout = None
         self.manifest = None
+        self.pointer_info = None
         self.run_id = None
         self.session_log_fs = None
         self.log_writes = False
@@ -306,7 +307,7 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
     runner = None
     try:
         try:
-            _ptr, run_manifest = manifest.load_current(ctx.pointer)
+            ctx.pointer_info, run_manifest = manifest.load_current(ctx.pointer)
             ctx.attach_run(run_manifest)
             if not os.path.isdir(model):
                 raise PrepError("model_not_found", "model directory %s does not exist in the container; models are "
@@ -394,10 +395,21 @@ def _finish(ctx, runner, start, lock):
         result["warnings"].append("prep_result.json could not be rebuilt (stage JSON kept): %s" % exc)
     if result["status"] in ("ok", "skipped") and lock is not None:
         locks.remove_marker(ctx.layout.fs(contract.marker_path(ctx.stage)))
+    _publish_metrics(ctx)
     if result["status"] == "error":
         ctx.say("%s failed: %s: %s" % (ctx.stage, result["error_type"], result["message"]))
     else:
         ctx.say("%s: %s" % (result["status"], result["message"]))
+
+
+def _publish_metrics(ctx):
+    """The priming state as metrics (node_exporter textfile), with this stage's record: a failure is a warning."""
+    try:
+        warning = metrics.publish(state.RunView(loaded=(ctx.pointer_info, ctx.manifest)))
+    except Exception as exc:  # metrics never fail a stage
+        warning = "the metrics textfile could not be written: %s" % exc
+    if warning:
+        ctx.warn(warning)
 
 
 def inspect(pointer=None):

@@ -27,8 +27,8 @@ import sys
 import time
 
 from .. import __version__, caches, contract, jsonio, manifest, pointer
-from . import identity, jaeger_config, pid1
-from . import prometheus_config, runid, services, sessionlog
+from . import identity, jaeger_config, metrics, pid1
+from . import prometheus_config, retention, runid, services, sessionlog, state
 from ..errors import PrepError
 from .permissions import require_writable
 
@@ -109,14 +109,21 @@ def _remove_stale_pointer(path):
 
 
 def prepare_run(run_id, user, host_roots, found, listen, started_at, image, telemetry_root=contract.TELEMETRY_ROOT,
-                profiles_root=contract.PROFILES_ROOT, hf_root=contract.HF_ROOT, port=contract.SERVER_PORT):
-    """As devuser: preflight, run directories, the session log, per-run service configs (scraping ``port``)."""
+                profiles_root=contract.PROFILES_ROOT, hf_root=contract.HF_ROOT, port=contract.SERVER_PORT,
+                keep_runs=contract.TELEMETRY_KEEP_RUNS):
+    """As devuser: preflight, run directories, the session log, per-run service configs (scraping ``port``),
+    then the per-run telemetry data of all but the newest ``keep_runs`` runs pruned (retention.py)."""
     out = preflight(user, host_roots, telemetry_root, profiles_root, hf_root, remove_stale_pointer=True)
     paths = services.storage(run_id, telemetry_root)
     log_file = contract.session_log_path(run_id, telemetry_root)
+    metrics_file = contract.metrics_path(telemetry_root)
     for directory in (os.path.dirname(log_file), contract.run_dir(run_id, telemetry_root) + "/stages",
-                      paths["prometheus_dir"]):
+                      paths["prometheus_dir"], os.path.dirname(metrics_file)):
         os.makedirs(directory, exist_ok=True)
+    try:  # the previous run's metrics: node_exporter must never show them as this run's
+        os.unlink(metrics_file)
+    except FileNotFoundError:
+        pass
     sessionlog.log(log_file, SOURCE, "run %s started at %s: devuser %d:%d, image %s" % (
         run_id, started_at, user.uid, user.gid, image or "(not given)"))
     exporters = [name for name in services.EXPORTERS if found.get(name)]
@@ -125,18 +132,30 @@ def prepare_run(run_id, user, host_roots, found, listen, started_at, image, tele
         os.makedirs(paths["jaeger_dir"], exist_ok=True)
         if os.path.basename(found["jaeger"]) != "jaeger-all-in-one":
             jsonio.write_text_atomic(paths["jaeger_config"], jaeger_config.render_v2(paths["jaeger_dir"], listen))
-    out.update({"log_file": log_file, "storage": paths})
+    pruned = retention.prune(telemetry_root, run_id, keep_runs)
+    out["warnings"].extend(pruned["warnings"])
+    out.update({"log_file": log_file, "storage": paths, "pruned": pruned["pruned"], "keep_runs": keep_runs})
     return out
 
 
 def publish(data, host_manifest, telemetry_root=contract.TELEMETRY_ROOT, profiles_root=contract.PROFILES_ROOT):
-    """As devuser: cache snapshot into the manifest, manifest (atomic), then the pointer (atomic)."""
+    """As devuser: cache snapshot into the manifest, manifest (atomic), the pointer (atomic), then the metrics.
+
+    Returns {pointer, metrics_warning}: metrics that cannot be written are a warning, never a failure.
+    """
     host_profiles = data["paths"]["host"].get("profiles_root")
     data["profile_cache"]["start"] = caches.snapshot(profiles_root, host_profiles_root=host_profiles)
     path = data["paths"]["container"]["manifest"]
     jsonio.write_json_atomic(path, data)
     manifest.read_manifest(path)  # the pointer only ever names a complete, valid manifest
-    return pointer.write_pointer(path, host_manifest, telemetry_root)
+    pointer_file = pointer.write_pointer(path, host_manifest, telemetry_root)
+    try:
+        view = state.RunView(loaded=({"container": path, "host": host_manifest}, data),
+                             snapshot=data["profile_cache"]["start"])
+        warning = metrics.publish(view)
+    except Exception as exc:  # metrics never fail the init
+        warning = "the metrics textfile could not be written: %s" % exc
+    return {"pointer": pointer_file, "metrics_warning": warning}
 
 
 # ---------------------------------------------------------------- the run
@@ -195,12 +214,13 @@ def run(options, env=None):
     run_id = runid.new_run_id(t0)
     started_at = runid.iso_utc(t0)
     listen = _listen(env)
+    keep_runs, keep_warning = retention.keep_runs(env)
     host_roots = host_roots_from_env(env)
     found = services.discover(env.get("PATH"))
     versions_pending = services.start_version_probes(found, user, env)
     try:
         layout = identity.run_as(user, prepare_run, run_id, user, host_roots, found, listen, started_at,
-                                 env.get(contract.ENV_IMAGE), port=port)
+                                 env.get(contract.ENV_IMAGE), port=port, keep_runs=keep_runs)
     except PrepError as exc:
         services.collect_versions(versions_pending, timeout_s=1.0)
         report("error (%s): %s" % (exc.error_type, exc.message), "no run was published (no pointer); init exits")
@@ -209,7 +229,11 @@ def run(options, env=None):
     report("run %s: session log %s; stage servers on port %d" % (run_id, layout["log_file"], port))
     if layout["stale_pointer"]:
         report("removed the previous run's pointer (%s)" % layout["stale_pointer"])
-
+    if keep_warning:
+        layout["warnings"].append(keep_warning)
+    if layout["pruned"]:
+        report("pruned the telemetry data of %d older run(s), keeping the newest %d: %s"
+               % (len(layout["pruned"]), keep_runs, ", ".join(layout["pruned"])))
     started = []
     for name, binary in found.items():
         if binary:
@@ -239,18 +263,21 @@ def run(options, env=None):
         warnings=warnings,
         init_info={"pid": os.getpid(), "runtime_version": __version__, "passwd_entry": entries["passwd"],
                    "group_entry": entries["group"], "ready_s": round(time.monotonic() - mono0, 3),
-                   "published_at": runid.iso_utc(time.time())},
+                   "published_at": runid.iso_utc(time.time()),
+                   "telemetry_retention": {"keep_runs": keep_runs, "pruned": layout["pruned"]}},
         server_port=port)
     host_manifest = data["paths"]["host"]["manifest"]
     try:
-        pointer_file = identity.run_as(user, publish, data, host_manifest)
+        published = identity.run_as(user, publish, data, host_manifest)
     except PrepError as exc:
         report("error (%s): %s" % (exc.error_type, exc.message), "no pointer published; stopping services")
         supervisor.shutdown(signal.SIGTERM)
         return 1
     report("manifest %s complete; pointer %s published %.2fs after start%s" % (
-        data["paths"]["container"]["manifest"], pointer_file, time.monotonic() - mono0,
+        data["paths"]["container"]["manifest"], published["pointer"], time.monotonic() - mono0,
         " (host: %s)" % host_manifest if host_manifest else ""))
+    if published["metrics_warning"]:
+        report("warning: " + published["metrics_warning"])
     signum = supervisor.serve()
     supervisor.shutdown(signum)
     return 0
@@ -274,6 +301,10 @@ def check(user, env, report):
               "host_roots": host_roots, "services": {name: {"binary": found[name], "version": versions.get(name)}
                                                      for name in found}}
     code = 0
+    keep, keep_warning = retention.keep_runs(env)
+    result["telemetry_keep_runs"] = keep
+    if keep_warning:
+        report("warning: " + keep_warning)
     try:
         result["server_port"] = server_port(env)
     except PrepError as exc:

@@ -24,7 +24,7 @@ import time
 import traceback
 
 from ..errors import PrepError
-from . import engine, ledger, plan, progress, sessionlog, state
+from . import engine, ledger, metrics, plan, progress, sessionlog, state
 
 SOURCE = "prime"
 
@@ -175,6 +175,12 @@ def _prime(stages, model, options, rebuild, stream, env, guard):
     warnings.extend(writer.warnings)
     model_state = state.build("prime", view, stages, rows, to_run, start, warnings=warnings, prep_result=prep,
                               progress=final)
+    if to_run:
+        # each stage rewrote the metrics with its record; the stages the job did not reach keep why they would run
+        warning = metrics.publish(view, model_state)
+        if warning:
+            model_state["warnings"].append(warning)
+            say("warning: " + warning)
     if failed is not None:
         say("stopped: %s" % model_state["stages"][failed]["reason"])
     else:

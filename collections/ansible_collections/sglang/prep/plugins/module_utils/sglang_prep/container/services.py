@@ -98,8 +98,11 @@ def command(name, binary, run_id, listen, telemetry_root=contract.TELEMETRY_ROOT
     if name == "node_exporter":
         # systemd needs D-Bus, which containers lack (Debian enables the collector): it would log an
         # error into the session log at every scrape.
+        # the textfile collector reads the priming state's metrics (container/metrics.py) from a directory
+        # devuser writes: the image's default (/var/lib/prometheus/node-exporter) is root's
         return [binary, "--web.listen-address=" + host_port(listen, spec.port), "--log.level=warn",
-                "--no-collector.systemd"], {}
+                "--no-collector.systemd",
+                "--collector.textfile.directory=" + os.path.dirname(contract.metrics_path(telemetry_root))], {}
     if name == "dcgm_exporter":
         return [binary, "-a", host_port(listen, spec.port)], {}
     if name == "jaeger":

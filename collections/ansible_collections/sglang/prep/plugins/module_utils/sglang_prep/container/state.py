@@ -32,7 +32,7 @@ ROW_DEFAULTS = (
     ("status", None), ("ran", False), ("mode", None), ("planned_mode", None), ("action", None),
     ("action_reason", None), ("duration_s", None), ("error_type", None), ("message", None),
     ("reprime_reasons", []), ("signature", None), ("previous_signature", None), ("signature_group", None),
-    ("stage_json", None), ("stage_json_host", None), ("log_tail", []), ("warnings", []),
+    ("stage_json", None), ("stage_json_host", None), ("log_tail", []), ("warnings", []), ("model", None),
 )
 
 
@@ -53,10 +53,15 @@ def not_run_row(stage, message, base=None):
 class RunView(object):
     """The current run as the state model reads it: pointer, manifest, layout, what is recorded."""
 
-    def __init__(self, pointer_file=None):
-        self.pointer, self.manifest = manifest.load_current(pointer_file)
+    def __init__(self, pointer_file=None, loaded=None, snapshot=None):
+        """The run the pointer names; ``loaded`` ((pointer, manifest) already read) skips reading them again.
+
+        ``snapshot`` is a cache snapshot just taken (caches.snapshot), used instead of taking another.
+        """
+        self.pointer, self.manifest = loaded or manifest.load_current(pointer_file)
         self.layout = Layout.from_manifest(self.manifest)
         self.run_id = self.manifest["container_run_id"]
+        self._snapshot = snapshot
 
     def host(self, container_path):
         return manifest.host_path(self.manifest, container_path)
@@ -98,10 +103,17 @@ class RunView(object):
     def caches(self):
         """The cache snapshot, in the shape of module sglang_cache_inspect's result."""
         host_profiles = (self.manifest["paths"].get("host") or {}).get("profiles_root")
-        snap = caches.snapshot(self.layout.profiles_root, host_profiles)
+        snap = self._snapshot if self._snapshot is not None else caches.snapshot(self.layout.profiles_root, host_profiles)
         return {"profiles_root": host_profiles, "caches": snap,
                 "partial_stages": caches.in_progress_stages(self.layout.profiles_root),
                 "total_bytes": sum(entry["size"] for entry in snap.values())}
+
+    def primed_at(self, stage, model):
+        """When the stage's cache was last primed for ``model`` (its signature.json), or None."""
+        if not model:
+            return None
+        data, _problem = signature.read_record(self.layout.fs(contract.signature_path(stage, model)))
+        return (data or {}).get("written_at")
 
     def previous_duration(self, stage, model, recorded=None):
         """Seconds the last successful run of a stage took: this run's stage JSON, else its signature.json."""
@@ -134,6 +146,7 @@ def _finish_row(view, stage, row, snapshot, recorded):
     if row["stage_json"] and not row["stage_json_host"]:
         row["stage_json_host"] = view.host(row["stage_json"])
     row["cache"] = _cache_entry(stage, snapshot)
+    row["primed_at"] = view.primed_at(stage, row.get("model"))
     row["reason"] = reason(stage, row)
     return row
 
@@ -197,19 +210,20 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
 
 
 # ---------------------------------------------------------------- report
-def report(stages=None, model=None, pointer=None):
+def report(stages=None, model=None, pointer=None, view=None):
     """The priming state of the current run from what is recorded: no checks, no probes, writes nothing."""
     start = time.monotonic()
-    view = RunView(pointer)
+    view = view or RunView(pointer)
     order = unique(stages or contract.STAGE_ORDER)
     recorded, problems = view.recorded()
     rows = {}
     for stage in order:
         entry = recorded.get(stage)
         if entry is None:
-            rows[stage] = not_run_row(stage, "no record of it in this run")
+            rows[stage] = not_run_row(stage, "no record of it in this run", base={"model": model})
         elif model and entry.get("model") and os.path.normpath(entry["model"]) != os.path.normpath(model):
-            rows[stage] = not_run_row(stage, "this run recorded it for another model (%s)" % entry["model"])
+            rows[stage] = not_run_row(stage, "this run recorded it for another model (%s)" % entry["model"],
+                                      base={"model": model})
         else:
             rows[stage] = entry
     progress = view.progress()

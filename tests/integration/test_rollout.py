@@ -1,0 +1,141 @@
+"""Rollouts that cannot wedge a host: the prime role against this machine's Docker engine.
+
+A failed rollout (a tag that cannot be pulled, a container name Docker refuses, settings Docker cannot
+start) leaves the running container, its run and its pointer exactly as they were, and the previous
+settings re-run as a no-op. A running container whose pointer was deleted or corrupted is restarted by the
+next prime, which then records its stages in the new run (bad_pointer heals).
+"""
+
+import os
+import re
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import role_harness as rh  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates a host user and runs Docker as root, like molecule")
+
+HOST_USER = "sglang-rollout-it"
+HOST_UID = 48321  # not root, not 1000
+
+
+@pytest.fixture(scope="module")
+def primed():
+    host = rh.RoleHost(HOST_USER, HOST_UID, "sglang-prep-rollout-it")
+    try:
+        play = host.prime()
+        assert play.rc == 0 and play.recap["failed"] == 0, play
+        yield host
+    finally:
+        host.remove()
+
+
+def snapshot(host):
+    """What a failed rollout must leave alone: the container, the pointer, the run and its manifest."""
+    state = host.container_state()
+    run_id, manifest = host.run()
+    return {"container": state, "pointer": host.pointer_text(), "run_id": run_id,
+            "manifest": os.path.exists(manifest["paths"]["host"]["manifest"])}
+
+
+def assert_untouched(host, before, play):
+    after = snapshot(host)
+    assert after == before, "the failed rollout changed the host:\nbefore %s\nafter  %s\n%r" % (before, after, play)
+    assert after["container"][1], "the previous container is not running"
+    assert host.container_state(host.container + "-trial") is None, "a trial container was left behind"
+
+
+def test_a_tag_that_cannot_be_pulled_is_image_unavailable_and_changes_nothing(primed):
+    before = snapshot(primed)
+    play = primed.prime(prime_image="sglang-prep/standin:does-not-exist", prime_image_pull="missing")
+    assert play.rc != 0 and play.recap["failed"] == 1, play
+    assert "status: failed (image_unavailable)" in play.text, play
+    assert "repository sglang-prep/standin, tag does-not-exist" in play.text, play
+    assert "Nothing was changed" in play.text, play
+    assert_untouched(primed, before, play)
+
+
+def test_always_pull_pulls_before_anything_changes(primed):
+    # the test image exists only on this machine and no registry is reachable: a pull must fail, and change nothing
+    before = snapshot(primed)
+    play = primed.prime(prime_image_pull="always")
+    assert play.rc != 0 and "status: failed (image_unavailable)" in play.text, play
+    assert "repository sglang-prep/standin, tag test" in play.text, play
+    assert_untouched(primed, before, play)
+
+
+def test_never_pull_requires_the_image_on_the_host(primed):
+    before = snapshot(primed)
+    play = primed.prime(prime_image="sglang-prep/standin:does-not-exist", prime_image_pull="never")
+    assert play.rc != 0 and "status: failed (image_unavailable)" in play.text, play
+    assert "not on the host, and prime_image_pull is never" in play.text, play
+    assert_untouched(primed, before, play)
+
+
+def test_a_container_name_docker_refuses_changes_nothing(primed):
+    before = snapshot(primed)
+    play = primed.prime(prime_container_name="not a name!")
+    assert play.rc != 0 and "status: failed (bad_input)" in play.text, play
+    assert "is not a name the Docker engine accepts" in play.text, play
+    assert_untouched(primed, before, play)
+
+
+def test_settings_docker_cannot_start_fail_in_a_trial_and_change_nothing(primed):
+    before = snapshot(primed)
+    play = primed.prime(prime_network_mode="sglang-prep-no-such-network")
+    assert play.rc != 0 and "status: failed (container_start_failed)" in play.text, play
+    assert "a trial container with them failed" in play.text and "sglang-prep-no-such-network" in play.text, play
+    assert_untouched(primed, before, play)
+
+
+def test_the_previous_settings_then_rerun_as_a_no_op_in_the_same_run(primed):
+    before = snapshot(primed)
+    play = primed.prime()
+    assert play.rc == 0 and play.recap["changed"] == 0, play
+    assert snapshot(primed) == before
+
+
+@pytest.mark.parametrize("damage", ["deleted", "corrupt", "manifest gone"])
+def test_a_running_container_without_a_valid_pointer_is_restarted_and_primed(primed, damage):
+    old_run, manifest = primed.run()
+    old_id = primed.container_state()[0]
+    if damage == "deleted":
+        os.unlink(primed.pointer_file)
+    elif damage == "corrupt":
+        with open(primed.pointer_file, "w", encoding="utf-8") as handle:
+            handle.write("not a pointer\n")
+    else:
+        os.unlink(manifest["paths"]["host"]["manifest"])
+    damaged = primed.pointer_text()
+    if damage == "deleted":
+        check = primed.prime("--check")
+        assert check.rc == 0 and check.recap["changed"] > 0 and "its run pointer is not usable" in check.text, check
+        assert primed.pointer_text() == damaged and primed.container_state()[0] == old_id, "--check changed the host"
+    play = primed.prime()
+    assert play.rc == 0 and play.recap["failed"] == 0, play
+    assert "its run pointer is not usable" in play.text, play
+    new_run, _manifest = primed.run()
+    assert new_run != old_run
+    container_id, running, _image = primed.container_state()
+    assert running and container_id == old_id, "the container was restarted, not recreated"
+    recorded = primed.stage_json(new_run, "deep_gemm")
+    assert recorded["run_id"] == new_run and recorded["status"] in ("ok", "noop"), recorded
+    again = primed.prime()
+    assert again.rc == 0 and again.recap["changed"] == 0, again
+
+
+def test_new_settings_that_start_replace_the_container_with_a_new_run(primed):
+    old_run, _manifest = primed.run()
+    old_id = primed.container_state()[0]
+    env = dict(primed.vars["prime_extra_env"], SGLANG_PREP_ROLLOUT_IT="1")
+    play = primed.prime(prime_extra_env=env)
+    assert play.rc == 0 and play.recap["failed"] == 0, play
+    new_run, _manifest = primed.run()
+    container_id, running, _image = primed.container_state()
+    assert running and container_id != old_id and new_run != old_run
+    assert re.search(r"Start a trial container[^\n]*\n(changed|ok): \[localhost\]", play.output), play
+    assert primed.container_state(primed.container + "-trial") is None, "the trial container was left behind"
+    back = primed.prime()
+    assert back.rc == 0 and primed.container_state()[0] != container_id, back
