@@ -105,7 +105,7 @@ def test_prime_runs_every_stage_in_order_with_one_progress_file(run, writes):
     assert all(w["state"] == "running" for w in writes[:-1]) and writes[-1]["state"] == "done"
     # stage starts, moe_tune steps, serve_check requests, stage ends, the end
     assert len(writes) == 5 + 2 + len(requests) + 5 + 1
-    assert model["zero_jit"] is True and model["zero_jit_reason"].startswith("yes: zero JIT: %d requests" % len(requests))
+    assert model["zero_jit"] is True and model["zero_jit_reason"].startswith("yes: %d requests (" % len(requests))
     assert model["prep_result"]["zero_jit"] is True
     assert all(writes[i] != writes[i + 1] for i in range(len(writes) - 1))
     assert all(w["eta_s"] is None for w in writes)  # nothing ran before: no duration to go by

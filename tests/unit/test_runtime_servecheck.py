@@ -260,8 +260,8 @@ def test_shapes_cover_every_captured_batch_size_and_prompt_lengths_up_to_the_chu
 
 def test_zero_jit_wording():
     assert wording.zero_jit(None) == (None, "not checked: serve_check is not among the stages")
-    ok = {"status": "ok", "zero_jit": True, "serve_check": {"summary": "zero JIT: 3 requests"}}
-    assert wording.zero_jit(ok) == (True, "yes: zero JIT: 3 requests")
+    ok = {"status": "ok", "zero_jit": True, "serve_check": {"summary": "3 requests"}}
+    assert wording.zero_jit(ok) == (True, "yes: 3 requests")
     noop = {"status": "noop", "zero_jit": True, "proven_by": {"run_id": "r1", "at": "t1"}}
     assert wording.zero_jit(noop) == (True, "yes: the last serve_check passed (run r1, t1) and nothing it depends on "
                                             "changed")
@@ -293,7 +293,7 @@ def test_on_a_primed_host_the_check_passes_and_ensure_is_then_a_noop(primed):
     assert len(evidence["requests"]) == len(evidence["shapes"]["decode_batch_sizes"]) + len(
         evidence["shapes"]["prompt_lengths"]) and all(r["ok"] for r in evidence["requests"])
     assert evidence["snapshot"]["before"]["files"] == evidence["snapshot"]["after"]["files"] > 100
-    assert evidence["summary"].startswith("zero JIT: %d requests" % len(evidence["requests"]))
+    assert evidence["summary"].startswith("%d requests (" % len(evidence["requests"]))
     assert primed.stage_json("serve_check")["zero_jit"] is True and primed.prep_result()["zero_jit"] is True
     assert [r["field"] for r in first["reprime_reasons"]] == ["signature"]
     starts = len(primed.server_lines("serve_check"))

@@ -244,7 +244,7 @@ status:
 zero_jit:
   description:
     - With O(stage=serve_check), whether serving compiled nothing (V(true)), compiled something (V(false), the stage
-      fails with V(jit_at_serve_time)), or there is no verdict (null: the check did not run or did not complete).
+      fails with V(jit_at_serve_time)), or there is no verdict (null, when the check did not run or did not complete).
   returned: with O(stage=serve_check), when the runtime answered
   type: bool
   sample: true

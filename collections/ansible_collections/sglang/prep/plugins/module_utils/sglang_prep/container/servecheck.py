@@ -377,7 +377,7 @@ def message(findings, causes):
 def summary_text(evidence, requests_done):
     """One line for a passing check: what was driven and that nothing grew."""
     shapes = evidence.get("shapes") or {}
-    return "zero JIT: %d requests (%d prompt lengths up to %s tokens, %d decode batch sizes up to %s), no cache grew, " \
+    return "%d requests (%d prompt lengths up to %s tokens, %d decode batch sizes up to %s), no cache grew, " \
            "no JIT log line" % (requests_done, len(shapes.get("prompt_lengths") or []),
                                 max(shapes.get("prompt_lengths") or [0]), len(shapes.get("decode_batch_sizes") or []),
                                 max(shapes.get("decode_batch_sizes") or [0]))
