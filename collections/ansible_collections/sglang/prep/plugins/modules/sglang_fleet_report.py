@@ -419,8 +419,8 @@ def render_markdown(report):
     for key in sorted(report["context"]):
         lines.append("- %s: %s" % (key, _cell(report["context"][key])))
     lines.append("")
-    header = ["host", "status", "signature group", "GPU"] + stages + ["zero JIT", "cache", "re-prime reasons", "finished",
-                                                                       "error_type"]
+    header = (["host", "status", "signature group", "GPU"] + stages
+              + ["zero JIT", "cache", "re-prime reasons", "finished", "error_type"])
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for row in report["hosts"]:

@@ -517,7 +517,7 @@ def run_module():
             moe_batch_sizes=dict(type="list", elements="int"),
             moe_dtype=dict(type="str"),
             extra_server_args=dict(type="list", elements="str", default=[]),
-            serve_max_prompt_tokens=dict(type="int"),
+            serve_max_prompt_tokens=dict(type="int", no_log=False),
             env=dict(type="dict", default={}),
             user=dict(type="str", default=contract.DEVUSER),
             pointer=dict(type="str"),

@@ -287,8 +287,8 @@ def _check_port(ctx, runner):
     expected = (ctx.manifest or {}).get("server_port")
     if runner.spec.warmup and expected and int(expected) != ctx.port:
         ctx.warn("port %d is not the run's server port %d (%s at container start), which Prometheus scrapes; "
-                 "the telemetry probe of this warm-up will find no sample" % (ctx.port, int(expected),
-                                                                             contract.ENV_SERVER_PORT))
+                 "the telemetry probe of this warm-up will find no sample"
+                 % (ctx.port, int(expected), contract.ENV_SERVER_PORT))
 
 
 def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=None, progress=None):

@@ -178,6 +178,6 @@ def _prime(stages, model, options, rebuild, stream, env, guard):
     if failed is not None:
         say("stopped: %s" % model_state["stages"][failed]["reason"])
     else:
-        say("%s: %d stage(s) run in %.1f s; prep_result %s" % (model_state["status"], len(done), time.monotonic() - start,
-                                                                model_state["aggregate"]))
+        say("%s: %d stage(s) run in %.1f s; prep_result %s"
+            % (model_state["status"], len(done), time.monotonic() - start, model_state["aggregate"]))
     return model_state

@@ -16,6 +16,7 @@ import time
 from .. import contract, jsonio
 from . import ledger
 
+
 class ProgressWriter(object):
     """Keeps the progress of one prime job and writes it to ``path`` (a filesystem path) at every change."""
 

@@ -249,11 +249,11 @@ class StageServer(ManagedProcess):
         if self.proc.poll() is not None:
             self._exited("during POST /generate")
         shown = what or json.dumps(body)
+        served = "this request" if what else "the warm-up request"
         raise PrepError(
             "generate_failed",
             "POST /generate %s failed: %s. The server came up but cannot serve %s; "
-            "see log_tail and the session log" % (shown, resp.describe(), "this request" if what else
-                                                   "the warm-up request"),
+            "see log_tail and the session log" % (shown, resp.describe(), served),
             http_status=resp.status)
 
     def port_free_after(self):
