@@ -265,6 +265,12 @@ def test_zero_jit_wording():
     noop = {"status": "noop", "zero_jit": True, "proven_by": {"run_id": "r1", "at": "t1"}}
     assert wording.zero_jit(noop) == (True, "yes: the last serve_check passed (run r1, t1) and nothing it depends on "
                                             "changed")
+    # a check answer (noop) refers to the evidence this run recorded, when it is the same signature
+    recorded = {"status": "ok", "zero_jit": True, "signature": {"a": 1}, "finished_at": "t0",
+                "serve_check": {"summary": "3 requests"}}
+    assert wording.zero_jit(dict(noop, signature={"a": 1}), recorded) == (
+        True, "yes: 3 requests (proven at t0; nothing it depends on changed since)")
+    assert wording.zero_jit(dict(noop, signature={"a": 2}), recorded)[1].startswith("yes: the last serve_check passed")
     bad = {"status": "error", "zero_jit": False, "error_type": "jit_at_serve_time", "message": "triton: 2 files"}
     assert wording.zero_jit(bad) == (False, "no: triton: 2 files")
     assert wording.zero_jit({"status": "would_run", "reprime_reasons": []})[0] is None

@@ -67,14 +67,23 @@ def reason(stage, row):
     return text
 
 
-def zero_jit(state_row):
-    """(True|False|None, one line): does serving compile nothing, according to the serve check's row?"""
+def zero_jit(state_row, recorded=None):
+    """(True|False|None, one line): does serving compile nothing, according to the serve check's row?
+
+    ``recorded``: the check's stage JSON of this run, whose evidence a noop row (a check answer) refers to.
+    """
     row = state_row or {}
     verdict = row.get("zero_jit")
     evidence = row.get("serve_check") or {}
     if not row:
         return None, "not checked: %s is not among the stages" % SERVE_CHECK
     if verdict is True:
+        recorded = recorded or {}
+        proof = recorded.get("serve_check") or {}
+        if row.get("status") == "noop" and recorded.get("status") == "ok" and recorded.get("zero_jit") is True and \
+                proof.get("summary") and recorded.get("signature") == row.get("signature"):
+            return True, "yes: %s (proven at %s; nothing it depends on changed since)" % (
+                proof["summary"], recorded.get("finished_at"))
         if row.get("status") == "noop" or not evidence.get("summary"):
             proven = row.get("proven_by") or {}
             return True, "yes: the last %s passed%s and nothing it depends on changed" % (

@@ -173,7 +173,8 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
     prep = prep_result if prep_result is not None else view.prep_result()
     status, error_type, message, failed_stage = outcome(order, finished)
     gpu, group = _gpu(order, finished, prep)
-    zero_jit, zero_jit_reason = wording.zero_jit(finished.get(registry.SERVE_CHECK.name))
+    zero_jit, zero_jit_reason = wording.zero_jit(finished.get(registry.SERVE_CHECK.name),
+                                                 recorded.get(registry.SERVE_CHECK.name))
     return {
         "schema_version": contract.SCHEMA_VERSION,
         "command": command,
