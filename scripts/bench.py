@@ -11,7 +11,8 @@ model), then measures, with the real playbook and the real Docker engine:
                  `docker exec ... python3 -m sglang_prep plan` (all stages at once).
   stage_overhead a rebuild of every stage; per stage the runtime's own time (duration_s from the stage
                  JSON) minus the stand-in server's time to ready (server.ready_s): lock, preflight,
-                 trigger, teardown, validation and bookkeeping.
+                 trigger, teardown, validation and bookkeeping. For serve_check (the zero-JIT proof) also
+                 the requests it drove and the time its two cache snapshots took.
 
 Prints a table, writes reports/bench.json and removes the container and the host root again (the
 bench host user, when one had to be created, is kept for the next run). stdlib only.
@@ -202,6 +203,11 @@ def stage_overhead(bench):
         ready = (result.get("server") or {}).get("ready_s")
         stages[stage] = {"duration_s": result["duration_s"], "server_ready_s": ready,
                          "overhead_s": round(result["duration_s"] - ready, 3) if ready is not None else None}
+        evidence = result.get("serve_check")
+        if evidence:
+            stages[stage].update(zero_jit=result.get("zero_jit"), requests=len(evidence.get("requests") or []),
+                                 snapshot_files=(evidence.get("snapshot") or {}).get("after", {}).get("files"),
+                                 snapshot_s=round(sum(((evidence.get("snapshot") or {}).get("seconds") or {}).values()), 3))
     return {"playbook_s": round(elapsed, 2), "stages": stages}
 
 
@@ -263,6 +269,9 @@ def table(results):
             lines.append("%-11s %12.3f %16s %12s" % (stage, row["duration_s"],
                                                      "-" if row["server_ready_s"] is None else "%.3f" % row["server_ready_s"],
                                                      "-" if row["overhead_s"] is None else "%.3f" % row["overhead_s"]))
+            if "requests" in row:
+                lines.append("%-11s zero JIT %s: %d requests, two snapshots of %s files in %.3f s" % (
+                    "", "yes" if row["zero_jit"] else "no", row["requests"], row["snapshot_files"], row["snapshot_s"]))
     for name, value in results.items():
         if name not in ("noop_reprime", "stage_overhead", "first_prime_s", "meta"):
             lines.append("%s: %s" % (name, json.dumps(value)))

@@ -76,6 +76,7 @@ def test_every_targeted_host_gets_a_row_and_none_is_dropped():
     for row in rows.values():
         assert row["error_type"] is None or row["error_type"] in contract.ERROR_TYPES
     assert report["summary"] == {"hosts": 4, "ok": 0, "changed": 1, "failed": 3, "other": 0,
+                                 "zero_jit": {"proven": 0, "primed": 1, "jit": 0},
                                  "signature_groups": {"g-h100": {"hosts": ["gpu-1"], "device_name": ["NVIDIA H100 80GB HBM3"],
                                                                  "compute_capability": ["9.0"]}}}
     assert warnings == []
@@ -169,7 +170,29 @@ def test_markdown_has_one_row_per_host_with_the_required_columns():
     assert "**gpu-3**: not_run" in md
     # a pipe inside a message must not break the table
     assert "\\| fix: chown" in md
-    assert "3 hosts: 1 changed, 0 ok, 2 failed; 1 signature groups." in md
+    assert "3 hosts: 1 changed, 0 ok, 2 failed; 1 signature groups. Zero JIT proven on 0 of 1 primed hosts." in md
+
+
+def test_zero_jit_is_a_column_and_a_fleet_total_of_hosts_proven_over_hosts_primed():
+    proven = "yes: 49 requests (...), no cache grew, no JIT log line"
+    report, _ = fr.build_report([
+        prime_report("gpu-1", zero_jit=True, zero_jit_reason=proven),
+        prime_report("gpu-2", status="ok", zero_jit=True, zero_jit_reason=proven),
+        prime_report("gpu-3", status="failed", error_type="jit_at_serve_time", zero_jit=False,
+                     zero_jit_reason="no: triton: 14 files (fused_moe_kernel) ..."),
+        prime_report("gpu-4", status="ok"),  # primed without a serve check: no verdict
+        broken_report("gpu-5")])
+    rows = {row["host"]: row for row in report["hosts"]}
+    assert rows["gpu-1"]["zero_jit"] is True and rows["gpu-1"]["zero_jit_reason"] == proven
+    assert rows["gpu-3"]["zero_jit"] is False and rows["gpu-4"]["zero_jit"] is None and rows["gpu-5"]["zero_jit"] is None
+    assert report["summary"]["zero_jit"] == {"proven": 2, "primed": 3, "jit": 1}
+    md = fr.render_markdown(report)
+    assert "Zero JIT proven on 2 of 3 primed hosts; JIT at serve time on 1." in md
+    header = [c.strip() for c in next(li for li in md.splitlines() if li.startswith("| host")).strip("|").split("|")]
+    column = header.index("zero JIT")
+    cells = dict((li.split("|")[1].strip(), [c.strip() for c in li.strip("|").split("|")][column])
+                 for li in md.splitlines() if li.startswith("| gpu-"))
+    assert cells == {"gpu-1": "yes", "gpu-2": "yes", "gpu-3": "no", "gpu-4": "-", "gpu-5": "-"}
 
 
 def test_module_writes_stamped_and_latest_files(tmp_path, capsys):

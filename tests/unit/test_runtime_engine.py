@@ -378,7 +378,7 @@ def test_inspect_and_aggregate(run):
     assert out["run_id"] == RUN_ID and out["stages"]["deep_gemm"]["error_type"] == "not_enough_memory"
     assert out["caches"]["deep_gemm"]["partial"] is True and out["in_progress"] == ["deep_gemm"]
     agg = engine.aggregate(run.pointer)
-    assert agg["status"] == "error" and agg["stages_missing"] == ["moe_tune", "flashinfer", "inductor"]
+    assert agg["status"] == "error" and agg["stages_missing"] == ["moe_tune", "flashinfer", "inductor", "serve_check"]
     assert agg["run"]["device_name"] == "NVIDIA H100 80GB HBM3" and agg["run"]["settings"]["source"] == "flags"
 
 

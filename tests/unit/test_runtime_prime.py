@@ -91,16 +91,22 @@ def test_prime_runs_every_stage_in_order_with_one_progress_file(run, writes):
     # the progress file: written at each change only, and its last state is the model's
     final = progress_file(run)
     assert set(final) == PROGRESS_KEYS and final == model["progress"]
-    assert final["state"] == "done" and final["index"] == final["count"] == 4 and final["stage"] == "inductor"
+    assert final["state"] == "done" and final["index"] == final["count"] == 5 and final["stage"] == "serve_check"
     assert [f["stage"] for f in final["finished"]] == ALL and all(f["status"] == "ok" for f in final["finished"])
     assert final["pid"] == os.getpid() and final["stages"] == ALL
     starts = [(w["index"], w["stage"]) for w in writes if w["step"] is None and w["stage_elapsed_s"] is not None
               and len(w["finished"]) == w["index"] - 1]
-    assert starts == [(1, "deep_gemm"), (2, "moe_tune"), (3, "flashinfer"), (4, "inductor")]
+    assert starts == [(1, "deep_gemm"), (2, "moe_tune"), (3, "flashinfer"), (4, "inductor"), (5, "serve_check")]
     steps = [w["step"] for w in writes if w["stage"] == "moe_tune" and w["step"] and len(w["finished"]) == 1]
     assert steps == [{"index": 1, "count": 2, "label": "batch size 1"}, {"index": 2, "count": 2, "label": "batch size 2"}]
+    requests = [w["step"] for w in writes if w["stage"] == "serve_check" and w["step"] and len(w["finished"]) == 4]
+    assert len(requests) == model["stages"]["serve_check"]["server"]["generate"]["requests"] > 1
+    assert requests[0] == {"index": 1, "count": len(requests), "label": "prompt of 1 tokens"}
     assert all(w["state"] == "running" for w in writes[:-1]) and writes[-1]["state"] == "done"
-    assert len(writes) == 4 + 2 + 4 + 1  # stage starts, moe_tune steps, stage ends, the end
+    # stage starts, moe_tune steps, serve_check requests, stage ends, the end
+    assert len(writes) == 5 + 2 + len(requests) + 5 + 1
+    assert model["zero_jit"] is True and model["zero_jit_reason"].startswith("yes: %d requests (" % len(requests))
+    assert model["prep_result"]["zero_jit"] is True
     assert all(writes[i] != writes[i + 1] for i in range(len(writes) - 1))
     assert all(w["eta_s"] is None for w in writes)  # nothing ran before: no duration to go by
 
@@ -185,11 +191,16 @@ def test_a_new_tuning_re_warms_the_stages_that_depend_on_it_in_the_same_job(run)
     """The warm-ups are planned against the signature moe_tune is about to record, not the one it had."""
     do_prime(run)
     model = do_prime(run, moe_batch_sizes=[4])
-    assert model["to_run"] == ["moe_tune", "flashinfer", "inductor"]
+    assert model["to_run"] == ["moe_tune", "flashinfer", "inductor", "serve_check"]
     for stage in ("flashinfer", "inductor"):
         row = model["stages"][stage]
         assert row["status"] == "ok" and row["ran"] and row["action"] == "run"
         assert [r["field"] for r in row["reprime_reasons"]] == ["moe_tune_signature"]
+    # the serve check proves again what changed: the tuning and the warm-ups built on it
+    check = model["stages"]["serve_check"]
+    assert check["status"] == "ok" and check["zero_jit"] is True
+    assert [r["field"] for r in check["reprime_reasons"]] == [
+        "flashinfer_signature", "inductor_signature", "moe_tune_signature"]
     assert model["stages"]["deep_gemm"]["action"] == "none"
     from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import plan
     after = plan.plan(ALL, run.model, {"pointer": run.pointer, "port": run.port, "moe_batch_sizes": [4]},

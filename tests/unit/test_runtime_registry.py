@@ -54,7 +54,7 @@ def test_runners_and_registry_agree():
 
 def test_the_agreement_check_catches_each_kind_of_disagreement():
     """The check above is only worth something if it fails: a row without a runner, swapped order, wrong kind."""
-    extra = registry.STAGES + (registry.Stage("serve_check", cache="sglang", summary="x", server=True),)
+    extra = registry.STAGES + (registry.Stage("extra_stage", cache="sglang", summary="x", server=True),)
     assert any("names and order" in p for p in disagreements(extra, stages.RUNNERS))
     swapped = (registry.STAGES[1], registry.STAGES[0]) + registry.STAGES[2:]
     assert any("names and order" in p for p in disagreements(swapped, stages.RUNNERS))
@@ -75,17 +75,26 @@ def test_contract_and_the_runtime_derive_from_the_registry():
     for row in registry.STAGES:
         assert signature.probed_fields(row.name) == registry.GROUP_FIELDS + row.probed
     assert set(ledger.WARMUP_STAGES) == {row.name for row in registry.STAGES if row.warmup}
-    assert [row.name for row in registry.STAGES if "moe_tune" in row.depends_on] == ["flashinfer", "inductor"]
+    assert [row.name for row in registry.STAGES if "moe_tune" in row.depends_on] == ["flashinfer", "inductor",
+                                                                                         "serve_check"]
+    # the serve check comes last and depends on every priming stage: its signature is the union of theirs
+    check = registry.get("serve_check")
+    assert registry.ORDER[-1] == "serve_check" and registry.priming_stages() == registry.ORDER[:-1]
+    assert check.depends_on == registry.priming_stages()
+    for row in registry.PRIMING_STAGES:
+        assert set(row.probed) <= set(check.probed)
+    assert check.server and check.warmup and check.switches == ("--enable-metrics",)
+    assert "jit_at_serve_time" in contract.ERROR_TYPES
 
 
 def test_unknown_stage_is_bad_input_naming_the_known_ones():
     with pytest.raises(PrepError) as err:
-        signature.probed_fields("serve_check")
+        signature.probed_fields("bundle_install")
     assert err.value.error_type == "bad_input"
-    assert "unknown stage 'serve_check'" in err.value.message
-    assert "deep_gemm, moe_tune, flashinfer, inductor" in err.value.message
+    assert "unknown stage 'bundle_install'" in err.value.message
+    assert "deep_gemm, moe_tune, flashinfer, inductor, serve_check" in err.value.message
     with pytest.raises(KeyError):
-        registry.get("serve_check")
+        registry.get("bundle_install")
 
 
 def test_help_lists_every_registry_stage_with_its_summary():
@@ -127,7 +136,7 @@ def test_each_runner_supplies_exactly_the_signature_fields_of_its_row(run, stage
         assert registry.dependency_field(dependency) in inputs
 
 
-@pytest.mark.parametrize("stage", registry.ORDER)
+@pytest.mark.parametrize("stage", registry.priming_stages())
 def test_each_runner_fills_the_cache_its_row_names(run, stage):
     """Run alone on empty caches, a stage writes its output and its signature under its row's cache."""
     row = registry.get(stage)
@@ -145,3 +154,17 @@ def test_each_runner_fills_the_cache_its_row_names(run, stage):
         before = result["validation"]["cache_before"]["count"]
         after = result["validation"]["cache_after"]["count"]
         assert after > before
+
+
+def test_the_serve_check_proves_after_the_priming_stages_and_records_under_its_row(run):
+    """Alone on empty caches the serve check finds JIT (nothing primed); after the priming stages it passes."""
+    row = registry.get("serve_check")
+    alone = run.stage("serve_check")
+    assert alone["status"] == "error" and alone["error_type"] == "jit_at_serve_time" and alone["zero_jit"] is False
+    assert not os.path.exists(run.p(contract.signature_path("serve_check", run.model)))
+    for stage in registry.priming_stages():
+        assert run.stage(stage, mode="rebuild")["status"] == "ok"
+    proof = run.stage("serve_check")
+    assert proof["status"] == "ok" and proof["zero_jit"] is True, proof["message"]
+    assert contract.signature_path("serve_check", run.model).startswith(contract.CACHES[row.cache][0] + "/")
+    assert os.path.exists(run.p(contract.signature_path("serve_check", run.model)))

@@ -23,10 +23,10 @@ ALL = list(contract.STAGE_ORDER)
 HOST_TELEMETRY = "/home/u/obs/telemetry"
 STATE_KEYS = {"schema_version", "command", "status", "error_type", "message", "failed_stage", "run", "order", "stages",
               "to_run", "caches", "aggregate", "prep_result", "prep_result_path", "gpu", "signature_group", "progress",
-              "finished_at", "duration_s", "warnings"}
+              "finished_at", "duration_s", "warnings", "zero_jit", "zero_jit_reason"}
 ROW_KEYS = {"stage", "status", "ran", "mode", "planned_mode", "action", "action_reason", "duration_s", "error_type",
             "message", "reprime_reasons", "reason", "signature", "previous_signature", "signature_group", "stage_json",
-            "stage_json_host", "cache", "log_tail", "warnings"}
+            "stage_json_host", "cache", "log_tail", "warnings", "zero_jit"}
 
 
 @pytest.fixture
@@ -91,9 +91,11 @@ def test_report_reads_what_the_run_recorded_and_writes_nothing(run):
     assert rows["moe_tune"]["reason"].startswith("moe_tune ran and succeeded in ")
     assert rows["moe_tune"]["stage_json_host"] == "%s/container_runs/%s/stages/moe_tune.json" % (HOST_TELEMETRY, RUN_ID)
     assert rows["flashinfer"]["log_tail"] == failed["log_tail"] and rows["flashinfer"]["cache"]["partial"] is True
-    for stage in ("deep_gemm", "inductor"):
+    for stage in ("deep_gemm", "inductor", "serve_check"):
         assert rows[stage]["status"] == "not_run" and rows[stage]["stage_json"] is None
         assert rows[stage]["reason"] == "%s did not run: no record of it in this run" % stage
+    assert model["zero_jit"] is None and model["zero_jit_reason"] == (
+        "not proven: serve_check did not run: no record of it in this run")
     assert model["aggregate"] == "partial" == run.prep_result()["status"] and model["prep_result"] == run.prep_result()
     assert model["prep_result_path"] == "%s/container_runs/%s/prep_result.json" % (HOST_TELEMETRY, RUN_ID)
     assert model["gpu"]["device_name"] == "NVIDIA H100 80GB HBM3"

@@ -191,7 +191,7 @@ def test_caches_default_under_sglang_cache_dir(tmp_path):
         server.wait_ready()
     cache = server.cache
     assert files_under(cache / "deep_gemm" / "cache")
-    assert all(p.name in ("kernel.cu", "kernel.cubin") and p.parent.name.startswith("kernel.sm90_")
+    assert all(p.name in ("kernel.cu", "kernel.cubin", "meta.json", ".committed") and p.parent.name.startswith("sm90_")
                for p in files_under(cache / "deep_gemm" / "cache"))
     assert any(p.suffix == ".cubin" for p in files_under(cache / "triton"))
     workspace = cache / ".cache" / "flashinfer" / "0.7.2" / "90a"
@@ -209,7 +209,7 @@ def test_explicit_cache_env_wins(tmp_path):
     with StandinServer(tmp_path, ["--enable-torch-compile"], env=env) as server:
         server.wait_ready()
     assert not server.cache.exists() or not files_under(server.cache)
-    assert list((tmp_path / "sglang_dg_cache_dir" / "cache").glob("kernel.*/kernel.cubin"))
+    assert list((tmp_path / "sglang_dg_cache_dir" / "cache").glob("sm90_*/kernel.cubin"))
     assert list((tmp_path / "triton_cache_dir").glob("*/*.cubin"))
     assert list((tmp_path / "flashinfer_workspace_base" / ".cache" / "flashinfer").glob("*/*/cached_ops/*/*.so"))
     assert list((tmp_path / "torchinductor_cache_dir" / "fxgraph").rglob("*"))

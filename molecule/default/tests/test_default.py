@@ -113,3 +113,17 @@ def test_the_container_is_fully_specified(host):
     assert env[contract.ENV_HOST_ROOTS["telemetry"]] == root(host) + "/telemetry"
     runtime = [m for m in info["Mounts"] if m["Destination"] == contract.RUNTIME_MOUNT]
     assert runtime and runtime[0]["RW"] is False
+
+
+def test_the_serve_check_proved_zero_jit_with_its_evidence(host):
+    run_id, manifest = current_run(host)
+    run_dir = manifest["paths"]["host"]["run_dir"]
+    check = read_json(host, run_dir + "/stages/serve_check.json")
+    assert check["status"] in ("ok", "noop") and check["zero_jit"] is True, check.get("message")
+    if check["status"] == "ok":
+        evidence = check["serve_check"]
+        assert evidence["zero_jit"] is True and evidence["findings"] == []
+        assert evidence["requests"] and all(r["ok"] for r in evidence["requests"])
+        assert "--enable-metrics" in check["server"]["argv"] and "--random-seed=7" in check["server"]["argv"]
+    prep = read_json(host, run_dir + "/prep_result.json")
+    assert prep["zero_jit"] is True and prep["zero_jit_reason"].startswith("yes: ")

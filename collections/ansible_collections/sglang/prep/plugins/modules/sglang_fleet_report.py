@@ -12,8 +12,9 @@ version_added: 1.0.0
 description:
   - Turns the per-host C(prime_report) facts that role C(sglang.prep.prime) sets (on success and on failure)
     into one fleet report, and writes it on the controller as JSON and as a Markdown table.
-  - One row per host with its status, signature group, GPU, per-stage status and duration, cache bytes,
-    re-prime reasons and classified error type. Rows are sorted by host name.
+  - One row per host with its status, signature group, GPU, per-stage status and duration, whether serving was
+    proven to compile nothing (C(zero JIT), from the host's serve check), cache bytes, re-prime reasons and
+    classified error type. Rows are sorted by host name. The summary counts the hosts proven against the hosts primed.
   - Every host named in O(hosts) gets a row. A host without a report is never dropped; it is reported as
     failed with error type C(unreachable) when it is listed in O(unreachable), else C(not_run)
     (reachable, but the priming play never finished on it, for example because Ansible stopped the play).
@@ -32,9 +33,9 @@ options:
     description:
       - The per-host C(prime_report) dictionaries, as set by role M(sglang.prep.prime).
       - Keys used are C(host), C(status) (C(ok), C(changed) or C(failed)), C(failed_task), C(error_type), C(message),
-        C(run_id), C(signature_group), C(gpu), C(stages), C(cache_bytes), C(prep_result_path), C(prep_result_status), C(log_file),
-        C(container), C(changes) and C(finished_at) (when the host's priming state was built, UTC). Missing keys are
-        reported as null.
+        C(run_id), C(signature_group), C(gpu), C(stages), C(zero_jit), C(zero_jit_reason), C(cache_bytes), C(prep_result_path),
+        C(prep_result_status), C(log_file), C(container), C(changes) and C(finished_at) (when the host's priming state
+        was built, UTC). Missing keys are reported as null.
     type: list
     elements: dict
     required: true
@@ -132,9 +133,13 @@ report:
       elements: str
       sample: [deep_gemm, moe_tune, flashinfer, inductor]
     summary:
-      description: Host counts per status, and the hosts of each signature group.
+      description:
+        - Host counts per status, and the hosts of each signature group.
+        - C(zero_jit) counts the hosts whose serve check proved that serving compiles nothing (C(proven)) against the
+          hosts primed (status ok or changed), and the hosts where it found JIT (C(jit)).
       type: dict
-      sample: {"hosts": 3, "ok": 1, "changed": 1, "failed": 1, "signature_groups": {"3f2a9c1e": {"hosts": ["gpu-a", "gpu-b"]}}}
+      sample: {"hosts": 3, "ok": 1, "changed": 1, "failed": 1, "zero_jit": {"proven": 2, "primed": 2, "jit": 0},
+               "signature_groups": {"3f2a9c1e": {"hosts": ["gpu-a", "gpu-b"]}}}
     hosts:
       description: One row per host; see RV(table).
       type: list
@@ -151,6 +156,8 @@ table:
       gpu: {device_name: NVIDIA H100 80GB HBM3, compute_capability: "9.0"}
       run_id: container-run-20261129T160102Z-1a2b3c4d
       stages: {deep_gemm: {status: ok, ran: true, duration_s: 3.2, error_type: null, reprime_reasons: []}}
+      zero_jit: true
+      zero_jit_reason: "yes: 49 requests (13 prompt lengths up to 4096 tokens, 36 decode batch sizes up to 256), no cache grew, no JIT log line"
       cache_bytes: 123456
       reprime_reasons: []
       error_type: null
@@ -210,6 +217,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, jsonio, wording
 
 HOST_STATUSES = ("ok", "changed", "failed")
+ZERO_JIT_CELL = {True: "yes", False: "no"}  # None (no verdict): "-"
 LATEST = "fleet-report-latest"
 NAME_RE = re.compile(r"^fleet-report-([0-9]{8}T[0-9]{6}Z)(?:-([0-9]+))?$")
 FILE_RE = re.compile(r"^(fleet-report-[0-9]{8}T[0-9]{6}Z(?:-[0-9]+)?)\.(?:json|md)$")
@@ -245,6 +253,8 @@ def host_row(report):
         "gpu": _gpu(report),
         "run_id": report.get("run_id"),
         "stages": stages,
+        "zero_jit": report.get("zero_jit"),
+        "zero_jit_reason": report.get("zero_jit_reason"),
         "cache_bytes": report.get("cache_bytes"),
         "reprime_reasons": reasons,
         "error_type": report.get("error_type"),
@@ -333,6 +343,9 @@ def build_report(reports, hosts=(), unreachable=(), context=None, now=None):
     for status in HOST_STATUSES:
         summary[status] = sum(1 for row in ordered if row["status"] == status)
     summary["other"] = len(ordered) - sum(summary[s] for s in HOST_STATUSES)
+    primed = [row for row in ordered if row["status"] in ("ok", "changed")]
+    summary["zero_jit"] = {"proven": sum(1 for row in primed if row["zero_jit"] is True), "primed": len(primed),
+                           "jit": sum(1 for row in ordered if row["zero_jit"] is False)}
     stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     report = {
         "schema_version": contract.SCHEMA_VERSION,
@@ -400,10 +413,14 @@ def render_markdown(report):
                  len(summary["signature_groups"]))]
     if summary["other"]:
         lines[-1] += " %d with an unexpected status." % summary["other"]
+    proof = summary["zero_jit"]
+    lines[-1] += " Zero JIT proven on %d of %d primed hosts%s." % (
+        proof["proven"], proof["primed"], "; JIT at serve time on %d" % proof["jit"] if proof["jit"] else "")
     for key in sorted(report["context"]):
         lines.append("- %s: %s" % (key, _cell(report["context"][key])))
     lines.append("")
-    header = ["host", "status", "signature group", "GPU"] + stages + ["cache", "re-prime reasons", "finished", "error_type"]
+    header = (["host", "status", "signature group", "GPU"] + stages
+              + ["zero JIT", "cache", "re-prime reasons", "finished", "error_type"])
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for row in report["hosts"]:
@@ -413,6 +430,7 @@ def render_markdown(report):
             gpu_text = "%s (%s)" % (gpu["device_name"] or "?", gpu["compute_capability"] or "?")
         cells = [row["host"], row["status"], row["signature_group"], gpu_text]
         cells += [_stage_cell(row["stages"].get(name)) for name in stages]
+        cells.append(ZERO_JIT_CELL.get(row["zero_jit"]))
         cache = None if row["cache_bytes"] is None else "%s (%d B)" % (human_bytes(row["cache_bytes"]), row["cache_bytes"])
         cells += [cache, reasons_cell(row["reprime_reasons"]), row["finished_at"], row["error_type"]]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")

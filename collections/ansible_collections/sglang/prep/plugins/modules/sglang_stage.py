@@ -13,6 +13,9 @@ description:
   - Runs one priming stage (DeepGEMM compile, fused-MoE Triton tuning, FlashInfer or TorchInductor
     warm-up) inside a running prime container, as O(user), through the container's C(sglang_prep)
     runtime (C(docker exec -u devuser <container> python3 -m sglang_prep stage ...)).
+  - Stage V(serve_check) primes nothing. It starts the serving configuration, drives the shapes serving meets
+    and fails with RV(error_type=jit_at_serve_time) when any cache grew or a JIT log line appeared. Its result
+    carries C(zero_jit) and the evidence (C(serve_check)).
   - With O(stages) instead of O(stage) it runs nothing and asks the runtime, in one C(docker exec)
     (C(python3 -m sglang_prep plan)), what each of those stages would do and why; see RV(plan) and
     RV(to_run). In check mode that plan is the answer (C(changed=true) when a stage would run, and
@@ -143,6 +146,11 @@ options:
     type: list
     elements: str
     default: []
+  serve_max_prompt_tokens:
+    description:
+      - The longest prompt the V(serve_check) stage sends. Unset means the server's chunked-prefill size.
+      - A longer value proves longer contexts (the prompt is sent in chunks); it is part of the check's signature.
+    type: int
   env:
     description:
       - Extra environment variables for the runtime process, passed as C(docker exec -e KEY=VALUE).
@@ -194,18 +202,26 @@ EXAMPLES = r"""
     container: sglang-prep
     stage: "{{ item }}"
     model: /models/Qwen3-30B-A3B
-  loop: [deep_gemm, moe_tune, flashinfer, inductor]
+  loop: [deep_gemm, moe_tune, flashinfer, inductor, serve_check]
   check_mode: true
   diff: true
 
 - name: Ask once which stages need to run (the plan), then run only those
   sglang.prep.sglang_stage:
     container: sglang-prep
-    stages: [deep_gemm, moe_tune, flashinfer, inductor]
+    stages: [deep_gemm, moe_tune, flashinfer, inductor, serve_check]
     model: /models/Qwen3-30B-A3B
     stage_modes:
       moe_tune: rebuild
   register: plan
+
+- name: Prove that serving compiles nothing, again, now
+  sglang.prep.sglang_stage:
+    container: sglang-prep
+    stage: serve_check
+    model: /models/Qwen3-30B-A3B
+    mode: rebuild
+  register: proof
 
 - name: Run what the plan says, in order
   sglang.prep.sglang_stage:
@@ -224,6 +240,13 @@ status:
   returned: with O(stage), when the runtime answered
   type: str
   sample: ok
+zero_jit:
+  description:
+    - With O(stage=serve_check), whether serving compiled nothing (V(true)), compiled something (V(false), the stage
+      fails with V(jit_at_serve_time)), or there is no verdict (null, when the check did not run or did not complete).
+  returned: with O(stage=serve_check), when the runtime answered
+  type: bool
+  sample: true
 ran:
   description: Whether the stage actually ran (launched a server or the tuner).
   returned: with O(stage), when the runtime answered
@@ -344,6 +367,8 @@ def common_args(params):
             args.extend([flag, params[option]])
     for extra in params["extra_server_args"]:
         args.append("--extra-server-arg=%s" % extra)
+    if params["serve_max_prompt_tokens"] is not None:
+        args.extend(["--serve-max-prompt-tokens", params["serve_max_prompt_tokens"]])
     if params["moe_batch_sizes"]:
         args.append("--moe-batch-sizes")
         args.extend(params["moe_batch_sizes"])
@@ -385,6 +410,8 @@ def outcome(module, result):
         "changed": (status == "ok" and bool(result.get("ran"))) or status == "would_run",
         "msg": result.get("reason") or "%s: %s" % (module.params["stage"], status),
     }
+    if "zero_jit" in result:
+        out["zero_jit"] = result["zero_jit"]
     if module._diff:
         out["diff"] = signature_diff(module.params["stage"], result)
     return out
@@ -489,6 +516,7 @@ def run_module():
             moe_batch_sizes=dict(type="list", elements="int"),
             moe_dtype=dict(type="str"),
             extra_server_args=dict(type="list", elements="str", default=[]),
+            serve_max_prompt_tokens=dict(type="int", no_log=False),
             env=dict(type="dict", default={}),
             user=dict(type="str", default=contract.DEVUSER),
             pointer=dict(type="str"),

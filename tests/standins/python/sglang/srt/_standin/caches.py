@@ -2,11 +2,14 @@
 """Kernel caches the stand-in server fills, at the real locations (sglang-facts.md 6 and 7).
 
 Every artifact is a real file written by whichever user runs the server; an artifact that
-already exists is reused, not rewritten, which is what makes a second start fast. Contents
-are placeholders (deterministic bytes), the layout is the real one:
+already exists is reused, not rewritten, which is what makes a second start fast. What is primed
+is what the cache directories hold: a deleted entry is compiled again by the next server that needs
+it. Contents are placeholders (deterministic bytes), the layout is the real one:
 
-  DeepGEMM     $SGLANG_DG_CACHE_DIR/cache/kernel.<name>.<hash>/kernel.{cu,cubin}, locks/ beside it
+  DeepGEMM     $SGLANG_DG_CACHE_DIR/cache/<tag>.<digest>/{kernel.cu,kernel.cubin,meta.json,.committed},
+               published by renaming $SGLANG_DG_CACHE_DIR/tmp/<uuid>; lock files in locks/
   Triton       $TRITON_CACHE_DIR/<hash>/<kernel>.{json,cubin,ptx,ttir,ttgir,llir}, __grp__<kernel>.json
+               (shape-specialized kernels: see ShapeKernels)
   FlashInfer   $FLASHINFER_WORKSPACE_BASE/.cache/flashinfer/<ver>/<arch>/cached_ops/<op>/<op>.so
                and flashinfer_jit.log in <arch>/
   Inductor     $TORCHINDUCTOR_CACHE_DIR/fxgraph/<k[1:3]>/<k>/<entry> and <cc>/c<hash>.py
@@ -21,8 +24,11 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
+import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,6 +36,8 @@ from sglang.srt import environ
 
 FLASHINFER_VERSION = "0.7.2"
 dg_logger = logging.getLogger("sglang.srt.layers.deep_gemm_wrapper.compile_utils")
+fi_logger = logging.getLogger("flashinfer.jit")
+TRITON_VERSION = "3.4.0"
 
 
 @dataclass(frozen=True)
@@ -128,9 +136,36 @@ def _dg_lock(root, kind, n, k, groups):
 
 
 def deep_gemm_kernel_dirs(root, gpu, kind, n, k, groups):
-    name = _dg_kernel_name(kind, gpu.sm)
-    return [os.path.join(root, "cache", f"kernel.{name}.{_digest(name, n, k, groups, block_m, gpu.sm)[:32]}")
+    """cache/<tag>.<digest> of the kernels one (kind, N, K, num_groups) needs (two block sizes)."""
+    tag = _dg_kernel_name(kind, gpu.sm)
+    return [os.path.join(root, "cache", f"{tag}.{_digest(tag, n, k, groups, block_m, gpu.sm)[:32]}")
             for block_m in (64, 128)]
+
+
+def deep_gemm_committed(kernel_dir) -> bool:
+    """A kernel is in the cache when its directory holds the .committed marker and the cubin."""
+    return all(os.path.exists(os.path.join(kernel_dir, name)) for name in (".committed", "kernel.cubin"))
+
+
+def _publish_deep_gemm(root, kernel_dir, kind, n, k, groups, gpu) -> bool:
+    """Compile into <root>/tmp/<uuid>/, then rename it to cache/<tag>.<digest> (sgl-deep-gemm's disk cache)."""
+    if deep_gemm_committed(kernel_dir):
+        return False
+    tag = os.path.basename(kernel_dir).split(".", 1)[0]
+    staging = os.path.join(root, "tmp", uuid.uuid4().hex)
+    os.makedirs(staging)
+    with open(os.path.join(staging, "kernel.cu"), "w") as f:
+        f.write(f"// {tag} N={n} K={k} num_groups={groups}\n")
+    with open(os.path.join(staging, "kernel.cubin"), "wb") as f:
+        f.write(_payload(kernel_dir, 8192, b"\x7fELF"))
+    with open(os.path.join(staging, "meta.json"), "w") as f:
+        json.dump({"name": tag, "kernel_type": kind, "n": n, "k": k, "num_groups": groups, "arch": f"sm{gpu.sm}"}, f)
+    open(os.path.join(staging, ".committed"), "w").close()
+    if os.path.exists(kernel_dir):  # an incomplete entry (no marker, or its cubin deleted)
+        shutil.rmtree(kernel_dir, ignore_errors=True)
+    os.makedirs(os.path.dirname(kernel_dir), exist_ok=True)
+    os.rename(staging, kernel_dir)
+    return True
 
 
 def warm_deep_gemm(dirs: CacheDirs, model, args, gpu) -> int:
@@ -140,7 +175,7 @@ def warm_deep_gemm(dirs: CacheDirs, model, args, gpu) -> int:
     compiled, announced = 0, False
     for kind, n, k, groups in deep_gemm_shapes(model, args.tp_size, args.ep_size):
         kernel_dirs = deep_gemm_kernel_dirs(dirs.deep_gemm, gpu, kind, n, k, groups)
-        if all(os.path.exists(os.path.join(d, "kernel.cubin")) for d in kernel_dirs):
+        if all(deep_gemm_committed(d) for d in kernel_dirs):
             continue
         if not announced:
             dg_logger.warning(
@@ -157,9 +192,7 @@ def warm_deep_gemm(dirs: CacheDirs, model, args, gpu) -> int:
         )
         with _dg_lock(dirs.deep_gemm, kind, n, k, groups):
             for d in kernel_dirs:
-                _write_new(os.path.join(d, "kernel.cu"),
-                           f"// {_dg_kernel_name(kind, gpu.sm)} N={n} K={k} num_groups={groups}\n")
-                compiled += _write_new(os.path.join(d, "kernel.cubin"), _payload(d, 8192, b"\x7fELF"))
+                compiled += _publish_deep_gemm(dirs.deep_gemm, d, kind, n, k, groups, gpu)
     if compiled:
         compile_pause()
     return compiled
@@ -178,26 +211,120 @@ def triton_kernels(model, args, attention_backend):
     return kernels
 
 
+def triton_entry(dirs: CacheDirs, gpu, name, variant, *key) -> int:
+    """Compile one Triton kernel specialization into $TRITON_CACHE_DIR/<hash>/ unless it is there (1 if written)."""
+    digest = _digest("triton", TRITON_VERSION, name, variant, gpu.sm if gpu else 0, *key)
+    entry = os.path.join(dirs.triton, base64.b32encode(bytes.fromhex(digest)).decode().rstrip("="))
+    if os.path.exists(os.path.join(entry, name + ".cubin")):
+        return 0
+    meta = {"hash": digest, "target": {"backend": "cuda", "arch": gpu.sm if gpu else 0, "warp_size": 32},
+            "num_warps": 4, "num_stages": 3, "name": name, "triton_version": TRITON_VERSION}
+    for ext in ("ttir", "ttgir", "llir", "ptx"):
+        _write_new(os.path.join(entry, f"{name}.{ext}"), f"// {name} ({variant}) {ext}\n")
+    _write_new(os.path.join(entry, name + ".json"), json.dumps(meta))
+    _write_new(os.path.join(entry, f"__grp__{name}.json"),
+               json.dumps({"child_paths": {f"{name}.{e}": os.path.join(entry, f"{name}.{e}")
+                                           for e in ("json", "ttir", "ttgir", "llir", "ptx", "cubin")}}))
+    return int(_write_new(os.path.join(entry, name + ".cubin"), _payload(entry, 4096, b"\x7fELF")))
+
+
 def warm_triton(dirs: CacheDirs, model, args, gpu, attention_backend) -> int:
     written = 0
     for name, variant in triton_kernels(model, args, attention_backend):
-        key = _digest("triton", "3.4.0", name, variant, model.hidden_size, model.head_dim, args.tp_size,
-                      args.kv_cache_dtype, gpu.sm if gpu else 0)
-        entry = os.path.join(dirs.triton, base64.b32encode(bytes.fromhex(key)).decode().rstrip("="))
-        if os.path.exists(os.path.join(entry, name + ".cubin")):
-            continue
-        meta = {"hash": key, "target": {"backend": "cuda", "arch": gpu.sm if gpu else 0, "warp_size": 32},
-                "num_warps": 4, "num_stages": 3, "name": name, "triton_version": "3.4.0"}
-        for ext in ("ttir", "ttgir", "llir", "ptx"):
-            _write_new(os.path.join(entry, f"{name}.{ext}"), f"// {name} ({variant}) {ext}\n")
-        _write_new(os.path.join(entry, name + ".json"), json.dumps(meta))
-        _write_new(os.path.join(entry, f"__grp__{name}.json"),
-                   json.dumps({"child_paths": {f"{name}.{e}": os.path.join(entry, f"{name}.{e}")
-                                               for e in ("json", "ttir", "ttgir", "llir", "ptx", "cubin")}}))
-        written += _write_new(os.path.join(entry, name + ".cubin"), _payload(entry, 4096, b"\x7fELF"))
+        written += triton_entry(dirs, gpu, name, variant, model.hidden_size, model.head_dim, args.tp_size,
+                                args.kv_cache_dtype)
     if written:
         compile_pause()
     return written
+
+
+def bucket(tokens: int) -> int:
+    """The power of two a token count is specialized for (a stand-in simplification of Triton's keys)."""
+    value = 1
+    while value < tokens:
+        value *= 2
+    return value
+
+
+def moe_config_tag(configs, m: int, num_experts: int) -> str:
+    """The fused-MoE kernel config for M tokens, as try_get_optimal_moe_config picks it: nearest tuned M."""
+    if configs:
+        cfg = configs[min(configs, key=lambda key: abs(key - m))]
+        return "M{BLOCK_SIZE_M}N{BLOCK_SIZE_N}K{BLOCK_SIZE_K}G{GROUP_SIZE_M}w{num_warps}s{num_stages}".format(
+            **{k: cfg.get(k, 0) for k in ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M",
+                                           "num_warps", "num_stages")})
+    return "default_small_m" if m <= num_experts else "default"
+
+
+class ShapeKernels:
+    """The Triton kernels that are specialized per shape, and whether a shape runs in a captured CUDA graph.
+
+    CUDA-graph capture at start-up runs every captured decode batch size and prefill token count, which
+    compiles their kernels (fused MoE with the config picked for that M, per phase and power-of-two bucket of
+    M: decode and prefill are separate specializations here), and
+    the prefill graphs cover contexts (prefix + chunk) up to --cuda-graph-prefill-max-context (default: the
+    chunked-prefill size): the chunked-prefix attention kernel is compiled per context bucket up to it. A
+    request whose shape is outside what was captured runs eagerly, and compiles what the cache does not hold.
+    """
+
+    def __init__(self, dirs: CacheDirs, model, gpu, moe_configs, decode_bs, prefill_sizes, chunk, max_context):
+        self.dirs, self.model, self.gpu, self.moe_configs = dirs, model, gpu, moe_configs
+        self.decode_bs = list(decode_bs or [])
+        self.prefill_sizes = list(prefill_sizes or [])
+        self.chunk = chunk if chunk and chunk > 0 else None
+        self.max_context = max_context or self.chunk or 0
+        self.lock = threading.Lock()
+
+    def _tokens(self, phase: str, m: int) -> int:
+        if not self.model.num_experts or self.gpu is None:
+            return 0
+        tag = moe_config_tag(self.moe_configs, m, self.model.num_experts)
+        return sum(triton_entry(self.dirs, self.gpu, "fused_moe_kernel", variant, phase, tag, bucket(m),
+                                self.model.hidden_size) for variant in ("w13", "w2"))
+
+    def _context(self, context: int) -> int:
+        if self.gpu is None:
+            return 0
+        return triton_entry(self.dirs, self.gpu, "_fwd_kernel", "extend_prefix", bucket(context), self.model.head_dim,
+                            self.model.num_kv_heads)
+
+    def capture(self) -> int:
+        """CUDA-graph capture at start-up: compile what every captured shape runs."""
+        written = (sum(self._tokens("decode", bs) for bs in self.decode_bs)
+                   + sum(self._tokens("prefill", size) for size in self.prefill_sizes))
+        if self.chunk:
+            context = bucket(self.chunk) * 2
+            while context <= bucket(self.max_context):
+                written += self._context(context)
+                context *= 2
+        if written:
+            compile_pause()
+        return written
+
+    def prefill(self, prompt_tokens: int) -> int:
+        """A prompt: chunks of at most the chunked-prefill size, each after the earlier ones as its prefix."""
+        written, done = 0, 0
+        with self.lock:
+            while done < prompt_tokens:
+                size = min(self.chunk or prompt_tokens, prompt_tokens - done)
+                if not self.prefill_sizes or size > max(self.prefill_sizes):
+                    written += self._tokens("prefill", size)  # eager: no captured graph this large
+                if done and done + size > self.max_context:
+                    written += self._context(done + size)  # a context longer than the prefill graphs cover
+                done += size
+        if written:
+            compile_pause()
+        return written
+
+    def decode(self, batch_size: int) -> int:
+        """One decode step of ``batch_size`` running sequences: captured, or eager above the captured range."""
+        if self.decode_bs and batch_size <= max(self.decode_bs):
+            return 0
+        with self.lock:
+            written = self._tokens("decode", batch_size)
+        if written:
+            compile_pause()
+        return written
 
 
 # ------------------------------------------------------------------------------------------ FlashInfer
@@ -228,6 +355,7 @@ def warm_flashinfer(dirs: CacheDirs, model, gpu, kv_torch_dtype, attention_backe
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             if not os.path.exists(so):
                 log.write(f"{stamp} - INFO - flashinfer.jit: Building JIT ops: {op}\n")
+                fi_logger.info(f"flashinfer.jit: Building JIT ops: {op}")
                 _write_new(os.path.join(jit_dir, op, "build.ninja"), f"# {op}\nbuild {op}.so: link {op}.cuda.o\n")
                 written += _write_new(so, _payload(so, 16384, b"\x7fELF"))
             log.write(f"{stamp} - INFO - flashinfer.jit: Loading JIT ops: {op}\n")

@@ -150,8 +150,11 @@ class Metrics:
 class ServerState:
     """What the endpoints answer from: status, model, resolved args, metrics, faults."""
 
-    def __init__(self, args, model, server_info: dict, metrics: Metrics, faults=()):
+    def __init__(self, args, model, server_info: dict, metrics: Metrics, faults=(), kernels=None):
         self.args = args
+        self.kernels = kernels  # caches.ShapeKernels: shapes outside the captured graphs compile here
+        self.running = 0  # sequences being decoded right now, over every request in flight
+        self.running_lock = threading.Lock()
         self.model = model
         self.server_info = server_info
         self.metrics = metrics
@@ -173,7 +176,19 @@ class ServerState:
             text if isinstance(text, list) else None)
         prompts = batch if batch is not None else [ids if ids is not None else text]
         params = body.get("sampling_params") or {}
-        results = [self._one(p, params[i] if isinstance(params, list) else params) for i, p in enumerate(prompts)]
+        with self.running_lock:
+            self.running += len(prompts)
+        try:
+            if self.kernels is not None:
+                for prompt in prompts:  # prefill, one sequence after the other
+                    self.kernels.prefill(len(prompt) if isinstance(prompt, list) else max(1, len(str(prompt).split())))
+                with self.running_lock:
+                    decoding = self.running
+                self.kernels.decode(decoding)  # the decode batch: every sequence in flight
+            results = [self._one(p, params[i] if isinstance(params, list) else params) for i, p in enumerate(prompts)]
+        finally:
+            with self.running_lock:
+                self.running -= len(prompts)
         return results if batch is not None else results[0]
 
     def _one(self, prompt, params: dict) -> dict:

@@ -52,6 +52,8 @@ class StandinServer:
         self.scheduler = None
         self.httpd = None
         self.state = None
+        self.kernels = None
+        self.moe_configs = None
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -125,12 +127,18 @@ class StandinServer:
             tokenizer_path=args.tokenizer_path or args.model_path,
             cuda_graph_config={
                 "decode": {"backend": self.decode_backend, "max_bs": self.mem.decode_max_bs},
-                "prefill": {"backend": self.prefill_backend, "max_bs": self.mem.chunked_prefill_size},
+                "prefill": {"backend": self.prefill_backend,
+                            "max_bs": args.cuda_graph_max_bs_prefill or self.mem.chunked_prefill_size,
+                            "max_context": self.prefill_max_context()},
             },
             launch_command=args.launch_command,
         )
         shown = ", ".join(f"{k}={v!r}" for k, v in self.resolved.items() if k != "launch_command")
         logger.info(f"server_args=ServerArgs({shown})")
+
+    def prefill_max_context(self):
+        """The longest context (prefix + chunk) the prefill CUDA graphs cover (stand-in model of the flag)."""
+        return self.args.cuda_graph_prefill_max_context or self.mem.chunked_prefill_size
 
     # ------------------------------------------------------------------ 2. engine (scheduler side)
     def launch_engine(self):
@@ -175,10 +183,11 @@ class StandinServer:
         dirs = caches.CacheDirs.from_env()
         caches.warm_sglang_jit(dirs, model)
         caches.warm_deep_gemm(dirs, model, args, gpu)
+        self.moe_configs = None
         if model.num_experts and args.moe_runner_backend in ("auto", "triton"):
             E, N = moe_shape(model, args.tp_size, args.ep_size)
             block_n, block_k = model.block_shape or (0, 0)
-            get_moe_configs(E, N, model.moe_dtype, block_n, block_k)
+            self.moe_configs = get_moe_configs(E, N, model.moe_dtype, block_n, block_k)
         if gpu is not None:
             caches.warm_triton(dirs, model, args, gpu, self.attention_backend)
             caches.warm_flashinfer(dirs, model, gpu, torch_dtype, self.attention_backend)
@@ -186,8 +195,11 @@ class StandinServer:
 
     def capture_graphs(self, avail):
         args, mem = self.args, self.mem
+        prefill_sizes, decode_bs = [], []
         if self.prefill_backend != "disabled":
-            sizes = memory.prefill_capture_sizes(mem.chunked_prefill_size)
+            sizes = args.cuda_graph_bs_prefill or memory.prefill_capture_sizes(
+                args.cuda_graph_max_bs_prefill or mem.chunked_prefill_size)
+            prefill_sizes = sizes
             graph_logger.info(f"Capture target prefill CUDA graph begin. backend={self.prefill_backend}, "
                               f"num_tokens={sizes}, avail mem={avail:.2f} GB")
             graph_logger.info(f"Capture target prefill CUDA graph end. elapsed=0.01 s, mem usage=0.05 GB, "
@@ -196,9 +208,15 @@ class StandinServer:
         else:
             graph_logger.info("Disable prefill CUDA graph because cuda_graph_config resolved prefill.backend="
                               "'disabled' (e.g. via --cuda-graph-backend-prefill=disabled or auto-disable rules).")
+        if self.decode_backend != "disabled":
+            decode_bs = args.cuda_graph_bs_decode or memory.decode_capture_bs(mem.decode_max_bs)
+        # what the captured graphs run is compiled now; other shapes compile when a request needs them
+        self.kernels = caches.ShapeKernels(self.dirs, self.model, self.gpu, self.moe_configs, decode_bs, prefill_sizes,
+                                           mem.chunked_prefill_size, self.prefill_max_context())
+        self.kernels.capture()
         if self.decode_backend == "disabled":
             return
-        capture_bs = args.cuda_graph_bs_decode or memory.decode_capture_bs(mem.decode_max_bs)
+        capture_bs = decode_bs
         graph_logger.info(f"Capture target decode CUDA graph begin. backend={self.decode_backend}, "
                           f"num_tokens_per_req=1, avail mem={avail:.2f} GB")
         if args.enable_torch_compile:
@@ -213,7 +231,7 @@ class StandinServer:
         args = self.args
         metrics = Metrics(args.served_model_name or args.model_path, self.pool.num_tokens, self.context_len,
                           self.decode_backend != "disabled")
-        self.state = ServerState(args, self.model, self.resolved, metrics, self.faults)
+        self.state = ServerState(args, self.model, self.resolved, metrics, self.faults, kernels=self.kernels)
         try:
             self.httpd = make_server(args.host, args.port, self.state)
         except OSError as e:

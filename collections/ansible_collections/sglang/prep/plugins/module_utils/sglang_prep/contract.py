@@ -136,6 +136,8 @@ ERROR_TYPES = (
     "signature_drift",
     "interrupted",
     "internal_error",
+    # serve_check: the serving configuration JIT-compiled (a cache grew, or a JIT log line appeared)
+    "jit_at_serve_time",
     # host-side failures the prime role reports (before or around the container)
     "bad_host_user",
     "engine_unreachable",

@@ -74,7 +74,7 @@ class Stage(object):
         return "Stage(%r)" % self.name
 
 
-STAGES = (
+PRIMING_STAGES = (
     Stage("deep_gemm", cache="deep_gemm", server=True, switches=(),
           probed=("deep_gemm_version", "nvcc_version", "cuda_home"),
           summary="DeepGEMM JIT compile (metrics and trace off); log in /profiles/deep_gemm/<model>/compile.log "
@@ -92,6 +92,27 @@ STAGES = (
           summary="TorchInductor warm-up (--enable-torch-compile) on the server port, metrics on; re-runs "
                   "after a new MoE tuning"),
 )
+
+
+def _union(*columns):
+    """The values of several rows' columns, each once, in row order."""
+    return tuple(dict.fromkeys(value for column in columns for value in column))
+
+
+# The proof after the priming stages: the serving configuration (the canonical settings, the user's extra
+# server args, metrics on: what production runs) is started, driven over the shapes serving meets, and
+# every cache under /profiles is compared before and after. Its signature is the union of the priming
+# stages' signatures plus the serving args, so it re-runs when anything it proved changed.
+SERVE_CHECK = Stage(
+    "serve_check", cache="sglang", server=True, switches=("--enable-metrics",),
+    probed=_union(*(stage.probed for stage in PRIMING_STAGES)),
+    inputs=("serve_max_prompt_tokens",),
+    depends_on=tuple(stage.name for stage in PRIMING_STAGES),
+    summary="zero-JIT proof: the serving server (metrics on, the extra server args) driven over every captured "
+            "decode batch size and prompt lengths up to the chunked-prefill size; fails with jit_at_serve_time "
+            "when any cache under /profiles grew or a JIT log line appeared")
+
+STAGES = PRIMING_STAGES + (SERVE_CHECK,)
 
 ORDER = tuple(stage.name for stage in STAGES)
 BY_NAME = dict((stage.name, stage) for stage in STAGES)
@@ -128,3 +149,8 @@ def server_stages():
 
 def warmup_stages():
     return tuple(stage.name for stage in STAGES if stage.warmup)
+
+
+def priming_stages():
+    """The stages that fill caches (every stage but the serve check, which proves them)."""
+    return tuple(stage.name for stage in PRIMING_STAGES)

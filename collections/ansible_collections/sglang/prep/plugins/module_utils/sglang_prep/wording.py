@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 
+from . import registry
+
 VALUE_WIDTH = 60
+SERVE_CHECK = registry.SERVE_CHECK.name
 
 
 def _value(value):
@@ -44,7 +47,11 @@ def reason(stage, row):
     why = format_reasons(row.get("reprime_reasons"))
     if status == "ok":
         text = "%s ran and succeeded in %.1f s" % (stage, float(row.get("duration_s") or 0))
+        if row.get("zero_jit") is True:
+            text += ", zero JIT"
         text += " (because: %s)" % why if why else ""
+    elif status == "noop" and stage == SERVE_CHECK:
+        text = "%s is proven: its last check passed and nothing it depends on changed, nothing was launched" % stage
     elif status == "noop":
         text = "%s is primed: the recorded signature matches, nothing was launched" % stage
     elif status == "would_run":
@@ -58,3 +65,30 @@ def reason(stage, row):
     if row.get("action") == "record" and status in ("noop", "skipped") and row.get("mode") == "check":
         text += " (to be recorded in this run)"
     return text
+
+
+def zero_jit(state_row, recorded=None):
+    """(True|False|None, one line): does serving compile nothing, according to the serve check's row?
+
+    ``recorded``: the check's stage JSON of this run, whose evidence a noop row (a check answer) refers to.
+    """
+    row = state_row or {}
+    verdict = row.get("zero_jit")
+    evidence = row.get("serve_check") or {}
+    if not row:
+        return None, "not checked: %s is not among the stages" % SERVE_CHECK
+    if verdict is True:
+        recorded = recorded or {}
+        proof = recorded.get("serve_check") or {}
+        if row.get("status") == "noop" and recorded.get("status") == "ok" and recorded.get("zero_jit") is True and \
+                proof.get("summary") and recorded.get("signature") == row.get("signature"):
+            return True, "yes: %s (proven at %s; nothing it depends on changed since)" % (
+                proof["summary"], recorded.get("finished_at"))
+        if row.get("status") == "noop" or not evidence.get("summary"):
+            proven = row.get("proven_by") or {}
+            return True, "yes: the last %s passed%s and nothing it depends on changed" % (
+                SERVE_CHECK, " (run %s, %s)" % (proven.get("run_id"), proven.get("at")) if proven.get("run_id") else "")
+        return True, "yes: " + evidence["summary"]
+    if verdict is False:
+        return False, "no: " + (row.get("message") or evidence.get("message") or "serve-time JIT found")
+    return None, "not proven: " + reason(SERVE_CHECK, row)

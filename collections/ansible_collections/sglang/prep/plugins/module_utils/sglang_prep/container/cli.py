@@ -105,7 +105,7 @@ nothing. The last stdout line is RESULT <priming state>. Exit code 0 whenever it
 (read status)."""
 
 STAGE_OPTIONS = ("tp", "port", "lock_timeout", "ready_timeout", "disk_headroom_mb", "moe_batch_sizes", "moe_dtype",
-                 "extra_server_args", "telemetry_timeout", "pointer")
+                 "extra_server_args", "telemetry_timeout", "serve_max_prompt_tokens", "pointer")
 
 
 def _positive_int(text):
@@ -159,6 +159,9 @@ def _stage_options(parser):
                         "may not restate a flag the priming policy sets")
     parser.add_argument("--telemetry-timeout", type=float, default=20.0, metavar="S",
                         help="warm-ups: seconds to wait for Prometheus to scrape the run's token counter (default 20)")
+    parser.add_argument("--serve-max-prompt-tokens", type=_positive_int, default=None, metavar="N",
+                        help="serve_check: the longest prompt it sends (default: the server's chunked-prefill size; "
+                        "longer prompts are sent in chunks and prove longer contexts)")
     parser.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
 

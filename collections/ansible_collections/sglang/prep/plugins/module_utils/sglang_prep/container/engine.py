@@ -39,6 +39,8 @@ DEFAULTS = {
     "moe_dtype": "auto",
     "extra_server_args": (),
     "telemetry_timeout": 20.0,
+    # serve_check: the longest prompt it sends (None: the server's chunked-prefill size)
+    "serve_max_prompt_tokens": None,
     "pointer": None,
     "python": "python3",
     # plan only: {stage: signature fields} of earlier stages that would run, so a stage that depends on
@@ -343,7 +345,7 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                     finished = ledger.iso(ledger.utc_now())
                     signature.write(ctx.layout.fs(contract.signature_path(stage, model)), stage,
                                     result["signature"], ctx.run_id, finished, round(time.monotonic() - start, 3))
-                    result.update(status="ok", message="%s primed in %.1f s" % (stage, time.monotonic() - start))
+                    result.update(status="ok", message=runner.success_message(time.monotonic() - start))
         except PrepError as exc:
             _fail(result, exc)
         except Interrupted as exc:
@@ -379,6 +381,10 @@ def _finish(ctx, runner, start, lock):
             result["artifacts"] = _artifacts(ctx, runner)
         except Exception as exc:
             result["warnings"].append("artifacts could not be described: %s" % exc)
+        try:
+            runner.annotate(result)
+        except Exception as exc:
+            result["warnings"].append("the %s result could not be annotated: %s" % (ctx.stage, exc))
     if ctx.mode == "check" or ctx.run_id is None or (ctx.locking and lock is None):
         # check mode writes nothing; without a run there is nowhere to write; and a run that did not get
         # the lock (timeout, interrupted while waiting) must not overwrite what the lock holder writes.

@@ -13,7 +13,7 @@ import datetime
 import fcntl
 import os
 
-from .. import contract, jsonio, registry
+from .. import contract, jsonio, registry, wording
 from . import signature
 
 WARMUP_STAGES = tuple(reversed(registry.warmup_stages()))  # newest telemetry probe first
@@ -107,9 +107,12 @@ def build_prep_result(run_id, stages, problems=()):
         if (stages.get(name) or {}).get("telemetry_probe"):
             probe = dict(stages[name]["telemetry_probe"], stage=name)
             break
+    zero_jit, zero_jit_reason = wording.zero_jit(stages.get(registry.SERVE_CHECK.name))
     return {
         "schema_version": contract.SCHEMA_VERSION,
         "status": status,
+        "zero_jit": zero_jit,
+        "zero_jit_reason": zero_jit_reason,
         "run": _run_section(run_id, stages),
         "stages": stages,
         "stages_missing": [s for s in contract.STAGE_ORDER if s not in stages],

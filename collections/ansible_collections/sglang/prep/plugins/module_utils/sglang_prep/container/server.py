@@ -240,16 +240,20 @@ class StageServer(ManagedProcess):
         resp = httpc.call(self.base + path, timeout=timeout)
         return resp.json() if resp.status == 200 else None
 
-    def generate(self, timeout_s=GENERATE_TIMEOUT_S):
-        resp = httpc.call(self.base + "/generate", payload=GENERATE_BODY, timeout=timeout_s)
+    def generate(self, body=None, what=None, timeout_s=GENERATE_TIMEOUT_S):
+        """POST /generate (the warm-up request unless ``body`` is given; ``what`` names it in a failure)."""
+        body = GENERATE_BODY if body is None else body
+        resp = httpc.call(self.base + "/generate", payload=body, timeout=timeout_s)
         if resp.status == 200:
             return resp.json()
         if self.proc.poll() is not None:
             self._exited("during POST /generate")
+        shown = what or json.dumps(body)
+        served = "this request" if what else "the warm-up request"
         raise PrepError(
             "generate_failed",
-            "POST /generate %s failed: %s. The server came up but cannot serve the warm-up request; "
-            "see log_tail and the session log" % (json.dumps(GENERATE_BODY), resp.describe()),
+            "POST /generate %s failed: %s. The server came up but cannot serve %s; "
+            "see log_tail and the session log" % (shown, resp.describe(), served),
             http_status=resp.status)
 
     def port_free_after(self):

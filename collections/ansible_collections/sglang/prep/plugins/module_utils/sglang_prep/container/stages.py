@@ -20,7 +20,7 @@ import time
 
 from . import argv as argv_mod
 from .. import caches, contract, jsonio, registry
-from . import probe, server, signature, telemetry_probe
+from . import probe, server, servecheck, signature, telemetry_probe
 from ..errors import PrepError
 from .validate import LogScan
 
@@ -166,6 +166,12 @@ class StageRunner(object):
     def cleanup(self):
         """Leave nothing running and no scratch behind (called on success and failure)."""
 
+    def success_message(self, seconds):
+        return "%s primed in %.1f s" % (self.name, seconds)
+
+    def annotate(self, result):
+        """Last word on the result (every mode and outcome) before it is written: fields of the stage's own."""
+
     def error_map(self, scan):
         """(error_type, message) the stage's log explains, or None."""
         return scan.log_failure() if scan is not None else None
@@ -208,6 +214,7 @@ class ServerStage(StageRunner):
         ctx = self.ctx
         ctx.result["moe_seed"] = seed_moe_configs(ctx)
         cache_before = caches.dir_stats(ctx.layout.fs(contract.stage_cache_dir(self.name)))
+        self.before_server()
         argv = self.build_command()
         env = ctx.layout.env(argv_mod.server_env(ctx.base_env))
         self.scan = LogScan()
@@ -229,12 +236,7 @@ class ServerStage(StageRunner):
             info["ready_path"] = srv.ready_path
             ctx.say("server ready after %.2f s (%s answered 200)" % (srv.ready_s, srv.ready_path))
             drift = self.check_flags(srv)
-            started = time.monotonic()
-            reply = srv.generate()
-            self.generated_at = time.time()
-            info["generate"] = {"ok": True, "duration_s": round(time.monotonic() - started, 3),
-                                "meta_info": (reply or {}).get("meta_info") if isinstance(reply, dict) else None}
-            ctx.say("POST /generate answered in %.2f s" % info["generate"]["duration_s"])
+            self.drive(srv, info)
             self.after_generate(srv)
         except PrepError as exc:
             error = exc
@@ -273,6 +275,7 @@ class ServerStage(StageRunner):
                 error = PrepError("config_drift", "the running server reported settings other than the flags passed: %s"
                                   % "; ".join("%s asked %r, server has %r" % (d["flag"], d["asked"], d["effective"])
                                               for d in drift))
+        error = self.after_server(error)
         if error is not None:
             ctx.result["log_tail"] = list(self.scan.tail)
             raise error
@@ -301,6 +304,22 @@ class ServerStage(StageRunner):
             if not same:
                 drift.append({"flag": key, "asked": want, "effective": have})
         return drift
+
+    def before_server(self):
+        """Hook before the server starts (the caches are seeded)."""
+
+    def drive(self, srv, info):
+        """Send the stage's request(s) to the ready server; records info["generate"]."""
+        started = time.monotonic()
+        reply = srv.generate()
+        self.generated_at = time.time()
+        info["generate"] = {"ok": True, "duration_s": round(time.monotonic() - started, 3),
+                            "meta_info": (reply or {}).get("meta_info") if isinstance(reply, dict) else None}
+        self.ctx.say("POST /generate answered in %.2f s" % info["generate"]["duration_s"])
+
+    def after_server(self, error):
+        """Hook after the teardown and the validation: returns the stage's error (``error``, or one of its own)."""
+        return error
 
     def after_generate(self, srv):
         """Hook while the server is up and has served /generate."""
@@ -541,9 +560,137 @@ class MoeTuneStage(StageRunner):
             shutil.rmtree(self.ctx.layout.fs(self.work), ignore_errors=True)
 
 
+class ServeCheckStage(WarmupStage):
+    """The zero-JIT proof: the serving configuration, driven over the shapes serving meets, changes no cache.
+
+    Every cache under /profiles is snapshotted before the server starts and after its teardown
+    (servecheck.snapshot); in between the server gets one request per prompt length up to the chunked-prefill
+    size and one per captured decode batch size (a batch of that many sequences). Any file the server added
+    or rewrote, or a JIT log line, is evidence of a compile at serve time: the stage fails with
+    jit_at_serve_time, naming the kernels, the request (or start-up) that triggered them and the priming
+    stage that should have left them. It compiles into the caches like production would and leaves what it
+    compiled there.
+    """
+
+    name = "serve_check"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.before = None
+        self.spawned_ns = None
+        self.windows = []
+        self.request_log = []
+        self.shapes = None
+        self.snapshot_s = {}
+
+    def signature_inputs(self):
+        inputs = super().signature_inputs()
+        inputs["serve_max_prompt_tokens"] = self.ctx.serve_max_prompt_tokens
+        return inputs
+
+    def _snapshot(self, which):
+        started = time.monotonic()
+        files = servecheck.snapshot(self.ctx.layout.profiles_root)
+        self.snapshot_s[which] = round(time.monotonic() - started, 3)
+        return files
+
+    def before_server(self):
+        self.before = self._snapshot("before")
+        info = servecheck.summary(self.before)
+        self.ctx.say("snapshot of %s before the serving server starts: %d files, %d bytes (%.2f s)" % (
+            contract.PROFILES_ROOT, info["files"], info["bytes"], self.snapshot_s["before"]))
+        self.spawned_ns = time.time_ns()
+
+    def drive(self, srv, info):
+        ctx = self.ctx
+        server_info = srv.get_json("/server_info") or {}
+        decode, source = servecheck.decode_plan(server_info, self.scan.decode_capture_bs)
+        prompts, chunk = servecheck.prompt_plan(server_info.get("chunked_prefill_size"), ctx.serve_max_prompt_tokens)
+        self.shapes = {"decode_batch_sizes": decode, "decode_source": source, "prompt_lengths": prompts,
+                       "chunked_prefill_size": chunk, "max_prompt_tokens": ctx.serve_max_prompt_tokens or chunk}
+        plan = servecheck.requests(decode, prompts, chunk)
+        ctx.say("driving %d requests: prompt lengths %s, decode batch sizes %s (%s)" % (
+            len(plan), prompts, decode, source))
+        started_all = time.monotonic()
+        for index, request in enumerate(plan, 1):
+            ctx.progress(index, len(plan), request["label"])
+            self.windows.append((time.time_ns(), request["label"]))
+            started = time.monotonic()
+            entry = {"label": request["label"], "kind": request["kind"], "prompt_tokens": request["prompt_tokens"],
+                     "batch_size": request["batch_size"], "ok": False, "duration_s": None}
+            self.request_log.append(entry)
+            srv.generate(body=request["body"], what=request["label"])
+            entry["ok"] = True
+            entry["duration_s"] = round(time.monotonic() - started, 3)
+        self.windows.append((time.time_ns(), servecheck.TEARDOWN))
+        self.generated_at = time.time()
+        info["generate"] = {"ok": True, "requests": len(plan), "duration_s": round(time.monotonic() - started_all, 3)}
+        ctx.say("%d requests answered in %.2f s" % (len(plan), info["generate"]["duration_s"]))
+
+    def primed_args(self):
+        """{server stage: the extra server args its recorded signature was primed with (None if not recorded)}."""
+        out = {}
+        for stage in registry.server_stages():
+            if stage == self.name:
+                continue
+            fields, _problem = signature.read(self.ctx.layout.fs(contract.signature_path(stage, self.ctx.model)))
+            out[stage] = (fields or {}).get("extra_server_args")
+        return out
+
+    def after_server(self, error):
+        ctx = self.ctx
+        if self.before is None:
+            return error
+        if not self.windows or self.windows[-1][1] != servecheck.TEARDOWN:
+            self.windows.append((time.time_ns(), servecheck.TEARDOWN))
+        after = self._snapshot("after")
+        evidence = servecheck.verdict(self.before, after, self.scan.jit_lines, self.windows, ctx.extra_server_args,
+                                      self.primed_args(), (self.shapes or {}).get("chunked_prefill_size") or
+                                      contract.CANONICAL_SETTINGS["chunked_prefill_size"], self.request_log,
+                                      contract.PROFILES_ROOT)
+        evidence["shapes"] = self.shapes
+        evidence["requests"] = self.request_log
+        evidence["serving_args"] = list(ctx.extra_server_args)
+        evidence["snapshot"] = {"before": servecheck.summary(self.before), "after": servecheck.summary(after),
+                                "seconds": self.snapshot_s}
+        completed = error is None and self.shapes is not None and all(r["ok"] for r in self.request_log)
+        if evidence["zero_jit"] and not completed:
+            evidence["zero_jit"] = None  # nothing compiled, but the check did not get through: no verdict
+        evidence["summary"] = (servecheck.summary_text(evidence, len(self.request_log)) if evidence["zero_jit"]
+                               else evidence["message"] or "no verdict: the check did not complete")
+        ctx.result["serve_check"] = evidence
+        ctx.result["zero_jit"] = evidence["zero_jit"]
+        if evidence["zero_jit"]:
+            ctx.say(evidence["summary"])
+        elif evidence["zero_jit"] is False:
+            ctx.say("JIT at serve time: " + evidence["message"])
+            if error is None:
+                return PrepError("jit_at_serve_time", evidence["message"],
+                                 findings=[dict((k, f[k]) for k in ("evidence", "triggered_by", "should_have_primed"))
+                                           for f in evidence["findings"]])
+        return error
+
+    def success_message(self, seconds):
+        return "serve_check proved zero JIT in %.1f s (%d requests)" % (seconds, len(self.request_log))
+
+    def annotate(self, result):
+        status = result.get("status")
+        if status == "ok":
+            result["zero_jit"] = True
+        elif status == "noop":  # the signature is written only by a passing check: nothing changed since
+            record, _problem = signature.read_record(self.ctx.layout.fs(contract.signature_path(self.name, self.ctx.model)))
+            result["zero_jit"] = True
+            result["proven_by"] = {"run_id": (record or {}).get("run_id"), "at": (record or {}).get("written_at")}
+        elif status == "error" and result.get("error_type") == "jit_at_serve_time":
+            result["zero_jit"] = False
+        elif result.get("zero_jit") is not False:  # would_run, skipped, or a failure before any verdict
+            result["zero_jit"] = None
+
+
 RUNNERS = {
     "deep_gemm": DeepGemmStage,
     "moe_tune": MoeTuneStage,
     "flashinfer": FlashinferStage,
     "inductor": InductorStage,
+    "serve_check": ServeCheckStage,
 }

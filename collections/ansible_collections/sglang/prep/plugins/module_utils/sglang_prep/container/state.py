@@ -21,6 +21,7 @@ import os
 import time
 
 from .. import caches, contract, jsonio, manifest
+from .. import registry, wording
 from ..wording import reason
 from . import ledger, signature
 from .layout import Layout
@@ -32,7 +33,7 @@ ROW_DEFAULTS = (
     ("status", None), ("ran", False), ("mode", None), ("planned_mode", None), ("action", None),
     ("action_reason", None), ("duration_s", None), ("error_type", None), ("message", None),
     ("reprime_reasons", []), ("signature", None), ("previous_signature", None), ("signature_group", None),
-    ("stage_json", None), ("stage_json_host", None), ("log_tail", []), ("warnings", []), ("model", None),
+    ("stage_json", None), ("stage_json_host", None), ("log_tail", []), ("warnings", []), ("zero_jit", None),
 )
 
 
@@ -185,6 +186,8 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
     prep = prep_result if prep_result is not None else view.prep_result()
     status, error_type, message, failed_stage = outcome(order, finished)
     gpu, group = _gpu(order, finished, prep)
+    zero_jit, zero_jit_reason = wording.zero_jit(finished.get(registry.SERVE_CHECK.name),
+                                                 recorded.get(registry.SERVE_CHECK.name))
     return {
         "schema_version": contract.SCHEMA_VERSION,
         "command": command,
@@ -202,6 +205,8 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
         "prep_result_path": view.host(contract.prep_result_path(view.run_id)),
         "gpu": gpu,
         "signature_group": group,
+        "zero_jit": zero_jit,
+        "zero_jit_reason": zero_jit_reason,
         "progress": progress,
         "finished_at": ledger.iso(ledger.utc_now()),
         "duration_s": round(time.monotonic() - started_mono, 3),

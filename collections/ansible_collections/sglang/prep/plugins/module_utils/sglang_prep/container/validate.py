@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import re
+import time
 
 from .. import contract
 
@@ -46,9 +47,25 @@ FAILURE_PATTERNS = (
        "container runtime and GPU device requests (driver nvidia, capabilities gpu,utility,compute), then re-run."),
 )
 MOE_USED_RE = re.compile(r"Using MoE kernel config from (.+)\.\s*$")
+MOE_DOWN_SUFFIX = "_down.json"
 MOE_FALLBACK_RE = re.compile(r"Fallback to triton version (\S+) and use MoE kernel config from (.+?)\. Performance")
 MOE_DEFAULT_RE = re.compile(r"Using default MoE kernel config\.")
 READY_LINE = "The server is fired up and ready to roll!"
+# Lines that say a kernel is (or may be) compiled, or that a kernel config the priming should have
+# written is missing (sglang-facts.md 3 and 10). kind -> regex; the serve check reads them (servecheck.py).
+# The up-projection and the down-projection MoE lookups are kept apart: they are different files.
+JIT_LINE_RES = (
+    ("deep_gemm_session", re.compile(r"Entering DeepGEMM JIT Pre-Compile session")),
+    ("deep_gemm_compile", re.compile(
+        r"Try DeepGEMM JIT Compiling for <?(\w+)>? N=(\d+), K=(\d+), num_groups=(\d+)")),
+    ("flashinfer_build", re.compile(r"flashinfer\.jit: Building JIT ops: (\S+)")),
+    ("moe_default", re.compile(r"Using default MoE kernel config\. Performance might be sub-optimal! "
+                               r"Config file not found at (.+?), you can create them")),
+    ("moe_down_fallback", re.compile(r"Down MoE config file not found at (.+?_down\.json)")),
+)
+JIT_LINES_KEPT = 200
+# The decode CUDA-graph batch sizes a server captured, from its capture log line (when it prints them).
+DECODE_CAPTURE_RE = re.compile(r"Capture \w+ decode CUDA graph end\. bs=\[([\d, ]*)\]")
 
 
 class LogScan(object):
@@ -59,10 +76,14 @@ class LogScan(object):
         self.kv_dtypes = []
         self.failure = None  # (error_type, matched text)
         self.moe_config_used = None
+        self.moe_down_config_used = None
         self.moe_fallback = None
         self.moe_default = False
         self.ready_line = False
         self.lines = 0
+        self.jit_lines = []  # [{"kind", "text", "t"}]: t is the wall time the line was read
+        self.jit_counts = collections.Counter()
+        self.decode_capture_bs = None
 
     def feed(self, line):
         line = line.rstrip()
@@ -83,7 +104,21 @@ class LogScan(object):
                 break
         match = MOE_USED_RE.search(line)
         if match:
-            self.moe_config_used = match.group(1)
+            if match.group(1).endswith(MOE_DOWN_SUFFIX):  # the down-projection lookup, kept apart
+                self.moe_down_config_used = match.group(1)
+            else:
+                self.moe_config_used = match.group(1)
+        for kind, regex in JIT_LINE_RES:
+            found = regex.search(line)
+            if found:
+                self.jit_counts[kind] += 1
+                if len(self.jit_lines) < JIT_LINES_KEPT:
+                    self.jit_lines.append({"kind": kind, "text": line[:400], "match": found.group(0)[:300],
+                                           "t": time.time()})
+                break
+        match = DECODE_CAPTURE_RE.search(line)
+        if match:
+            self.decode_capture_bs = [int(b) for b in match.group(1).replace(" ", "").split(",") if b]
         match = MOE_FALLBACK_RE.search(line)
         if match:
             self.moe_fallback = {"triton_version": match.group(1), "path": match.group(2)}

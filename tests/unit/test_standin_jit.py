@@ -1,0 +1,110 @@
+"""What the stand-in server compiles, and when: it tracks what is primed by the files in the cache directories.
+
+Start-up compiles what it runs (DeepGEMM kernels, the Triton kernels of every captured CUDA-graph shape); a
+request compiles what no captured graph covers (a decode batch above the captured range, a context longer than
+the prefill graphs cover). A deleted cache entry is compiled again by the next server that needs it.
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standins"))
+from harness import StandinServer  # noqa: E402
+
+SMALL = ["--chunked-prefill-size", "512", "--cuda-graph-max-bs-decode", "8"]
+
+
+def files(root):
+    return {p: p.stat().st_mtime_ns for p in Path(root).rglob("*") if p.is_file() and not p.name.endswith((".log", ".lock"))}
+
+
+def batch(size, tokens=4, new=4):
+    ids = [[3 + (i * 7 + j) % 97 for j in range(tokens)] for i in range(size)]
+    return {"input_ids": ids if size > 1 else ids[0], "sampling_params": {"max_new_tokens": new, "temperature": 0}}
+
+
+def start(tmp_path, args=(), port=None):
+    return StandinServer(tmp_path, list(SMALL) + list(args), port=port)
+
+
+def test_deep_gemm_entries_have_the_real_layout(tmp_path):
+    with start(tmp_path) as server:
+        server.wait_ready()
+    root = server.cache / "deep_gemm"
+    kernels = sorted((root / "cache").iterdir())
+    assert kernels and all(k.name.split(".")[0].startswith("sm90_") and len(k.name.split(".")[1]) == 32 for k in kernels)
+    for kernel in kernels:
+        assert sorted(p.name for p in kernel.iterdir()) == [".committed", "kernel.cu", "kernel.cubin", "meta.json"]
+        meta = json.loads((kernel / "meta.json").read_text())
+        assert meta["name"] == kernel.name.split(".")[0] and meta["arch"] == "sm90"
+    assert not (root / "tmp").exists() or not list((root / "tmp").iterdir())  # published by rename
+    assert list((root / "locks").iterdir())
+
+
+def test_a_deleted_deep_gemm_kernel_is_compiled_again_at_the_next_start(tmp_path):
+    with start(tmp_path) as first:
+        first.wait_ready()
+    kernels = sorted((first.cache / "deep_gemm" / "cache").iterdir())
+    victim = kernels[0]
+    shutil.rmtree(victim)
+    (kernels[1] / "kernel.cubin").unlink()  # an entry without its cubin is not primed either
+    before = files(first.cache)
+    with start(tmp_path, port=None) as second:
+        second.wait_ready()
+        log = second.log()
+    assert "Entering DeepGEMM JIT Pre-Compile session" in log and "Try DeepGEMM JIT Compiling for <" in log
+    after = files(second.cache)
+    added = sorted(p for p in after if p not in before)
+    assert victim / ".committed" in added and kernels[1] / "kernel.cubin" in added
+    assert all(after[p] == before[p] for p in before if p.parent not in (victim, kernels[1]))
+
+
+def test_a_deleted_triton_entry_is_compiled_again_at_the_next_start(tmp_path):
+    with start(tmp_path) as first:
+        first.wait_ready()
+    entry = sorted((first.cache / "triton").glob("*/fused_moe_kernel.cubin"))[0].parent
+    shutil.rmtree(entry)
+    with start(tmp_path) as second:
+        second.wait_ready()
+    assert (entry / "fused_moe_kernel.cubin").is_file()
+
+
+def test_a_decode_batch_above_the_captured_range_compiles_at_request_time(tmp_path):
+    with start(tmp_path) as server:
+        server.wait_ready()
+        captured = files(server.cache)
+        assert server.post("/generate", batch(8))[0] == 200  # the largest captured batch: a graph replay
+        assert files(server.cache) == captured
+        assert server.post("/generate", batch(12))[0] == 200  # above --cuda-graph-max-bs-decode 8: eager
+        added = [p for p in files(server.cache) if p not in captured]
+        assert server.post("/generate", batch(12))[0] == 200  # compiled once, then cached
+        again = [p for p in files(server.cache) if p not in captured]
+    assert added and all(p.parent.parent.name == "triton" for p in added)
+    assert any(p.name == "fused_moe_kernel.cubin" for p in added) and sorted(again) == sorted(added)
+
+
+def test_a_context_longer_than_the_prefill_graphs_cover_compiles_at_request_time(tmp_path):
+    with start(tmp_path) as server:
+        server.wait_ready()
+        captured = files(server.cache)
+        assert server.post("/generate", batch(1, tokens=512, new=1))[0] == 200  # one chunk: captured
+        assert files(server.cache) == captured
+        assert server.post("/generate", batch(1, tokens=1024, new=1))[0] == 200  # a second chunk after a prefix
+        added = [p for p in files(server.cache) if p not in captured]
+    assert any(p.name == "_fwd_kernel.cubin" for p in added)
+    # primed with prefill graphs that cover that context, the same request compiles nothing
+    with start(tmp_path / "covered", ["--cuda-graph-prefill-max-context", "1024"]) as covered:
+        covered.wait_ready()
+        primed = files(covered.cache)
+        assert any(p.name == "_fwd_kernel.cubin" for p in primed)
+        assert covered.post("/generate", batch(1, tokens=1024, new=1))[0] == 200
+        assert files(covered.cache) == primed
+
+
+def test_no_tuned_moe_config_logs_the_default_config_warning(tmp_path):
+    with start(tmp_path) as server:
+        server.wait_ready()
+        log = server.log()
+    assert "Using default MoE kernel config. Performance might be sub-optimal! Config file not found at " in log
