@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 
-from docker_util import REPO, docker, ensure_image  # noqa: F401
+from docker_util import REPO, docker, pinned_image  # noqa: F401
 
 sys.path.insert(0, os.path.join(REPO, "collections"))
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer  # noqa: E402
@@ -76,7 +76,7 @@ class RoleHost(object):
             "model": MODEL,
             "prime_host_user": self.user.pw_name,
             "prime_host_root": self.root,
-            "prime_image": ensure_image(),
+            "prime_image": pinned_image(),
             "prime_image_pull": "never",
             "prime_container_name": self.container,
             "prime_network_mode": "bridge",
