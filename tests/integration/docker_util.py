@@ -1,6 +1,8 @@
 """What the integration harnesses share: the docker CLI, the test image, waiting on a condition."""
 
+import json
 import os
+import re
 import subprocess
 import time
 
@@ -24,6 +26,18 @@ def ensure_image():
     if docker("image", "inspect", IMAGE, check=False).returncode != 0:
         subprocess.run([os.path.join(REPO, "scripts", "build-images.sh")], check=True, cwd=REPO, timeout=1800)
     return IMAGE
+
+
+def pinned_image():
+    """The test image under its content-hash tag (scripts/build-images.sh), a name no rebuild of another checkout
+    on this machine moves, else IMAGE: for tests that run the role several times and expect the same image."""
+    image = ensure_image()
+    proc = docker("image", "inspect", "--format", "{{json .RepoTags}}", image, check=False)
+    repo = image.rsplit(":", 1)[0]
+    tags = sorted(t for t in json.loads(proc.stdout or "[]") if t.startswith(repo + ":") and t != image) \
+        if proc.returncode == 0 else []
+    hashed = [t for t in tags if re.match(r"^[0-9a-f]{16}$", t.rsplit(":", 1)[1])]
+    return hashed[0] if hashed else image
 
 
 def wait_for(condition, timeout_s, what, poll_s=0.02):

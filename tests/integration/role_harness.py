@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 
-from docker_util import REPO, docker, ensure_image  # noqa: F401
+from docker_util import REPO, docker, pinned_image  # noqa: F401
 
 sys.path.insert(0, os.path.join(REPO, "collections"))
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer  # noqa: E402
@@ -49,19 +49,20 @@ class Play(object):
 
 
 def ensure_user(name, uid):
-    """The unprivileged host user (created with a home when missing: the operator's job on a real host)."""
+    """(the unprivileged host user, whether it was created here): created with a home when missing, the
+    operator's job on a real host."""
     try:
-        return pwd.getpwnam(name)
+        return pwd.getpwnam(name), False
     except KeyError:
         subprocess.run(["useradd", "--create-home", "--uid", str(uid), "--shell", "/bin/bash", name], check=True)
-        return pwd.getpwnam(name)
+        return pwd.getpwnam(name), True
 
 
 class RoleHost(object):
     """This machine as a one-host fleet for the prime role: a host user, its host root, a container name."""
 
     def __init__(self, user, uid, prefix, stages=("deep_gemm",), extra_vars=None):
-        self.user = ensure_user(user, uid)
+        self.user, self.created_user = ensure_user(user, uid)
         self.base = tempfile.mkdtemp(prefix=prefix + "-", dir="/var/tmp")
         os.chmod(self.base, 0o755)  # test setup: the host user must reach its host root
         self.root = os.path.join(self.base, "sglang-observability")
@@ -76,7 +77,7 @@ class RoleHost(object):
             "model": MODEL,
             "prime_host_user": self.user.pw_name,
             "prime_host_root": self.root,
-            "prime_image": ensure_image(),
+            "prime_image": pinned_image(),
             "prime_image_pull": "never",
             "prime_container_name": self.container,
             "prime_network_mode": "bridge",
@@ -154,3 +155,5 @@ class RoleHost(object):
         for name in (self.container, self.container + "-trial"):
             docker("rm", "-f", name, check=False)
         shutil.rmtree(self.base, ignore_errors=True)
+        if self.created_user:
+            subprocess.run(["userdel", "--remove", self.user.pw_name], capture_output=True, check=False)

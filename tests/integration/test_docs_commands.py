@@ -36,7 +36,7 @@ from collections import namedtuple
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from docker_util import REPO, docker, ensure_image  # noqa: E402
+from docker_util import REPO, docker, pinned_image  # noqa: E402
 
 COLLECTION = os.path.join("collections", "ansible_collections", "sglang", "prep")
 DOCS = ["README.md", os.path.join(COLLECTION, "README.md")] + sorted(
@@ -236,11 +236,13 @@ def demo():
     """A demo host of its own, made by the demo playbook: its own host user and container."""
     if os.geteuid() != 0:
         pytest.skip("the demo host for the docs is made as root (its own host user)")
-    ensure_image()
+    # the test image under a tag no other checkout's rebuild moves while the lines run
+    image = pinned_image()
     # a fresh demo host: nothing left from an earlier run decides what this one sees
     docker("rm", "-f", DEMO_CONTAINER, check=False)
     subprocess.run(["userdel", "--remove", DEMO_USER], capture_output=True, check=False)
-    overrides = ["-e", "sglang_prep_demo_user=" + DEMO_USER, "-e", "prime_container_name=" + DEMO_CONTAINER]
+    overrides = ["-e", "sglang_prep_demo_user=" + DEMO_USER, "-e", "prime_container_name=" + DEMO_CONTAINER,
+                 "-e", "prime_image=" + image]
     proc = run(["ansible-playbook", "-i", DEMO_INVENTORY, "playbooks/demo.yml"] + overrides)
     assert proc.returncode == 0 and "Host root /home/%s/sglang-observability, container %s" % (
         DEMO_USER, DEMO_CONTAINER) in " ".join(proc.stdout.split()), proc.stdout[-4000:]

@@ -62,7 +62,8 @@ def test_always_pull_pulls_before_anything_changes(primed):
     before = snapshot(primed)
     play = primed.prime(prime_image_pull="always")
     assert play.rc != 0 and "status: failed (image_unavailable)" in play.text, play
-    assert "repository sglang-prep/standin, tag test" in play.text, play
+    repository, tag = primed.vars["prime_image"].rsplit(":", 1)
+    assert "repository %s, tag %s" % (repository, tag) in play.text, play
     assert_untouched(primed, before, play)
 
 
