@@ -227,7 +227,8 @@ def installed_collection(bench):
         timed([galaxy, "collection", "build", COLLECTION, "--output-path", tmp, "--force"])
         tarball = [name for name in os.listdir(tmp) if name.endswith(".tar.gz")][0]
         collections = os.path.join(tmp, "collections")
-        timed([galaxy, "collection", "install", os.path.join(tmp, tarball), "-p", collections, "--no-deps", "--offline"])
+        # --force: the checkout's own copy is on the configured collections path, and would count as installed
+        timed([galaxy, "collection", "install", os.path.join(tmp, tarball), "-p", collections, "--no-deps", "--offline", "--force"])
         workdir = os.path.join(tmp, "work")
         os.makedirs(workdir)
         installed, checkout = [], []
