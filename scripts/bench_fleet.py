@@ -91,8 +91,10 @@ def measure_uneven(hosts=3, slow_s=30.0):
             status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
             fleet = status["hosts"]
             slow = fleet[0]["name"]
-            # the stand-in tuner spreads SGLANG_STANDIN_TUNER_S over its batch sizes; only the slow host gets it
-            env = '{{ {"SGLANG_STANDIN_TUNER_S": "%s"} if inventory_hostname == "%s" else {} }}' % (slow_s, slow)
+            # the runtime runs the stand-in tuner once per batch size, each run pausing SGLANG_STANDIN_TUNER_S:
+            # spread slow_s over the default batch sizes; only the slow host gets it
+            per_run = slow_s / len(registry_batch_sizes())
+            env = '{{ {"SGLANG_STANDIN_TUNER_S": "%.3f"} if inventory_hostname == "%s" else {} }}' % (per_run, slow)
             try:
                 with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
                     log("priming %d fresh hosts in parallel, %s with a tune %.0f s longer ..." % (len(fleet), slow, slow_s))
@@ -112,6 +114,13 @@ def measure_uneven(hosts=3, slow_s=30.0):
     return {"hosts": len(fleet), "slow_host": slow, "slow_tune_extra_s": slow_s, "wall_s": round(wall, 1),
             "finished_after_first_s": {h: round(t - first, 1) for h, t in sorted(stamps.items())},
             "slow_host_finished_after_the_others_s": round(stamps[slow] - max(others), 1)}
+
+
+def registry_batch_sizes():
+    """The MoE tuner's default batch sizes, as the runtime has them."""
+    sys.path.insert(0, os.path.join(REPO, "collections"))
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.stages import DEFAULT_MOE_BATCH_SIZES
+    return DEFAULT_MOE_BATCH_SIZES
 
 
 def log(message):
