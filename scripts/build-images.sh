@@ -19,7 +19,9 @@ case $MIRROR in file:*)  # debootstrap could read it, the apt-get of the image b
     "that containers reach (an address of this machine such as its docker0 one, not 127.0.0.1)." >&2
   exit 1;;
 esac
-TEST_TAG=sglang-prep/standin:test
+# SGLANG_PREP_TEST_IMAGE names another final tag (another checkout on this machine building its own stand-ins);
+# such a build prunes nothing, so the images of other checkouts stay.
+TEST_TAG=${SGLANG_PREP_TEST_IMAGE:-sglang-prep/standin:test}
 # The production image recipe ships inside the collection.
 IMAGE_DIR=collections/ansible_collections/sglang/prep/images
 
@@ -64,7 +66,7 @@ if ! have "$standin_tag"; then
 fi
 docker tag "$standin_tag" "$TEST_TAG"
 # Drop superseded builds of these three images (a tag still used by a container stays).
-for current in "$base_tag" "$runtime_tag" "$standin_tag"; do
+[ "$TEST_TAG" = sglang-prep/standin:test ] && for current in "$base_tag" "$runtime_tag" "$standin_tag"; do
   docker image ls --format '{{.Repository}}:{{.Tag}}' "${current%%:*}" | grep -vxF -e "$current" -e "$TEST_TAG" \
     | xargs -r docker image rm >/dev/null 2>&1 || true
 done
