@@ -175,3 +175,54 @@ def test_check_mode_reads_an_existing_pointer(tmp_path, capsys):
     write_run(root)
     rc, out = run({"path": pointer_path(root)}, capsys, check_mode=True)
     assert rc == 0 and out["run_id"] == RUN_ID
+
+
+# The look at the container (container_spec): the prime role skips its closer look at a container that runs
+# with the wanted settings digest on the image prime_image names now; anything else must send it there.
+
+SPEC = "a" * 64
+IMAGE_ID = "sha256:" + "1" * 64
+
+
+def look(tmp_path, capsys, docker, with_run=True, **cfg):
+    path, configure, _calls = docker
+    root = host_root(tmp_path)
+    if with_run:
+        write_run(root)
+    configure(**dict(dict(labels={contract.CONTAINER_SPEC_LABEL: SPEC}, image_id=IMAGE_ID,
+                          images={"sglang:v1": IMAGE_ID}), **cfg))
+    return run({"path": pointer_path(root), "timeout": 0, "container": "c", "docker_cli": path,
+                "container_spec": SPEC, "image": "sglang:v1"}, capsys)
+
+
+def test_a_container_with_the_wanted_settings_and_image_is_current(tmp_path, capsys, docker):
+    code, result = look(tmp_path, capsys, docker)
+    assert code == 0 and result["found"]
+    assert result["container_look"]["current"] is True and "reason" not in result["container_look"]
+
+
+@pytest.mark.parametrize("cfg, reason", [
+    (dict(labels={contract.CONTAINER_SPEC_LABEL: "b" * 64}), "was started with other settings"),
+    (dict(labels={}), "was started with other settings"),  # started before the label existed
+    (dict(images={"sglang:v1": "sha256:" + "2" * 64}), "image sglang:v1 is not the one container c runs"),
+    (dict(images={}), "image sglang:v1 is not the one container c runs"),  # the tag is gone from the host
+    (dict(state=EXITED), "container c is exited, exit code 1"),
+    (dict(state=dict(RUNNING, Paused=True)), "container c is"),
+    (dict(state=None), "no container c"),
+])
+def test_anything_else_is_not_current_and_says_why(tmp_path, capsys, docker, cfg, reason):
+    _code, result = look(tmp_path, capsys, docker, **cfg)
+    assert result["container_look"]["current"] is False
+    assert reason in result["container_look"]["reason"]
+
+
+def test_the_look_is_returned_also_when_the_pointer_is_missing(tmp_path, capsys, docker):
+    # a running container without a usable pointer is healed (restarted) by the role: it needs both answers
+    code, result = look(tmp_path, capsys, docker, with_run=False)
+    assert code == 1 and result["found"] is False and result["error_type"]
+    assert result["container_look"]["current"] is True and result["container_look"]["running"] is True
+
+
+def test_container_spec_needs_the_container_and_the_image(tmp_path, capsys):
+    code, result = run({"path": str(tmp_path / "p"), "timeout": 0, "container_spec": SPEC}, capsys)
+    assert code == 1 and "container" in result["msg"] and "image" in result["msg"]

@@ -51,7 +51,16 @@ FAKE_DOCKER = textwrap.dedent("""\
         if cfg.get("state") is None:
             sys.stderr.write("Error: No such container: %%s\\n" %% sys.argv[-1])
             sys.exit(1)
-        print(json.dumps(cfg["state"]))
+        if "{{json .}}" in sys.argv:  # the whole container
+            print(json.dumps({"State": cfg["state"], "Config": {"Labels": cfg.get("labels", {})},
+                              "Image": cfg.get("image_id")}))
+        else:
+            print(json.dumps(cfg["state"]))
+    elif cmd == "image":  # image inspect --format {{.Id}} <name>
+        if cfg.get("images", {}).get(sys.argv[-1]) is None:
+            sys.stderr.write("Error: No such image: %%s\\n" %% sys.argv[-1])
+            sys.exit(1)
+        print(cfg["images"][sys.argv[-1]])
     elif cmd == "logs":
         sys.stderr.write(cfg.get("logs", ""))
     elif cmd == "exec":

@@ -72,14 +72,19 @@ def test_an_update_replaces_the_deployed_package_whole(tmp_path):
     (target / "container").mkdir(parents=True)
     (target / "container" / "retired_module.py").write_text("old\n")
     (target / "contract.py").write_text("old\n")
-    archive = tmp_path / "runtime" / "sglang_prep.tar.gz"
-    archive.write_bytes(runtime_archive.pack()[0])
+    (tmp_path / "runtime" / "sglang_prep-0ld.tar.gz").write_bytes(b"the archive of an earlier deploy")
+    (tmp_path / "runtime" / "sglang_prep.tar.gz").write_bytes(b"the archive of a deploy before names had digests")
+    data = runtime_archive.pack()[0]
+    name = "sglang_prep-%s.tar.gz" % hashlib.sha256(data).hexdigest()
+    archive = tmp_path / "runtime" / name
+    archive.write_bytes(data)
     proc = unpack(archive, target)
     assert proc.returncode == 0, proc.stderr
     assert not (target / "container" / "retired_module.py").exists()
     with open(os.path.join(runtime_archive.SOURCE, "contract.py")) as handle:
         assert (target / "contract.py").read_text() == handle.read()
-    assert sorted(os.listdir(tmp_path / "runtime")) == ["sglang_prep", "sglang_prep.tar.gz"]  # no staging left
+    # no staging left, and only this deploy's archive: its name is what the next prime looks for
+    assert sorted(os.listdir(tmp_path / "runtime")) == ["sglang_prep", name]
 
 
 @pytest.mark.parametrize("name", ["../escape.py", "/abs.py", "other_pkg/x.py"])

@@ -45,6 +45,34 @@ def container_state(module, docker, container):
                     "may this user use it?)" % (container, text or "docker inspect exited %d" % rc))
 
 
+def container_look(module, docker, container, spec_label, spec, image):
+    """Whether ``container`` runs with the settings digest ``spec`` (its label ``spec_label``) on the image ``image``
+    currently names: two inspects, no change. A dict with ``current`` and, when it is not, the ``reason``."""
+    rc, out, err = module.run_command([docker, "inspect", "--type", "container", "--format", "{{json .}}", container])
+    if rc != 0:
+        text = (err or out or "").strip()
+        return {"current": False, "exists": False,
+                "reason": "no container %s" % container if "no such" in text.lower() else "docker inspect: %s" % text}
+    try:
+        seen = json.loads(out)
+    except ValueError:
+        return {"current": False, "exists": True, "reason": "docker inspect %s returned no JSON" % container}
+    state = seen.get("State") or {}
+    labels = (seen.get("Config") or {}).get("Labels") or {}
+    look = {"exists": True, "running": bool(state.get("Running")) and not state.get("Paused"),
+            "spec": labels.get(spec_label), "image_id": seen.get("Image")}
+    rc, out, err = module.run_command([docker, "image", "inspect", "--format", "{{.Id}}", image])
+    look["wanted_image_id"] = out.strip() if rc == 0 else None
+    if not look["running"]:
+        look["reason"] = "container %s is %s" % (container, describe_state(state))
+    elif look["spec"] != spec:
+        look["reason"] = "container %s was started with other settings (label %s)" % (container, spec_label)
+    elif look["image_id"] != look["wanted_image_id"]:
+        look["reason"] = "image %s is not the one container %s runs" % (image, container)
+    look["current"] = "reason" not in look
+    return look
+
+
 def logs_tail(module, docker, container, lines=LOG_TAIL_LINES):
     """Last lines of ``docker logs`` (stdout and stderr of the container's init), oldest first."""
     rc, out, err = module.run_command([docker, "logs", "--tail", str(int(lines)), container])

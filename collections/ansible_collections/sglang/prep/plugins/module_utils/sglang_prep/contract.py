@@ -24,6 +24,9 @@ DEVUSER_HOME = "/home/devuser"
 RUNTIME_MOUNT = "/opt/sglang-prep"  # parent of the read-only sglang_prep package
 
 POINTER_NAME = "container_run_meta.env"
+# The label on the prime container carrying the digest of all its settings (the role's container spec): a
+# running container with the wanted digest, on the wanted image, needs no closer look.
+CONTAINER_SPEC_LABEL = "sglang.prep.spec"
 POINTER_KEY = "CONTAINER_RUN_META_JSON"
 POINTER_HOST_KEY = "CONTAINER_RUN_META_JSON_HOST"
 

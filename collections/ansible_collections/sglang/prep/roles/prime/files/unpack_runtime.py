@@ -7,9 +7,11 @@ usage: unpack_runtime.py <archive> <target package directory>
 
 The new tree is unpacked into a staging directory beside the target and renamed into place, so a
 running stage never sees a half-written package and files the new runtime no longer has are gone.
-The container mounts the parent directory, so it sees the new package at once. Prints one JSON line.
+The container mounts the parent directory, so it sees the new package at once. The archives of earlier
+deploys beside it (<package>-<sha256>.tar.gz, <package>.tar.gz) are removed. Prints one JSON line.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -44,6 +46,9 @@ def main(archive, target):
         shutil.rmtree(staging, ignore_errors=True)
         if retired:
             shutil.rmtree(retired, ignore_errors=True)
+    for earlier in glob.glob(os.path.join(parent, name + "-*.tar.gz")) + glob.glob(os.path.join(parent, name + ".tar.gz")):
+        if os.path.abspath(earlier) != os.path.abspath(archive):
+            os.remove(earlier)
     files = sum(1 for member in members if member.isfile())
     print(json.dumps({"changed": True, "target": target, "files": files}))
 

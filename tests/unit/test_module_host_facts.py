@@ -1,0 +1,108 @@
+"""sglang_host_facts: the prime role's one look at a host before it changes anything.
+
+Who connects, who the host user is, the host root and the model directory two levels deep (as
+ansible.builtin.find with depth 2 lists them) and the env file, on a real temporary file tree.
+"""
+
+import hashlib
+import json
+import os
+import pwd
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "collections"))
+
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from ansible_collections.sglang.prep.plugins.modules import sglang_host_facts  # noqa: E402
+
+ME = pwd.getpwuid(os.getuid())
+
+
+def run(capsys, **args):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            sglang_host_facts.main()
+    return exit_info.value.code, json.loads(capsys.readouterr().out)
+
+
+def tree(tmp_path):
+    root = tmp_path / "root"
+    for rel in ("telemetry/container_runs", "profiles/triton", "models/org/m/sub", "runtime/sglang_prep/container"):
+        (root / rel).mkdir(parents=True)
+    (root / "models" / "org" / "m" / "config.json").write_text("{}")
+    (root / "telemetry" / "container_runs" / "deep.json").write_text("{}")
+    (root / "profiles" / "stale").symlink_to("/etc")
+    return root
+
+
+def paths(result):
+    return {e["path"] for e in result["entries"]}
+
+
+def test_lists_the_host_root_two_levels_deep_and_the_model_directory(tmp_path, capsys):
+    root = tree(tmp_path)
+    code, result = run(capsys, host_user=ME.pw_name, host_root=str(root) + "//", model="org/m")
+    assert code == 0 and result["changed"] is False
+    assert result["host_root"] == str(root)  # trailing slashes dropped
+    found = paths(result)
+    assert {str(root / "telemetry"), str(root / "telemetry" / "container_runs"), str(root / "runtime" / "sglang_prep"),
+            str(root / "models" / "org" / "m" / "config.json"), str(root / "models" / "org" / "m" / "sub")} <= found
+    assert str(root / "telemetry" / "container_runs" / "deep.json") not in found  # three levels below the host root
+    assert result["model_dir"] == str(root / "models" / "org" / "m")
+    assert len(found) == len(result["entries"])  # each path once
+
+
+def test_entries_carry_what_the_ownership_check_reads(tmp_path, capsys):
+    root = tree(tmp_path)
+    os.chmod(root / "profiles", 0o555)
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(root))
+    by_path = {e["path"]: e for e in result["entries"]}
+    profiles = by_path[str(root / "profiles")]
+    assert profiles["isdir"] and not profiles["islnk"] and profiles["uid"] == os.getuid()
+    assert profiles["mode"] == "0555" and profiles["wusr"] is False and profiles["xusr"] is True
+    assert profiles["pw_name"] == ME.pw_name
+    link = by_path[str(root / "profiles" / "stale")]
+    assert link["islnk"] and not link["isdir"]  # listed, never followed
+    assert result["root"]["path"] == str(root) and result["root"]["isdir"]
+
+
+def test_a_missing_host_root_is_null_and_lists_nothing(tmp_path, capsys):
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(tmp_path / "absent"))
+    assert result["root"] is None and result["entries"] == []
+
+
+def test_the_default_host_root_is_in_the_host_users_home(capsys):
+    _code, result = run(capsys, host_user=ME.pw_name)
+    assert result["host_root"] == os.path.join(ME.pw_dir, "sglang-observability")
+    assert result["host_user"] == {"name": ME.pw_name, "uid": ME.pw_uid, "gid": ME.pw_gid, "home": ME.pw_dir,
+                                   "found": True}
+    assert result["connected_user"]["uid"] == os.getuid()
+
+
+def test_an_unknown_host_user_is_not_found(tmp_path, capsys):
+    _code, result = run(capsys, host_user="no-such-user-sglang", host_root=str(tmp_path))
+    assert result["host_user"]["found"] is False and result["host_user"]["uid"] is None
+
+
+def test_an_unnamed_host_user_is_the_connecting_one_or_sudo_user(capsys, monkeypatch):
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    _code, result = run(capsys)
+    expected = "" if os.getuid() == 0 else ME.pw_name  # root must name the host user
+    assert result["host_user"]["name"] == expected
+    if os.getuid() == 0:
+        monkeypatch.setenv("SUDO_USER", "nobody")
+        _code, result = run(capsys)
+        assert result["host_user"]["name"] == "nobody" and result["host_user"]["found"]
+
+
+def test_the_env_file_is_looked_at_never_returned(tmp_path, capsys):
+    env_file = tmp_path / "secrets.env"
+    env_file.write_text("HF_TOKEN=hf_secret\n")
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(tmp_path), env_file=str(env_file))
+    assert result["env_file"] == {"isreg": True, "sha256": hashlib.sha256(b"HF_TOKEN=hf_secret\n").hexdigest()}
+    assert "hf_secret" not in json.dumps(result)
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(tmp_path), env_file=str(tmp_path))
+    assert result["env_file"]["isreg"] is False
