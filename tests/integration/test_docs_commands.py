@@ -7,6 +7,11 @@ The fenced ```bash blocks of README.md, the collection README and docs/*.md are 
 - Every ``ansible-playbook`` line parses: ``--syntax-check`` from the repository root with .venv's
   bin on PATH (what ``source .venv/bin/activate`` gives), with the inventory the line names (the
   documented ``inventory/fleet.yml`` is the collection's example inventory, which the docs copy there).
+- The installed collection stands alone: the collection is built and installed into an empty directory with
+  the lines of docs/air-gapped.md (its ``/tmp/carry`` a temporary directory), configured as its step 3 says
+  (examples/ansible.cfg, inventory/fleet.yml from the example, its hosts edited to the demo host), and every
+  line that runs a playbook of the collection by name (``ansible-playbook sglang.prep.<name>``, no ``-i`` or
+  ``-i inventory/fleet.yml``) runs unchanged from there, without the checkout's ansible.cfg or collections.
 - The lines that can run on the demo host run for real against it: no ``-i`` (this machine) or
   ``-i inventory/demo.yml``, a model given as <M>, and not a line that would change what is primed
   (a prime without ``--check`` is a no-op on the primed demo host and runs too). The demo host is a
@@ -34,6 +39,7 @@ import tempfile
 from collections import namedtuple
 
 import pytest
+import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from docker_util import REPO, docker, pinned_image  # noqa: E402
@@ -107,7 +113,7 @@ def words(command):
 
 def variants(command):
     """An optional part in brackets ([-e model=...]) is tried without it and with it."""
-    match = re.search(r"\s\[([^\]]+)\]", command)
+    match = re.search(r"\s\[(-[^\]]+)\]", command)  # an option in brackets, not a JSON list such as '[1, "25%"]'
     if not match:
         return [command]
     return [command[:match.start()] + command[match.end():], command[:match.start()] + " " + match.group(1) +
@@ -215,9 +221,16 @@ def test_every_other_command_names_what_exists(line):
 
 
 # ---------------------------------------------------------------- on the demo host
+def by_name(line):
+    """A playbook of the installed collection, by its name (ansible-playbook sglang.prep.<name>)."""
+    return any(a.startswith("sglang.prep.") for a in line.argv[1:])
+
+
 def runnable_on_demo(line):
     argv = line.argv
-    if inventory_arg(argv) not in (None, DEMO_INVENTORY):
+    # the installed collection's project directory has inventory/fleet.yml, edited to the demo host
+    inventories = (None, "inventory/fleet.yml") if by_name(line) else (None, DEMO_INVENTORY)
+    if inventory_arg(argv) not in inventories or "--limit" in argv:
         return False
     models = [a for a in argv if a.startswith("model=")]
     if models and models != ["model=/models/%s" % DEMO_MODEL]:
@@ -253,6 +266,45 @@ def demo():
         docker("rm", "-f", DEMO_CONTAINER, check=False)
         subprocess.run(["userdel", "--remove", DEMO_USER], capture_output=True, check=False)
         shutil.rmtree(reports, ignore_errors=True)
+
+
+INSTALL_DOC = os.path.join(COLLECTION, "docs", "air-gapped.md")
+INSTALL_STEPS = ("cd collections/ansible_collections/sglang/prep", "ansible-galaxy collection build",
+                 "ansible-galaxy collection install /tmp/carry/sglang-prep-", "C=", "cp $C/", "mkdir -p inventory")
+
+
+@pytest.fixture(scope="module")
+def installed(demo):
+    """The collection built and installed into an empty project directory by the lines of docs/air-gapped.md, and
+    configured as it says, with the demo host as the one host of inventory/fleet.yml."""
+    with open(os.path.join(REPO, COLLECTION, "galaxy.yml"), encoding="utf-8") as handle:
+        version = yaml.safe_load(handle)["version"]
+    carry, project = tempfile.mkdtemp(prefix="sglang-prep-carry-"), tempfile.mkdtemp(prefix="sglang-prep-project-")
+    steps = [command for _lineno, command, _sample in bash_lines(INSTALL_DOC) if command.startswith(INSTALL_STEPS)]
+    assert len(steps) == len(INSTALL_STEPS), "docs/air-gapped.md no longer has the steps %s: %s" % (INSTALL_STEPS, steps)
+    build, install = steps[:2], steps[2:]
+    script = ["set -e", "cd %s" % shlex.quote(REPO)] + build + ["cd %s" % shlex.quote(project)] + install
+    script = "\n".join(script).replace("/tmp/carry", carry).replace("<version>", version)
+    outside = env()
+    outside.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    proc = subprocess.run(["bash", "-c", script], cwd=project, env=outside, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert proc.returncode == 0, "the install steps of %s failed:\n%s\n%s%s" % (INSTALL_DOC, script, proc.stdout,
+                                                                             proc.stderr)
+    # "then edit the hosts": the demo host, with the demo's settings
+    with open(os.path.join(REPO, DEMO_INVENTORY), encoding="utf-8") as handle:
+        demo_host = yaml.safe_load(handle)["all"]["children"]["sglang_nodes"]["hosts"]["localhost"]
+    overrides = dict(a.split("=", 1) for a in demo["overrides"] if a != "-e")
+    with open(os.path.join(project, "inventory", "fleet.yml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"sglang_nodes": {"hosts": {"localhost": dict(demo_host, **overrides)}}}, handle)
+    listed = subprocess.run(["ansible-galaxy", "collection", "list", "sglang.prep"], cwd=project, env=outside,
+                            capture_output=True, text=True, check=False).stdout
+    assert os.path.join(project, "collections", "ansible_collections") in listed and version in listed, listed
+    try:
+        yield {"project": project, "env": outside}
+    finally:
+        shutil.rmtree(carry, ignore_errors=True)
+        shutil.rmtree(project, ignore_errors=True)
 
 
 def host_files(root):
@@ -297,23 +349,34 @@ def test_the_runtime_command_runs_in_the_demo_container(line, demo):
 
 
 @pytest.mark.parametrize("line", DEMO_LINES, ids=line_id)
-def test_the_command_runs_on_the_demo_host(line, demo):
+def test_the_command_runs_on_the_demo_host(line, demo, request):
     argv = list(line.argv)
-    if inventory_arg(argv) is None:
-        argv[1:1] = ["-i", DEMO_INVENTORY]
-    argv += demo["overrides"]
-    extra = {"SGLANG_PREP_REPORT_DIR": demo["reports"]}
+    extra = {}
+    if by_name(line):  # as written, from the installed collection's project directory
+        project = request.getfixturevalue("installed")["project"]
+        reports = os.path.join(project, "reports")
+        cwd, base_env = project, request.getfixturevalue("installed")["env"]
+    else:
+        if inventory_arg(argv) is None:
+            argv[1:1] = ["-i", DEMO_INVENTORY]
+        argv += demo["overrides"]
+        reports = demo["reports"]
+        extra["SGLANG_PREP_REPORT_DIR"] = reports
+        cwd, base_env = REPO, env()
     if "--check" in argv:
         argv += ["-e", "sglang_prep_fleet_report=true"]  # a --check run must not write one even then
     if line.sample:
         extra["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"  # the samples show Ansible's default result format
+    reports_before = sorted(os.listdir(reports)) if os.path.isdir(reports) else []
     before = host_files(demo["root"])
-    proc = run(argv, **extra)
+    proc = subprocess.run(argv, cwd=cwd, env=dict(base_env, **extra), capture_output=True, text=True, timeout=600,
+                          check=False)
     recap = RECAP.search(proc.stdout)
     assert proc.returncode == 0 and recap and recap.group(3) == "0", where(line, proc)
     if changes_nothing(line):
         assert host_files(demo["root"]) == before, "it changed the host: " + where(line, proc)
-        assert os.listdir(demo["reports"]) == [], "it wrote a fleet report: " + where(line, proc)
+        reports_after = sorted(os.listdir(reports)) if os.path.isdir(reports) else []
+        assert reports_after == reports_before, "it wrote a fleet report: " + where(line, proc)
     if "prime.yml" in " ".join(argv) and "--check" not in argv:
         assert recap.group(1) == "0", "a prime of the primed demo host is a no-op: " + where(line, proc)
     assert_sample(line, proc.stdout)

@@ -17,4 +17,4 @@ mounts it read-only.
 
 from __future__ import annotations
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
