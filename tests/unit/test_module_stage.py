@@ -356,6 +356,65 @@ def test_plan_without_a_run_fails_with_the_runtime_error_type(docker, capsys):
     assert rc == 1 and out["error_type"] == "bad_pointer" and "does not exist" in out["msg"]
 
 
+# ---------------------------------------------------------------- the look at the container (container_spec)
+# The prime role's re-prime: one call says whether the container runs with the wanted settings digest on the image
+# prime_image names now, and plans only then; anything else sends the role to its closer look (and a restart).
+
+SPEC = "a" * 64
+IMAGE_ID = "sha256:" + "1" * 64
+
+
+def look_config(configure, **cfg):
+    configure(**dict(dict(labels={contract.CONTAINER_SPEC_LABEL: SPEC}, image_id=IMAGE_ID,
+                          images={"sglang:v1": IMAGE_ID}, stdout=result_line(PLAN)), **cfg))
+
+
+def test_a_current_container_is_planned_against_in_the_same_call(docker, capsys):
+    path, configure, calls = docker
+    look_config(configure)
+    rc, out = run(plan_base(path, container_spec=SPEC, image="sglang:v1"), capsys)
+    assert rc == 0 and out["planned"] is True and out["container_look"]["current"] is True
+    assert out["to_run"] == ["moe_tune", "flashinfer"]
+    assert [c[0] for c in calls()] == ["inspect", "image", "exec"]  # two looks and the plan: nothing more
+
+
+@pytest.mark.parametrize("cfg, reason", [
+    (dict(labels={contract.CONTAINER_SPEC_LABEL: "b" * 64}), "was started with other settings"),
+    (dict(labels={}), "was started with other settings"),  # started before the label existed
+    (dict(images={"sglang:v1": "sha256:" + "2" * 64}), "image sglang:v1 is not the one container sglang-prep runs"),
+    (dict(images={}), "image sglang:v1 is not the one container sglang-prep runs"),  # the tag is gone from the host
+    (dict(state=EXITED), "container sglang-prep is exited, exit code 1"),
+    (dict(state=dict(RUNNING, Paused=True)), "container sglang-prep is"),
+    (dict(state=None), "no container sglang-prep"),
+])
+def test_anything_else_is_not_planned_and_says_why(docker, capsys, cfg, reason):
+    path, configure, calls = docker
+    look_config(configure, **cfg)
+    rc, out = run(plan_base(path, container_spec=SPEC, image="sglang:v1"), capsys)
+    assert rc == 0 and out["planned"] is False and out["changed"] is False
+    assert out["container_look"]["current"] is False and reason in out["container_look"]["reason"]
+    assert "exec" not in [c[0] for c in calls()]  # no plan for a container that is about to change
+
+
+def test_a_current_container_without_a_usable_pointer_says_both(docker, capsys):
+    # the role restarts (heals) a running container whose run pointer is missing or broken: it needs both answers
+    path, configure, calls = docker
+    look_config(configure, rc=1, stdout=result_line({"status": "error", "status_code": 1, "error_type": "bad_pointer",
+                                                     "message": "pointer /telemetry/container_run_meta.env does not exist",
+                                                     "command": "plan"}))
+    rc, out = run(plan_base(path, container_spec=SPEC, image="sglang:v1"), capsys)
+    assert rc == 1 and out["error_type"] == "bad_pointer"
+    assert out["planned"] is True and out["container_look"]["current"] is True and out["container_look"]["running"] is True
+
+
+def test_container_spec_needs_the_image_and_a_plan(docker, capsys):
+    path, configure, calls = docker
+    rc, out = run(plan_base(path, container_spec=SPEC), capsys)
+    assert rc == 1 and "image" in out["msg"]
+    rc, out = run(plan_base(path, container_spec=SPEC, image="sglang:v1", operation="report"), capsys)
+    assert rc == 1 and out["error_type"] == "bad_input" and calls() == []
+
+
 def test_stage_and_stages_exclude_each_other_and_modes_are_checked(docker, capsys):
     path, configure, calls = docker
     rc, out = run(dict(plan_base(path), stage="deep_gemm"), capsys)

@@ -18,10 +18,6 @@ description:
   - With O(container) the wait fails at once with RV(error_type=container_not_running) and the last
     lines of C(docker logs) when the container stops (for example because its init refused an
     unwritable directory), instead of waiting for the timeout.
-  - With O(container_spec) (and O(container), O(image)) it also says, in RV(container_look), whether the container
-    runs with exactly those settings (running, labelled with the digest O(container_spec), on the image O(image)
-    names now). The prime role then skips its closer look at the container on a re-prime. The look is returned
-    also when the pointer cannot be read.
   - Never changes anything, so it always returns C(changed=false).
   - In check mode it does not wait; if the pointer exists it is read as usual, otherwise the module
     returns at once with a note.
@@ -60,15 +56,6 @@ options:
   container:
     description:
       - Name or ID of the prime container. When given, the wait fails fast if the container is not running.
-    type: str
-  container_spec:
-    description:
-      - The digest of the settings the container should run with, which the prime role puts in the container's
-        label C(sglang.prep.spec). Requires O(container) and O(image).
-    type: str
-  image:
-    description:
-      - The image the container should run (a name, resolved to its ID on the host). Used with O(container_spec).
     type: str
 notes:
   - The prime role deletes a stale pointer before it (re)starts the container, so the pointer found
@@ -145,13 +132,6 @@ error_type:
   returned: on failure
   type: str
   sample: bad_manifest
-container_look:
-  description:
-    - Whether O(container) runs with the settings O(container_spec) on the image O(image) (C(current)), and when
-      not, C(reason). Also C(exists), C(running), C(spec) (the label seen), C(image_id) and C(wanted_image_id).
-  returned: when O(container_spec) is given
-  type: dict
-  sample: {"current": false, "exists": true, "running": true, "reason": "image sglang:v2 is not the one container sglang-prep runs"}
 log_tail:
   description: The last lines of C(docker logs) when the container is not running.
   returned: when O(container) is given and the container is not running
@@ -247,11 +227,8 @@ def run_module():
             sleep=dict(type="float", default=0.2),
             expected_uid=dict(type="int"),
             container=dict(type="str"),
-            container_spec=dict(type="str"),
-            image=dict(type="str"),
             docker_cli=dict(type="str", default="docker"),
         ),
-        required_by={"container_spec": ("container", "image")},
         supports_check_mode=True,
     )
     params = module.params
@@ -261,10 +238,6 @@ def run_module():
         module.fail_json(msg="sleep must be positive and timeout not negative")
     started = time.monotonic()
     result = {"changed": False, "found": False}
-    if params["container_spec"]:
-        docker = dx.docker_binary(module, params["docker_cli"])
-        result["container_look"] = dx.container_look(module, docker, params["container"], contract.CONTAINER_SPEC_LABEL,
-                                                     params["container_spec"], params["image"])
     try:
         if module.check_mode and not os.path.exists(params["path"]):
             result["msg"] = "pointer %s does not exist yet; in check mode the module does not wait for it" % params["path"]

@@ -168,6 +168,18 @@ options:
     description:
       - Container path of the run pointer, if not the default C(/telemetry/container_run_meta.env).
     type: str
+  container_spec:
+    description:
+      - With O(stages) and O(operation=plan) only. The digest of the settings the container should run with (the
+        prime role puts it in the container's label C(sglang.prep.spec)); requires O(image).
+      - The module first looks whether O(container) runs with exactly these settings on the image O(image) names
+        now (RV(container_look)). Only when it does is the plan made; otherwise it returns at once, with
+        RV(planned=false), since the container is about to be replaced and a plan for it would be stale.
+    type: str
+  image:
+    description:
+      - The image the container should run (a name, resolved to its ID on the host). Used with O(container_spec).
+    type: str
 notes:
   - A stage that exceeds the task's C(async) limit is abandoned by Ansible but keeps running in the
     container until the runtime's own timeouts end it. Keep C(async) above O(ready_timeout).
@@ -343,6 +355,18 @@ caches:
   returned: with O(stages), when the runtime answered
   type: dict
   sample: {"total_bytes": 1503238553, "partial_stages": []}
+container_look:
+  description:
+    - With O(container_spec), whether O(container) runs with those settings on the image O(image) (C(current)),
+      and when not, C(reason); also C(exists), C(running), C(spec) (the label seen), C(image_id), C(wanted_image_id).
+  returned: with O(container_spec)
+  type: dict
+  sample: {"current": false, "exists": true, "running": true, "reason": "image sglang:v2 is not the one container sglang-prep runs"}
+planned:
+  description: With O(container_spec), whether the plan was made (the container is current).
+  returned: with O(container_spec)
+  type: bool
+  sample: true
 cmd:
   description: The command that was run, as a list.
   returned: when the command was run
@@ -448,19 +472,21 @@ def plan_outcome(module, plan):
     return out
 
 
-def run_plan(module, docker, cmd, argv, env):
+def run_plan(module, docker, cmd, argv, env, seen):
+    """The runtime's plan; ``seen`` (the look at the container, when one was asked for) goes into every answer."""
     params = module.params
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None:
         stderr_tail = dx.tail(err) or dx.tail(out)
         module.fail_json(msg="plan: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
                              % (rc, "\n  ".join(stderr_tail) or "(none)"),
-                         error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd)
+                         error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd, **seen)
     if rc != 0 or result.get("status") == "error":
         module.fail_json(msg="plan: %s" % (result.get("message") or "the runtime exited with code %d" % rc),
-                         error_type=result.get("error_type") or "internal_error", rc=rc, cmd=cmd, log_tail=dx.tail(err))
+                         error_type=result.get("error_type") or "internal_error", rc=rc, cmd=cmd, log_tail=dx.tail(err),
+                         **seen)
     answer = plan_outcome(module, result)
-    answer["cmd"] = cmd
+    answer.update(seen, cmd=cmd)
     failed = [stage for stage in params["stages"] if answer["plan"][stage].get("status") == "error"]
     if module.check_mode and failed:
         # in check mode the plan is the answer, so a stage that cannot even be checked fails the task
@@ -520,10 +546,13 @@ def run_module():
             env=dict(type="dict", default={}),
             user=dict(type="str", default=contract.DEVUSER),
             pointer=dict(type="str"),
+            container_spec=dict(type="str"),
+            image=dict(type="str"),
             docker_cli=dict(type="str", default="docker"),
         ),
         mutually_exclusive=[("stage", "stages")],
         required_one_of=[("stage", "stages")],
+        required_by={"container_spec": ("stages", "image")},
         supports_check_mode=True,
     )
     params = module.params
@@ -557,13 +586,25 @@ def run_module():
     else:
         argv = stage_args(params, "check" if module.check_mode else params["mode"])
     cmd = dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env)
+    if params["container_spec"]:
+        if operation != "plan":
+            module.fail_json(msg="container_spec goes with operation=plan only", error_type="bad_input")
+        look = dx.container_look(module, docker, params["container"], contract.CONTAINER_SPEC_LABEL,
+                                 params["container_spec"], params["image"])
+        if not look["current"]:
+            module.exit_json(changed=False, planned=False, container_look=look,
+                             msg="not planned: %s (the container is about to change)" % look["reason"])
+        seen = {"container_look": look, "planned": True}
+    else:
+        seen = {}
     try:
-        dx.require_running(module, docker, params["container"])
+        if not seen:  # (a current container was just seen running)
+            dx.require_running(module, docker, params["container"])
     except PrepError as exc:
         module.fail_json(msg="%s: %s" % (params["stage"] or "plan", exc.message), error_type=exc.error_type,
-                         log_tail=exc.details.get("log_tail", []), cmd=cmd)
+                         log_tail=exc.details.get("log_tail", []), cmd=cmd, **seen)
     if params["stages"] and operation == "plan":
-        run_plan(module, docker, cmd, argv, env)
+        run_plan(module, docker, cmd, argv, env, seen)
     if params["stages"]:
         run_stages(module, docker, cmd, argv, env, operation)
 
