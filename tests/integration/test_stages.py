@@ -72,11 +72,16 @@ def test_prime_all_stages_then_ensure_is_a_noop_without_servers(box):
     assert os.path.exists(box.profiles("/profiles/deep_gemm/tiny-moe/signature.json"))
     tuned = box.profiles("/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json")
     assert sorted(json.load(open(tuned)), key=int) == list(h.BATCH_SIZES)
+    # the down projection, tuned by tune_down_moe.py beside the up config
+    assert sorted(json.load(open(tuned[:-len(".json")] + "_down.json")), key=int) == list(h.BATCH_SIZES)
     for warm in ("flashinfer", "inductor"):
         data = box.stage_json(warm)
         assert data["server"]["port"] == 30000 and "--enable-metrics" in data["server"]["argv"]
         assert data["validation"]["verified_in_log"] is True
         assert data["validation"]["moe_config_used"].startswith("/profiles/moe_configs/configs/triton_3_4_0/")
+        lookups = data["validation"]["moe_lookups"]
+        assert lookups["up"]["source"] == "tuned" and lookups["down"]["source"] == "tuned"
+        assert lookups["down"]["config_used"] == data["validation"]["moe_config_used"][:-len(".json")] + "_down.json"
     assert "--enable-torch-compile" in box.stage_json("inductor")["server"]["argv"]
     assert box.stage_json("inductor")["validation"]["cache_after"]["count"] > 0  # the inductor cache filled
 

@@ -706,6 +706,11 @@ class ServeCheckStage(WarmupStage):
         info["generate"] = {"ok": True, "requests": len(plan), "duration_s": round(time.monotonic() - started_all, 3)}
         ctx.say("%d requests answered in %.2f s" % (len(plan), info["generate"]["duration_s"]))
 
+    def down_reuse_expected(self):
+        """True when moe_tune recorded that the down projection cannot be tuned for this checkpoint's dtype."""
+        fields, _problem = signature.read(self.ctx.layout.fs(contract.signature_path("moe_tune", self.ctx.model)))
+        return ((fields or {}).get("moe_tuner") or {}).get("tune_down") is False
+
     def primed_args(self):
         """{server stage: the extra server args its recorded signature was primed with (None if not recorded)}."""
         out = {}
@@ -723,7 +728,10 @@ class ServeCheckStage(WarmupStage):
         if not self.windows or self.windows[-1][1] != servecheck.TEARDOWN:
             self.windows.append((time.time_ns(), servecheck.TEARDOWN))
         after = self._snapshot("after")
-        evidence = servecheck.verdict(self.before, after, self.scan.jit_lines, self.windows, ctx.extra_server_args,
+        jit_lines = self.scan.jit_lines
+        if self.down_reuse_expected():  # tune_down_moe.py cannot name this dtype's file: SGLang reuses the up config
+            jit_lines = [line for line in jit_lines if line["kind"] != "moe_down_fallback"]
+        evidence = servecheck.verdict(self.before, after, jit_lines, self.windows, ctx.extra_server_args,
                                       self.primed_args(), (self.shapes or {}).get("chunked_prefill_size") or
                                       contract.CANONICAL_SETTINGS["chunked_prefill_size"], self.request_log,
                                       contract.PROFILES_ROOT)
