@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 
@@ -254,7 +255,6 @@ def _error_payload(exc, **extra):
 
 def _tuner_argv(ns):
     """moe_tune's tuner argv for the model directory (ValueError when its MoE dtype cannot be told)."""
-    import os
     from . import moe, stages
     config = moe.model_config(ns.model)
     if config is None:

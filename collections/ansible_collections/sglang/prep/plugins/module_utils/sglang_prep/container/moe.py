@@ -265,12 +265,18 @@ def module_missing(python, module, env, timeout=60):
     """None when ``python`` finds ``module``; else why not (one line)."""
     code = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(%r) else 3)" % module
     try:
-        proc = subprocess.run([python, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = subprocess.Popen([python, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                                stdin=subprocess.DEVNULL, env=env, close_fds=True)
+    except OSError as exc:
         return "%s could not be run: %s" % (python, exc)
+    try:
+        _out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return "%s did not answer within %d s whether it can import %s" % (python, timeout, module)
     if proc.returncode == 0:
         return None
     if proc.returncode == 3:
         return "%s cannot import %s" % (python, module)
-    return "%s failed looking for %s: %s" % (python, module, proc.stderr.decode("utf-8", "replace").strip()[-300:])
+    return "%s failed looking for %s: %s" % (python, module, err.decode("utf-8", "replace").strip()[-300:])
