@@ -408,6 +408,9 @@ def test_moe_tune_follows_the_serving_args_and_refuses_a_dtype_the_server_never_
             for r in again["reprime_reasons"]] == [("moe_tuner", True, False)]
     bad = run.stage("moe_tune", moe_batch_sizes=[1], moe_dtype="fp8_w8a8")
     assert bad["error_type"] == "bad_input" and "never reads" in bad["message"]
+    assert not bad.get("tuner")  # refused before any tuner ran
+    checked = run.stage("moe_tune", mode="check", moe_batch_sizes=[1], moe_dtype="fp8_w8a8")
+    assert checked["status"] == "would_run" and "the run would fail: moe_tune: --moe-dtype fp8_w8a8" in run.stderr.getvalue()
 
 
 def test_moe_tune_with_a_local_triton_version_avoids_a_directory_sglang_cannot_sort(run, tmp_path):
