@@ -425,10 +425,18 @@ def test_moe_tune_with_a_local_triton_version_avoids_a_directory_sglang_cannot_s
     configs = os.listdir(run.p("/profiles/moe_configs/configs"))
     assert "triton_3_4_0" in configs and not [d for d in configs if "+" in d]
     assert "local version suffix" in result["tuner"]["config_dir_note"]
+    assert result["tuner"]["shadowed_by"] == {}
     warm = run.stage("flashinfer", env=env)  # the server's lookup does not crash, and falls back to our file
     assert warm["status"] == "ok", warm["message"]
     assert warm["validation"]["moe_lookups"]["up"]["fallback"]["triton_version"] == "3.4.0"
     assert warm["validation"]["moe_lookups"]["up"]["source"] == "tuned"
+    # a newer directory holding the same name is what SGLang's fallback reads first: moe_tune says so
+    newer = run.p("/profiles/moe_configs/configs/triton_3_8_0")
+    os.makedirs(newer)
+    shutil.copy(os.path.join(run.p("/profiles/moe_configs/configs/triton_3_4_0"), TUNED), newer)
+    again = run.stage("moe_tune", mode="rebuild", moe_batch_sizes=[1], env=env)
+    assert again["tuner"]["shadowed_by"] == {TUNED: "/profiles/moe_configs/configs/triton_3_8_0/" + TUNED}
+    assert "will read /profiles/moe_configs/configs/triton_3_8_0/" + TUNED in run.stderr.getvalue()
 
 
 def test_dbrx_nested_expert_count_is_a_moe_model(run):

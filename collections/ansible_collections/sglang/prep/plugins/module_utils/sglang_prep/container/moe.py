@@ -261,6 +261,11 @@ def triton_version_dir(triton_version):
                   % (triton_version, triton_version.replace(".", "_"), name, public))
 
 
+def version_key(dir_name):
+    """The sort key SGLang's fallback gives a configs/triton_<X_Y_Z> directory (ValueError for a local suffix)."""
+    return tuple(int(x) for x in dir_name[len("triton_"):].split("_"))
+
+
 def module_missing(python, module, env, timeout=60):
     """None when ``python`` finds ``module``; else why not (one line)."""
     code = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(%r) else 3)" % module

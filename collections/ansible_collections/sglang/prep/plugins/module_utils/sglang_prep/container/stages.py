@@ -532,6 +532,12 @@ class MoeTuneStage(StageRunner):
                                 "file of the tuner's %s" % (down_name, size, up_name))
             tuned.setdefault(down_name, {}).update(jsonio.read_json(down_path))
         self.written = self.merge(tuned)
+        if note:
+            shadowed = self.shadowing_files()
+            ctx.result["tuner"]["shadowed_by"] = shadowed
+            for name, path in sorted(shadowed.items()):
+                ctx.warn("SGLang's fallback reads configs/triton_* directories newest first, so it will read %s "
+                         "instead of the tuned %s; remove that file to use the tuned one" % (path, name))
         validation = ctx.result.setdefault("validation", {})
         validation["tuned_files"] = [
             {"file": os.path.basename(p), "projection": "down" if p.endswith(moe.DOWN_SUFFIX) else "up",
@@ -601,6 +607,25 @@ class MoeTuneStage(StageRunner):
                                 what, name, plan["quant_source"], moe.name_selectors(plan), "_down" if down else ""))
         entry["file"] = name
         return path, name
+
+    def shadowing_files(self):
+        """{tuned file: the same name in a newer configs/triton_* directory}: what SGLang's fallback reads first."""
+        ours = triton_dir_name(self.ctx.probe.get("triton_version"))
+        root = self.ctx.layout.fs(MOE_CONFIGS_TREE)
+        out = {}
+        newer = []
+        for entry in os.listdir(root):
+            try:
+                if entry.startswith("triton_") and moe.version_key(entry) > moe.version_key(ours):
+                    newer.append(entry)
+            except ValueError:
+                continue
+        for entry in sorted(newer, key=moe.version_key, reverse=True):
+            for path, _sizes in self.written:
+                name = os.path.basename(path)
+                if name not in out and os.path.isfile(os.path.join(root, entry, name)):
+                    out[name] = MOE_CONFIGS_TREE + "/" + entry + "/" + name
+        return out
 
     def merge(self, tuned):
         """Write each tuned file into configs/triton_<ver>/ (merged over what is there); [(path, sizes)]."""
