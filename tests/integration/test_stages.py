@@ -72,11 +72,16 @@ def test_prime_all_stages_then_ensure_is_a_noop_without_servers(box):
     assert os.path.exists(box.profiles("/profiles/deep_gemm/tiny-moe/signature.json"))
     tuned = box.profiles("/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json")
     assert sorted(json.load(open(tuned)), key=int) == list(h.BATCH_SIZES)
+    # the down projection, tuned by tune_down_moe.py beside the up config
+    assert sorted(json.load(open(tuned[:-len(".json")] + "_down.json")), key=int) == list(h.BATCH_SIZES)
     for warm in ("flashinfer", "inductor"):
         data = box.stage_json(warm)
         assert data["server"]["port"] == 30000 and "--enable-metrics" in data["server"]["argv"]
         assert data["validation"]["verified_in_log"] is True
         assert data["validation"]["moe_config_used"].startswith("/profiles/moe_configs/configs/triton_3_4_0/")
+        lookups = data["validation"]["moe_lookups"]
+        assert lookups["up"]["source"] == "tuned" and lookups["down"]["source"] == "tuned"
+        assert lookups["down"]["config_used"] == data["validation"]["moe_config_used"][:-len(".json")] + "_down.json"
     assert "--enable-torch-compile" in box.stage_json("inductor")["server"]["argv"]
     assert box.stage_json("inductor")["validation"]["cache_after"]["count"] > 0  # the inductor cache filled
 
@@ -206,6 +211,25 @@ def test_sigterm_ignored_means_sigkill_after_ten_seconds(primed):
     assert any("SIGKILL" in w for w in result["warnings"])
     assert_earlier_kept(primed)
     primed.assert_clean("flashinfer")
+
+
+def test_a_quantized_checkpoint_is_tuned_under_the_names_the_server_reads(box):
+    # the image's FP8-block test model: the tuner gets --dtype fp8_w8a8, both projections are tuned, and the
+    # warm-up's server reads both files (tests/standins/models/tiny-moe-fp8-block)
+    model = "/opt/sglang-standin/models/tiny-moe-fp8-block"
+    tuned = box.stage("moe_tune", "--model", model)
+    assert tuned.rc == 0 and tuned["status"] == "ok", tuned
+    argv = tuned["tuner"]["argv"]
+    assert argv[argv.index("--dtype") + 1] == "fp8_w8a8" and "--per-channel-quant" not in argv
+    name = "/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8," \
+           "block_shape=[128, 128]"
+    for suffix in (".json", "_down.json"):
+        assert sorted(json.load(open(box.profiles(name + suffix))), key=int) == list(h.BATCH_SIZES)
+    warm = box.stage("flashinfer", "--model", model)
+    assert warm.rc == 0 and warm["status"] == "ok", warm
+    lookups = warm["validation"]["moe_lookups"]
+    assert (lookups["up"]["config_used"], lookups["up"]["source"]) == (name + ".json", "tuned")
+    assert (lookups["down"]["config_used"], lookups["down"]["source"]) == (name + "_down.json", "tuned")
 
 
 def test_tuner_failure_is_tuner_failed(primed):

@@ -28,6 +28,9 @@ STANDINS = os.path.join(REPO, "tests", "standins")
 RUNTIME = os.path.join(COLLECTIONS, "ansible_collections", "sglang", "prep", "plugins", "module_utils")
 RUN_ID = "container-run-20260101T000000Z-0badc0de"
 TUNED = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json"
+TUNED_DOWN = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3_down.json"
+FP8_BLOCK = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8,block_shape=[128, 128]"
+INT8 = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=int8_w8a8,per_channel_quant=True"
 
 
 
@@ -76,6 +79,12 @@ class Run(object):
                                                   "tuning_fused_moe_triton.py"),
             "SGLANG_STANDIN_TUNER_S": "0.05",
         })
+
+    def add_model(self, name):
+        """Another stand-in test model beside tiny-moe (tests/standins/models/<name>); its path."""
+        path = os.path.join(os.path.dirname(self.model), name)
+        shutil.copytree(os.path.join(STANDINS, "models", name), path)
+        return path
 
     def stage(self, name, env=None, **options):
         options.setdefault("pointer", self.pointer)
@@ -293,9 +302,21 @@ def test_moe_tune_writes_the_real_file_name_merged_and_seeded(run):
     assert [r["field"] for r in again["reprime_reasons"]] == ["moe_batch_sizes"]
     assert sorted(json.load(open(tuned)), key=int) == ["1", "2", "4"]  # merged, not replaced
 
+    # the down projection is tuned too (tune_down_moe.py), installed beside the up config, and recorded
+    down = os.path.join(tree, "triton_3_4_0", TUNED_DOWN)
+    assert sorted(json.load(open(down)), key=int) == ["1", "2", "4"]
+    assert [r["down"]["file"] for r in again["tuner"]["runs"]] == [TUNED_DOWN]
+    assert "--gate-up-config" in again["tuner"]["runs"][0]["down"]["argv"]
+    assert sorted((f["file"], f["projection"]) for f in again["validation"]["tuned_files"]) == [
+        (TUNED, "up"), (TUNED_DOWN, "down")]
+    assert again["artifacts"]["config:" + TUNED_DOWN]["exists"] is True
+
     warm = run.stage("flashinfer")
     assert warm["validation"]["moe_config_used"] == "/profiles/moe_configs/configs/triton_3_4_0/" + TUNED
     assert warm["validation"]["verified_in_log"] is True
+    lookups = warm["validation"]["moe_lookups"]
+    assert lookups["up"]["source"] == "tuned" and lookups["down"]["source"] == "tuned"
+    assert lookups["down"]["config_used"] == "/profiles/moe_configs/configs/triton_3_4_0/" + TUNED_DOWN
     # a new tuning re-warms the warm-ups, and says why
     run.stage("moe_tune", moe_batch_sizes=[8])
     rewarm = run.stage("flashinfer")
@@ -309,13 +330,125 @@ def test_moe_tune_failures(run, tmp_path):
     failed = run.stage("moe_tune", env={"SGLANG_STANDIN_TUNER_FAULT": "fail"})
     assert failed["error_type"] == "tuner_failed"
     assert any("illegal memory access" in line for line in failed["log_tail"])
+    failed_down = run.stage("moe_tune", env={"SGLANG_STANDIN_TUNER_FAULT": "fail_down"})
+    assert failed_down["error_type"] == "tuner_failed" and "tune_down_moe.py exited with code 1" in failed_down["message"]
     missing = run.stage("moe_tune", env={"SGLANG_PREP_MOE_TUNER": str(tmp_path / "nope.py")})
-    assert missing["error_type"] == "tuner_failed" and "SGLANG_PREP_MOE_TUNER" in missing["message"]
+    assert missing["error_type"] == "tuner_unavailable" and "SGLANG_PREP_MOE_TUNER" in missing["message"]
     no_triton = tmp_path / "no_triton"
     no_triton.mkdir()
-    os.symlink(os.path.join(STANDINS, "python", "sglang"), str(no_triton / "sglang"))
+    for name in ("sglang", "ray"):
+        os.symlink(os.path.join(STANDINS, "python", name), str(no_triton / name))
     result = run.stage("moe_tune", env={"PYTHONPATH": str(no_triton)})
     assert result["error_type"] == "tuner_failed" and "Triton version could not be probed" in result["message"]
+
+
+def test_moe_tune_preflight_names_the_missing_piece(run, tmp_path):
+    # the tuner without tune_down_moe.py beside it
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(run.env["SGLANG_PREP_MOE_TUNER"], str(lone / "tuning_fused_moe_triton.py"))
+    result = run.stage("moe_tune", env={"SGLANG_PREP_MOE_TUNER": str(lone / "tuning_fused_moe_triton.py")})
+    assert result["error_type"] == "tuner_unavailable" and "tune_down_moe.py is missing" in result["message"]
+    assert not result.get("tuner")  # refused before any tuner ran
+    # a python that cannot import ray (the tuner imports it at top level)
+    no_ray = tmp_path / "no_ray"
+    no_ray.mkdir()
+    for name in ("sglang", "triton"):
+        os.symlink(os.path.join(STANDINS, "python", name), str(no_ray / name))
+    result = run.stage("moe_tune", env={"PYTHONPATH": str(no_ray)})
+    assert result["error_type"] == "tuner_unavailable"
+    assert "cannot import ray" in result["message"] and "ray[default]" in result["message"]
+    assert not run.server_lines("moe_tune")
+
+
+def test_moe_tune_fp8_block_checkpoint_writes_the_names_the_server_looks_up(run):
+    model = run.add_model("tiny-moe-fp8-block")
+    result = run.stage("moe_tune", model=model, moe_batch_sizes=[1, 2])
+    assert result["status"] == "ok", result["message"]
+    first = result["tuner"]["runs"][0]["argv"]
+    assert first[first.index("--dtype") + 1] == "fp8_w8a8" and "--per-channel-quant" not in first
+    down_argv = result["tuner"]["runs"][0]["down"]["argv"]
+    assert down_argv[down_argv.index("--dtype") + 1] == "fp8_w8a8"
+    tree = run.p("/profiles/moe_configs/configs/triton_3_4_0")
+    assert os.path.isfile(os.path.join(tree, FP8_BLOCK + ".json"))
+    assert os.path.isfile(os.path.join(tree, FP8_BLOCK + "_down.json"))
+    assert result["signature"]["moe_tuner"]["dtype"] == "fp8_w8a8"
+    assert result["signature"]["moe_tuner"]["block_shape"] == [128, 128]
+    warm = run.stage("flashinfer", model=model)
+    lookups = warm["validation"]["moe_lookups"]
+    assert warm["validation"]["verified_in_log"] is True
+    assert lookups["up"]["config_used"].endswith(FP8_BLOCK + ".json") and lookups["up"]["source"] == "tuned"
+    assert lookups["down"]["config_used"].endswith(FP8_BLOCK + "_down.json") and lookups["down"]["source"] == "tuned"
+
+
+def test_moe_tune_int8_checkpoint_tunes_the_up_file_and_says_why_not_the_down_one(run):
+    model = run.add_model("tiny-moe-int8")
+    result = run.stage("moe_tune", model=model, moe_batch_sizes=[1])
+    assert result["status"] == "ok", result["message"]
+    argv = result["tuner"]["runs"][0]["argv"]
+    assert argv[argv.index("--dtype") + 1] == "int8_w8a8" and "--per-channel-quant" in argv
+    assert result["tuner"]["runs"][0]["down"] is None
+    assert [f["file"] for f in result["validation"]["tuned_files"]] == [INT8 + ".json"]
+    down = result["validation"]["down_projection"]
+    assert down["tuned"] is False and "reuses the tuned up-projection config" in down["reason"]
+    warm = run.stage("flashinfer", model=model)
+    lookups = warm["validation"]["moe_lookups"]
+    assert lookups["up"]["config_used"].endswith(INT8 + ".json") and warm["validation"]["verified_in_log"] is True
+    assert lookups["down"] == {"config_used": None, "source": "up_config_reused", "fallback": None,
+                               "looked_up": lookups["up"]["config_used"][:-len(".json")] + "_down.json"}
+
+
+def test_moe_tune_follows_the_serving_args_and_refuses_a_dtype_the_server_never_reads(run):
+    result = run.stage("moe_tune", moe_batch_sizes=[1], extra_server_args=["--ep-size", "1",
+                                                                           "--disable-shared-experts-fusion"])
+    assert result["status"] == "ok", result["message"]
+    assert "--disable-shared-experts-fusion" in result["tuner"]["runs"][0]["argv"]
+    again = run.stage("moe_tune", moe_batch_sizes=[1])
+    assert [(r["field"], r["old"]["disable_shared_experts_fusion"], r["new"]["disable_shared_experts_fusion"])
+            for r in again["reprime_reasons"]] == [("moe_tuner", True, False)]
+    bad = run.stage("moe_tune", moe_batch_sizes=[1], moe_dtype="fp8_w8a8")
+    assert bad["error_type"] == "bad_input" and "never reads" in bad["message"]
+    assert not bad.get("tuner")  # refused before any tuner ran
+    checked = run.stage("moe_tune", mode="check", moe_batch_sizes=[1], moe_dtype="fp8_w8a8")
+    assert checked["status"] == "would_run" and "the run would fail: moe_tune: --moe-dtype fp8_w8a8" in run.stderr.getvalue()
+
+
+def test_moe_tune_with_a_local_triton_version_avoids_a_directory_sglang_cannot_sort(run, tmp_path):
+    local = tmp_path / "local_triton"
+    (local / "triton").mkdir(parents=True)
+    (local / "triton" / "__init__.py").write_text('__version__ = "3.4.0+git0123abcd"\n')
+    for name in ("sglang", "ray"):
+        os.symlink(os.path.join(STANDINS, "python", name), str(local / name))
+    env = {"PYTHONPATH": str(local)}
+    result = run.stage("moe_tune", moe_batch_sizes=[1], env=env)
+    assert result["status"] == "ok", result["message"]
+    configs = os.listdir(run.p("/profiles/moe_configs/configs"))
+    assert "triton_3_4_0" in configs and not [d for d in configs if "+" in d]
+    assert "local version suffix" in result["tuner"]["config_dir_note"]
+    assert result["tuner"]["shadowed_by"] == {}
+    warm = run.stage("flashinfer", env=env)  # the server's lookup does not crash, and falls back to our file
+    assert warm["status"] == "ok", warm["message"]
+    assert warm["validation"]["moe_lookups"]["up"]["fallback"]["triton_version"] == "3.4.0"
+    assert warm["validation"]["moe_lookups"]["up"]["source"] == "tuned"
+    # a newer directory holding the same name is what SGLang's fallback reads first: moe_tune says so
+    newer = run.p("/profiles/moe_configs/configs/triton_3_8_0")
+    os.makedirs(newer)
+    shutil.copy(os.path.join(run.p("/profiles/moe_configs/configs/triton_3_4_0"), TUNED), newer)
+    again = run.stage("moe_tune", mode="rebuild", moe_batch_sizes=[1], env=env)
+    assert again["tuner"]["shadowed_by"] == {TUNED: "/profiles/moe_configs/configs/triton_3_8_0/" + TUNED}
+    assert "will read /profiles/moe_configs/configs/triton_3_8_0/" + TUNED in run.stderr.getvalue()
+
+
+def test_dbrx_nested_expert_count_is_a_moe_model(run):
+    config = json.load(open(os.path.join(run.model, "config.json")))
+    for key in ("num_local_experts", "num_experts_per_tok"):
+        del config[key]
+    config.update(architectures=["DbrxForCausalLM"], model_type="dbrx",
+                  ffn_config={"moe_num_experts": 8, "moe_top_k": 2, "ffn_hidden_size": 256})
+    json.dump(config, open(os.path.join(run.model, "config.json"), "w"))
+    result = run.stage("moe_tune", moe_batch_sizes=[1])
+    assert result["status"] == "ok", result["message"]
+    assert [f["file"] for f in result["validation"]["tuned_files"]] == [TUNED, TUNED_DOWN]
 
 
 def test_stages_that_do_not_apply_are_skipped_with_the_reason(run):
@@ -408,6 +541,23 @@ def test_cli_argv_prints_the_server_argv():
     assert out.returncode == 0
     assert json.loads(out.stdout) == argv.server_argv("inductor", "/models/M", tp=2)
     assert "--enable-torch-compile" in json.loads(out.stdout)
+
+
+def test_cli_argv_prints_the_tuner_argv_the_checkpoint_needs():
+    models = os.path.join(STANDINS, "models")
+    for name, dtype, per_channel in (("tiny-moe", "auto", False), ("tiny-moe-fp8-block", "fp8_w8a8", False),
+                                     ("tiny-moe-int8", "int8_w8a8", True)):
+        out = cli("argv", "moe_tune", "--model", os.path.join(models, name), "--tp", "2")
+        assert out.returncode == 0, out.stderr
+        tuner = json.loads(out.stdout)
+        assert tuner[1].endswith("tuning_fused_moe_triton.py") and tuner[tuner.index("--tp-size") + 1] == "2"
+        assert tuner[tuner.index("--dtype") + 1] == dtype and ("--per-channel-quant" in tuner) is per_channel
+        assert tuner[-3:] == ["--batch-size", "B", "--tune"]
+    ep = json.loads(cli("argv", "moe_tune", "--model", os.path.join(models, "tiny-moe"), "--tp", "4",
+                        "--extra-server-arg=--ep=2").stdout)
+    assert ep[ep.index("--ep-size") + 1] == "2"
+    bad = cli("argv", "moe_tune", "--model", os.path.join(models, "tiny-moe-int8"), "--moe-dtype", "fp8_w8a8")
+    assert bad.returncode == 2 and "dtype=int8_w8a8" in bad.stderr
 
 
 def test_cli_usage_errors_exit_2():

@@ -347,3 +347,31 @@ def test_a_deleted_deep_gemm_kernel_fails_the_check_and_a_reprime_makes_it_pass(
     again = primed.stage("serve_check")
     assert again["status"] == "ok" and again["zero_jit"] is True, again["message"]
     assert "in_progress_marker" in [r["field"] for r in again["reprime_reasons"]]
+
+
+def test_a_deleted_down_config_fails_the_check_and_moe_tune_makes_it_pass(primed):
+    down = glob.glob(primed.p("/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,*_down.json"))
+    assert len(down) == 1
+    os.unlink(down[0])
+    failed = primed.stage("serve_check")
+    assert failed["error_type"] == "jit_at_serve_time", failed["message"]
+    [finding] = failed["serve_check"]["findings"]
+    assert finding["kind"] == "moe_down_fallback" and finding["should_have_primed"] == "moe_tune"
+    assert "Down MoE config file not found at %s; reusing the tuned up-projection config without TMA" % (
+        down[0]) in finding["log_lines"][0]
+    assert "re-run moe_tune with mode rebuild" in failed["message"]
+    assert primed.stage("moe_tune", mode="rebuild")["status"] == "ok"
+    assert os.path.isfile(down[0])
+    again = primed.stage("serve_check")
+    assert again["status"] == "ok" and again["zero_jit"] is True, again["message"]
+
+
+def test_a_checkpoint_whose_down_file_cannot_be_tuned_still_proves_zero_jit(tmp_path):
+    # W8A8-int8: tune_down_moe.py cannot name its file, so SGLang reusing the up config is what priming leaves
+    run = Run(str(tmp_path))
+    model = run.add_model("tiny-moe-int8")
+    for stage in registry.priming_stages():
+        assert run.stage(stage, model=model)["status"] == "ok"
+    check = run.stage("serve_check", model=model)
+    assert check["status"] == "ok" and check["zero_jit"] is True, check["message"]
+    assert any("Down MoE config file not found" in line for line in run.server_lines("serve_check"))

@@ -96,10 +96,65 @@ def test_moe_fallback_to_another_triton_version_is_not_verified():
     assert result["verified_in_log"] is False
 
 
+def default_line(path):
+    return ("[2026-11-29 12:00:00 TP0] Using default MoE kernel config. Performance might be sub-optimal! Config file "
+            "not found at %s, you can create them with "
+            "https://github.com/sgl-project/sglang/tree/main/benchmark/kernels/fused_moe_triton" % path)
+
+
+MOE_DOWN = MOE_FILE[:-len(".json")] + "_down.json"
+DOWN_REUSE = ("[2026-11-29 12:00:00 TP0] Down MoE config file not found at %s; reusing the tuned up-projection config "
+              "without TMA. Performance might be sub-optimal." % MOE_DOWN)
+
+
 def test_default_moe_config_is_recorded():
-    result = scan("Using default MoE kernel config. Performance might be sub-optimal! Config file not found at x").moe_validation(
-        MOE_DIR)
+    result = scan(default_line(MOE_FILE)).moe_validation(MOE_DIR)
     assert result["moe_default_config"] is True and result["moe_config_used"] is None
+    assert result["moe_lookups"]["up"] == {"config_used": None, "looked_up": MOE_FILE, "source": "default",
+                                           "fallback": None}
+
+
+def test_up_and_down_lookups_are_reported_apart():
+    # the order real SGLang logs them in: the up file, then the down file
+    out = scan("Using MoE kernel config from %s." % MOE_FILE, "Using MoE kernel config from %s." % MOE_DOWN)
+    result = out.moe_validation(MOE_DIR, origin=lambda path: "tuned")
+    assert result["moe_config_used"] == MOE_FILE and result["verified_in_log"] is True
+    assert result["moe_lookups"]["up"]["source"] == "tuned"
+    assert result["moe_lookups"]["down"] == {"config_used": MOE_DOWN, "looked_up": MOE_DOWN, "source": "tuned",
+                                             "fallback": None}
+
+
+def test_a_down_file_is_never_the_config_used():
+    # only the down lookup found a file (the up one fell back to the default): the up result says so
+    result = scan(default_line(MOE_FILE), "Using MoE kernel config from %s." % MOE_DOWN).moe_validation(MOE_DIR)
+    assert result["moe_config_used"] is None and result["verified_in_log"] is False
+    assert result["moe_lookups"]["down"]["config_used"] == MOE_DOWN
+
+
+def test_down_lookup_reusing_the_up_config_and_a_down_default_are_not_the_up_default():
+    reuse = scan("Using MoE kernel config from %s." % MOE_FILE, DOWN_REUSE).moe_validation(MOE_DIR)
+    assert reuse["verified_in_log"] is True and reuse["moe_default_config"] is False
+    assert reuse["moe_lookups"]["down"] == {"config_used": None, "looked_up": MOE_DOWN, "source": "up_config_reused",
+                                            "fallback": None}
+    down_default = scan("Using MoE kernel config from %s." % MOE_FILE, default_line(MOE_DOWN)).moe_validation(MOE_DIR)
+    assert down_default["moe_default_config"] is False and down_default["verified_in_log"] is True
+    assert down_default["moe_lookups"]["down"]["source"] == "default"
+
+
+def test_a_down_fallback_to_another_triton_version_is_the_down_lookups():
+    other = MOE_DOWN.replace("triton_3_4_0", "triton_3_3_0")
+    line = ("Config file not found at %s. Fallback to triton version 3.3.0 and use MoE kernel config from %s. "
+            "Performance might be sub-optimal!" % (MOE_DOWN, other))
+    result = scan("Using MoE kernel config from %s." % MOE_FILE, line).moe_validation(MOE_DIR)
+    assert result["moe_config_used"] == MOE_FILE and result["moe_config_fallback"] is None
+    assert result["moe_lookups"]["down"]["fallback"] == {"triton_version": "3.3.0", "path": other}
+    assert result["moe_lookups"]["down"]["looked_up"] == MOE_DOWN
+
+
+def test_a_config_from_sglangs_own_directory_is_the_package():
+    shipped = "/usr/lib/python3/dist-packages/sglang/srt/layers/moe/moe_runner/triton_utils/configs/triton_3_4_0/E=8.json"
+    result = scan("Using MoE kernel config from %s." % shipped).moe_validation(MOE_DIR)
+    assert result["moe_lookups"]["up"]["source"] == "package"
 
 
 def test_tail_keeps_the_last_twenty_lines():

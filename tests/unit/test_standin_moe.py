@@ -140,3 +140,98 @@ def test_dense_model_skips_moe_lookup(tmp_path):
         assert "MoE kernel config" not in server.log()
     finally:
         server.kill()
+
+
+# ------------------------------------------------------------------------------------------ both lookups
+
+DOWN_TUNER = TUNER.with_name("tune_down_moe.py")
+TINY_DOWN = TINY_FILE[:-len(".json")] + "_down.json"
+MODELS = STANDINS / "models"
+
+
+def run_down_tuner(cwd, gate_up, *args, model=TINY_MODEL, env=None):
+    return subprocess.run([sys.executable, str(DOWN_TUNER), "--model", str(model), "--tp-size", "1",
+                           "--gate-up-config", str(gate_up), "--out-dir", str(cwd), *args], cwd=str(cwd),
+                          env=standin_env(cwd, **(env or {})), capture_output=True, text=True, timeout=60)
+
+
+def tuned_tree(tmp_path, down=True):
+    """An SGLANG_MOE_CONFIG_DIR with tiny-moe's up (and down) file tuned for batch sizes 1 and 8."""
+    tuned_dir = tmp_path / "moe_configs" / "configs" / "triton_3_4_0"
+    tuned_dir.mkdir(parents=True)
+    assert run_tuner(tuned_dir, "--tune", "--tp-size", "1", "--batch-sizes", "1", "8").returncode == 0
+    if down:
+        proc = run_down_tuner(tuned_dir, tuned_dir / TINY_FILE, "--dtype", "auto", "--batch-sizes", "1", "8")
+        assert proc.returncode == 0, proc.stderr
+    return tuned_dir
+
+
+def test_down_tuner_writes_the_down_file_with_the_up_block_m(tmp_path):
+    tuned_dir = tuned_tree(tmp_path)
+    up = json.loads((tuned_dir / TINY_FILE).read_text())
+    down = json.loads((tuned_dir / TINY_DOWN).read_text())
+    assert list(down) == ["1", "8"]
+    assert all(down[m]["BLOCK_SIZE_M"] == up[m]["BLOCK_SIZE_M"] for m in down)  # one sort feeds both GEMMs
+
+
+def test_down_tuner_names_only_fp8_w8a8_like_the_real_script(tmp_path):
+    # its --dtype defaults to fp8_w8a8, and any other value names the file without dtype=
+    assert run_tuner(tmp_path, "--tune", "--tp-size", "1", "--batch-size", "1").returncode == 0
+    assert run_down_tuner(tmp_path, tmp_path / TINY_FILE, "--batch-sizes", "1").returncode == 0
+    assert (tmp_path / "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8_down.json").is_file()
+    proc = run_down_tuner(tmp_path, tmp_path / TINY_FILE, "--dtype", "int8_w8a8", "--batch-sizes", "1")
+    assert proc.returncode == 0 and (tmp_path / TINY_DOWN).is_file()
+    missing = subprocess.run([sys.executable, str(DOWN_TUNER), "--model", str(TINY_MODEL), "--tp-size", "1"],
+                             env=standin_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "--gate-up-config" in missing.stderr
+
+
+def test_tuners_need_ray_like_the_real_ones(tmp_path):
+    no_ray = tmp_path / "no_ray"
+    no_ray.mkdir()
+    for name in ("sglang", "triton"):
+        (no_ray / name).symlink_to(STANDIN_PYTHON / name)
+    proc = run_tuner(tmp_path, "--tune", env={"PYTHONPATH": no_ray})
+    assert proc.returncode == 1 and "ModuleNotFoundError: No module named 'ray'" in proc.stderr
+
+
+def test_server_looks_up_up_then_down_and_uses_both(tmp_path):
+    tuned_dir = tuned_tree(tmp_path)
+    log = server_log(tmp_path, {"SGLANG_MOE_CONFIG_DIR": tmp_path / "moe_configs"})
+    up = "Using MoE kernel config from %s." % (tuned_dir / TINY_FILE)
+    down = "Using MoE kernel config from %s." % (tuned_dir / TINY_DOWN)
+    assert up in log and down in log and log.index(up) < log.index(down)
+
+
+def test_server_without_a_down_file_reuses_the_up_config_with_the_real_warning(tmp_path):
+    tuned_dir = tuned_tree(tmp_path, down=False)
+    log = server_log(tmp_path, {"SGLANG_MOE_CONFIG_DIR": tmp_path / "moe_configs"})
+    assert log.count("Using MoE kernel config from %s." % (tuned_dir / TINY_FILE)) == 1  # cached, logged once
+    assert ("Down MoE config file not found at %s; reusing the tuned up-projection config without TMA. "
+            "Performance might be sub-optimal." % (tuned_dir / TINY_DOWN)) in log
+    assert "Using default MoE kernel config" not in log
+
+
+@pytest.mark.parametrize("model, name", [
+    ("tiny-moe-fp8-block", "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8,block_shape=[128, 128]"),
+    ("tiny-moe-int8", "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=int8_w8a8,per_channel_quant=True"),
+])
+def test_server_names_quantized_lookups_by_the_quant_method(tmp_path, model, name):
+    (tmp_path / "moe_configs" / "configs" / "triton_3_4_0").mkdir(parents=True)
+    server = StandinServer(tmp_path, model=MODELS / model, env={"SGLANG_MOE_CONFIG_DIR": tmp_path / "moe_configs"})
+    server.start()
+    try:
+        server.wait_ready()
+        log = server.log()
+    finally:
+        server.kill()
+    base = tmp_path / "moe_configs" / "configs" / "triton_3_4_0" / name
+    assert "Config file not found at %s.json, you can create them" % base in log
+    assert "Config file not found at %s_down.json, you can create them" % base in log
+
+
+def test_a_config_directory_with_a_local_triton_version_crashes_the_lookup(tmp_path):
+    configs = tmp_path / "moe_configs" / "configs"
+    (configs / "triton_3_4_0+git0123abcd").mkdir(parents=True)
+    log = server_log(tmp_path, {"SGLANG_MOE_CONFIG_DIR": tmp_path / "moe_configs"}, expect_exit=1)
+    assert "ValueError: invalid literal for int() with base 10: '0+git0123abcd'" in log

@@ -6,7 +6,7 @@ Reads E and the intermediate size from <model>/config.json, computes N = 2*I/(tp
 (json.dump indent=4 plus a newline), printing `Writing best config to <file>...`. The "best"
 configs are picked deterministically from the search space (seeded by --seed), not measured.
 
-Knobs: SGLANG_STANDIN_TUNER_FAULT=fail (exit 1 with a traceback), SGLANG_STANDIN_TUNER_S (total
+Like the real tuner it imports ray at top level. Knobs: SGLANG_STANDIN_TUNER_FAULT=fail (exit 1 with a traceback), SGLANG_STANDIN_TUNER_S (total
 pretend tuning time, default 0.2 s), and the GPU variables of sglang._standin_gpu.
 """
 
@@ -18,6 +18,7 @@ import sys
 import time
 from datetime import datetime
 
+import ray  # noqa: F401  (top-level in the real tuner: without ray it fails here)
 from sglang._standin_gpu import gpus
 from sglang.srt._standin.model import load_model_config, moe_shape
 from sglang.srt.layers.moe.moe_runner.triton_utils.fused_moe_triton_config import get_config_file_name

@@ -29,6 +29,12 @@ ATTENTION_BACKEND_CHOICES = [
     "tokenspeed_mla", "trtllm_mha", "hpc_ops", "minicpm_flashattn", "minicpm_flashinfer", "aiter",
     "wave", "intel_amx", "ascend", "intel_xpu",
 ]
+QUANTIZATION_CHOICES = [
+    "awq", "fp8", "mxfp8", "gptq", "gptq_marlin", "awq_marlin", "bitsandbytes", "gguf", "modelopt", "modelopt_fp8",
+    "modelopt_fp4", "nvfp4_online", "modelopt_mixed", "petit_nvfp4", "w8a8_int8", "w8a8_fp8", "moe_wna16", "w4afp8",
+    "mxfp4", "auto-round", "auto-round-int8", "compressed-tensors", "modelslim", "mxfp_w4a8", "quark",
+    "quark_int4fp8_moe", "quark_mxfp4", "mlx_q4", "mlx_q8", "unquant", "humming",
+]
 MOE_RUNNER_BACKEND_CHOICES = [
     "auto", "deep_gemm", "triton", "triton_kernel", "flashinfer_trtllm", "experimental_sgl_trtllm",
     "flashinfer_trtllm_routed", "flashinfer_cutlass", "flashinfer_mxfp4", "flashinfer_cutedsl",
@@ -115,6 +121,9 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     add("--pp-size", "--pipeline-parallel-size", type=int, default=1)
     add("--dp-size", "--data-parallel-size", type=int, default=1)
     add("--ep-size", "--expert-parallel-size", "--ep", type=int, default=1)
+    flag("--disable-shared-experts-fusion")
+    # quantization (fields/quantization.py)
+    add("--quantization", type=str, default=None, choices=QUANTIZATION_CHOICES)
     # schedule (fields/schedule.py)
     add("--mem-fraction-static", type=float, default=None)
     add("--chunked-prefill-size", type=int, default=None, help="-1 disables chunked prefill.")

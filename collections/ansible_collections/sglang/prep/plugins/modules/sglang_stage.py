@@ -138,6 +138,8 @@ options:
   moe_dtype:
     description:
       - The tuner's C(--dtype) (for example V(auto) or V(fp8_w8a8)). Only used by O(stage=moe_tune).
+      - V(auto) (the runtime default) follows the checkpoint's C(quantization_config) (and C(hf_quant_config.json)),
+        so the tuner writes the file name SGLang looks up; another value must agree with it, else V(bad_input).
     type: str
   extra_server_args:
     description:

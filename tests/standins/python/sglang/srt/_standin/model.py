@@ -61,11 +61,20 @@ class ModelConfig:
         return int(self.get("head_dim", default=self.hidden_size // self.num_heads))
 
     @property
+    def ffn_config(self) -> dict:
+        """DBRX keeps its MoE settings nested: ffn_config.{moe_num_experts, moe_top_k, ffn_hidden_size}."""
+        return self.hf.get("ffn_config") or {}
+
+    @property
     def num_experts(self) -> int:
+        if self.architecture == "DbrxForCausalLM":
+            return int(self.ffn_config.get("moe_num_experts") or 0)
         return int(self.get("num_local_experts", "n_routed_experts", "num_experts", default=0))
 
     @property
     def intermediate_size(self) -> int:
+        if self.architecture == "DbrxForCausalLM":
+            return int(self.ffn_config["ffn_hidden_size"])
         if self.num_experts:
             return int(self.get("moe_intermediate_size", "intermediate_size"))
         return int(self.get("intermediate_size", default=4 * self.hidden_size))
@@ -75,11 +84,36 @@ class ModelConfig:
         quant = self.hf.get("quantization_config") or {}
         return quant.get("weight_block_size")
 
+    def moe_quant(self, quantization=None):
+        """(dtype selector, per_channel_quant, block_shape) of the fused-MoE lookup, as the layer's quant method
+        gives them (get_triton_quant_info -> get_config_dtype_str). ``quantization``: --quantization, if given."""
+        quant = self.hf.get("quantization_config") or {}
+        method = quantization or quant.get("quant_method")
+        if method is None:
+            hf_quant = os.path.join(self.path, "hf_quant_config.json")
+            if os.path.isfile(hf_quant):
+                with open(hf_quant) as f:
+                    algo = (json.load(f).get("quantization") or {}).get("quant_algo")
+                method = "modelopt_fp8" if algo == "FP8" else None
+        block = quant.get("weight_block_size")
+        if method == "fp8":
+            return "fp8_w8a8", False, block
+        if method == "w8a8_fp8":
+            return "fp8_w8a8", True, None
+        if method == "w8a8_int8":
+            return "int8_w8a8", True, None
+        if method == "blockwise_int8":
+            return "int8_w8a8", False, block
+        if method in ("modelopt", "modelopt_fp8"):
+            return "fp8_w8a8", False, None
+        if method == "moe_wna16":
+            return {4: "int4_w4a16", 8: "int8_w8a16"}[int(quant.get("bits"))], False, None
+        return ("float32" if self.torch_dtype == "float32" else None), False, None
+
     @property
     def moe_dtype(self):
         """The dtype selector of the MoE config file name (None for unquantized weights)."""
-        quant = self.hf.get("quantization_config") or {}
-        return "fp8_w8a8" if quant.get("quant_method") == "fp8" else None
+        return self.moe_quant()[0]
 
     def derived_context_length(self) -> int:
         rope_scaling = self.hf.get("rope_scaling") or {}

@@ -25,7 +25,7 @@ from sglang._standin_gpu import first_gpu
 from sglang.srt._standin import caches, faults, logs, memory
 from sglang.srt._standin.http import Metrics, ServerState, make_server
 from sglang.srt._standin.model import load_model_config, moe_shape, resolve_context_length
-from sglang.srt.layers.moe.moe_runner.triton_utils.fused_moe_triton_config import get_moe_configs
+from sglang.srt.layers.moe.moe_runner.triton_utils.fused_moe_triton_config import lookup_moe_configs
 from sglang.srt.server_args import decode_cuda_graph_backend, prefill_cuda_graph_backend, prepare_server_args
 
 logger = logging.getLogger("sglang.srt.entrypoints.http_server")
@@ -54,6 +54,7 @@ class StandinServer:
         self.state = None
         self.kernels = None
         self.moe_configs = None
+        self.moe_down_configs = None
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -185,9 +186,9 @@ class StandinServer:
         caches.warm_deep_gemm(dirs, model, args, gpu)
         self.moe_configs = None
         if model.num_experts and args.moe_runner_backend in ("auto", "triton"):
-            E, N = moe_shape(model, args.tp_size, args.ep_size)
-            block_n, block_k = model.block_shape or (0, 0)
-            self.moe_configs = get_moe_configs(E, N, model.moe_dtype, block_n, block_k)
+            E, N = moe_shape(model, args.tp_size, args.ep_size, args.disable_shared_experts_fusion)
+            dtype, per_channel_quant, block_shape = model.moe_quant(args.quantization)
+            self.moe_configs, self.moe_down_configs = lookup_moe_configs(E, N, dtype, block_shape, per_channel_quant)
         if gpu is not None:
             caches.warm_triton(dirs, model, args, gpu, self.attention_backend)
             caches.warm_flashinfer(dirs, model, gpu, torch_dtype, self.attention_backend)

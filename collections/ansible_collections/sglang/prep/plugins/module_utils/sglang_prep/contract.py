@@ -133,6 +133,8 @@ ERROR_TYPES = (
     "bad_pointer",
     "bad_manifest",
     "tuner_failed",
+    # moe_tune: a piece the tuner needs is missing (the tuner, tune_down_moe.py beside it, or the ray module)
+    "tuner_unavailable",
     "model_not_found",
     "bad_input",
     # a primed stage's recorded signature no longer matches the host (validate, check mode)

@@ -80,7 +80,7 @@ PRIMING_STAGES = (
           summary="DeepGEMM JIT compile (metrics and trace off); log in /profiles/deep_gemm/<model>/compile.log "
                   "(append-only); skipped below compute capability 9.0"),
     Stage("moe_tune", cache="moe_configs", server=False,
-          inputs=("moe_batch_sizes", "moe_dtype"),
+          inputs=("moe_batch_sizes", "moe_dtype", "moe_tuner"),
           summary="fused-MoE Triton configs, one tuner run per batch size, written to "
                   "/profiles/moe_configs/configs/triton_<version>/ (SGLANG_MOE_CONFIG_DIR); skipped for "
                   "models without experts"),

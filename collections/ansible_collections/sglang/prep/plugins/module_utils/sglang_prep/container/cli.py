@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 
 from . import argv as argv_mod
 from .. import contract, registry
 from ..errors import PrepError
+from .moe import TUNER_DTYPES as MOE_TUNER_DTYPES
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -153,7 +155,9 @@ def _stage_options(parser):
     parser.add_argument("--moe-batch-sizes", type=_positive_int, nargs="+", default=list(DEFAULT_MOE_BATCH_SIZES),
                         metavar="B", help="moe_tune: batch sizes, one tuner run each (default %s)"
                         % " ".join(str(b) for b in DEFAULT_MOE_BATCH_SIZES))
-    parser.add_argument("--moe-dtype", choices=MOE_DTYPES, default="auto", help="moe_tune: tuner --dtype (default auto)")
+    parser.add_argument("--moe-dtype", choices=MOE_DTYPES, default="auto",
+                        help="moe_tune: the tuner --dtype (default auto: the dtype the checkpoint makes SGLang look up; "
+                        "another value must agree with it)")
     parser.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args",
                         help="one more SGLang server argument (repeatable; write --extra-server-arg=--flag for flags); "
                         "may not restate a flag the priming policy sets")
@@ -214,14 +218,20 @@ def build_parser():
                          epilog=EPILOG_EXIT, formatter_class=formatter)
     agg.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
-    show = sub.add_parser("argv", help="print the exact server argv of a stage as a JSON list",
+    show = sub.add_parser("argv", help="print the exact server (or MoE tuner) argv of a stage as a JSON list",
                           description="Print, as one JSON list on stdout, the exact command line the stage would start "
-                          "its SGLang server with (%s). Runs nothing." % ", ".join(argv_mod.SERVER_STAGES),
+                          "its SGLang server with (%s), or for moe_tune the fused-MoE tuner's command line for one "
+                          "batch size (B stands for it), with --dtype, --per-channel-quant, --ep-size and "
+                          "--disable-shared-experts-fusion as the checkpoint (<model>/config.json, "
+                          "hf_quant_config.json) and the extra server args make SGLang look the config up. "
+                          "Runs nothing." % ", ".join(argv_mod.SERVER_STAGES),
                           epilog=EPILOG_EXIT, formatter_class=formatter)
-    show.add_argument("stage", choices=argv_mod.SERVER_STAGES)
+    show.add_argument("stage", choices=argv_mod.SERVER_STAGES + ("moe_tune",))
     show.add_argument("--model", required=True, type=_model_path)
     show.add_argument("--tp", type=_positive_int, default=1)
     show.add_argument("--port", type=_port, default=contract.SERVER_PORT)
+    show.add_argument("--moe-dtype", choices=MOE_TUNER_DTYPES, default="auto",
+                      help="moe_tune: the tuner dtype (default auto: the one the checkpoint makes SGLang look up)")
     show.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args")
 
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
@@ -243,6 +253,18 @@ def _error_payload(exc, **extra):
     return payload
 
 
+def _tuner_argv(ns):
+    """moe_tune's tuner argv for the model directory (ValueError when its MoE dtype cannot be told)."""
+    from . import moe, stages
+    config = moe.model_config(ns.model)
+    if config is None:
+        raise ValueError("%s/config.json is missing or unreadable: the tuner's --dtype follows the checkpoint's "
+                         "quantization_config" % ns.model)
+    argv_mod.check_extra_args(ns.extra_server_args)
+    plan = moe.tuner_plan(ns.model, config, ns.extra_server_args, ns.moe_dtype)
+    return moe.tuner_argv("python3", stages.tuner_location(os.environ), ns.model, ns.tp, plan)
+
+
 def main(args=None):
     args = sys.argv[1:] if args is None else list(args)
     if args[:1] == ["init"]:
@@ -252,8 +274,11 @@ def main(args=None):
     ns = parser.parse_args(args)
     if ns.command == "argv":
         try:
-            out = argv_mod.server_argv(ns.stage, ns.model, tp=ns.tp, port=ns.port, extra_args=ns.extra_server_args)
-        except argv_mod.ArgvError as exc:
+            if ns.stage == "moe_tune":
+                out = _tuner_argv(ns)
+            else:
+                out = argv_mod.server_argv(ns.stage, ns.model, tp=ns.tp, port=ns.port, extra_args=ns.extra_server_args)
+        except (argv_mod.ArgvError, ValueError) as exc:
             parser.error(str(exc))
         sys.stdout.write(json.dumps(out) + "\n")
         return EXIT_OK

@@ -252,6 +252,7 @@ def _check(ctx, runner):
         ctx.warn("port %d is busy now (%s); the run would fail with port_busy" % (ctx.port, describe_port_holders(ctx.port)))
     if hasattr(runner, "find_tuner"):
         try:
+            runner.plan()  # the MoE dtype the checkpoint makes SGLang look up (bad_input when it cannot be told)
             runner.find_tuner()
         except PrepError as exc:
             ctx.warn("the run would fail: " + exc.message)

@@ -248,8 +248,8 @@ def _triggers(counts, unit):
 
 def _fix(stage, finding, args_differ):
     if finding.get("kind") == "moe_down_fallback":
-        return ("produce the down-projection config (<name>_down.json) with SGLang's "
-                "benchmark/kernels/fused_moe_triton/tune_down_moe.py; moe_tune tunes the up projection only")
+        return ("re-run moe_tune with mode rebuild (prime_stage_modes: {moe_tune: rebuild}): it tunes the "
+                "down-projection config (<name>_down.json) with SGLang's tune_down_moe.py beside the up config")
     if args_differ:
         return "run prime with the serving args as prime_extra_server_args (the stages primed with other args re-run)"
     if finding.get("kind") == "moe_default":

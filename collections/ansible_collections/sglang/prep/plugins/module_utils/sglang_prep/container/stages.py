@@ -20,7 +20,8 @@ import time
 
 from . import argv as argv_mod
 from .. import caches, contract, jsonio, registry
-from . import probe, server, servecheck, signature, telemetry_probe
+from . import moe, probe, server, servecheck, signature, telemetry_probe
+from .moe import is_moe_model, model_config
 from ..errors import PrepError
 from .validate import LogScan
 
@@ -30,36 +31,24 @@ MOE_TUNER_CANDIDATES = (
     "/sgl-workspace/sglang/benchmark/kernels/fused_moe_triton/tuning_fused_moe_triton.py",
 )
 DEFAULT_MOE_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-MOE_DTYPES = ("auto", "fp8_w8a8", "int8_w8a16", "int8_w8a8", "int4_w4a16")
+MOE_DTYPES = moe.TUNER_DTYPES
 SHIPPED_MOE_CONFIGS = "srt/layers/moe/moe_runner/triton_utils/configs"
-MOE_EXPERT_KEYS = ("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts")
 MOE_CONFIG_DIR = contract.CACHES["moe_configs"][0]
 MOE_CONFIGS_TREE = MOE_CONFIG_DIR + "/configs"
 MOE_WORK_DIR = MOE_CONFIG_DIR + "/.work"
 
 
-def model_config(model_path):
-    try:
-        with open(os.path.join(model_path, "config.json"), encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def is_moe_model(config):
-    """True/False from the HF config (also its text_config), None when there is no config to read."""
-    if config is None:
-        return None
-    for section in (config, config.get("text_config") or {}, config.get("language_config") or {}):
-        if any(int(section.get(key) or 0) > 1 for key in MOE_EXPERT_KEYS if isinstance(section, dict)):
-            return True
-    return False
+def tuner_location(env):
+    """The tuner's path: $SGLANG_PREP_MOE_TUNER, else the first candidate that exists, else the first candidate."""
+    configured = env.get(MOE_TUNER_ENV)
+    if configured:
+        return configured
+    return next((path for path in MOE_TUNER_CANDIDATES if os.path.isfile(path)), MOE_TUNER_CANDIDATES[0])
 
 
 def triton_dir_name(triton_version):
-    """SGLang's directory for a Triton version: triton_<__version__ with dots as underscores>."""
-    return "triton_" + triton_version.replace(".", "_")
+    """SGLang's directory for a Triton version, without a local version suffix (moe.triton_version_dir)."""
+    return moe.triton_version_dir(triton_version)[0]
 
 
 def seed_moe_configs(ctx):
@@ -98,6 +87,18 @@ def seed_moe_configs(ctx):
     if info["copied"]:
         ctx.say("seeded %d shipped MoE config files from %s into %s" % (info["copied"], source, MOE_CONFIGS_TREE))
     return info
+
+
+def moe_config_origin(ctx, contract_path):
+    """Where a file of the configs tree comes from: shipped (byte-equal to SGLang's shipped copy) or tuned."""
+    pkg = ctx.probe.get("sglang_dir")
+    rel = os.path.relpath(contract_path, MOE_CONFIGS_TREE)
+    shipped = os.path.join(pkg, SHIPPED_MOE_CONFIGS, rel) if pkg and not rel.startswith("..") else None
+    try:
+        with open(shipped, "rb") as one, open(ctx.layout.fs(contract_path), "rb") as other:
+            return "shipped" if one.read() == other.read() else "tuned"
+    except (OSError, TypeError):
+        return "tuned"
 
 
 class StageRunner(object):
@@ -259,7 +260,8 @@ class ServerStage(StageRunner):
         validation["cache_before"] = cache_before
         validation["cache_after"] = caches.dir_stats(ctx.layout.fs(contract.stage_cache_dir(self.name)))
         if self.warmup:
-            validation.update(self.scan.moe_validation(MOE_CONFIG_DIR, ctx.layout.contract_path))
+            validation.update(self.scan.moe_validation(MOE_CONFIG_DIR, ctx.layout.contract_path,
+                                                       origin=lambda path: moe_config_origin(ctx, path)))
         if srv.pid is not None and not srv.port_free_after():
             error = error or PrepError(
                 "port_busy", "port %d is still in use after the server was stopped, by %s; stop it before the next "
@@ -403,21 +405,45 @@ class InductorStage(WarmupStage):
 
 
 class MoeTuneStage(StageRunner):
-    """Fused-MoE Triton configs: one tuner run per batch size, merged under the real file name."""
+    """Fused-MoE Triton configs under the names SGLang looks up (moe.py), per batch size.
+
+    Each batch size runs the tuner (the up projection) and, where tune_down_moe.py can name the file
+    (unquantized or fp8_w8a8 weights), tune_down_moe.py with the tuner's output (the down projection,
+    ``<name>_down.json``). Both are merged into configs/triton_<version>/ and recorded.
+    """
 
     name = "moe_tune"
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.tuner = None
+        self.down_tuner = None
         self.work = None
         self.process = None
         self.written = []
+        self._plan = None
+
+    def plan(self):
+        """moe.tuner_plan for this checkpoint and the serving args; PrepError bad_input when it cannot be made."""
+        if self._plan is None:
+            ctx = self.ctx
+            try:
+                self._plan = moe.tuner_plan(ctx.model, model_config(ctx.model), ctx.extra_server_args, ctx.moe_dtype)
+            except ValueError as exc:
+                self._plan = PrepError("bad_input", "moe_tune: %s" % exc)
+        if isinstance(self._plan, PrepError):
+            raise self._plan
+        return self._plan
 
     def signature_inputs(self):
         inputs = super().signature_inputs()
         inputs["moe_batch_sizes"] = list(self.ctx.moe_batch_sizes)
         inputs["moe_dtype"] = self.ctx.moe_dtype
+        try:
+            plan = self.plan()
+        except PrepError:
+            plan = None
+        inputs["moe_tuner"] = None if plan is None else dict((key, plan[key]) for key in moe.PLAN_SIGNATURE_KEYS)
         return inputs
 
     def skip_reason(self):
@@ -432,96 +458,174 @@ class MoeTuneStage(StageRunner):
         configured = self.ctx.base_env.get(MOE_TUNER_ENV)
         if configured:
             if not os.path.isfile(configured):
-                raise PrepError("tuner_failed", "%s=%s does not exist in the container; point it at SGLang's "
+                raise PrepError("tuner_unavailable", "%s=%s does not exist in the container; point it at SGLang's "
                                 "benchmark/kernels/fused_moe_triton/tuning_fused_moe_triton.py" % (MOE_TUNER_ENV, configured))
             return configured
         for candidate in MOE_TUNER_CANDIDATES:
             if os.path.isfile(candidate):
                 return candidate
-        raise PrepError("tuner_failed", "the fused-MoE tuner was not found at %s; set %s to the path of SGLang's "
+        raise PrepError("tuner_unavailable", "the fused-MoE tuner was not found at %s; set %s to the path of SGLang's "
                         "benchmark/kernels/fused_moe_triton/tuning_fused_moe_triton.py inside the container"
                         % (" or ".join(MOE_TUNER_CANDIDATES), MOE_TUNER_ENV))
 
     def preflight(self):
+        """The checkpoint's MoE dtype is known, and the tuner's real needs are met: its scripts, ray, triton."""
+        ctx = self.ctx
+        plan = self.plan()
         self.tuner = self.find_tuner()
-        if self.ctx.probe.get("triton_version") is None:
+        if plan["tune_down"]:
+            self.down_tuner = moe.down_tuner_path(self.tuner)
+            if not os.path.isfile(self.down_tuner):
+                raise PrepError("tuner_unavailable", "%s is missing beside the tuner; it tunes the down-projection "
+                                "config (<name>_down.json) SGLang looks up too: use the benchmark/kernels/"
+                                "fused_moe_triton/ directory of the same SGLang checkout" % self.down_tuner)
+        missing = moe.module_missing(ctx.python, "ray", ctx.layout.env(argv_mod.server_env(ctx.base_env)))
+        if missing:
+            raise PrepError("tuner_unavailable", "%s: the fused-MoE tuner imports ray at top level and runs each "
+                            "benchmark as a Ray task; ray is sglang's optional 'ray' extra (not part of 'all'): "
+                            "install it in the image, e.g. pip install 'ray[default]>=2.55.1'" % missing)
+        if ctx.probe.get("triton_version") is None:
             raise PrepError("tuner_failed", "the Triton version could not be probed (%s), so the config directory "
                             "configs/triton_<version>/ SGLang reads cannot be named; make triton importable by %s"
-                            % (self.ctx.probe.why_missing.get("triton_version"), self.ctx.python))
+                            % (ctx.probe.why_missing.get("triton_version"), ctx.python))
 
     def build_command(self, batch_size=None):
         ctx = self.ctx
-        return [ctx.python, self.tuner or "<tuner>", "--model", ctx.model, "--tp-size", str(ctx.tp),
-                "--dtype", ctx.moe_dtype, "--batch-size", str(batch_size if batch_size is not None else "B"), "--tune"]
+        return moe.tuner_argv(ctx.python, self.tuner or "<tuner>", ctx.model, ctx.tp, self.plan(),
+                              batch_size if batch_size is not None else "B")
 
     def version_dir(self):
         return MOE_CONFIGS_TREE + "/" + triton_dir_name(self.ctx.probe.get("triton_version"))
 
     def run(self):
         ctx = self.ctx
+        plan = self.plan()
         ctx.result["moe_seed"] = seed_moe_configs(ctx)
+        _name, note = moe.triton_version_dir(ctx.probe.get("triton_version"))
+        if note:
+            ctx.warn(note)
         self.work = "%s/%s-%d" % (MOE_WORK_DIR, ctx.run_id, os.getpid())
         env = ctx.layout.env(argv_mod.server_env(ctx.base_env))
         runs = []
-        ctx.result["tuner"] = {"path": self.tuner, "argv": self.build_command(), "runs": runs}
+        ctx.result["tuner"] = {"path": self.tuner, "down_path": self.down_tuner, "plan": plan, "argv": self.build_command(),
+                               "runs": runs, "config_dir_note": note}
         tuned = {}
         for index, size in enumerate(ctx.moe_batch_sizes, 1):
             ctx.progress(index, len(ctx.moe_batch_sizes), "batch size %d" % size)
             cwd = ctx.layout.fs("%s/b%d" % (self.work, size))
             os.makedirs(cwd)
-            argv = self.build_command(size)
-            scan = LogScan()
-            session = open(ctx.session_log_fs, "ab", buffering=0)
-            proc = server.ManagedProcess(argv, env, [(session, ("[moe_tune b=%d] " % size).encode("ascii"))],
-                                         scan, ctx.say, cwd=cwd)
-            self.process = proc
-            started = time.monotonic()
-            entry = {"batch_size": size, "argv": argv, "exit_code": None, "duration_s": None, "file": None}
+            entry = {"batch_size": size, "argv": self.build_command(size), "exit_code": None, "duration_s": None,
+                     "file": None, "down": None}
             runs.append(entry)
-            try:
-                try:
-                    pid = proc.start()
-                except PrepError as exc:
-                    raise PrepError("tuner_failed", exc.message)
-                ctx.note_process(pid, "tuning_fused_moe")
-                ctx.say("tuning batch size %d (pid %d)" % (size, pid))
-                code = proc.wait_exit(ctx.ready_timeout)
-                if code is None:
-                    proc.stop()
-                    ctx.result["log_tail"] = list(scan.tail)
-                    raise PrepError("tuner_failed", "the MoE tuner did not finish batch size %d within %.0f s "
-                                    "(--ready-timeout bounds each tuner run)" % (size, ctx.ready_timeout))
-                proc.drain()
-            finally:
-                proc.stop()
-                session.close()
-            entry["exit_code"] = code
-            entry["duration_s"] = round(time.monotonic() - started, 3)
-            if code != 0:
-                ctx.result["log_tail"] = list(scan.tail)
-                mapped = self.error_map(scan)
-                if mapped:
-                    raise PrepError(mapped[0], mapped[1])
-                raise PrepError("tuner_failed", "the MoE tuner exited with code %s for batch size %d; its output is in "
-                                "log_tail and the session log" % (code, size), exit_code=code)
-            files = sorted(glob.glob(os.path.join(cwd, "*.json")))
-            if not files:
-                ctx.result["log_tail"] = list(scan.tail)
-                raise PrepError("tuner_failed", "the MoE tuner exited 0 for batch size %d but wrote no config file in "
-                                "%s" % (size, ctx.layout.contract_path(cwd)))
-            for path in files:
-                name = os.path.basename(path)
-                try:
-                    data = jsonio.read_json(path)
-                except ValueError as exc:
-                    raise PrepError("tuner_failed", "the MoE tuner wrote an unreadable %s: %s" % (name, exc))
-                if not isinstance(data, dict) or str(size) not in data:
-                    raise PrepError("tuner_failed", "the MoE tuner's %s has no entry for batch size %d" % (name, size))
-                tuned.setdefault(name, {}).update(data)
-                entry["file"] = name
+            up_path, up_name = self._tune(entry, entry["argv"], cwd, size, "tuning_fused_moe", env, down=False)
+            tuned.setdefault(up_name, {}).update(jsonio.read_json(up_path))
+            if not plan["tune_down"]:
+                continue
+            down_cwd = os.path.join(cwd, "down")
+            os.makedirs(down_cwd)
+            down = {"argv": moe.down_tuner_argv(ctx.python, self.down_tuner, ctx.model, ctx.tp, plan, up_path, down_cwd,
+                                                size), "exit_code": None, "duration_s": None, "file": None}
+            entry["down"] = down
+            down_path, down_name = self._tune(down, down["argv"], down_cwd, size, "tune_down_moe", env, down=True)
+            if down_name != up_name[:-len(".json")] + moe.DOWN_SUFFIX:
+                raise PrepError("tuner_failed", "tune_down_moe.py wrote %s for batch size %d, which is not the down "
+                                "file of the tuner's %s" % (down_name, size, up_name))
+            tuned.setdefault(down_name, {}).update(jsonio.read_json(down_path))
         self.written = self.merge(tuned)
-        ctx.result.setdefault("validation", {})["tuned_files"] = [
-            {"file": os.path.basename(p), "batch_sizes": sizes} for p, sizes in self.written]
+        if note:
+            shadowed = self.shadowing_files()
+            ctx.result["tuner"]["shadowed_by"] = shadowed
+            for name, path in sorted(shadowed.items()):
+                ctx.warn("SGLang's fallback reads configs/triton_* directories newest first, so it will read %s "
+                         "instead of the tuned %s; remove that file to use the tuned one" % (path, name))
+        validation = ctx.result.setdefault("validation", {})
+        validation["tuned_files"] = [
+            {"file": os.path.basename(p), "projection": "down" if p.endswith(moe.DOWN_SUFFIX) else "up",
+             "batch_sizes": sizes} for p, sizes in self.written]
+        validation["down_projection"] = {
+            "tuned": plan["tune_down"],
+            "files": [os.path.basename(p) for p, _s in self.written if p.endswith(moe.DOWN_SUFFIX)],
+            "reason": plan["down_reason"]}
+        if not plan["tune_down"]:
+            ctx.say("down projection not tuned: " + plan["down_reason"])
+
+    def _tune(self, entry, argv, cwd, size, hint, env, down):
+        """Run one tuner process for one batch size in ``cwd``; (path, name) of the one config it wrote."""
+        ctx = self.ctx
+        label = "tune_down_moe" if down else "moe_tune"
+        what = "tune_down_moe.py" if down else "the MoE tuner"
+        scan = LogScan()
+        session = open(ctx.session_log_fs, "ab", buffering=0)
+        proc = server.ManagedProcess(argv, env, [(session, ("[%s b=%d] " % (label, size)).encode("ascii"))],
+                                     scan, ctx.say, cwd=cwd)
+        self.process = proc
+        started = time.monotonic()
+        try:
+            try:
+                pid = proc.start()
+            except PrepError as exc:
+                raise PrepError("tuner_failed", exc.message)
+            ctx.note_process(pid, hint)
+            ctx.say("%s batch size %d (pid %d)" % ("tuning the down projection for" if down else "tuning", size, pid))
+            code = proc.wait_exit(ctx.ready_timeout)
+            if code is None:
+                proc.stop()
+                ctx.result["log_tail"] = list(scan.tail)
+                raise PrepError("tuner_failed", "%s did not finish batch size %d within %.0f s "
+                                "(--ready-timeout bounds each tuner run)" % (what, size, ctx.ready_timeout))
+            proc.drain()
+        finally:
+            proc.stop()
+            session.close()
+        entry["exit_code"] = code
+        entry["duration_s"] = round(time.monotonic() - started, 3)
+        if code != 0:
+            ctx.result["log_tail"] = list(scan.tail)
+            mapped = self.error_map(scan)
+            if mapped:
+                raise PrepError(mapped[0], mapped[1])
+            raise PrepError("tuner_failed", "%s exited with code %s for batch size %d; its output is in log_tail and "
+                            "the session log" % (what, code, size), exit_code=code)
+        files = sorted(glob.glob(os.path.join(cwd, "*.json")))
+        if len(files) != 1:
+            ctx.result["log_tail"] = list(scan.tail)
+            raise PrepError("tuner_failed", "%s exited 0 for batch size %d but wrote %s in %s" % (
+                what, size, "no config file" if not files else "%d config files" % len(files),
+                ctx.layout.contract_path(cwd)))
+        path = files[0]
+        name = os.path.basename(path)
+        try:
+            data = jsonio.read_json(path)
+        except ValueError as exc:
+            raise PrepError("tuner_failed", "%s wrote an unreadable %s: %s" % (what, name, exc))
+        if not isinstance(data, dict) or str(size) not in data:
+            raise PrepError("tuner_failed", "%s's %s has no entry for batch size %d" % (what, name, size))
+        plan = self.plan()
+        if not moe.file_matches_plan(name, plan, down=down):
+            raise PrepError("tuner_failed", "%s wrote %s, but for this checkpoint (%s) SGLang looks up E=..,N=..,"
+                            "device_name=..%s%s.json: the file would never be read" % (
+                                what, name, plan["quant_source"], moe.name_selectors(plan), "_down" if down else ""))
+        entry["file"] = name
+        return path, name
+
+    def shadowing_files(self):
+        """{tuned file: the same name in a newer configs/triton_* directory}: what SGLang's fallback reads first."""
+        ours = triton_dir_name(self.ctx.probe.get("triton_version"))
+        root = self.ctx.layout.fs(MOE_CONFIGS_TREE)
+        out = {}
+        newer = []
+        for entry in os.listdir(root):
+            try:
+                if entry.startswith("triton_") and moe.version_key(entry) > moe.version_key(ours):
+                    newer.append(entry)
+            except ValueError:
+                continue
+        for entry in sorted(newer, key=moe.version_key, reverse=True):
+            for path, _sizes in self.written:
+                name = os.path.basename(path)
+                if name not in out and os.path.isfile(os.path.join(root, entry, name)):
+                    out[name] = MOE_CONFIGS_TREE + "/" + entry + "/" + name
+        return out
 
     def merge(self, tuned):
         """Write each tuned file into configs/triton_<ver>/ (merged over what is there); [(path, sizes)]."""
@@ -627,6 +731,11 @@ class ServeCheckStage(WarmupStage):
         info["generate"] = {"ok": True, "requests": len(plan), "duration_s": round(time.monotonic() - started_all, 3)}
         ctx.say("%d requests answered in %.2f s" % (len(plan), info["generate"]["duration_s"]))
 
+    def down_reuse_expected(self):
+        """True when moe_tune recorded that the down projection cannot be tuned for this checkpoint's dtype."""
+        fields, _problem = signature.read(self.ctx.layout.fs(contract.signature_path("moe_tune", self.ctx.model)))
+        return ((fields or {}).get("moe_tuner") or {}).get("tune_down") is False
+
     def primed_args(self):
         """{server stage: the extra server args its recorded signature was primed with (None if not recorded)}."""
         out = {}
@@ -644,7 +753,10 @@ class ServeCheckStage(WarmupStage):
         if not self.windows or self.windows[-1][1] != servecheck.TEARDOWN:
             self.windows.append((time.time_ns(), servecheck.TEARDOWN))
         after = self._snapshot("after")
-        evidence = servecheck.verdict(self.before, after, self.scan.jit_lines, self.windows, ctx.extra_server_args,
+        jit_lines = self.scan.jit_lines
+        if self.down_reuse_expected():  # tune_down_moe.py cannot name this dtype's file: SGLang reuses the up config
+            jit_lines = [line for line in jit_lines if line["kind"] != "moe_down_fallback"]
+        evidence = servecheck.verdict(self.before, after, jit_lines, self.windows, ctx.extra_server_args,
                                       self.primed_args(), (self.shapes or {}).get("chunked_prefill_size") or
                                       contract.CANONICAL_SETTINGS["chunked_prefill_size"], self.request_log,
                                       contract.PROFILES_ROOT)

@@ -46,10 +46,17 @@ FAILURE_PATTERNS = (
     ), "the NVIDIA driver library (libcuda) is not visible in the container: start it with the NVIDIA "
        "container runtime and GPU device requests (driver nvidia, capabilities gpu,utility,compute), then re-run."),
 )
+# The fused-MoE config lookups (fused_moe_triton_config.py::get_moe_configs). Each fused-MoE call looks up the
+# up-projection file and <name>_down.json; a line belongs to the down lookup when its path is a _down.json.
 MOE_USED_RE = re.compile(r"Using MoE kernel config from (.+)\.\s*$")
 MOE_DOWN_SUFFIX = "_down.json"
-MOE_FALLBACK_RE = re.compile(r"Fallback to triton version (\S+) and use MoE kernel config from (.+?)\. Performance")
-MOE_DEFAULT_RE = re.compile(r"Using default MoE kernel config\.")
+MOE_FALLBACK_RE = re.compile(r"Config file not found at (.+?)\. Fallback to triton version (\S+) and use MoE kernel "
+                             r"config from (.+?)\. Performance")
+MOE_DEFAULT_RE = re.compile(r"Using default MoE kernel config\. Performance might be sub-optimal! Config file not found "
+                            r"at (.+?), you can create them")
+MOE_DOWN_REUSE_RE = re.compile(r"Down MoE config file not found at (.+?_down\.json); reusing the tuned up-projection "
+                               r"config without TMA")
+MOE_PROJECTIONS = ("up", "down")
 READY_LINE = "The server is fired up and ready to roll!"
 # Lines that say a kernel is (or may be) compiled, or that a kernel config the priming should have
 # written is missing (sglang-facts.md 3 and 10). kind -> regex; the serve check reads them (servecheck.py).
@@ -75,10 +82,10 @@ class LogScan(object):
         self.tail = collections.deque(maxlen=TAIL_LINES)
         self.kv_dtypes = []
         self.failure = None  # (error_type, matched text)
-        self.moe_config_used = None
-        self.moe_down_config_used = None
-        self.moe_fallback = None
-        self.moe_default = False
+        # per projection: the file used, the file looked up, a fallback to another triton version, the default
+        # config, and (down only) the tuned up-projection config reused
+        self.moe = dict((p, {"path": None, "looked_up": None, "fallback": None, "default": False, "reused_up": False})
+                        for p in MOE_PROJECTIONS)
         self.ready_line = False
         self.lines = 0
         self.jit_lines = []  # [{"kind", "text", "t"}]: t is the wall time the line was read
@@ -102,12 +109,7 @@ class LogScan(object):
             if match:
                 self.failure = (error_type, match.group(0).strip()[:400])
                 break
-        match = MOE_USED_RE.search(line)
-        if match:
-            if match.group(1).endswith(MOE_DOWN_SUFFIX):  # the down-projection lookup, kept apart
-                self.moe_down_config_used = match.group(1)
-            else:
-                self.moe_config_used = match.group(1)
+        self._feed_moe(line)
         for kind, regex in JIT_LINE_RES:
             found = regex.search(line)
             if found:
@@ -119,14 +121,50 @@ class LogScan(object):
         match = DECODE_CAPTURE_RE.search(line)
         if match:
             self.decode_capture_bs = [int(b) for b in match.group(1).replace(" ", "").split(",") if b]
-        match = MOE_FALLBACK_RE.search(line)
-        if match:
-            self.moe_fallback = {"triton_version": match.group(1), "path": match.group(2)}
-            self.moe_config_used = match.group(2)
-        if MOE_DEFAULT_RE.search(line):
-            self.moe_default = True
         if READY_LINE in line:
             self.ready_line = True
+
+    @staticmethod
+    def _projection(path):
+        return "down" if path.endswith(MOE_DOWN_SUFFIX) else "up"
+
+    def _feed_moe(self, line):
+        match = MOE_USED_RE.search(line)
+        if match and "Fallback to triton version" not in line:
+            lookup = self.moe[self._projection(match.group(1))]
+            lookup.update(path=match.group(1), looked_up=match.group(1))
+            return
+        match = MOE_FALLBACK_RE.search(line)
+        if match:
+            lookup = self.moe[self._projection(match.group(1))]
+            lookup.update(path=match.group(3), looked_up=match.group(1),
+                          fallback={"triton_version": match.group(2), "path": match.group(3)})
+            return
+        match = MOE_DEFAULT_RE.search(line)
+        if match:
+            lookup = self.moe[self._projection(match.group(1))]
+            lookup.update(default=True, looked_up=match.group(1))
+            return
+        match = MOE_DOWN_REUSE_RE.search(line)
+        if match:
+            self.moe["down"].update(reused_up=True, looked_up=match.group(1))
+
+    # the up lookup's facts under their long-standing names
+    @property
+    def moe_config_used(self):
+        return self.moe["up"]["path"]
+
+    @property
+    def moe_down_config_used(self):
+        return self.moe["down"]["path"]
+
+    @property
+    def moe_fallback(self):
+        return self.moe["up"]["fallback"]
+
+    @property
+    def moe_default(self):
+        return self.moe["up"]["default"]
 
     @staticmethod
     def _rank(error_type):
@@ -157,17 +195,40 @@ class LogScan(object):
                     % (wrong[0], wanted, " or ".join(contract.EXPECTED_KV_TORCH_DTYPES)))
         return None
 
-    def moe_validation(self, moe_config_dir, to_contract=None):
-        """validation.moe_config_used / verified_in_log for warm-ups (paths as contract paths)."""
-        used = self.moe_config_used
-        if used and to_contract:
-            used = to_contract(used)
+    def moe_validation(self, moe_config_dir, to_contract=None, origin=None):
+        """What the warm-up's server read for the MoE kernels, the up and the down lookup apart (contract paths).
+
+        moe_config_used / verified_in_log / moe_config_fallback / moe_default_config are the up-projection lookup
+        (a _down.json is never "the config used"); moe_lookups holds both: the file used, the file looked up,
+        and its source: tuned or shipped (``origin`` tells them apart; "ours" without it) under
+        ``moe_config_dir``, package (SGLang's own directory), default, up_config_reused (down only), or None
+        when the log shows no lookup.
+        """
         ours = moe_config_dir.rstrip("/") + "/configs/"
+        lookups = {}
+        for projection in MOE_PROJECTIONS:
+            facts = self.moe[projection]
+            used, looked = facts["path"], facts["looked_up"]
+            if to_contract:
+                used = to_contract(used) if used else used
+                looked = to_contract(looked) if looked else looked
+            if used:
+                source = (origin(used) if origin else "ours") if used.startswith(ours) else "package"
+            elif facts["reused_up"]:
+                source = "up_config_reused"
+            elif facts["default"]:
+                source = "default"
+            else:
+                source = None
+            fallback = dict(facts["fallback"], path=used) if facts["fallback"] else None
+            lookups[projection] = {"config_used": used, "looked_up": looked, "source": source, "fallback": fallback}
+        up = lookups["up"]
         return {
-            "moe_config_used": used,
-            "verified_in_log": bool(used and used.startswith(ours) and not self.moe_fallback),
-            "moe_config_fallback": self.moe_fallback,
-            "moe_default_config": self.moe_default,
+            "moe_config_used": up["config_used"],
+            "verified_in_log": bool(up["config_used"] and up["config_used"].startswith(ours) and not up["fallback"]),
+            "moe_config_fallback": up["fallback"],
+            "moe_default_config": self.moe["up"]["default"],
+            "moe_lookups": lookups,
         }
 
 

@@ -3,11 +3,14 @@
 
 config_dir is $SGLANG_MOE_CONFIG_DIR or this file's directory (the shipped configs). The
 variable replaces the shipped tree, it is no overlay, and a config_dir without a configs/
-subdirectory makes the lookup crash with FileNotFoundError once the exact file is missing.
+subdirectory makes the lookup crash with FileNotFoundError once the exact file is missing; so does a
+configs/triton_<X_Y_Z+local> directory (ValueError from int()). Each fused-MoE call looks up the
+up-projection file and then <name>_down.json (lookup_moe_configs).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -40,9 +43,14 @@ def config_dir() -> str:
     return os.environ.get("SGLANG_MOE_CONFIG_DIR", os.path.dirname(os.path.realpath(__file__)))
 
 
-def get_moe_configs(E, N, dtype, block_n=0, block_k=0, per_channel_quant=False):
-    """The tuned configs {batch size: config} for this shape, or None (default config)."""
-    json_file_name = get_config_file_name(E, N, dtype, [block_n, block_k], per_channel_quant)
+@functools.lru_cache(maxsize=None)
+def get_moe_configs(E, N, dtype, block_n=0, block_k=0, per_channel_quant=False, down_moe=False):
+    """The tuned configs {batch size: config} for this shape, or None (default config).
+
+    Like the real function it is cached per process, so the down lookup's reuse of the up configs logs no
+    second "Using MoE kernel config" line.
+    """
+    json_file_name = get_config_file_name(E, N, dtype, [block_n, block_k], per_channel_quant, down_moe=down_moe)
     base = config_dir()
     triton_version = triton.__version__
     version_dir = "triton_" + triton_version.replace(".", "_")
@@ -70,9 +78,30 @@ def get_moe_configs(E, N, dtype, block_n=0, block_k=0, per_channel_quant=False):
                 )
                 return {int(key): val for key, val in json.load(f).items()}
 
+    if down_moe:
+        # the down projection reuses a tuned up-projection config (without TMA) when its own file is absent
+        up_configs = get_moe_configs(E, N, dtype, block_n, block_k, per_channel_quant=per_channel_quant,
+                                     down_moe=False)
+        if up_configs is not None:
+            logger.warning(
+                "Down MoE config file not found at %s; reusing the tuned "
+                "up-projection config without TMA. Performance might be sub-optimal.",
+                config_file_path,
+            )
+            return up_configs
     logger.warning(
         "Using default MoE kernel config. Performance might be sub-optimal! "
         "Config file not found at %s, you can create them with " + TUNING_URL,
         config_file_path,
     )
     return None
+
+
+def lookup_moe_configs(E, N, dtype, block_shape=None, per_channel_quant=False):
+    """(up configs, down configs): the two lookups try_get_optimal_moe_config(..., return_down_config=True) makes
+    for one fused-MoE call, in the real order (up first)."""
+    block_n = block_shape[0] if block_shape else 0
+    block_k = block_shape[1] if block_shape else 0
+    up = get_moe_configs(E, N, dtype, block_n, block_k, per_channel_quant=per_channel_quant, down_moe=False)
+    down = get_moe_configs(E, N, dtype, block_n, block_k, per_channel_quant=per_channel_quant, down_moe=True)
+    return up, down
