@@ -11,6 +11,7 @@ SGLang: they are passed bare to enable and omitted to disable (a following
 from __future__ import annotations
 
 from .. import contract, registry
+from ..server_flags import GUARDED_FLAGS, INDIRECT_FLAGS, RESERVED_FLAGS, extra_args_problems  # noqa: F401
 
 # server stage -> store_true flags it enables (everything else stays off by omission), from the
 # registry: deep_gemm compiles only (metrics and trace off, so nothing is scraped); the warm-ups
@@ -18,35 +19,16 @@ from .. import contract, registry
 STAGE_SWITCHES = dict((stage.name, stage.switches) for stage in registry.STAGES if stage.server)
 SERVER_STAGES = registry.server_stages()
 
-# Flags the canonical policy owns; extra server args may not restate them.
-RESERVED_FLAGS = (
-    "--model-path", "--model", "--host", "--port", "--tp-size", "--tp", "--tensor-parallel-size",
-    "--kv-cache-dtype", "--mem-fraction-static", "--chunked-prefill-size",
-    "--max-mamba-cache-size", "--max-prefill-tokens", "--context-length",
-    "--disable-cuda-graph", "--cuda-graph-backend-decode", "--cuda-graph-backend-prefill",
-    "--disable-decode-cuda-graph", "--disable-prefill-cuda-graph",
-    "--enable-metrics", "--enable-trace", "--enable-torch-compile",
-)
-
 
 class ArgvError(ValueError):
     """Raised for server arguments that would break the canonical policy."""
 
 
-def _flag_name(arg):
-    return arg.split("=", 1)[0]
-
-
 def check_extra_args(extra_args):
-    """Reject extra arguments that restate a reserved flag or give a store_true flag a value."""
-    for arg in extra_args:
-        if not arg.startswith("--"):
-            continue
-        name = _flag_name(arg)
-        if name in RESERVED_FLAGS:
-            raise ArgvError(
-                "extra server argument %r overrides %s, which the priming policy sets itself; "
-                "remove it from the extra server arguments" % (arg, name))
+    """Reject extra arguments that restate or abbreviate a reserved flag, --config or --cuda-graph-config."""
+    problems = extra_args_problems(extra_args)
+    if problems:
+        raise ArgvError("; ".join(problems))
 
 
 def server_argv(stage, model_path, tp=1, port=contract.SERVER_PORT, host="127.0.0.1",
