@@ -24,7 +24,7 @@ from sglang_prep import server_flags  # noqa: E402  (test_real_parser put module
 VALUES = {
     "--model-path": "/models/other", "--model": "/models/other", "--host": "0.0.0.0", "--port": "30001",
     "--tp-size": "2", "--tensor-parallel-size": "2", "--kv-cache-dtype": "bf16", "--mem-fraction-static": "0.5",
-    "--chunked-prefill-size": "2048", "--max-mamba-cache-size": "64", "--max-prefill-tokens": "8192",
+    "--chunked-prefill-size": "2048", "--max-prefill-tokens": "8192",
     "--context-length": "2048", "--cuda-graph-backend-decode": "disabled", "--cuda-graph-backend-prefill": "disabled",
 }
 DISABLE_DECODE_JSON = '{"decode": {"backend": "disabled"}}'

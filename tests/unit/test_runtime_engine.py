@@ -27,9 +27,13 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container 
 STANDINS = os.path.join(REPO, "tests", "standins")
 RUNTIME = os.path.join(COLLECTIONS, "ansible_collections", "sglang", "prep", "plugins", "module_utils")
 RUN_ID = "container-run-20260101T000000Z-0badc0de"
-TUNED = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json"
+TUNED = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8,block_shape=[128, 128].json"
 
 
+
+
+# FP8 block-quantized MoE: every stage has work, DeepGEMM included (SGLang runs DeepGEMM only for such weights).
+MODEL_NAME = "tiny-moe-fp8-block"
 
 
 class Run(object):
@@ -39,8 +43,8 @@ class Run(object):
         self.base = base
         self.tel = os.path.join(base, "telemetry")
         self.prof = os.path.join(base, "profiles")
-        self.model = os.path.join(base, "models", "tiny-moe")
-        shutil.copytree(os.path.join(STANDINS, "models", "tiny-moe"), self.model)
+        self.model = os.path.join(base, "models", MODEL_NAME)
+        shutil.copytree(os.path.join(STANDINS, "models", MODEL_NAME), self.model)
         for path in (self.tel + "/logs", self.tel + "/container_runs", self.prof):
             os.makedirs(path)
         cpaths = {"telemetry_root": self.tel, "profiles_root": self.prof, "models_root": os.path.dirname(self.model),
@@ -83,6 +87,7 @@ class Run(object):
         options.setdefault("disk_headroom_mb", 1)
         options.setdefault("telemetry_timeout", 0.5)
         options.setdefault("moe_batch_sizes", [1, 2])
+        options.setdefault("moe_dtype", "fp8_w8a8")  # the name SGLang looks up for FP8-block weights
         full_env = dict(self.env)
         full_env.update(env or {})
         self.stderr = io.StringIO()
@@ -135,7 +140,7 @@ def test_first_ensure_runs_then_a_second_is_a_noop_without_a_server(run):
     stored = run.stage_json("deep_gemm")
     assert stored["status"] == "ok" and stored["signature"] == first["signature"]
     assert first["stage_json"] == contract.stage_json_path(RUN_ID, "deep_gemm")
-    assert first["artifacts"]["compile_log"]["host_path"] == "/home/u/obs/profiles/deep_gemm/tiny-moe/compile.log"
+    assert first["artifacts"]["compile_log"]["host_path"] == "/home/u/obs/profiles/deep_gemm/%s/compile.log" % MODEL_NAME
     compile_log = open(run.p(contract.stage_model_dir("deep_gemm", run.model)) + "/compile.log").read()
     assert "KV Cache is allocated. dtype: torch.float8_e4m3fn" in compile_log
     assert os.path.exists(run.p(contract.signature_path("deep_gemm", run.model)))
@@ -207,7 +212,7 @@ def test_a_failure_keeps_earlier_results_and_leaves_the_marker(run):
     ("exit_at_start", "server_exited_early"),
     ("kv_dtype_drift", "config_drift"),
     ("generate_500", "generate_failed"),
-    ("nvrtc_missing", "nvrtc_not_found"),
+    ("nvrtc_missing", "deepgemm_inactive"),  # import deep_gemm fails: SGLang runs without DeepGEMM, no log line
     ("libcuda_missing", "libcuda_missing"),
 ])
 def test_server_faults_are_classified(run, fault, error_type):

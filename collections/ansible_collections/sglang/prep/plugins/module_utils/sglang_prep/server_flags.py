@@ -15,7 +15,7 @@ from __future__ import annotations
 RESERVED_FLAGS = (
     "--model-path", "--model", "--host", "--port", "--tp-size", "--tensor-parallel-size",
     "--kv-cache-dtype", "--mem-fraction-static", "--chunked-prefill-size",
-    "--max-mamba-cache-size", "--max-prefill-tokens", "--context-length",
+    "--max-prefill-tokens", "--context-length",
     "--disable-cuda-graph", "--cuda-graph-backend-decode", "--cuda-graph-backend-prefill",
     "--disable-decode-cuda-graph", "--disable-prefill-cuda-graph",
     "--enable-metrics", "--enable-trace", "--enable-torch-compile",
