@@ -102,11 +102,11 @@ def test_check_mode_says_why_and_writes_nothing(box):
 def test_changing_one_input_reruns_exactly_that_stage_naming_the_field(box):
     for stage in STAGES:
         assert box.stage(stage)["status"] == "ok"
-    # an sgl-deep-gemm upgrade: package metadata the probe reads, on the servers' python path
-    dist = box.host("profiles", "site", "sgl_deep_gemm-0.2.3.post2.dist-info")
+    # an sgl-deep-gemm upgrade: package metadata the probe reads, first on the servers' python path
+    dist = box.host("profiles", "site", "sgl_deep_gemm-0.2.4.dist-info")
     os.makedirs(dist)
     with open(os.path.join(dist, "METADATA"), "w") as handle:
-        handle.write("Metadata-Version: 2.1\nName: sgl-deep-gemm\nVersion: 0.2.3.post2\n")
+        handle.write("Metadata-Version: 2.1\nName: sgl-deep-gemm\nVersion: 0.2.4\n")
     env = {"PYTHONPATH": "/opt/sglang-prep:/profiles/site"}
     ran = {}
     for stage in STAGES:
@@ -114,7 +114,7 @@ def test_changing_one_input_reruns_exactly_that_stage_naming_the_field(box):
         assert result.rc == 0, result
         ran[stage] = result["status"]
         if stage == "deep_gemm":
-            assert result["reprime_reasons"] == [{"field": "deep_gemm_version", "old": None, "new": "0.2.3.post2"}]
+            assert result["reprime_reasons"] == [{"field": "deep_gemm_version", "old": "0.2.3.post2", "new": "0.2.4"}]
     assert ran == {"deep_gemm": "ok", "moe_tune": "noop", "flashinfer": "noop", "inductor": "noop"}
 
 
