@@ -11,7 +11,7 @@ SGLang: they are passed bare to enable and omitted to disable (a following
 from __future__ import annotations
 
 from .. import contract, registry
-from ..server_flags import GUARDED_FLAGS, INDIRECT_FLAGS, RESERVED_FLAGS, extra_args_problems  # noqa: F401
+from ..server_flags import extra_args_problems
 
 # server stage -> store_true flags it enables (everything else stays off by omission), from the
 # registry: deep_gemm compiles only (metrics and trace off, so nothing is scraped); the warm-ups
