@@ -22,8 +22,10 @@ sys.path.insert(0, os.path.join(REPO, "collections"))
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer  # noqa: E402
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-STANDIN_MODEL = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
-MODEL = "/models/tiny-moe"
+# FP8 block-quantized MoE: the deep_gemm stage has work (SGLang runs DeepGEMM only for such weights).
+MODEL_NAME = "tiny-moe-fp8-block"
+STANDIN_MODEL = os.path.join(REPO, "tests", "standins", "models", MODEL_NAME)
+MODEL = "/models/" + MODEL_NAME
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 FAST_STANDINS = {"SGLANG_STANDIN_START_DELAY_S": "0.05", "SGLANG_STANDIN_WARMUP_S": "0.05",
                  "SGLANG_STANDIN_COMPILE_S": "0.01", "SGLANG_STANDIN_TUNER_S": "0.05"}
@@ -67,7 +69,7 @@ class RoleHost(object):
         os.chmod(self.base, 0o755)  # test setup: the host user must reach its host root
         self.root = os.path.join(self.base, "sglang-observability")
         self.container = "%s-%s" % (prefix, uuid.uuid4().hex[:8])
-        shutil.copytree(STANDIN_MODEL, os.path.join(self.root, "models", "tiny-moe"))
+        shutil.copytree(STANDIN_MODEL, os.path.join(self.root, "models", MODEL_NAME))
         for top, dirs, files in os.walk(self.root):  # test setup: the host user owns its host root
             for entry in [top] + [os.path.join(top, n) for n in dirs + files]:
                 os.lchown(entry, self.user.pw_uid, self.user.pw_gid)

@@ -17,10 +17,14 @@ import uuid
 from docker_util import IMAGE, REPO, RUNTIME_PKG, docker, ensure_image, wait_for  # noqa: F401
 
 COLLECTIONS = os.path.join(REPO, "collections")
-STANDIN_MODEL = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
+# FP8 block-quantized MoE: every stage has work, DeepGEMM included (SGLang runs DeepGEMM only for such weights).
+# tiny-moe (bf16) and tiny-hybrid (mamba/attention) are beside it under /models.
+MODEL_NAME = "tiny-moe-fp8-block"
+STANDIN_MODELS = os.path.join(REPO, "tests", "standins", "models")
+STANDIN_MODEL = os.path.join(STANDIN_MODELS, MODEL_NAME)
 UID = 3456  # not root, not 1000
 GID = 3456
-MODEL = "/models/tiny-moe"
+MODEL = "/models/" + MODEL_NAME
 RUN_ID = "container-run-20260102T030405Z-5a9e1234"
 FAST = {"SGLANG_STANDIN_START_DELAY_S": "0.05", "SGLANG_STANDIN_WARMUP_S": "0.05", "SGLANG_STANDIN_TUNER_S": "0.05"}
 BATCH_SIZES = ("1", "2", "4")
@@ -91,7 +95,8 @@ class StageContainer(object):
         self.name = "sglang-prep-stage-it-" + uuid.uuid4().hex[:8]
         for sub in ("telemetry", "profiles", "models"):
             os.mkdir(self.host(sub))
-        shutil.copytree(STANDIN_MODEL, self.host("models", "tiny-moe"))
+        for name in (MODEL_NAME, "tiny-moe", "tiny-hybrid"):
+            shutil.copytree(os.path.join(STANDIN_MODELS, name), self.host("models", name))
         self._write_run(prometheus_url)
         for root, dirs, files in os.walk(self.base):  # test setup: the host user owns the host root
             for entry in [root] + [os.path.join(root, n) for n in dirs + files]:
@@ -133,11 +138,11 @@ class StageContainer(object):
             args += ["-e", "%s=%s" % (key, value)]
         return docker(*(args + [self.name] + list(cmd)), check=check, timeout=timeout)
 
-    def stage(self, stage, *args, env=None, mode=None, timeout=180):
-        cmd = ["python3", "-m", "sglang_prep", "stage", stage, "--model", MODEL, "--disk-headroom-mb", "1",
+    def stage(self, stage, *args, env=None, mode=None, timeout=180, model=MODEL):
+        cmd = ["python3", "-m", "sglang_prep", "stage", stage, "--model", model, "--disk-headroom-mb", "1",
                "--telemetry-timeout", "3"]
-        if stage == "moe_tune":
-            cmd += ["--moe-batch-sizes"] + list(BATCH_SIZES)
+        if stage == "moe_tune":  # the dtype SGLang's config name has for FP8-block weights
+            cmd += ["--moe-batch-sizes"] + list(BATCH_SIZES) + ["--moe-dtype", "fp8_w8a8"]
         if mode:
             cmd += ["--mode", mode]
         return StageResult(self.exec(*(cmd + list(args)), env=env, timeout=timeout))

@@ -345,7 +345,8 @@ def test_the_runtime_command_runs_in_the_demo_container(line, demo):
     last = [text for text in proc.stdout.splitlines() if text.startswith("RESULT ")]
     assert proc.returncode == 0 and last, where(line, proc)
     result = json.loads(last[-1][len("RESULT "):])
-    assert result.get("status", "ok") in ("ok", "noop", "would_run", "changed"), where(line, proc)
+    # skipped: deep_gemm on the bf16 demo model, which SGLang never runs DeepGEMM for (the message says so)
+    assert result.get("status", "ok") in ("ok", "noop", "would_run", "changed", "skipped"), where(line, proc)
 
 
 @pytest.mark.parametrize("line", DEMO_LINES, ids=line_id)

@@ -22,14 +22,15 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import con
 
 RULES_DIR = os.path.join(h.REPO, "collections", "ansible_collections", "sglang", "prep", "examples", "prometheus")
 FAST = {"SGLANG_STANDIN_START_DELAY_S": "0.05", "SGLANG_STANDIN_COMPILE_S": "0.01"}
-MODEL = "/models/tiny-moe"
+MODEL = "/models/tiny-moe-fp8-block"  # FP8 block-quantized: the deep_gemm stage has work
 
 
 @pytest.fixture(scope="module")
 def box():
     image = h.ensure_image()
     root = h.HostRoot()
-    shutil.copytree(os.path.join(h.REPO, "tests", "standins", "models", "tiny-moe"), root.path("models", "tiny-moe"))
+    shutil.copytree(os.path.join(h.REPO, "tests", "standins", "models", "tiny-moe-fp8-block"),
+                    root.path("models", "tiny-moe-fp8-block"))
     container = h.Container(root, image=image, env=FAST).run()
     try:
         _ptr, manifest, _elapsed = container.wait_pointer()
@@ -72,7 +73,7 @@ def test_a_stage_shows_up_in_the_containers_prometheus(box):
                     timeout=120)
     result = json.loads(proc.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])
     assert result["status"] == "ok", result
-    labels = 'stage="deep_gemm",model="tiny-moe",run_id="%s",job="node"' % box.run_id
+    labels = 'stage="deep_gemm",model="tiny-moe-fp8-block",run_id="%s",job="node"' % box.run_id
     status = series(box, 'sglang_prep_stage_status{%s,status="ok"} == 1' % labels)
     assert status[0]["metric"]["instance"].endswith(":9100")
     assert float(series(box, "sglang_prep_stage_signature_match{%s}" % labels)[0]["value"][1]) == 1

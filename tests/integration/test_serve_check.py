@@ -74,7 +74,7 @@ def test_on_a_primed_host_the_check_proves_zero_jit_with_evidence_then_ensure_is
     assert evidence["caches"] == {} or all(not c.get("added") for c in evidence["caches"].values())
     assert evidence["snapshot"]["before"]["files"] == evidence["snapshot"]["after"]["files"] > 0
     assert "no cache grew, no JIT log line" in evidence["summary"]
-    assert os.path.exists(primed.profiles("/profiles/sglang/tiny-moe/signature.json"))
+    assert os.path.exists(primed.profiles("/profiles/sglang/tiny-moe-fp8-block/signature.json"))
     starts = primed.server_starts()
     again = check(primed)
     assert again.rc == 0 and again["status"] == "noop" and again["zero_jit"] is True and again["server"] is None
@@ -121,14 +121,14 @@ def test_a_deleted_deep_gemm_kernel_fails_the_check_and_a_reprime_passes(primed)
 
 def test_a_removed_tuned_moe_config_fails_the_check_with_the_default_config_warning(primed):
     tuned = primed.host("profiles", "moe_configs", "configs", "triton_3_4_0",
-                        "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json")
+                        "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8,block_shape=[128, 128].json")
     os.unlink(tuned)
     failed = assert_jit(check(primed), "default MoE kernel config", "moe_tune should have primed it",
                         "re-run moe_tune with mode rebuild")
     [finding] = failed["serve_check"]["findings"]
     assert finding["kind"] == "moe_default"
     assert "Using default MoE kernel config. Performance might be sub-optimal! Config file not found at " \
-           "/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json" in \
+           "/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8,block_shape=[128, 128].json" in \
            finding["log_lines"][0]
     assert primed.stage("moe_tune", mode="rebuild")["status"] == "ok"
     assert_proven(primed, check(primed))
@@ -144,7 +144,9 @@ def test_serving_args_that_raise_the_captured_batch_size_after_priming_fail_the_
     # the re-prime: the server stages with the serving args (their signatures change, so an ensure runs them)
     for stage in SERVER_STAGES:
         result = primed.stage(stage, raised)
-        assert result["status"] == "ok" and [r["field"] for r in result["reprime_reasons"]] == ["extra_server_args"]
+        # the re-prime names the kernel input that changed, besides the raw args
+        assert result["status"] == "ok" and [r["field"] for r in result["reprime_reasons"]] == [
+            "cuda_graph_max_bs_decode", "extra_server_args"]
     assert_proven(primed, check(primed, raised))
 
 

@@ -68,9 +68,9 @@ def test_prime_all_stages_then_ensure_is_a_noop_without_servers(box):
 
     dg = box.stage_json("deep_gemm")
     assert "--enable-metrics" not in dg["server"]["argv"] and "--enable-trace" not in dg["server"]["argv"]
-    assert os.path.getsize(box.profiles("/profiles/deep_gemm/tiny-moe/compile.log")) > 0
-    assert os.path.exists(box.profiles("/profiles/deep_gemm/tiny-moe/signature.json"))
-    tuned = box.profiles("/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json")
+    assert os.path.getsize(box.profiles("/profiles/deep_gemm/tiny-moe-fp8-block/compile.log")) > 0
+    assert os.path.exists(box.profiles("/profiles/deep_gemm/tiny-moe-fp8-block/signature.json"))
+    tuned = box.profiles("/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8,block_shape=[128, 128].json")
     assert sorted(json.load(open(tuned)), key=int) == list(h.BATCH_SIZES)
     # the down projection, tuned by tune_down_moe.py beside the up config
     assert sorted(json.load(open(tuned[:-len(".json")] + "_down.json")), key=int) == list(h.BATCH_SIZES)
@@ -86,13 +86,13 @@ def test_prime_all_stages_then_ensure_is_a_noop_without_servers(box):
     assert box.stage_json("inductor")["validation"]["cache_after"]["count"] > 0  # the inductor cache filled
 
     starts = box.server_starts()
-    compile_log = open(box.profiles("/profiles/deep_gemm/tiny-moe/compile.log")).read()
+    compile_log = open(box.profiles("/profiles/deep_gemm/tiny-moe-fp8-block/compile.log")).read()
     for stage in STAGES:
         again = box.stage(stage)
         assert again.rc == 0 and again["status"] == "noop" and again["ran"] is False, again
         assert again["server"] is None and again["duration_s"] < 2.0
     assert box.server_starts() == starts  # no server (or tuner) was started by the noops
-    assert open(box.profiles("/profiles/deep_gemm/tiny-moe/compile.log")).read() == compile_log
+    assert open(box.profiles("/profiles/deep_gemm/tiny-moe-fp8-block/compile.log")).read() == compile_log
     assert box.prep_result()["status"] == "ok"
 
 
@@ -107,11 +107,11 @@ def test_check_mode_says_why_and_writes_nothing(box):
 def test_changing_one_input_reruns_exactly_that_stage_naming_the_field(box):
     for stage in STAGES:
         assert box.stage(stage)["status"] == "ok"
-    # an sgl-deep-gemm upgrade: package metadata the probe reads, on the servers' python path
-    dist = box.host("profiles", "site", "sgl_deep_gemm-0.2.3.post2.dist-info")
+    # an sgl-deep-gemm upgrade: package metadata the probe reads, first on the servers' python path
+    dist = box.host("profiles", "site", "sgl_deep_gemm-0.2.4.dist-info")
     os.makedirs(dist)
     with open(os.path.join(dist, "METADATA"), "w") as handle:
-        handle.write("Metadata-Version: 2.1\nName: sgl-deep-gemm\nVersion: 0.2.3.post2\n")
+        handle.write("Metadata-Version: 2.1\nName: sgl-deep-gemm\nVersion: 0.2.4\n")
     env = {"PYTHONPATH": "/opt/sglang-prep:/profiles/site"}
     ran = {}
     for stage in STAGES:
@@ -119,7 +119,7 @@ def test_changing_one_input_reruns_exactly_that_stage_naming_the_field(box):
         assert result.rc == 0, result
         ran[stage] = result["status"]
         if stage == "deep_gemm":
-            assert result["reprime_reasons"] == [{"field": "deep_gemm_version", "old": None, "new": "0.2.3.post2"}]
+            assert result["reprime_reasons"] == [{"field": "deep_gemm_version", "old": "0.2.3.post2", "new": "0.2.4"}]
     assert ran == {"deep_gemm": "ok", "moe_tune": "noop", "flashinfer": "noop", "inductor": "noop"}
 
 
@@ -177,7 +177,6 @@ def test_disk_headroom_is_insufficient_disk(primed):
     ("generate_500", "generate_failed", ("HTTP 500",)),
     ("oom", "not_enough_memory", ("Not enough memory", "mem_fraction_static=0.94")),
     ("kv_dtype_drift", "config_drift", ("torch.bfloat16", "fp8_e4m3")),
-    ("nvrtc_missing", "nvrtc_not_found", ("libnvrtc",)),
     ("libcuda_missing", "libcuda_missing", ("libcuda.so.1",)),
 ])
 def test_server_failures_are_classified(primed, fault, error_type, words):
@@ -191,6 +190,62 @@ def test_server_failures_are_classified(primed, fault, error_type, words):
     assert_earlier_kept(primed)
     assert primed.prep_result()["status"] == "partial"
     primed.assert_clean("flashinfer")
+
+
+def test_deep_gemm_disabled_by_a_failed_import_is_deepgemm_inactive(box):
+    """libnvrtc.so.13 missing: `import deep_gemm` fails and SGLang runs without DeepGEMM, saying nothing."""
+    result = box.stage("deep_gemm", env={"SGLANG_STANDIN_FAULT": "nvrtc_missing"})
+    assert_failed(result, "deepgemm_inactive", "import deep_gemm failed", "libnvrtc.so.13", "FP8 block-quantized")
+    assert result["validation"]["deep_gemm"]["compile_lines"] == 0
+    assert not os.path.exists(box.profiles("/profiles/deep_gemm/cache"))
+    box.assert_clean("deep_gemm")
+
+
+def test_deep_gemm_like_sglangs_precompile_with_the_real_cache_layout(box):
+    result = box.stage("deep_gemm", "--ready-timeout", "1800")
+    assert result.rc == 0 and result["status"] == "ok", result
+    argv = result["server"]["argv"]
+    assert argv[argv.index("--watchdog-timeout") + 1] == "1800.0"
+    info = result["validation"]["deep_gemm"]
+    assert info["compile_lines"] >= 4 and info["files_added"] == result["primed"]["deep_gemm"]["files_added"] > 0
+    kernels = sorted(os.listdir(box.profiles("/profiles/deep_gemm/cache")))
+    assert kernels and all(k.startswith("sm90_") for k in kernels)
+    for kernel in kernels:
+        assert sorted(os.listdir(box.profiles("/profiles/deep_gemm/cache/" + kernel))) == [
+            ".committed", "kernel.cu", "kernel.cubin", "meta.json"]
+    assert not os.listdir(box.profiles("/profiles/deep_gemm/tmp"))  # published by rename
+    skipped = box.stage("deep_gemm", model="/models/tiny-moe")
+    assert skipped.rc == 0 and skipped["status"] == "skipped" and "no quantization_config" in skipped["message"]
+
+
+def test_deep_gemm_without_nvcc_is_nvcc_not_found_before_any_server(box):
+    result = box.stage("deep_gemm", env={"CUDA_HOME": "/opt"})
+    assert_failed(result, "nvcc_not_found", "NVCC compiler is not executable: /opt/bin/nvcc", "CUDA toolkit")
+    assert result["server"] is None
+
+
+def test_a_hybrid_model_is_primed_without_a_state_cache_too_small_to_serve(box):
+    """The notebook's --max-mamba-cache-size 1 left a hybrid model no request slot; SGLang now sizes it."""
+    result = box.stage("flashinfer", model="/models/tiny-hybrid")
+    assert result.rc == 0 and result["status"] == "ok", result
+    assert "--max-mamba-cache-size" not in result["server"]["argv"]
+    smuggled = box.stage("flashinfer", "--extra-server-arg=--max-mamba-cache-size=1", model="/models/tiny-hybrid")
+    assert_failed(smuggled, "mamba_cache_too_small", "state cache is too small to serve any requests",
+                  "remove --max-mamba-cache-size")
+
+
+def test_flashinfer_says_what_it_added_and_which_backend_attention_runs_on(box):
+    """On Hopper attention runs on fa3: FlashInfer only samples, and the deep_gemm server already built that."""
+    assert box.stage("deep_gemm").rc == 0
+    result = box.stage("flashinfer")
+    assert result.rc == 0, result
+    info = result["validation"]["flashinfer"]
+    assert info["attention_backend"] == "fa3" and info["sampling_backend"] == "flashinfer"
+    assert info["files_added"] == 0 and info["summary"].startswith("nothing added to /profiles/flashinfer")
+    assert "attention runs on fa3, not FlashInfer" in info["summary"] and info["summary"] in result["message"]
+    fi = box.stage("flashinfer", "--extra-server-arg=--attention-backend=flashinfer", mode="rebuild")
+    assert fi["validation"]["flashinfer"]["flashinfer_attention"] is True
+    assert fi["validation"]["flashinfer"]["files_added"] > 0  # its attention kernels
 
 
 def test_a_server_that_never_gets_ready_is_a_readiness_timeout(primed):

@@ -42,6 +42,8 @@ def standin_env(home: Path, **extra) -> dict:
     """A clean environment for stand-in programs: PYTHONPATH on the stand-ins, HOME in the test dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
     env.update(PYTHONPATH=str(STANDIN_PYTHON), HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
+    # the stand-in nvcc first on PATH: DeepGEMM's JIT finds a CUDA home through `which nvcc` on any machine
+    env["PATH"] = str(STANDINS / "bin") + os.pathsep + os.environ.get("PATH", "")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -68,9 +70,10 @@ def holds_for(condition, duration, interval=0.02) -> bool:
     return True
 
 
-def copy_tiny_model(dest: Path) -> Path:
+def copy_tiny_model(dest: Path, name: str = "tiny-moe") -> Path:
+    """A test model of tests/standins/models (tiny-moe, tiny-moe-fp8-block, tiny-hybrid) copied to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(TINY_MODEL / "config.json", dest / "config.json")
+    shutil.copy(STANDINS / "models" / name / "config.json", dest / "config.json")
     return dest
 
 

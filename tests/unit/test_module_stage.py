@@ -438,3 +438,14 @@ def test_an_unknown_stage_is_bad_input_before_any_docker_call(docker, capsys):
     assert rc == 1 and out["error_type"] == "bad_input"
     assert "warp_drive" in out["msg"] and "deep_gemm" in out["msg"]
     assert calls() == []
+
+
+@pytest.mark.parametrize("extra, named", [(["--mem-fraction", "0.5"], "abbreviates --mem-fraction-static"),
+                                          (["--kv-cache-dt=bf16"], "abbreviates --kv-cache-dtype"),
+                                          (["--config", "/models/serve.yaml"], "'--config' is refused")])
+def test_a_smuggled_reserved_flag_is_bad_input_before_any_docker_call(docker, capsys, extra, named):
+    path, configure, calls = docker
+    rc, out = run(base(path, stage="deep_gemm", extra_server_args=extra), capsys)
+    assert rc == 1 and out["error_type"] == "bad_input"
+    assert named in out["msg"] and repr(extra[0]) in out["msg"]
+    assert calls() == []

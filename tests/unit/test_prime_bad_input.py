@@ -57,6 +57,11 @@ def prime(tmp_path):
      'prime_extra_env.SGLANG_PREP_UID="0": not settable: the role and the runtime set SGLANG_PREP_UID themselves'),
     (["-e", '{"prime_extra_env": {"TRITON_CACHE_DIR": "/tmp/x"}}'], "not settable"),
     (["-e", "prime_host_root=relative/dir"], 'prime_host_root="relative/dir": empty'),
+    (["-e", '{"prime_extra_server_args": ["--mem-fraction", "0.5"]}'],
+     "prime_extra_server_args: extra server argument '--mem-fraction' abbreviates --mem-fraction-static"),
+    (["-e", '{"prime_extra_server_args": ["--cuda-graph-backend-d=disabled"]}'], "abbreviates --cuda-graph-backend-decode"),
+    (["-e", '{"prime_extra_server_args": ["--config", "/models/serve.yaml"]}'], "'--config' is refused: --config merges"),
+    (["-e", '{"prime_extra_server_args": ["--cuda-graph-config={}"]}'], "--cuda-graph-config replaces the per-phase"),
 ])
 def test_a_value_that_cannot_work_is_bad_input_and_changes_nothing(prime, extra, named):
     rc, out, root = prime(*extra)

@@ -27,12 +27,18 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container 
 STANDINS = os.path.join(REPO, "tests", "standins")
 RUNTIME = os.path.join(COLLECTIONS, "ansible_collections", "sglang", "prep", "plugins", "module_utils")
 RUN_ID = "container-run-20260101T000000Z-0badc0de"
-TUNED = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3.json"
-TUNED_DOWN = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3_down.json"
 FP8_BLOCK = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8,block_shape=[128, 128]"
 INT8 = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=int8_w8a8,per_channel_quant=True"
+BF16 = "E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3"
+# the files SGLang looks up for the default test model (FP8-block weights): up and down projection
+TUNED = FP8_BLOCK + ".json"
+TUNED_DOWN = FP8_BLOCK + "_down.json"
 
 
+
+
+# FP8 block-quantized MoE: every stage has work, DeepGEMM included (SGLang runs DeepGEMM only for such weights).
+MODEL_NAME = "tiny-moe-fp8-block"
 
 
 class Run(object):
@@ -42,8 +48,8 @@ class Run(object):
         self.base = base
         self.tel = os.path.join(base, "telemetry")
         self.prof = os.path.join(base, "profiles")
-        self.model = os.path.join(base, "models", "tiny-moe")
-        shutil.copytree(os.path.join(STANDINS, "models", "tiny-moe"), self.model)
+        self.model = os.path.join(base, "models", MODEL_NAME)
+        shutil.copytree(os.path.join(STANDINS, "models", MODEL_NAME), self.model)
         for path in (self.tel + "/logs", self.tel + "/container_runs", self.prof):
             os.makedirs(path)
         cpaths = {"telemetry_root": self.tel, "profiles_root": self.prof, "models_root": os.path.dirname(self.model),
@@ -144,7 +150,7 @@ def test_first_ensure_runs_then_a_second_is_a_noop_without_a_server(run):
     stored = run.stage_json("deep_gemm")
     assert stored["status"] == "ok" and stored["signature"] == first["signature"]
     assert first["stage_json"] == contract.stage_json_path(RUN_ID, "deep_gemm")
-    assert first["artifacts"]["compile_log"]["host_path"] == "/home/u/obs/profiles/deep_gemm/tiny-moe/compile.log"
+    assert first["artifacts"]["compile_log"]["host_path"] == "/home/u/obs/profiles/deep_gemm/%s/compile.log" % MODEL_NAME
     compile_log = open(run.p(contract.stage_model_dir("deep_gemm", run.model)) + "/compile.log").read()
     assert "KV Cache is allocated. dtype: torch.float8_e4m3fn" in compile_log
     assert os.path.exists(run.p(contract.signature_path("deep_gemm", run.model)))
@@ -216,7 +222,7 @@ def test_a_failure_keeps_earlier_results_and_leaves_the_marker(run):
     ("exit_at_start", "server_exited_early"),
     ("kv_dtype_drift", "config_drift"),
     ("generate_500", "generate_failed"),
-    ("nvrtc_missing", "nvrtc_not_found"),
+    ("nvrtc_missing", "deepgemm_inactive"),  # import deep_gemm fails: SGLang runs without DeepGEMM, no log line
     ("libcuda_missing", "libcuda_missing"),
 ])
 def test_server_faults_are_classified(run, fault, error_type):
@@ -362,7 +368,7 @@ def test_moe_tune_preflight_names_the_missing_piece(run, tmp_path):
 
 
 def test_moe_tune_fp8_block_checkpoint_writes_the_names_the_server_looks_up(run):
-    model = run.add_model("tiny-moe-fp8-block")
+    model = run.model  # the default test model: FP8-block weights
     result = run.stage("moe_tune", model=model, moe_batch_sizes=[1, 2])
     assert result["status"] == "ok", result["message"]
     first = result["tuner"]["runs"][0]["argv"]
@@ -399,17 +405,19 @@ def test_moe_tune_int8_checkpoint_tunes_the_up_file_and_says_why_not_the_down_on
 
 
 def test_moe_tune_follows_the_serving_args_and_refuses_a_dtype_the_server_never_reads(run):
-    result = run.stage("moe_tune", moe_batch_sizes=[1], extra_server_args=["--ep-size", "1",
-                                                                           "--disable-shared-experts-fusion"])
+    model = run.add_model("tiny-moe")  # bf16 weights: the server looks up no dtype= file
+    result = run.stage("moe_tune", model=model, moe_batch_sizes=[1],
+                       extra_server_args=["--ep-size", "1", "--disable-shared-experts-fusion"])
     assert result["status"] == "ok", result["message"]
     assert "--disable-shared-experts-fusion" in result["tuner"]["runs"][0]["argv"]
-    again = run.stage("moe_tune", moe_batch_sizes=[1])
-    assert [(r["field"], r["old"]["disable_shared_experts_fusion"], r["new"]["disable_shared_experts_fusion"])
-            for r in again["reprime_reasons"]] == [("moe_tuner", True, False)]
-    bad = run.stage("moe_tune", moe_batch_sizes=[1], moe_dtype="fp8_w8a8")
+    again = run.stage("moe_tune", model=model, moe_batch_sizes=[1])
+    reasons = dict((r["field"], (r["old"], r["new"])) for r in again["reprime_reasons"])
+    assert reasons["moe_tuner"][0]["disable_shared_experts_fusion"] is True
+    assert reasons["moe_tuner"][1]["disable_shared_experts_fusion"] is False
+    bad = run.stage("moe_tune", model=model, moe_batch_sizes=[1], moe_dtype="fp8_w8a8")
     assert bad["error_type"] == "bad_input" and "never reads" in bad["message"]
     assert not bad.get("tuner")  # refused before any tuner ran
-    checked = run.stage("moe_tune", mode="check", moe_batch_sizes=[1], moe_dtype="fp8_w8a8")
+    checked = run.stage("moe_tune", model=model, mode="check", moe_batch_sizes=[1], moe_dtype="fp8_w8a8")
     assert checked["status"] == "would_run" and "the run would fail: moe_tune: --moe-dtype fp8_w8a8" in run.stderr.getvalue()
 
 

@@ -100,16 +100,16 @@ def test_a_stage_writes_the_metrics_of_the_run_from_its_priming_state(run):
                              "sglang_prep_cache_bytes", "sglang_prep_cache_files"}
     # an enum: one series per status, 1 for the stage's own
     for status in state.ROW_STATUSES:
-        assert value(families, "sglang_prep_stage_status", stage="deep_gemm", model="tiny-moe", status=status) == (
+        assert value(families, "sglang_prep_stage_status", stage="deep_gemm", model="tiny-moe-fp8-block", status=status) == (
             1 if status == "ok" else 0)
     # every stage of the registry has its status; the ones this run has no record of are not_run, for no model yet
     for stage in contract.STAGE_ORDER[1:]:
         assert value(families, "sglang_prep_stage_status", stage=stage, model="", status="not_run") == 1
-    assert value(families, "sglang_prep_stage_duration_seconds", stage="deep_gemm", model="tiny-moe") == pytest.approx(
+    assert value(families, "sglang_prep_stage_duration_seconds", stage="deep_gemm", model="tiny-moe-fp8-block") == pytest.approx(
         result["duration_s"])
-    success = value(families, "sglang_prep_stage_last_success_timestamp_seconds", stage="deep_gemm", model="tiny-moe")
+    success = value(families, "sglang_prep_stage_last_success_timestamp_seconds", stage="deep_gemm", model="tiny-moe-fp8-block")
     assert before - 1 <= success <= time.time() + 1
-    assert value(families, "sglang_prep_stage_signature_match", stage="deep_gemm", model="tiny-moe") == 1
+    assert value(families, "sglang_prep_stage_signature_match", stage="deep_gemm", model="tiny-moe-fp8-block") == 1
     # an unknown answer is no series at all (never a made-up 0 or 1)
     assert value(families, "sglang_prep_stage_signature_match", stage="moe_tune", model="") is None
     assert value(families, "sglang_prep_cache_bytes", cache="deep_gemm") > 0
@@ -122,13 +122,13 @@ def test_a_failed_job_says_which_stage_failed_and_what_was_not_primed(run):
     model = do_prime(run, env={"SGLANG_STANDIN_FAULT": "oom"}, stages=["moe_tune", "flashinfer", "inductor"])
     assert model["status"] == "error" and model["failed_stage"] == "flashinfer"
     families = parse(textfile(run))
-    assert value(families, "sglang_prep_stage_status", stage="moe_tune", model="tiny-moe", status="ok") == 1
-    assert value(families, "sglang_prep_stage_status", stage="flashinfer", model="tiny-moe", status="error") == 1
-    assert value(families, "sglang_prep_stage_signature_match", stage="flashinfer", model="tiny-moe") == 0
+    assert value(families, "sglang_prep_stage_status", stage="moe_tune", model="tiny-moe-fp8-block", status="ok") == 1
+    assert value(families, "sglang_prep_stage_status", stage="flashinfer", model="tiny-moe-fp8-block", status="error") == 1
+    assert value(families, "sglang_prep_stage_signature_match", stage="flashinfer", model="tiny-moe-fp8-block") == 0
     # the stage the job did not reach keeps its plan answer: it would run, so it is not primed
-    assert value(families, "sglang_prep_stage_status", stage="inductor", model="tiny-moe", status="not_run") == 1
-    assert value(families, "sglang_prep_stage_signature_match", stage="inductor", model="tiny-moe") == 0
-    assert value(families, "sglang_prep_stage_last_success_timestamp_seconds", stage="inductor", model="tiny-moe") is None
+    assert value(families, "sglang_prep_stage_status", stage="inductor", model="tiny-moe-fp8-block", status="not_run") == 1
+    assert value(families, "sglang_prep_stage_signature_match", stage="inductor", model="tiny-moe-fp8-block") == 0
+    assert value(families, "sglang_prep_stage_last_success_timestamp_seconds", stage="inductor", model="tiny-moe-fp8-block") is None
 
 
 def test_a_noop_in_a_new_run_keeps_the_time_its_cache_was_primed(run):

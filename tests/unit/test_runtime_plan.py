@@ -32,6 +32,7 @@ def make_plan(run, stages=ALL, env=None, rebuild=(), **options):
     options.setdefault("port", run.port)
     options.setdefault("disk_headroom_mb", 1)
     options.setdefault("moe_batch_sizes", [1, 2])
+    options.setdefault("moe_dtype", "fp8_w8a8")
     full_env = dict(run.env)
     full_env.update(env or {})
     return plan.plan(stages, run.model, options, rebuild=rebuild, stream=open(os.devnull, "w"), env=full_env)
@@ -51,7 +52,7 @@ def test_fresh_run_plans_every_stage_and_writes_nothing(run):
         entry = result["stages"][stage]
         assert entry["status"] == "would_run" and entry["action"] == "run"
         assert entry["reprime_reasons"][0]["field"] == "signature"
-        assert entry["signature"]["model_slug"] == "tiny-moe"
+        assert entry["signature"]["model_slug"] == "tiny-moe-fp8-block"
     assert result["run"]["run_id"] == RUN_ID and result["prep_result"] is None
     assert result["caches"]["total_bytes"] == 0
 

@@ -325,7 +325,7 @@ def test_check_mode_says_whether_the_check_would_run_and_why(primed):
 def test_a_plan_sends_the_check_after_a_stage_whose_inputs_changed(primed):
     assert primed.stage("serve_check")["status"] == "ok"
     model = plan.plan(list(contract.STAGE_ORDER), primed.model, {"pointer": primed.pointer, "port": primed.port,
-                                                                 "moe_batch_sizes": [4]},
+                                                                 "moe_batch_sizes": [4], "moe_dtype": "fp8_w8a8"},
                       stream=open(os.devnull, "w"), env=primed.env)
     assert model["to_run"] == ["moe_tune", "flashinfer", "inductor", "serve_check"]
     assert model["stages"]["serve_check"]["reprime_reasons"][-1]["field"] == "moe_tune_signature"

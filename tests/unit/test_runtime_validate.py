@@ -49,13 +49,30 @@ def test_missing_kv_line_cannot_pass_silently():
     "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static. Current value: mem_fraction_static=0.94",
     "ValueError: Loaded weights leave no GPU memory for the KV cache under --mem-fraction-static=0.94. Raise it",
     "Not enough GPU memory for hybrid (mamba/linear-attention) state cache. Need 3 GB",
-    "Hybrid (mamba/linear-attention) state cache is too small to serve any requests. max_mamba_cache_size=1",
     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
 ])
 def test_not_enough_memory_variants(line):
     error_type, message = scan("Load weight begin.", line, "Traceback ...").log_failure()
     assert error_type == "not_enough_memory"
     assert "0.94" in message  # the fix names the policy value it will not lower
+
+
+def test_a_mamba_state_cache_without_a_request_slot_is_its_own_error():
+    """kv_cache_configurator.py's text (0.5.23): more memory does not help, the cache size does."""
+    line = ("RuntimeError: Hybrid (mamba/linear-attention) state cache is too small to serve any requests. "
+            "max_mamba_cache_size=1, mamba_ratio=3, resulting max_num_reqs=0. Try: (1) reduce --max-running-requests, "
+            "(2) increase --mem-fraction-static, or (3) use GPUs with more memory.")
+    error_type, message = scan("Load weight end.", line).log_failure()
+    assert error_type == "mamba_cache_too_small"
+    assert "--max-mamba-cache-size" in message and "max_mamba_cache_size=1" in message
+
+
+def test_a_missing_nvcc_is_told_apart_from_nvrtc():
+    """sgl-deep-gemm 0.2.3.post2 JIT-compiles with NVCC only; its assertion names the path it tried."""
+    line = "RuntimeError: Assertion error: NVCC compiler is not executable: /usr/local/cuda/bin/nvcc"
+    error_type, message = scan(line).log_failure()
+    assert error_type == "nvcc_not_found"
+    assert "CUDA toolkit" in message and "/usr/local/cuda/bin/nvcc" in message
 
 
 def test_nvrtc_and_libcuda_are_told_apart():

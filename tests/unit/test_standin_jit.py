@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standins"))
-from harness import StandinServer  # noqa: E402
+from harness import StandinServer, copy_tiny_model  # noqa: E402
 
 SMALL = ["--chunked-prefill-size", "512", "--cuda-graph-max-bs-decode", "8"]
 
@@ -25,12 +25,17 @@ def batch(size, tokens=4, new=4):
     return {"input_ids": ids if size > 1 else ids[0], "sampling_params": {"max_new_tokens": new, "temperature": 0}}
 
 
-def start(tmp_path, args=(), port=None):
-    return StandinServer(tmp_path, list(SMALL) + list(args), port=port)
+def start(tmp_path, args=(), port=None, model=None):
+    return StandinServer(tmp_path, list(SMALL) + list(args), port=port, model=model)
+
+
+def fp8_block(tmp_path):
+    """SGLang runs DeepGEMM for FP8 block-quantized weights (sglang-facts.md 10)."""
+    return copy_tiny_model(Path(tmp_path) / "models" / "tiny-moe-fp8-block", "tiny-moe-fp8-block")
 
 
 def test_deep_gemm_entries_have_the_real_layout(tmp_path):
-    with start(tmp_path) as server:
+    with start(tmp_path, model=fp8_block(tmp_path)) as server:
         server.wait_ready()
     root = server.cache / "deep_gemm"
     kernels = sorted((root / "cache").iterdir())
@@ -44,14 +49,15 @@ def test_deep_gemm_entries_have_the_real_layout(tmp_path):
 
 
 def test_a_deleted_deep_gemm_kernel_is_compiled_again_at_the_next_start(tmp_path):
-    with start(tmp_path) as first:
+    model = fp8_block(tmp_path)
+    with start(tmp_path, model=model) as first:
         first.wait_ready()
     kernels = sorted((first.cache / "deep_gemm" / "cache").iterdir())
     victim = kernels[0]
     shutil.rmtree(victim)
     (kernels[1] / "kernel.cubin").unlink()  # an entry without its cubin is not primed either
     before = files(first.cache)
-    with start(tmp_path, port=None) as second:
+    with start(tmp_path, port=None, model=model) as second:
         second.wait_ready()
         log = second.log()
     assert "Entering DeepGEMM JIT Pre-Compile session" in log and "Try DeepGEMM JIT Compiling for <" in log

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standins"))
-from harness import StandinServer, standin_env, wait_for  # noqa: E402
+from harness import StandinServer, copy_tiny_model, standin_env, wait_for  # noqa: E402
 
 GENERATE = {"input_ids": [0, 1, 2, 3], "sampling_params": {"max_new_tokens": 8, "temperature": 0}}
 
@@ -186,8 +186,13 @@ def test_parse_errors_exit_2(tmp_path):
 
 # ------------------------------------------------------------------------------------------ caches
 
+def fp8_block(tmp_path):
+    """SGLang runs DeepGEMM for FP8 block-quantized weights only (or --moe-runner-backend deep_gemm)."""
+    return copy_tiny_model(tmp_path / "models" / "tiny-moe-fp8-block", "tiny-moe-fp8-block")
+
+
 def test_caches_default_under_sglang_cache_dir(tmp_path):
-    with StandinServer(tmp_path, env={"DG_JIT_CACHE_DIR": str(tmp_path / "ignored")}) as server:
+    with StandinServer(tmp_path, env={"DG_JIT_CACHE_DIR": str(tmp_path / "ignored")}, model=fp8_block(tmp_path)) as server:
         server.wait_ready()
     cache = server.cache
     assert files_under(cache / "deep_gemm" / "cache")
@@ -206,7 +211,7 @@ def test_explicit_cache_env_wins(tmp_path):
     env = {name: tmp_path / name.lower() for name in
            ("SGLANG_DG_CACHE_DIR", "TRITON_CACHE_DIR", "FLASHINFER_WORKSPACE_BASE", "TORCHINDUCTOR_CACHE_DIR",
             "SGLANG_JIT_CACHE_DIR")}
-    with StandinServer(tmp_path, ["--enable-torch-compile"], env=env) as server:
+    with StandinServer(tmp_path, ["--enable-torch-compile"], env=env, model=fp8_block(tmp_path)) as server:
         server.wait_ready()
     assert not server.cache.exists() or not files_under(server.cache)
     assert list((tmp_path / "sglang_dg_cache_dir" / "cache").glob("sm90_*/kernel.cubin"))
@@ -235,26 +240,92 @@ def test_inductor_only_with_torch_compile_and_decode_graph(tmp_path, args, expec
 
 
 def test_second_start_compiles_nothing(tmp_path):
-    with StandinServer(tmp_path, ["--enable-torch-compile"]) as first:
+    model = fp8_block(tmp_path)
+    with StandinServer(tmp_path, ["--enable-torch-compile"], model=model) as first:
         first.wait_ready()
         first_log = first.log()
     snapshot = {p: p.stat().st_mtime_ns for p in files_under(first.cache) if p.name != "flashinfer_jit.log"}
     assert "Entering DeepGEMM JIT Pre-Compile session" in first_log
     assert "Try DeepGEMM JIT Compiling for <GROUPED_GEMM_NT_F8F8BF16_CONTIG> N=512, K=128, num_groups=8" in first_log
-    with StandinServer(tmp_path, ["--enable-torch-compile"], port=None) as second:
+    with StandinServer(tmp_path, ["--enable-torch-compile"], port=None, model=model) as second:
         second.wait_ready()
         second_log = second.log()
-    assert "DeepGEMM JIT" not in second_log
+    # like the real server, the lines come again for cached kernels (compile_utils.py logs per kernel group)
+    assert second_log.count("Try DeepGEMM JIT Compiling for <") == first_log.count("Try DeepGEMM JIT Compiling for <")
     after = {p: p.stat().st_mtime_ns for p in files_under(second.cache) if p.name != "flashinfer_jit.log"}
     assert after == snapshot
 
 
 def test_no_deep_gemm_below_sm90(tmp_path):
     env = {"SGLANG_STANDIN_COMPUTE_CAP": "8.0", "SGLANG_STANDIN_GPU_NAME": "NVIDIA A100-SXM4-80GB"}
-    with StandinServer(tmp_path, env=env) as server:
+    with StandinServer(tmp_path, env=env, model=fp8_block(tmp_path)) as server:
         server.wait_ready()
     assert not (server.cache / "deep_gemm").exists()
     assert (server.cache / ".cache" / "flashinfer" / "0.7.2" / "80" / "cached_ops").is_dir()
+
+
+def test_no_deep_gemm_for_weights_that_do_not_use_it(tmp_path):
+    """A bf16 checkpoint with the default MoE runner: no DeepGEMM line, no DeepGEMM cache."""
+    with StandinServer(tmp_path) as server:
+        server.wait_ready()
+        log = server.log()
+    assert "DeepGEMM" not in log and not (server.cache / "deep_gemm").exists()
+
+
+def test_the_deep_gemm_moe_runner_uses_deep_gemm_for_any_weights(tmp_path):
+    with StandinServer(tmp_path, ["--moe-runner-backend", "deep_gemm"]) as server:
+        server.wait_ready()
+        log = server.log()
+    assert "Try DeepGEMM JIT Compiling for <GROUPED_GEMM" in log
+    assert list((server.cache / "deep_gemm" / "cache").glob("sm90_m_grouped_*/kernel.cubin"))
+
+
+def test_a_failed_deep_gemm_import_disables_deep_gemm_without_a_word(tmp_path):
+    """libnvrtc.so.13 is a NEEDED library of deep_gemm/_C.so; SGLang's configurer swallows the ImportError."""
+    with StandinServer(tmp_path, env={"SGLANG_STANDIN_FAULT": "nvrtc_missing"}, model=fp8_block(tmp_path)) as server:
+        server.wait_ready()
+        log = server.log()
+    assert "DeepGEMM" not in log and "nvrtc" not in log
+    assert not (server.cache / "deep_gemm").exists()
+    env = standin_env(tmp_path / "home", SGLANG_STANDIN_FAULT="nvrtc_missing")
+    proc = subprocess.run([sys.executable, "-c", "import deep_gemm"], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "ImportError: libnvrtc.so.13: cannot open shared object file: No such file or directory")
+
+
+def test_deep_gemm_without_nvcc_fails_with_deep_gemms_own_assertion(tmp_path):
+    """sgl-deep-gemm 0.2.3.post2 compiles with NVCC only: <CUDA_HOME>/bin/nvcc must be executable."""
+    home = tmp_path / "cuda-runtime-only"
+    home.mkdir()
+    with StandinServer(tmp_path, env={"CUDA_HOME": str(home)}, model=fp8_block(tmp_path)) as server:
+        assert server.wait_exit() == 1
+        log = server.log()
+    assert "NVCC compiler is not executable: %s/bin/nvcc" % home in log
+    assert "Scheduler hit an exception" in log
+
+
+@pytest.mark.parametrize("args, serves", [([], True), (["--max-mamba-cache-size", "1"], False),
+                                          (["--max-mamba-cache-size", "3"], True)])
+def test_a_hybrid_model_needs_state_slots_for_a_request(tmp_path, args, serves):
+    """kv_cache_configurator.py: with the radix cache a request takes 3 state slots; 1 leaves none."""
+    model = copy_tiny_model(tmp_path / "models" / "tiny-hybrid", "tiny-hybrid")
+    with StandinServer(tmp_path, args, model=model) as server:
+        if serves:
+            server.wait_ready()
+            return
+        assert server.wait_exit() == 1
+        log = server.log()
+    assert ("RuntimeError: Hybrid (mamba/linear-attention) state cache is too small to serve any requests. "
+            "max_mamba_cache_size=1, mamba_ratio=3, resulting max_num_reqs=0.") in log
+
+
+def test_server_info_has_the_resolved_backends(tmp_path):
+    """Hopper: fa3 attention (model_override_base.py), FlashInfer sampling."""
+    with StandinServer(tmp_path) as server:
+        server.wait_ready()
+        info = json.loads(server.get("/server_info")[1])
+    assert info["attention_backend"] == "fa3" and info["sampling_backend"] == "flashinfer"
 
 
 # ------------------------------------------------------------------------------------------ processes

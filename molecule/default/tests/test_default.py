@@ -14,7 +14,7 @@ testinfra_hosts = ["local://"]
 
 USER = os.environ.get("SGLANG_PREP_MOLECULE_USER", "sglang-molecule")
 CONTAINER = os.environ.get("SGLANG_PREP_MOLECULE_CONTAINER", "sglang-prep-molecule")
-MODEL = "/models/tiny-moe"
+MODEL = "/models/tiny-moe-fp8-block"
 
 
 def root(host):

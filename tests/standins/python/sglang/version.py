@@ -1,2 +1,2 @@
 # STAND-IN for testing without a GPU; mimics SGLang 0.5.23 per sglang-facts.md
-__version__ = "0.5.23"
+from sglang._version import __version__, __version_tuple__  # noqa: F401

@@ -144,7 +144,9 @@ options:
   extra_server_args:
     description:
       - Additional SGLang server arguments, one list item per argument (for example C(--attention-backend=flashinfer)).
-      - Flags the priming policy sets itself (model, port, TP, memory, KV dtype, CUDA graph, metrics) are refused by the runtime.
+      - Flags the priming policy sets itself (model, port, TP, memory, KV dtype, CUDA graph, metrics), any abbreviation of
+        one (SGLang's parser accepts unambiguous prefixes), C(--config) and C(--cuda-graph-config) fail with C(bad_input)
+        before the container is called.
     type: list
     elements: str
     default: []
@@ -380,6 +382,7 @@ cmd:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 
@@ -575,6 +578,9 @@ def run_module():
                          error_type="model_not_found")
     if params["tp"] < 1:
         module.fail_json(msg="tp must be 1 or more, got %d" % params["tp"])
+    refused = server_flags.extra_args_problems(params["extra_server_args"])
+    if refused:
+        module.fail_json(msg="; ".join(refused), error_type="bad_input", refused=refused)
     env = {}
     for key, value in params["env"].items():
         if not isinstance(value, str):

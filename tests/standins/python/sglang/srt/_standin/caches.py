@@ -95,9 +95,42 @@ def compile_pause() -> None:
 
 # ------------------------------------------------------------------------------------------ DeepGEMM
 
-def deep_gemm_enabled(gpu) -> bool:
+def deep_gemm_importable() -> bool:
+    """deep_gemm_wrapper/configurer.py: a failed `import deep_gemm` disables DeepGEMM without a log line."""
+    try:
+        import deep_gemm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def deep_gemm_used(model, args) -> bool:
+    """DeepGEMM runs for FP8 block-quantized weights and for --moe-runner-backend deep_gemm (sglang-facts.md 10)."""
+    return bool((model.moe_dtype == "fp8_w8a8" and model.block_shape) or args.moe_runner_backend == "deep_gemm")
+
+
+def deep_gemm_enabled(gpu, model, args) -> bool:
     return (gpu is not None and gpu.sm >= 90 and environ.env_bool("SGLANG_ENABLE_JIT_DEEPGEMM", True)
-            and environ.env_bool("SGLANG_JIT_DEEPGEMM_PRECOMPILE", True))
+            and environ.env_bool("SGLANG_JIT_DEEPGEMM_PRECOMPILE", True) and deep_gemm_used(model, args)
+            and deep_gemm_importable())
+
+
+def nvcc_for_deep_gemm(env=None) -> str:
+    """The nvcc DeepGEMM's JIT runs (sgl-deep-gemm 0.2.3.post2 is NVCC-only): $CUDA_HOME, $CUDA_PATH, the directory
+    above `which nvcc`, /usr/local/cuda; then <home>/bin/nvcc must be executable, else its assertion text."""
+    env = os.environ if env is None else env
+    home = env.get("CUDA_HOME") or env.get("CUDA_PATH")
+    if not home:
+        found = shutil.which("nvcc", path=env.get("PATH"))
+        home = os.path.dirname(os.path.dirname(os.path.realpath(found))) if found else None
+    if not home and os.path.exists("/usr/local/cuda"):
+        home = "/usr/local/cuda"
+    if not home or not os.path.exists(home):
+        raise RuntimeError("Assertion error: not home_path.empty() and std::filesystem::exists(home_path)")
+    nvcc = os.path.join(os.path.abspath(home), "bin", "nvcc")
+    if not (os.path.isfile(nvcc) and os.access(nvcc, os.X_OK)):
+        raise RuntimeError(f"NVCC compiler is not executable: {nvcc}")
+    return nvcc
 
 
 def deep_gemm_shapes(model, tp_size, ep_size):
@@ -169,27 +202,32 @@ def _publish_deep_gemm(root, kernel_dir, kind, n, k, groups, gpu) -> bool:
 
 
 def warm_deep_gemm(dirs: CacheDirs, model, args, gpu) -> int:
-    """Pre-compile every DeepGEMM kernel of the model; cached kernels are not compiled again."""
-    if not deep_gemm_enabled(gpu):
+    """Pre-compile every DeepGEMM kernel of the model; cached kernels are not compiled again.
+
+    Like the real server (compile_utils.py _maybe_compile_deep_gemm_one_type_all), every (kind, N, K) logs the
+    pre-compile session warning and its `Try DeepGEMM JIT Compiling` line whether or not its kernels are cached (a
+    cached kernel just loads); only missing kernels need nvcc and are written.
+    """
+    if not deep_gemm_enabled(gpu, model, args):
         return 0
-    compiled, announced = 0, False
+    compiled = 0
     for kind, n, k, groups in deep_gemm_shapes(model, args.tp_size, args.ep_size):
         kernel_dirs = deep_gemm_kernel_dirs(dirs.deep_gemm, gpu, kind, n, k, groups)
-        if all(deep_gemm_committed(d) for d in kernel_dirs):
-            continue
-        if not announced:
-            dg_logger.warning(
-                "Entering DeepGEMM JIT Pre-Compile session. It may take a long time (typically 10-20 mins) "
-                "if you have not run `sglang.compile_deep_gemm`. It is recommended to run "
-                "`sglang.compile_deep_gemm` with same args as `sglang.launch_server` for pre-compilation to "
-                "reduce the overhead if you have not run it before. For example: "
-                "`python3 -m sglang.compile_deep_gemm --model deepseek-ai/DeepSeek-V3 --tp 8 --trust-remote-code`"
-            )
-            announced = True
+        cached = all(deep_gemm_committed(d) for d in kernel_dirs)
+        dg_logger.warning(
+            "Entering DeepGEMM JIT Pre-Compile session. It may take a long time (typically 10-20 mins) "
+            "if you have not run `sglang.compile_deep_gemm`. It is recommended to run "
+            "`sglang.compile_deep_gemm` with same args as `sglang.launch_server` for pre-compilation to "
+            "reduce the overhead if you have not run it before. For example: "
+            "`python3 -m sglang.compile_deep_gemm --model deepseek-ai/DeepSeek-V3 --tp 8 --trust-remote-code`"
+        )
         dg_logger.info(
             f"Try DeepGEMM JIT Compiling for <{kind}> N={n}, K={k}, num_groups={groups} with all Ms. "
             "It only takes a little time (typically 1 sec) if you have run `python3 -m sglang.compile_deep_gemm`. "
         )
+        if cached:
+            continue
+        nvcc_for_deep_gemm()
         with _dg_lock(dirs.deep_gemm, kind, n, k, groups):
             for d in kernel_dirs:
                 compiled += _publish_deep_gemm(dirs.deep_gemm, d, kind, n, k, groups, gpu)

@@ -134,6 +134,16 @@ class ModelConfig:
     def weight_bytes(self) -> int:
         return self.num_params() * DTYPE_BYTES.get(self.torch_dtype, 2)
 
+    @property
+    def is_hybrid(self) -> bool:
+        """A hybrid mamba/linear-attention model (SGLang gives it a mamba state cache). The real server decides by
+        model config class; the stand-in by these architectures or a per-layer type list naming such layers."""
+        if self.architecture in ("Qwen3NextForCausalLM", "NemotronHForCausalLM", "FalconH1ForCausalLM",
+                                 "JambaForCausalLM", "GraniteMoeHybridForCausalLM", "Lfm2ForCausalLM"):
+            return True
+        kinds = self.hf.get("layer_types") or self.hf.get("layers_block_type") or []
+        return any(str(kind) in ("mamba", "linear_attention") for kind in kinds)
+
 
 def load_model_config(model_path: str) -> ModelConfig:
     """config.json of a local model directory; the errors read like transformers' own."""

@@ -34,8 +34,6 @@ runner_logger = logging.getLogger("sglang.srt.model_executor.model_runner")
 graph_logger = logging.getLogger("sglang.srt.model_executor.model_runner_components.cuda_graph_setup")
 scheduler_logger = logging.getLogger("sglang.srt.managers.scheduler")
 
-NVRTC_ERROR = ("Failed to load the CUDA runtime compiler (nvrtc) for DeepGEMM JIT: libnvrtc.so.12: "
-               "cannot open shared object file: No such file or directory")
 LIBCUDA_ERROR = "libcuda.so.1: cannot open shared object file: No such file or directory"
 
 
@@ -112,7 +110,9 @@ class StandinServer:
         self.context_len = resolve_context_length(self.model, args.context_length)
         self.mem = memory.resolve_memory_settings(args, self.gpu.memory_total_mib if self.gpu else None)
         sm = self.gpu.sm if self.gpu else 0
-        self.attention_backend = args.attention_backend or ("fa3" if 90 <= sm < 100 else "flashinfer")
+        # model_override_base.py: fa3 on Hopper, trtllm_mha on SM100 (MHA models), else flashinfer (sglang-facts.md 10)
+        self.attention_backend = args.attention_backend or (
+            "fa3" if 90 <= sm < 100 else "trtllm_mha" if sm >= 100 else "flashinfer")
         self.decode_backend = decode_cuda_graph_backend(args)
         self.prefill_backend = prefill_cuda_graph_backend(args)
         self.resolved = {
@@ -124,6 +124,7 @@ class StandinServer:
             chunked_prefill_size=self.mem.chunked_prefill_size,
             context_length=self.context_len,
             attention_backend=self.attention_backend,
+            sampling_backend=getattr(args, "sampling_backend", None) or ("flashinfer" if self.gpu is not None else "pytorch"),
             served_model_name=args.served_model_name or args.model_path,
             tokenizer_path=args.tokenizer_path or args.model_path,
             cuda_graph_config={
@@ -161,6 +162,17 @@ class StandinServer:
             torch_dtype = "torch.bfloat16"  # what a model override replacing the KV dtype looks like
         if "oom" in self.faults:
             raise RuntimeError(memory.not_enough_memory_message(mem.mem_fraction_static))
+        if model.is_hybrid and args.max_mamba_cache_size is not None:
+            # kv_cache_configurator.py resolve_max_num_reqs: with the radix cache a request takes 3 state slots
+            # (unset, the size comes from memory and fits)
+            ratio = 3
+            if args.max_mamba_cache_size // ratio <= 0:
+                raise RuntimeError(
+                    f"Hybrid (mamba/linear-attention) state cache is too small to serve any requests. "
+                    f"max_mamba_cache_size={args.max_mamba_cache_size}, mamba_ratio={ratio}, "
+                    f"resulting max_num_reqs={args.max_mamba_cache_size // ratio}. "
+                    f"Try: (1) reduce --max-running-requests, (2) increase --mem-fraction-static, or "
+                    f"(3) use GPUs with more memory.")
         if not mem.mem_fraction_explicit and args.kv_cache_dtype == "auto":
             # Notebook failure mode 4: with the auto fraction, a bfloat16 KV cache does not fit.
             raise RuntimeError(memory.not_enough_memory_message(mem.mem_fraction_static))
@@ -179,8 +191,6 @@ class StandinServer:
     def warm_kernels(self, torch_dtype):
         """First forward passes: JIT kernels land in the caches; the MoE config is looked up."""
         args, model, gpu = self.args, self.model, self.gpu
-        if "nvrtc_missing" in self.faults:
-            raise RuntimeError(NVRTC_ERROR)
         dirs = caches.CacheDirs.from_env()
         caches.warm_sglang_jit(dirs, model)
         caches.warm_deep_gemm(dirs, model, args, gpu)

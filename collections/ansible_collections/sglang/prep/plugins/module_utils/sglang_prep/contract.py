@@ -78,11 +78,13 @@ SERVER_PORT = 30000  # default of ENV_SERVER_PORT
 
 # The canonical priming settings (hard policy; notebook section 8). Every stage
 # server gets them as explicit CLI flags, built in argv.py and nowhere else.
+# --max-mamba-cache-size is not among them: at 1 a hybrid (mamba/linear-attention) model has no request slot
+# (max_mamba_cache_size // 3 with the radix cache, sglang-facts.md 10) and fails to start, so SGLang sizes
+# the state cache from GPU memory as it does in serving (an extra server arg may still set it).
 CANONICAL_SETTINGS = {
     "mem_fraction_static": 0.94,
     "kv_cache_dtype": "fp8_e4m3",
     "chunked_prefill_size": 4096,
-    "max_mamba_cache_size": 1,
     "context_length": 272000,
     "max_prefill_tokens": 272000,
     "disable_cuda_graph": False,
@@ -106,7 +108,7 @@ CACHES = {
 RESERVED_ENV = tuple(
     [ENV_UID, ENV_GID] + sorted(ENV_HOST_ROOTS.values())
     + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, ENV_TELEMETRY_KEEP_RUNS, "HOME"]
-    + sorted(var for _path, var in CACHES.values()))
+    + sorted(var for _path, var in CACHES.values()) + ["DG_JIT_CACHE_DIR"])
 # Which cache holds a stage's output and its per-model signature/log directory.
 STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
@@ -126,8 +128,15 @@ ERROR_TYPES = (
     "server_exited_early",
     "generate_failed",
     "not_enough_memory",
+    # a hybrid (mamba/linear-attention) model's state cache holds no request (--max-mamba-cache-size too small)
+    "mamba_cache_too_small",
     "config_drift",
     "nvrtc_not_found",
+    # DeepGEMM's JIT (NVCC only in sgl-deep-gemm 0.2.3.post2) found no executable nvcc: the CUDA toolkit is missing
+    "nvcc_not_found",
+    # deep_gemm: the model uses DeepGEMM, the server ran, and no DeepGEMM kernel was compiled (import failed, SM < 90,
+    # disabled): the message names the reason
+    "deepgemm_inactive",
     "libcuda_missing",
     "container_not_running",
     "bad_pointer",

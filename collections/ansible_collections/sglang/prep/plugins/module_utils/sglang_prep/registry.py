@@ -24,8 +24,21 @@ GROUP_FIELDS = (
 )
 # Signature inputs (not probed) that every stage records.
 COMMON_INPUTS = ("tp", "model_slug", "model_config_sha256")
+# The inputs that change which kernels a server compiles (container/serving_inputs.py): serving args as SGLang
+# will parse them (None = left to SGLang), the attention and sampling backends as resolved, the checkpoint's
+# quantization files and the kernel-relevant environment of the servers. Separate fields, so a re-prime names one.
+SERVER_KERNEL_INPUTS = (
+    "max_running_requests", "cuda_graph_max_bs_decode", "cuda_graph_bs_decode", "torch_compile_max_bs", "dtype",
+    "quantization", "ep_size", "moe_runner_backend", "attention_backend", "sampling_backend", "page_size",
+    "quantization_files_sha256", "server_env",
+)
 # Signature inputs that every stage which launches a server records as well.
-SERVER_INPUTS = ("settings", "server_flags", "extra_server_args")
+SERVER_INPUTS = ("settings", "server_flags", "extra_server_args") + SERVER_KERNEL_INPUTS
+# The serving args that change the shapes (or the file name) the MoE tuner tunes for, and the checkpoint's
+# quantization files: moe_tune records them too.
+MOE_SHAPE_INPUTS = ("ep_size", "quantization", "disable_shared_experts_fusion", "quantization_files_sha256")
+# Probed: GPU memory sizes the default decode CUDA-graph batch sizes and the memory pools (sglang-facts.md 2).
+SERVER_PROBED = ("gpu_memory_mib",)
 # The server switch that makes a server stage a warm-up: metrics on, so its tokens reach Prometheus.
 METRICS_SWITCH = "--enable-metrics"
 
@@ -42,11 +55,14 @@ class Stage(object):
     inputs      signature inputs beyond COMMON_INPUTS (and SERVER_INPUTS for server stages)
     depends_on  earlier stages whose output it consumes: their signature fields are part of its
                 signature (as ``<stage>_signature``), so a new run of one re-runs this stage
+    precompile  the server is run like SGLang's own ``python -m sglang.compile_deep_gemm``: a watchdog
+                timeout as long as the stage may take, and that program's environment (container/argv.py)
     """
 
-    __slots__ = ("name", "cache", "summary", "server", "switches", "probed", "inputs", "depends_on")
+    __slots__ = ("name", "cache", "summary", "server", "switches", "probed", "inputs", "depends_on", "precompile")
 
-    def __init__(self, name, cache, summary, server=False, switches=(), probed=(), inputs=(), depends_on=()):
+    def __init__(self, name, cache, summary, server=False, switches=(), probed=(), inputs=(), depends_on=(),
+                 precompile=False):
         self.name = name
         self.cache = cache
         self.summary = summary
@@ -55,6 +71,7 @@ class Stage(object):
         self.probed = tuple(probed)
         self.inputs = tuple(inputs)
         self.depends_on = tuple(depends_on)
+        self.precompile = bool(precompile)
 
     @property
     def warmup(self):
@@ -75,20 +92,20 @@ class Stage(object):
 
 
 PRIMING_STAGES = (
-    Stage("deep_gemm", cache="deep_gemm", server=True, switches=(),
-          probed=("deep_gemm_version", "nvcc_version", "cuda_home"),
+    Stage("deep_gemm", cache="deep_gemm", server=True, switches=(), precompile=True,
+          probed=("deep_gemm_version", "nvcc_version", "cuda_home") + SERVER_PROBED,
           summary="DeepGEMM JIT compile (metrics and trace off); log in /profiles/deep_gemm/<model>/compile.log "
                   "(append-only); skipped below compute capability 9.0"),
     Stage("moe_tune", cache="moe_configs", server=False,
-          inputs=("moe_batch_sizes", "moe_dtype", "moe_tuner"),
+          inputs=("moe_batch_sizes", "moe_dtype", "moe_tuner") + MOE_SHAPE_INPUTS,
           summary="fused-MoE Triton configs, one tuner run per batch size, written to "
                   "/profiles/moe_configs/configs/triton_<version>/ (SGLANG_MOE_CONFIG_DIR); skipped for "
                   "models without experts"),
     Stage("flashinfer", cache="flashinfer", server=True, switches=("--enable-metrics",),
-          probed=("flashinfer_version", "nvcc_version", "cuda_home"), depends_on=("moe_tune",),
+          probed=("flashinfer_version", "nvcc_version", "cuda_home") + SERVER_PROBED, depends_on=("moe_tune",),
           summary="FlashInfer warm-up on the server port, metrics on; re-runs after a new MoE tuning"),
     Stage("inductor", cache="torchinductor", server=True, switches=("--enable-metrics", "--enable-torch-compile"),
-          depends_on=("moe_tune",),
+          probed=SERVER_PROBED, depends_on=("moe_tune",),
           summary="TorchInductor warm-up (--enable-torch-compile) on the server port, metrics on; re-runs "
                   "after a new MoE tuning"),
 )

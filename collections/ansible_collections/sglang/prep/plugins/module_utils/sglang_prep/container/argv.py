@@ -11,47 +11,38 @@ SGLang: they are passed bare to enable and omitted to disable (a following
 from __future__ import annotations
 
 from .. import contract, registry
+from ..server_flags import extra_args_problems
 
 # server stage -> store_true flags it enables (everything else stays off by omission), from the
 # registry: deep_gemm compiles only (metrics and trace off, so nothing is scraped); the warm-ups
 # turn metrics on.
 STAGE_SWITCHES = dict((stage.name, stage.switches) for stage in registry.STAGES if stage.server)
 SERVER_STAGES = registry.server_stages()
-
-# Flags the canonical policy owns; extra server args may not restate them.
-RESERVED_FLAGS = (
-    "--model-path", "--model", "--host", "--port", "--tp-size", "--tp", "--tensor-parallel-size",
-    "--kv-cache-dtype", "--mem-fraction-static", "--chunked-prefill-size",
-    "--max-mamba-cache-size", "--max-prefill-tokens", "--context-length",
-    "--disable-cuda-graph", "--cuda-graph-backend-decode", "--cuda-graph-backend-prefill",
-    "--disable-decode-cuda-graph", "--disable-prefill-cuda-graph",
-    "--enable-metrics", "--enable-trace", "--enable-torch-compile",
-)
+# compile_deep_gemm's default --timeout, which it also makes the watchdog timeout (sglang-facts.md 7).
+PRECOMPILE_TIMEOUT_S = 3600.0
+# What compile_deep_gemm.py sets so that every DeepGEMM kernel group compiles (sglang-facts.md 10): with the
+# default threshold (8192) DeepSeek's kv_b_proj group is not reached by the warm-up.
+PRECOMPILE_ENV = {"SGLANG_CHUNKED_PREFIX_CACHE_THRESHOLD": "0"}
 
 
 class ArgvError(ValueError):
     """Raised for server arguments that would break the canonical policy."""
 
 
-def _flag_name(arg):
-    return arg.split("=", 1)[0]
-
-
 def check_extra_args(extra_args):
-    """Reject extra arguments that restate a reserved flag or give a store_true flag a value."""
-    for arg in extra_args:
-        if not arg.startswith("--"):
-            continue
-        name = _flag_name(arg)
-        if name in RESERVED_FLAGS:
-            raise ArgvError(
-                "extra server argument %r overrides %s, which the priming policy sets itself; "
-                "remove it from the extra server arguments" % (arg, name))
+    """Reject extra arguments that restate or abbreviate a reserved flag, --config or --cuda-graph-config."""
+    problems = extra_args_problems(extra_args)
+    if problems:
+        raise ArgvError("; ".join(problems))
 
 
 def server_argv(stage, model_path, tp=1, port=contract.SERVER_PORT, host="127.0.0.1",
-                python="python3", extra_args=()):
-    """Full argv (list of strings) that launches the stage's SGLang server."""
+                python="python3", extra_args=(), timeout=PRECOMPILE_TIMEOUT_S):
+    """Full argv (list of strings) that launches the stage's SGLang server.
+
+    A precompile stage (registry column) gets ``--watchdog-timeout <timeout>`` like compile_deep_gemm: the
+    server's watchdog (300 s by default) would otherwise kill a forward pass that compiles for longer.
+    """
     if stage not in STAGE_SWITCHES:
         raise ArgvError("stage %r does not launch a server; server stages are %s"
                         % (stage, ", ".join(SERVER_STAGES)))
@@ -65,26 +56,33 @@ def server_argv(stage, model_path, tp=1, port=contract.SERVER_PORT, host="127.0.
         "--kv-cache-dtype", settings["kv_cache_dtype"],
         "--mem-fraction-static", repr(settings["mem_fraction_static"]),
         "--chunked-prefill-size", str(settings["chunked_prefill_size"]),
-        "--max-mamba-cache-size", str(settings["max_mamba_cache_size"]),
         "--max-prefill-tokens", str(settings["max_prefill_tokens"]),
         "--context-length", str(settings["context_length"]),
     ]
     if settings["disable_cuda_graph"]:
         argv.append("--disable-cuda-graph")
     argv.extend(STAGE_SWITCHES[stage])
+    if registry.get(stage).precompile:
+        argv.extend(["--watchdog-timeout", repr(float(timeout))])
     extra = list(extra_args)
     check_extra_args(extra)
     argv.extend(extra)
     return argv
 
 
-def server_env(base_env):
+def server_env(base_env, stage=None):
     """Environment of a stage server: the caller's, plus every cache under /profiles.
 
     The canonical context length exceeds most models' derived maximum, which SGLang
-    refuses unless SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1.
+    refuses unless SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1. DG_JIT_CACHE_DIR, the directory
+    sgl-deep-gemm itself reads, gets the value of SGLANG_DG_CACHE_DIR: SGLang copies it over only
+    after deep_gemm is imported, and any earlier import would otherwise use $HOME/.dj. A precompile
+    stage gets compile_deep_gemm's environment as well.
     """
     env = dict(base_env)
     env.update(contract.cache_env())
+    env["DG_JIT_CACHE_DIR"] = env[contract.CACHES["deep_gemm"][1]]
     env["SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN"] = "1"
+    if stage is not None and registry.get(stage).precompile:
+        env.update(PRECOMPILE_ENV)
     return env

@@ -56,7 +56,7 @@ One stage: 'stage'. Several, as one job with a progress file: 'prime' (and 'plan
 STAGE_DESCRIPTION = """\
 Prime one stage's cache for a model, under a per-stage lock, with the canonical settings
 (mem_fraction_static 0.94, kv_cache_dtype fp8_e4m3, chunked_prefill_size 4096,
-max_mamba_cache_size 1, context_length and max_prefill_tokens 272000, CUDA graph on) passed as
+context_length and max_prefill_tokens 272000, CUDA graph on) passed as
 explicit flags to a real `python3 -m sglang.launch_server` (the MoE tuner for moe_tune).
 
 %s

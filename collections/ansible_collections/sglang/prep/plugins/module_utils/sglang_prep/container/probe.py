@@ -71,8 +71,10 @@ if out["sglang"]["found"]:
                 text = handle.read()
         except (OSError, TypeError):
             continue
-        version = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
-        commit = re.search(r"^commit_id\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        # setuptools-scm/vcs-versioning write "__version__ = version = '0.5.23'" and
+        # "__commit_id__ = commit_id = None" (or = 'g<sha>'); hand-written files have one name
+        version = re.search(r"^(?:__version__|version)\s*=\s*(?:\w+\s*=\s*)*['\"]([^'\"]+)['\"]", text, re.M)
+        commit = re.search(r"^(?:__commit_id__|commit_id)\s*=\s*(?:\w+\s*=\s*)*['\"]([^'\"]+)['\"]", text, re.M)
         if version and not out["sglang"]["version"]:
             out["sglang"]["version"] = version.group(1)
         if commit and not out["sglang"].get("commit"):

@@ -20,7 +20,7 @@ import time
 
 from . import argv as argv_mod
 from .. import caches, contract, jsonio, registry
-from . import moe, probe, server, servecheck, signature, telemetry_probe
+from . import deepgemm, moe, probe, server, servecheck, serving_inputs, signature, telemetry_probe
 from .moe import is_moe_model, model_config
 from ..errors import PrepError
 from .validate import LogScan
@@ -195,6 +195,12 @@ class ServerStage(StageRunner):
         inputs["settings"] = dict(contract.CANONICAL_SETTINGS)
         inputs["server_flags"] = list(argv_mod.STAGE_SWITCHES[self.name])
         inputs["extra_server_args"] = list(self.ctx.extra_server_args)
+        ctx = self.ctx
+        inputs.update(serving_inputs.kernel_args(ctx.extra_server_args, probe.compute_capability_major(
+            ctx.probe.get("compute_capability"))))
+        inputs["quantization_files_sha256"] = serving_inputs.quantization_files_digest(ctx.model)
+        own = set(argv_mod.server_env({}, self.name)) | set(contract.RESERVED_ENV)
+        inputs["server_env"] = serving_inputs.server_env(ctx.base_env, ctx.probe.get("sglang_dir"), own)
         return inputs
 
     def preflight_dirs(self):
@@ -203,7 +209,7 @@ class ServerStage(StageRunner):
     def build_command(self):
         ctx = self.ctx
         return argv_mod.server_argv(self.name, ctx.model, tp=ctx.tp, port=ctx.port, host=ctx.host,
-                                    python=ctx.python, extra_args=ctx.extra_server_args)
+                                    python=ctx.python, extra_args=ctx.extra_server_args, timeout=ctx.ready_timeout)
 
     def log_sinks(self):
         """[(append handle, line prefix)]: the session log, plus stage logs of subclasses."""
@@ -215,9 +221,10 @@ class ServerStage(StageRunner):
         ctx = self.ctx
         ctx.result["moe_seed"] = seed_moe_configs(ctx)
         cache_before = caches.dir_stats(ctx.layout.fs(contract.stage_cache_dir(self.name)))
+        primed_before = self.primed_snapshot()
         self.before_server()
         argv = self.build_command()
-        env = ctx.layout.env(argv_mod.server_env(ctx.base_env))
+        env = ctx.layout.env(argv_mod.server_env(ctx.base_env, self.name))
         self.scan = LogScan()
         srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port)
         self.server = srv
@@ -259,6 +266,8 @@ class ServerStage(StageRunner):
         validation["flag_drift"] = drift
         validation["cache_before"] = cache_before
         validation["cache_after"] = caches.dir_stats(ctx.layout.fs(contract.stage_cache_dir(self.name)))
+        if primed_before is not None:
+            ctx.result["primed"] = self.primed(primed_before, self.primed_snapshot())
         if self.warmup:
             validation.update(self.scan.moe_validation(MOE_CONFIG_DIR, ctx.layout.contract_path,
                                                        origin=lambda path: moe_config_origin(ctx, path)))
@@ -282,6 +291,24 @@ class ServerStage(StageRunner):
             ctx.result["log_tail"] = list(self.scan.tail)
             raise error
         validation["kv_cache_dtype_ok"] = True
+
+    def primed_snapshot(self):
+        """Every file under /profiles (servecheck.snapshot) before and after a priming stage's server; None for the
+        serve check, which takes its own."""
+        if self.name not in registry.priming_stages():
+            return None
+        return servecheck.snapshot(self.ctx.layout.profiles_root)
+
+    def primed(self, before, after):
+        """{cache: {files_added, bytes_added, files_rewritten, sample}} of what this server added, every cache."""
+        changes = servecheck.diff(before, after)
+        out = {}
+        for cache in sorted(name for name in contract.CACHES):
+            entry = changes.get(cache) or {}
+            added, rewritten = entry.get("added", []), entry.get("modified", [])
+            out[cache] = {"files_added": len(added), "bytes_added": sum(after[rel][0] for rel in added + rewritten),
+                          "files_rewritten": len(rewritten), "sample": (added + rewritten)[:servecheck.SAMPLE]}
+        return out
 
     def check_flags(self, srv):
         """Compare /server_info (when the server has it) with the flags asked; [] when all match."""
@@ -345,12 +372,55 @@ class DeepGemmStage(ServerStage):
 
     name = "deep_gemm"
 
+    def usage(self):
+        ctx = self.ctx
+        return deepgemm.usage(ctx.model, model_config(ctx.model), ctx.extra_server_args)
+
     def skip_reason(self):
         major = probe.compute_capability_major(self.ctx.probe.get("compute_capability"))
         if major is not None and major < 9:
             return ("DeepGEMM kernels are used only on compute capability 9.0 or newer; this GPU is %s, so there "
                     "is nothing to compile" % self.ctx.probe.get("compute_capability"))
+        used, why = self.usage()
+        if not used:
+            return why + ": SGLang never runs a DeepGEMM kernel for it, so there is nothing to compile"
         return None
+
+    def preflight(self):
+        env = argv_mod.server_env(self.ctx.base_env, self.name)
+        problem = deepgemm.nvcc_problem(env)
+        if problem:
+            raise PrepError("nvcc_not_found", "%s; it uses DeepGEMM because %s. Install the CUDA toolkit (nvcc) in the "
+                            "image or point CUDA_HOME at one, then re-run" % (problem, self.usage()[1]))
+
+    def after_server(self, error):
+        """The server's log and the cache must show DeepGEMM at work: a model that uses it and compiled nothing fails."""
+        ctx = self.ctx
+        compiled = self.scan.jit_counts.get("deep_gemm_compile", 0)
+        added = ((ctx.result.get("primed") or {}).get(self.cache) or {}).get("files_added", 0)
+        lines = [line["match"] for line in self.scan.jit_lines if line["kind"] == "deep_gemm_compile"]
+        used, why = self.usage()
+        ctx.result.setdefault("validation", {})["deep_gemm"] = {
+            "uses_deep_gemm": used, "why": why, "compile_lines": compiled, "compile_lines_sample": lines[:10],
+            "files_added": added}
+        if error is not None or compiled or added:
+            return error
+        env = ctx.layout.env(argv_mod.server_env(ctx.base_env, self.name))
+        reasons = deepgemm.inactive_reasons(ctx.python, env, probe.compute_capability_major(
+            ctx.probe.get("compute_capability")))
+        ctx.result["validation"]["deep_gemm"]["inactive_reasons"] = reasons
+        return PrepError("deepgemm_inactive", "the server ran without DeepGEMM: no 'Try DeepGEMM JIT Compiling' line and "
+                         "no new kernel in %s, although %s. %s" % (
+                             contract.stage_cache_dir(self.name), why,
+                             ("Reason: " + "; ".join(reasons) + ".") if reasons else
+                             "No reason is visible from here (deep_gemm imports, SGLANG_ENABLE_JIT_DEEPGEMM is not off); "
+                             "read the server log in the session log."),
+                         reasons=reasons)
+
+    def success_message(self, seconds):
+        info = (self.ctx.result.get("validation") or {}).get("deep_gemm") or {}
+        return "deep_gemm primed in %.1f s: %d 'Try DeepGEMM JIT Compiling' lines, %d new files in %s" % (
+            seconds, info.get("compile_lines", 0), info.get("files_added", 0), contract.stage_cache_dir(self.name))
 
     def compile_log(self):
         return contract.stage_model_dir(self.name, self.ctx.model) + "/compile.log"
@@ -392,7 +462,52 @@ class WarmupStage(ServerStage):
 
 
 class FlashinferStage(WarmupStage):
+    """FlashInfer warm-up. What it primes depends on the attention backend the serving args resolve to
+    (sglang-facts.md 10): fa3 on Hopper and trtllm_mha (or fa4) on SM100 by default, so FlashInfer's JIT cache
+    often gets only its sampling kernels, most of them already built by the deep_gemm server. The stage records
+    the backends the server resolved and what it added beyond the earlier stages, and says so when that is nothing.
+    """
+
     name = "flashinfer"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.backends = {}
+
+    def after_generate(self, srv):
+        info = srv.get_json("/server_info")
+        info = info if isinstance(info, dict) else {}
+        self.backends = {"attention_backend": info.get("attention_backend"), "sampling_backend": info.get("sampling_backend")}
+        super().after_generate(srv)
+
+    def after_server(self, error):
+        ctx = self.ctx
+        added = (ctx.result.get("primed") or {}).get(self.cache) or {}
+        attention, sampling = self.backends.get("attention_backend"), self.backends.get("sampling_backend")
+        fi_attention = bool(attention and "flashinfer" in attention)
+        if attention is None:
+            where = "the attention backend is unknown (the server has no /server_info)"
+        elif fi_attention:
+            where = "attention runs on FlashInfer (%s)" % attention
+        else:
+            where = ("attention runs on %s, not FlashInfer (fa3 is the Hopper default, trtllm_mha or fa4 on SM100); "
+                     "FlashInfer serves sampling (sampling backend %s)" % (attention, sampling or "unknown"))
+        if added.get("files_added") or added.get("files_rewritten"):
+            summary = "%d files (%d bytes) added to %s beyond the earlier stages; %s" % (
+                added.get("files_added", 0), added.get("bytes_added", 0), contract.stage_cache_dir(self.name), where)
+        else:
+            summary = "nothing added to %s beyond what the earlier stages left; %s" % (
+                contract.stage_cache_dir(self.name), where)
+        ctx.result.setdefault("validation", {})["flashinfer"] = {
+            "attention_backend": attention, "sampling_backend": sampling, "flashinfer_attention": fi_attention,
+            "files_added": added.get("files_added", 0), "bytes_added": added.get("bytes_added", 0), "summary": summary}
+        if error is None:
+            ctx.say(summary)
+        return error
+
+    def success_message(self, seconds):
+        info = (self.ctx.result.get("validation") or {}).get("flashinfer") or {}
+        return "flashinfer warmed in %.1f s: %s" % (seconds, info.get("summary") or "no summary")
 
 
 class InductorStage(WarmupStage):
@@ -444,6 +559,8 @@ class MoeTuneStage(StageRunner):
         except PrepError:
             plan = None
         inputs["moe_tuner"] = None if plan is None else dict((key, plan[key]) for key in moe.PLAN_SIGNATURE_KEYS)
+        inputs.update(serving_inputs.moe_shape_args(self.ctx.extra_server_args))
+        inputs["quantization_files_sha256"] = serving_inputs.quantization_files_digest(self.ctx.model)
         return inputs
 
     def skip_reason(self):

@@ -28,12 +28,24 @@ FAILURE_PATTERNS = (
         re.compile(r"Not enough memory\. Please try to increase --mem-fraction-static[^\n]*"),
         re.compile(r"Loaded weights leave no GPU memory for the KV cache[^\n]*"),
         re.compile(r"Not enough GPU memory for hybrid \(mamba/linear-attention\) state cache[^\n]*"),
-        re.compile(r"state cache is too small to serve any requests[^\n]*"),
         re.compile(r"CUDA out of memory[^\n]*"),
         re.compile(r"torch\.OutOfMemoryError[^\n]*"),
     ), "the GPU has too little free memory at mem_fraction_static=%s: stop other processes on the GPU "
        "(nvidia-smi shows them), use a larger --tp, or a GPU with more memory. The priming policy does "
        "not lower mem_fraction_static." % contract.CANONICAL_SETTINGS["mem_fraction_static"]),
+    # kv_cache_configurator.py resolve_max_num_reqs (sglang-facts.md 10): max_mamba_cache_size // slots per request is 0
+    ("mamba_cache_too_small", (
+        re.compile(r"Hybrid \(mamba/linear-attention\) state cache is too small to serve any requests[^\n]*"),
+    ), "the hybrid (mamba/linear-attention) state cache holds no request: remove --max-mamba-cache-size from the "
+       "extra server arguments (SGLang then sizes it from GPU memory) or raise it to at least the state slots per "
+       "request (mamba_ratio in the message) times the requests to serve; --mamba-full-memory-ratio gives the "
+       "state cache more of the memory. Lowering mem_fraction_static does not help."),
+    # sgl-deep-gemm 0.2.3.post2 deep_jit/backend/cuda/backend.hpp: its JIT is NVCC-only (sglang-facts.md 10)
+    ("nvcc_not_found", (
+        re.compile(r"NVCC compiler is not executable[^\n]*"),
+    ), "DeepGEMM compiles its kernels with NVCC only (DG_JIT_USE_NVRTC and SGLANG_DG_USE_NVRTC have no effect in "
+       "sgl-deep-gemm 0.2.3.post2) and found no executable nvcc: install the CUDA toolkit in the image, or point "
+       "CUDA_HOME at one (it looks in $CUDA_HOME, $CUDA_PATH, `which nvcc`, /usr/local/cuda), then re-run."),
     ("nvrtc_not_found", (
         re.compile(r"libnvrtc[\w.\-]*\.so[\w.]*: cannot open shared object file[^\n]*"),
         re.compile(r"[^\n]*(?:nvrtc|NVRTC)[^\n]*(?:not found|No such file|cannot open|could not be loaded)[^\n]*"),

@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""When SGLang 0.5.23 uses DeepGEMM, what it needs, and why it compiled nothing (sglang-facts.md 7 and 10).
+
+- SGLang uses DeepGEMM for FP8 block-quantized weights (``quantization_config.quant_method`` fp8 with a
+  ``weight_block_size``) and for the grouped GEMMs of ``--moe-runner-backend deep_gemm``; only on CUDA SM >= 90,
+  only when ``SGLANG_ENABLE_JIT_DEEPGEMM`` is on, and only when ``import deep_gemm`` works: a failed import
+  (``libnvrtc.so.13`` is a NEEDED library of ``deep_gemm/_C.so``) disables it without a log line.
+- sgl-deep-gemm 0.2.3.post2 compiles with NVCC only: it takes ``$CUDA_HOME``, ``$CUDA_PATH``, the directory above
+  ``which nvcc``, then ``/usr/local/cuda``, and asserts ``NVCC compiler is not executable: <home>/bin/nvcc``.
+- SGLang's own precompile (``python -m sglang.compile_deep_gemm``) sets ``SGLANG_CHUNKED_PREFIX_CACHE_THRESHOLD=0``
+  (so DeepSeek's kv_b_proj group compiles too) and a watchdog timeout as long as its own timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+MOE_BACKEND_FLAG = "--moe-runner-backend"
+IMPORT_TIMEOUT_S = 120.0
+FALSE_WORDS = ("false", "0", "no", "n")
+
+
+def _quant_config(model_path, config):
+    quant = (config or {}).get("quantization_config")
+    if isinstance(quant, dict):
+        return quant
+    try:  # ModelOpt checkpoints keep it beside config.json
+        with open(os.path.join(model_path, "hf_quant_config.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data.get("quantization") if isinstance(data, dict) and isinstance(data.get("quantization"), dict) else {}
+
+
+def moe_runner_backend(extra_args):
+    """The --moe-runner-backend the extra server arguments ask for (the last one wins, as in argparse), or None."""
+    value = None
+    args = list(extra_args)
+    for index, arg in enumerate(args):
+        if arg == MOE_BACKEND_FLAG and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(MOE_BACKEND_FLAG + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def usage(model_path, config, extra_args):
+    """(True, why) when SGLang would run DeepGEMM kernels for this model and these args, else (False, why)."""
+    if moe_runner_backend(extra_args) == "deep_gemm":
+        return True, "--moe-runner-backend deep_gemm runs the MoE grouped GEMMs on DeepGEMM"
+    quant = _quant_config(model_path, config)
+    method = str(quant.get("quant_method") or quant.get("quant_algo") or "").lower()
+    block = quant.get("weight_block_size")
+    if method == "fp8" and block:
+        return True, "the checkpoint is FP8 block-quantized (quant_method fp8, weight_block_size %s)" % (block,)
+    if config is None:
+        return True, "%s/config.json is unreadable, so DeepGEMM use cannot be ruled out" % model_path
+    return False, ("SGLang uses DeepGEMM only for FP8 block-quantized weights or --moe-runner-backend deep_gemm; "
+                   "%s has %s and the MoE runner backend is %s" % (
+                       model_path, ("quant_method %s without weight_block_size" % method) if method
+                       else "no quantization_config", moe_runner_backend(extra_args) or "auto"))
+
+
+def cuda_home(env):
+    """The CUDA home DeepGEMM's JIT picks, or None (its lookup order)."""
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if env.get(var):
+            return env[var]
+    nvcc = shutil.which("nvcc", path=env.get("PATH"))
+    if nvcc:
+        return os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+    return "/usr/local/cuda" if os.path.isdir("/usr/local/cuda") else None
+
+
+def nvcc_problem(env):
+    """Why DeepGEMM's JIT cannot compile here (no CUDA toolkit), or None."""
+    home = cuda_home(env)
+    if home is None:
+        return ("no CUDA toolkit: CUDA_HOME and CUDA_PATH are unset, nvcc is not on PATH and /usr/local/cuda does not "
+                "exist, and DeepGEMM (sgl-deep-gemm 0.2.3.post2) compiles with NVCC only")
+    nvcc = os.path.join(home, "bin", "nvcc")
+    if not (os.path.isfile(nvcc) and os.access(nvcc, os.X_OK)):
+        return ("NVCC compiler is not executable: %s (the CUDA home DeepGEMM picks is %s); DeepGEMM "
+                "(sgl-deep-gemm 0.2.3.post2) compiles with NVCC only" % (nvcc, home))
+    return None
+
+
+def enabled_problem(env):
+    """SGLANG_ENABLE_JIT_DEEPGEMM set false, in words, or None."""
+    value = (env.get("SGLANG_ENABLE_JIT_DEEPGEMM") or "").strip().lower()
+    if value in FALSE_WORDS:
+        return "SGLANG_ENABLE_JIT_DEEPGEMM=%s disables DeepGEMM" % env.get("SGLANG_ENABLE_JIT_DEEPGEMM")
+    return None
+
+
+def import_problem(python, env):
+    """What ``import deep_gemm`` raises in the servers' python (SGLang then disables DeepGEMM silently), or None."""
+    try:
+        proc = subprocess.run([python, "-c", "import deep_gemm"], env=env, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=IMPORT_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "import deep_gemm could not be tried: %s" % exc
+    if proc.returncode == 0:
+        return None
+    lines = [line for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    return "import deep_gemm failed: %s" % (lines[-1].strip() if lines else "exit code %d" % proc.returncode)
+
+
+def inactive_reasons(python, env, compute_capability_major):
+    """Every reason SGLang would have run without DeepGEMM that can be seen from here (may be empty)."""
+    reasons = []
+    if compute_capability_major is not None and compute_capability_major < 9:
+        reasons.append("compute capability %d.x is below 9.0" % compute_capability_major)
+    for problem in (enabled_problem(env), import_problem(python, env)):
+        if problem:
+            reasons.append(problem)
+    return reasons
