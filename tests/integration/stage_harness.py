@@ -142,7 +142,7 @@ class StageContainer(object):
         cmd = ["python3", "-m", "sglang_prep", "stage", stage, "--model", model, "--disk-headroom-mb", "1",
                "--telemetry-timeout", "3"]
         if stage == "moe_tune":  # the dtype SGLang's config name has for FP8-block weights
-            cmd += ["--moe-batch-sizes"] + list(BATCH_SIZES) + ["--moe-dtype", "fp8_w8a8"]
+            cmd += ["--moe-batch-sizes"] + list(BATCH_SIZES)
         if mode:
             cmd += ["--mode", mode]
         return StageResult(self.exec(*(cmd + list(args)), env=env, timeout=timeout))

@@ -32,7 +32,6 @@ def make_plan(run, stages=ALL, env=None, rebuild=(), **options):
     options.setdefault("port", run.port)
     options.setdefault("disk_headroom_mb", 1)
     options.setdefault("moe_batch_sizes", [1, 2])
-    options.setdefault("moe_dtype", "fp8_w8a8")
     full_env = dict(run.env)
     full_env.update(env or {})
     return plan.plan(stages, run.model, options, rebuild=rebuild, stream=open(os.devnull, "w"), env=full_env)

@@ -53,7 +53,6 @@ def do_prime(run, stages=ALL, env=None, rebuild=(), **options):
     options.setdefault("port", run.port)
     options.setdefault("disk_headroom_mb", 1)
     options.setdefault("moe_batch_sizes", [1, 2])
-    options.setdefault("moe_dtype", "fp8_w8a8")
     options.setdefault("telemetry_timeout", 0.5)
     full_env = dict(run.env)
     full_env.update(env or {})
@@ -204,8 +203,7 @@ def test_a_new_tuning_re_warms_the_stages_that_depend_on_it_in_the_same_job(run)
         "flashinfer_signature", "inductor_signature", "moe_tune_signature"]
     assert model["stages"]["deep_gemm"]["action"] == "none"
     from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import plan
-    after = plan.plan(ALL, run.model, {"pointer": run.pointer, "port": run.port, "moe_batch_sizes": [4],
-                                       "moe_dtype": "fp8_w8a8"},
+    after = plan.plan(ALL, run.model, {"pointer": run.pointer, "port": run.port, "moe_batch_sizes": [4]},
                       stream=open(os.devnull, "w"), env=run.env)
     assert after["to_run"] == []  # nothing left stale
     # a rebuild of moe_tune with the same inputs records the same fields: the warm-ups stay primed
@@ -276,7 +274,7 @@ def cli_env(run, **extra):
 
 def base_args(run, command, *stages):
     return [sys.executable, "-m", "sglang_prep", command, "--model", run.model, "--pointer", run.pointer,
-            "--port", str(run.port), "--disk-headroom-mb", "1", "--moe-batch-sizes", "1", "2", "--moe-dtype", "fp8_w8a8",
+            "--port", str(run.port), "--disk-headroom-mb", "1", "--moe-batch-sizes", "1", "2",
             "--telemetry-timeout", "0.5", "--stages"] + list(stages)
 
 

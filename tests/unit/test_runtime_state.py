@@ -47,7 +47,7 @@ def assert_state_shape(model):
 
 
 def test_plan_is_the_same_model_with_check_answers(run):
-    model = plan.plan(ALL, run.model, {"pointer": run.pointer, "port": run.port, "moe_batch_sizes": [1, 2], "moe_dtype": "fp8_w8a8"},
+    model = plan.plan(ALL, run.model, {"pointer": run.pointer, "port": run.port, "moe_batch_sizes": [1, 2]},
                       stream=open(os.devnull, "w"), env=run.env)
     assert_state_shape(model)
     assert model["command"] == "plan" and model["status"] == "changed" and model["progress"] is None
