@@ -448,14 +448,38 @@ def plan_outcome(module, plan):
     return out
 
 
+# exit codes of a runtime killed by a signal: docker exec reports 128 + N, a local runner -N
+KILLED = {137: 9, 143: 15, 130: 2, 129: 1, -9: 9, -15: 15, -2: 2, -1: 1}
+
+
+def no_result(module, docker, what, rc, out, err, cmd):
+    """The runtime ended without its RESULT line: the container died, or the runner was killed (interrupted),
+    else a defect of the runtime (internal_error)."""
+    stderr_tail = dx.tail(err) or dx.tail(out)
+    last = "; its last output:\n  %s" % ("\n  ".join(stderr_tail) or "(none)")
+    try:
+        state = dx.container_state(module, docker, module.params["container"])
+    except PrepError:
+        state = None
+    if state is None or not state.get("Running"):
+        module.fail_json(msg="%s: container %s stopped while the runtime ran (%s), so it gave no RESULT line (exit "
+                             "code %d); what it recorded is kept: start the container again (run the role) and prime "
+                             "again%s" % (what, module.params["container"], dx.describe_state(state), rc, last),
+                         error_type="interrupted", rc=rc, log_tail=stderr_tail, cmd=cmd)
+    if rc in KILLED:
+        module.fail_json(msg="%s: the runtime was killed by signal %d, so it gave no RESULT line (exit code %d); the "
+                             "stage it ran keeps its in-progress marker and re-runs at the next prime%s"
+                             % (what, KILLED[rc], rc, last),
+                         error_type="interrupted", rc=rc, log_tail=stderr_tail, cmd=cmd)
+    module.fail_json(msg="%s: the runtime gave no RESULT line (exit code %d)%s" % (what, rc, last),
+                     error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd)
+
+
 def run_plan(module, docker, cmd, argv, env):
     params = module.params
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None:
-        stderr_tail = dx.tail(err) or dx.tail(out)
-        module.fail_json(msg="plan: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
-                             % (rc, "\n  ".join(stderr_tail) or "(none)"),
-                         error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd)
+        no_result(module, docker, "plan", rc, out, err, cmd)
     if rc != 0 or result.get("status") == "error":
         module.fail_json(msg="plan: %s" % (result.get("message") or "the runtime exited with code %d" % rc),
                          error_type=result.get("error_type") or "internal_error", rc=rc, cmd=cmd, log_tail=dx.tail(err))
@@ -475,11 +499,7 @@ def run_stages(module, docker, cmd, argv, env, operation):
     params = module.params
     rc, state, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if state is None:
-        stderr_tail = dx.tail(err) or dx.tail(out)
-        module.fail_json(msg="%s: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
-                             % (operation, rc, "\n  ".join(stderr_tail) or "(none)"),
-                         error_type="interrupted" if rc in (-9, 137, -15, 143) else "internal_error",
-                         rc=rc, log_tail=stderr_tail, cmd=cmd)
+        no_result(module, docker, operation, rc, out, err, cmd)
     rows = state.get("stages") or {}
     ran = [stage for stage in state.get("order") or params["stages"] if (rows.get(stage) or {}).get("ran")]
     answer = {
@@ -569,10 +589,7 @@ def run_module():
 
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None:
-        stderr_tail = dx.tail(err) or dx.tail(out)
-        module.fail_json(msg="%s: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
-                             % (params["stage"], rc, "\n  ".join(stderr_tail) or "(none)"),
-                         error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd)
+        no_result(module, docker, params["stage"], rc, out, err, cmd)
 
     answer = outcome(module, result)
     answer["cmd"] = cmd
