@@ -92,20 +92,30 @@ class FaultBox(h.StageContainer):
         return self.telemetry(contract.stage_json_path(RUN_ID, stage, model))
 
     # ------------------------------------------------------------ the module, as the role runs it
-    def module(self, args, detach=False):
+    def module(self, args, detach=False, task=None, verbose=False, async_dir=None, then=()):
         """ansible-playbook running sglang.prep.sglang_stage with ``args`` against this container; the task result,
-        or (with detach) the Popen whose result comes from module_result()."""
+        or (with detach) the Popen whose result comes from module_result(). ``task``: more task keywords (async),
+        ``async_dir``: where the async job files go (ANSIBLE_ASYNC_DIR); ``then``: tasks after it; ``verbose``: -vvv,
+        the raw output back."""
         base = tempfile.mkdtemp(prefix="sglang-prep-fault-play-", dir="/var/tmp")
-        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [dict(
             {"name": "fault", "sglang.prep.sglang_stage": dict(
-                {"container": self.name, "model": MODEL, "user": "%d:%d" % (UID, GID)}, **args)}]}]
+                {"container": self.name, "model": MODEL, "user": "%d:%d" % (UID, GID)}, **args)}, **(task or {}))]
+            + list(then)}]
         with open(os.path.join(base, "play.yml"), "w") as handle:
             json.dump(play, handle)
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-                   ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(base, "tmp"))
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_LOCAL_TEMP=os.path.join(base, "tmp"))
+        if not verbose:
+            env["ANSIBLE_STDOUT_CALLBACK"] = "json"
+        if async_dir:
+            env["ANSIBLE_ASYNC_DIR"] = async_dir
         argv = [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e",
                 "ansible_python_interpreter=%s" % sys.executable, os.path.join(base, "play.yml")]
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(argv + (["-vvv"] if verbose else []), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        if verbose:
+            return proc.communicate(timeout=300)[0]
         return proc if detach else module_result(proc)
 
 

@@ -232,6 +232,24 @@ def test_case_08_11_bad_input_is_refused_before_any_change(box, extra, named):
     box.assert_intact(before)
 
 
+# ---------------------------------------------------------------- secrets (case 11)
+def test_case_11_a_stage_env_secret_never_reaches_the_async_job_file_or_the_output(box, tmp_path):
+    secret = "hf_fault_tier_s3cr3t"
+    async_dir = str(tmp_path / "async")
+    # as the role runs the job: async with poll 0, then waited for (the job file stays, as the role's does)
+    wait = {"name": "wait", "ansible.builtin.async_status": {"jid": "{{ job.ansible_job_id }}"}, "register": "done",
+            "until": "done.finished", "retries": 300, "delay": 1}
+    out = box.module({"stages": list(fh.PRIMED), "operation": "prime", "env": {"HF_TOKEN": secret}},
+                     task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True, async_dir=async_dir)
+    assert "failed=0" in out and "- HF_TOKEN" in out, out[-3000:]  # the name is in the cmd, its value nowhere
+    assert secret not in out
+    files = [os.path.join(top, name) for top, _dirs, names in os.walk(async_dir) for name in names]
+    assert files, "no async job file was written"
+    for path in files:
+        with open(path, errors="replace") as handle:
+            assert secret not in handle.read(), path
+
+
 # ---------------------------------------------------------------- last: the container dies mid-stage
 def test_case_06_the_container_dying_mid_stage_is_interrupted_and_says_so(box):
     before = box.records()

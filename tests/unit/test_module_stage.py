@@ -46,6 +46,10 @@ FAKE_DOCKER = textwrap.dedent("""\
     cfg = json.load(open(os.environ["FAKE_DOCKER_CONFIG"]))
     with open(os.environ["FAKE_DOCKER_CALLS"], "a") as calls:
         calls.write(json.dumps(sys.argv[1:]) + "\\n")
+    # docker exec -e NAME takes the value from the CLI's environment: record what the container would get
+    names = [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "-e" and "=" not in sys.argv[i + 1]]
+    with open(os.environ["FAKE_DOCKER_CALLS"] + ".env", "a") as seen:
+        seen.write(json.dumps(dict((n, os.environ.get(n)) for n in names)) + "\\n")
     cmd = sys.argv[1]
     if cmd == "inspect":
         if cfg.get("state") is None:
@@ -153,7 +157,7 @@ def test_runs_as_devuser_through_an_argument_list(docker, capsys):
              extra_server_args=["--attention-backend=fa3", "--log-level", "debug"],
              env={"HF_HUB_OFFLINE": "1"}), capsys)
     (argv,) = exec_call(calls())
-    assert argv[:5] == ["exec", "-u", "devuser", "-e", "HF_HUB_OFFLINE=1"]
+    assert argv[:5] == ["exec", "-u", "devuser", "-e", "HF_HUB_OFFLINE"]
     assert argv[5] == "sglang-prep"
     assert argv[6:10] == ["python3", "-m", "sglang_prep", "stage"]
     rest = argv[10:]
@@ -252,6 +256,19 @@ def test_model_outside_models_is_refused_before_anything_runs(docker, capsys):
     rc, out = run(base(path, model="/home/u/models/tiny-moe"), capsys)
     assert rc == 1 and out["error_type"] == "model_not_found" and "/models/<name>" in out["msg"]
     assert calls() == []
+
+
+def test_env_values_reach_the_runtime_but_never_an_argv_or_the_result(docker, capsys, tmp_path):
+    path, configure, calls = docker
+    configure(stdout=result_line(NOOP))
+    secret = "hf_s3cr3t_value"
+    rc, out = run(base(path, env={"HF_TOKEN": secret}, _ansible_inject_invocation=True), capsys)
+    assert rc == 0
+    seen = [json.loads(line) for line in open(str(tmp_path / "calls.jsonl") + ".env")]
+    assert {"HF_TOKEN": secret} in seen  # the runtime gets the value
+    assert secret not in json.dumps(calls()) and secret not in json.dumps(out)  # no argv, no result, no async file
+    assert out["invocation"]["module_args"]["env"] == {"HF_TOKEN": "VALUE_NOT_RECORDED"}
+    assert out["cmd"][4:6] == ["-e", "HF_TOKEN"]
 
 
 def test_env_values_must_be_strings(docker, capsys):

@@ -153,9 +153,12 @@ options:
     type: int
   env:
     description:
-      - Extra environment variables for the runtime process, passed as C(docker exec -e KEY=VALUE).
-      - Values are visible in the host's process list while the stage runs; put secrets into the
-        container's env file instead (the prime role's C(prime_env_file)).
+      - Extra environment variables for the runtime process. Only their names are on the command line
+        (C(docker exec -e KEY)); the values reach C(docker exec) through its own environment, so they are in no
+        process list, and the module's result (C(cmd), C(invocation), also an async job's result file) shows
+        C(VALUE_NOT_RECORDED) in their place.
+      - Secrets still belong in the container's env file (the prime role's C(prime_env_file)); the stage processes
+        and their logs see these values.
     type: dict
     default: {}
   user:
@@ -448,6 +451,7 @@ def plan_outcome(module, plan):
     return out
 
 
+ENV_NOT_RECORDED = "VALUE_NOT_RECORDED"
 # exit codes of a runtime killed by a signal: docker exec reports 128 + N, a local runner -N
 KILLED = {137: 9, 143: 15, 130: 2, 129: 1, -9: 9, -15: 15, -2: 2, -1: 1}
 
@@ -547,6 +551,10 @@ def run_module():
         supports_check_mode=True,
     )
     params = module.params
+    # the env values live only in ``raw_env``/``env`` from here on: every result's invocation (and so an async job's
+    # result file on the host) names the keys only
+    raw_env = dict(params["env"])
+    params["env"] = dict.fromkeys(raw_env, ENV_NOT_RECORDED)
     bad_modes = sorted("%s: %s" % (k, v) for k, v in params["stage_modes"].items()
                        if k not in contract.STAGE_ORDER or v not in ("ensure", "rebuild"))
     if bad_modes:
@@ -565,9 +573,9 @@ def run_module():
     if params["tp"] < 1:
         module.fail_json(msg="tp must be 1 or more, got %d" % params["tp"])
     env = {}
-    for key, value in params["env"].items():
+    for key, value in raw_env.items():
         if not isinstance(value, str):
-            module.fail_json(msg="env value of %s must be a string; quote it in YAML (%s: \"%s\")" % (key, key, value))
+            module.fail_json(msg="env value of %s must be a string; quote it in YAML (%s: \"...\")" % (key, key))
         env[key] = value
 
     docker = dx.docker_binary(module, params["docker_cli"])
