@@ -279,7 +279,7 @@ stage_json:
   description: Container path of the stage JSON this result was written to (not written in check mode).
   returned: with O(stage), when the runtime answered
   type: str
-  sample: /telemetry/container_runs/container-run-20261129T160000Z-1a2b3c4d/stages/deep_gemm.json
+  sample: /telemetry/container_runs/container-run-20261129T160000Z-1a2b3c4d/models/tiny-moe-1a2b3c4d/stages/deep_gemm.json
 stage_result:
   description:
     - The full stage result from the runtime (the same dict as the stage JSON), with C(signature),
@@ -308,7 +308,7 @@ plan:
       status: would_run
       action: run
       planned_mode: ensure
-      reprime_reasons: [{"field": "signature", "old": null, "new": "no signature at /profiles/flashinfer/tiny-moe/signature.json"}]
+      reprime_reasons: [{"field": "signature", "old": null, "new": "no signature at /profiles/flashinfer/tiny-moe-4ee15864/signature.json"}]
 to_run:
   description: With O(stages), the stages whose C(action) is not V(none), in the order given.
   returned: with O(stages), when the runtime answered

@@ -35,10 +35,6 @@ def parse_iso(text):
         return None
 
 
-def stages_dir(layout, run_id, model):
-    return os.path.dirname(layout.fs(contract.stage_json_path(run_id, contract.STAGE_ORDER[0], model)))
-
-
 def _model_file(layout, run_id, model):
     return layout.fs(contract.model_run_dir(run_id, model) + "/model.json")
 
