@@ -72,10 +72,11 @@ def require_writable_tree(path, host_of=None, limit=20000):
             return
         if not os.access(root, os.W_OK | os.X_OK):
             _refuse(root, "directory", host_of)
-        for name in files:
-            full = os.path.join(root, name)
-            if os.path.isfile(full) and not os.access(full, os.W_OK) and name.endswith((".log", ".json", ".lock")):
-                _refuse(full, "file", host_of)
+        for name in files:  # the files the runtime itself rewrites (records, logs, locks); cache entries are replaced
+            if name.endswith((".log", ".json", ".lock")):
+                full = os.path.join(root, name)
+                if os.path.isfile(full) and not os.access(full, os.W_OK):
+                    _refuse(full, "file", host_of)
 
 
 def require_writable_file(path, host_of=None):
