@@ -107,10 +107,11 @@ def os_failure(exc, doing):
         return PrepError("insufficient_disk", "%s: no space left on the device behind %s (%s): free disk space on "
                          "the host and run again" % (doing, path or "the path written", exc.strerror or exc), path=path)
     if exc.errno in PERMISSION_ERRNOS:
+        shown = path or "the path written"
+        owner = permissions.owner_text(path or "/")
+        values = (doing, shown, os.getuid(), os.getgid(), exc.strerror or exc, owner)
         return PrepError("permissions_unexpected", "%s: %s is not writable by uid:gid %d:%d (%s; owner seen %s): fix "
-                         "it on the host and run again" % (doing, path or "the path written", os.getuid(), os.getgid(),
-                                                          exc.strerror or exc, permissions.owner_text(path or "/")),
-                         path=path)
+                         "it on the host and run again" % values, path=path)
     return None
 
 
