@@ -114,13 +114,20 @@ class FaultBox(h.StageContainer):
                 "ansible_python_interpreter=%s" % sys.executable, os.path.join(base, "play.yml")]
         proc = subprocess.Popen(argv + (["-vvv"] if verbose else []), cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
+        proc.play_dir = base
         if verbose:
-            return proc.communicate(timeout=300)[0]
+            try:
+                return proc.communicate(timeout=300)[0]
+            finally:
+                shutil.rmtree(base, ignore_errors=True)
         return proc if detach else module_result(proc)
 
 
 def module_result(proc, timeout=300):
-    out, _err = proc.communicate(timeout=timeout)
+    try:
+        out, _err = proc.communicate(timeout=timeout)
+    finally:
+        shutil.rmtree(proc.play_dir, ignore_errors=True)
     start = out.find("{")
     data = json.loads(out[start:])
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"]

@@ -354,6 +354,8 @@ cmd:
   sample: ["/usr/bin/docker", "exec", "-u", "devuser", "sglang-prep", "python3", "-m", "sglang_prep", "stage", "deep_gemm"]
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
@@ -456,15 +458,26 @@ ENV_NOT_RECORDED = "VALUE_NOT_RECORDED"
 KILLED = {137: 9, 143: 15, 130: 2, 129: 1, -9: 9, -15: 15, -2: 2, -1: 1}
 
 
+def _settled_state(module, docker, rc, settle_s=3.0):
+    """The container's state; after a kill code, the state once the engine has caught up (a dying container still
+    reads as running for a moment after its exec ended), for at most ``settle_s``."""
+    deadline = time.monotonic() + (settle_s if rc in KILLED else 0)
+    while True:
+        try:
+            state = dx.container_state(module, docker, module.params["container"])
+        except PrepError:
+            return None
+        if state is None or not state.get("Running") or time.monotonic() >= deadline:
+            return state
+        time.sleep(0.2)
+
+
 def no_result(module, docker, what, rc, out, err, cmd):
     """The runtime ended without its RESULT line: the container died, or the runner was killed (interrupted),
     else a defect of the runtime (internal_error)."""
     stderr_tail = dx.tail(err) or dx.tail(out)
     last = "; its last output:\n  %s" % ("\n  ".join(stderr_tail) or "(none)")
-    try:
-        state = dx.container_state(module, docker, module.params["container"])
-    except PrepError:
-        state = None
+    state = _settled_state(module, docker, rc)
     if state is None or not state.get("Running"):
         module.fail_json(msg="%s: container %s stopped while the runtime ran (%s), so it gave no RESULT line (exit "
                              "code %d); what it recorded is kept: start the container again (run the role) and prime "
