@@ -59,6 +59,9 @@ FAKE_DOCKER = textwrap.dedent("""\
     elif cmd == "logs":
         sys.stderr.write(cfg.get("logs", ""))
     elif cmd == "exec":
+        if "state_after_exec" in cfg:  # the container dies while the runtime runs
+            cfg["state"] = cfg.pop("state_after_exec")
+            json.dump(cfg, open(os.environ["FAKE_DOCKER_CONFIG"], "w"))
         sys.stdout.write(cfg.get("stdout", ""))
         sys.stderr.write(cfg.get("stderr", ""))
         sys.exit(cfg.get("rc", 0))
@@ -207,6 +210,27 @@ def test_no_result_line_fails_with_the_runtime_output(docker, capsys):
     rc, out = run(base(path), capsys)
     assert rc == 1 and out["error_type"] == "internal_error"
     assert "no RESULT line" in out["msg"] and "invalid int value" in out["msg"]
+
+
+@pytest.mark.parametrize("stages", [None, ["deep_gemm"]])
+def test_a_killed_runtime_is_interrupted_not_an_internal_error(docker, capsys, stages):
+    path, configure, calls = docker
+    configure(stdout="", stderr="sglang_prep deep_gemm: server pid 42\n", rc=137)
+    args = base(path)
+    if stages is not None:
+        del args["stage"]
+        args.update(operation="prime", stages=stages)
+    rc, out = run(args, capsys)
+    assert rc == 1 and out.get("error_type") == "interrupted", out
+    assert "killed by signal 9" in out["msg"] and "exit code 137" in out["msg"]
+
+
+def test_a_container_that_stops_mid_stage_is_interrupted_and_says_so(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout="", stderr="", rc=137, state_after_exec=dict(EXITED, ExitCode=137, Status="exited"))
+    rc, out = run(base(path), capsys)
+    assert rc == 1 and out["error_type"] == "interrupted"
+    assert "container sglang-prep stopped" in out["msg"] and "exited, exit code 137" in out["msg"]
 
 
 def test_container_not_running_fails_fast_with_its_logs(docker, capsys):
