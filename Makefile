@@ -7,12 +7,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION := collections/ansible_collections/sglang/prep
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: help venv docker images demo test test-unit test-contract test-integration lint sanity \
+.PHONY: help venv docker images demo test test-unit test-contract test-integration test-faults lint sanity \
         molecule test-fleet bench clean
 
 help:
 	@echo "make demo   prime a local demo host (stand-in image, tiny model) and show the result"
-	@echo "make test   every test tier: unit, contract, integration, lint, sanity, molecule, fleet"
+	@echo "make test   every test tier: unit, contract, integration, faults, lint, sanity, molecule, fleet"
 	@echo "make bench  no-op re-prime and fleet timings"
 
 venv: $(VENV)/.installed
@@ -31,7 +31,7 @@ images: docker
 demo: venv images
 	$(BIN)/ansible-playbook -i inventory/demo.yml playbooks/demo.yml
 
-test: test-unit test-contract lint sanity test-integration molecule test-fleet
+test: test-unit test-contract lint sanity test-integration test-faults molecule test-fleet
 
 test-unit: venv
 	$(PYTEST) tests/unit
@@ -42,6 +42,9 @@ test-contract: venv
 
 test-integration: venv images
 	$(PYTEST) tests/integration
+
+test-faults: venv images
+	$(PYTEST) tests/faults
 
 lint: venv
 	$(BIN)/ansible-lint --offline

@@ -132,8 +132,9 @@ class RoleHost(object):
             data = json.load(handle)
         return data["container_run_id"], data
 
-    def stage_json(self, run_id, stage):
-        with open(self.path("telemetry", "container_runs", run_id, "stages", stage + ".json"), encoding="utf-8") as handle:
+    def stage_json(self, run_id, stage, model=MODEL):
+        path = os.path.relpath(contract.stage_json_path(run_id, stage, model), contract.TELEMETRY_ROOT)
+        with open(self.path("telemetry", path), encoding="utf-8") as handle:
             return json.load(handle)
 
     def container_state(self, name=None):

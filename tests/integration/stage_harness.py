@@ -122,7 +122,7 @@ class StageContainer(object):
                 "paths": {"container": cpaths, "host": hpaths}, "caches": {}, "profile_cache": {"start": {}}}
         assert all(field in data for field in manifest.REQUIRED_FIELDS)
         os.makedirs(self.host("telemetry", "logs"))
-        os.makedirs(self.host("telemetry", "container_runs", RUN_ID, "stages"))
+        os.makedirs(self.host("telemetry", "container_runs", RUN_ID))
         with open(self.host("telemetry", "container_runs", RUN_ID + ".json"), "w") as handle:
             json.dump(data, handle)
         with open(self.host("telemetry", "logs", RUN_ID + ".log"), "w") as handle:
@@ -161,16 +161,26 @@ class StageContainer(object):
         assert state == {"lock_free": True, "port_free": True, "servers": []}, state
 
     # ------------------------------------------------------------ host-side views
-    def stage_json(self, stage):
-        with open(self.host("telemetry", "container_runs", RUN_ID, "stages", stage + ".json")) as handle:
+    def telemetry(self, contract_path):
+        """The host path of a /telemetry contract path."""
+        return self.host("telemetry", os.path.relpath(contract_path, contract.TELEMETRY_ROOT))
+
+    def stage_json(self, stage, model=MODEL):
+        with open(self.telemetry(contract.stage_json_path(RUN_ID, stage, model))) as handle:
             return json.load(handle)
 
-    def stage_json_text(self, stage):
-        with open(self.host("telemetry", "container_runs", RUN_ID, "stages", stage + ".json")) as handle:
+    def stage_json_text(self, stage, model=MODEL):
+        with open(self.telemetry(contract.stage_json_path(RUN_ID, stage, model))) as handle:
             return handle.read()
 
-    def prep_result(self):
-        with open(self.host("telemetry", "container_runs", RUN_ID, "prep_result.json")) as handle:
+    def last_ok(self, stage, model=MODEL):
+        with open(self.telemetry(contract.stage_last_ok_path(RUN_ID, stage, model))) as handle:
+            return json.load(handle)
+
+    def prep_result(self, model=MODEL):
+        """One model's aggregate; model=None: the run's prep_result.json (the latest model, plus the index)."""
+        path = contract.model_prep_result_path(RUN_ID, model) if model else contract.prep_result_path(RUN_ID)
+        with open(self.telemetry(path)) as handle:
             return json.load(handle)
 
     def profiles(self, contract_path):

@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 import stage_harness as h
-from stage_harness import RUN_ID
+from stage_harness import MODEL, RUN_ID, contract
 
 PRIMING = ("deep_gemm", "moe_tune", "flashinfer", "inductor")
 SERVER_STAGES = ("deep_gemm", "flashinfer", "inductor")
@@ -63,7 +63,7 @@ def assert_proven(box, result):
 def test_on_a_primed_host_the_check_proves_zero_jit_with_evidence_then_ensure_is_a_noop(primed):
     result = check(primed)
     assert_proven(primed, result)
-    assert result["stage_json"] == "/telemetry/container_runs/%s/stages/serve_check.json" % RUN_ID
+    assert result["stage_json"] == contract.stage_json_path(RUN_ID, "serve_check", MODEL)
     argv = result["server"]["argv"]
     assert "--enable-metrics" in argv and "--enable-torch-compile" not in argv and "--port" in argv
     evidence = primed.stage_json("serve_check")["serve_check"]
@@ -74,7 +74,7 @@ def test_on_a_primed_host_the_check_proves_zero_jit_with_evidence_then_ensure_is
     assert evidence["caches"] == {} or all(not c.get("added") for c in evidence["caches"].values())
     assert evidence["snapshot"]["before"]["files"] == evidence["snapshot"]["after"]["files"] > 0
     assert "no cache grew, no JIT log line" in evidence["summary"]
-    assert os.path.exists(primed.profiles("/profiles/sglang/tiny-moe-fp8-block/signature.json"))
+    assert os.path.exists(primed.profiles(contract.signature_path("serve_check", MODEL)))
     starts = primed.server_starts()
     again = check(primed)
     assert again.rc == 0 and again["status"] == "noop" and again["zero_jit"] is True and again["server"] is None

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import stage_harness as h
-from stage_harness import MODEL, RUN_ID, UID, GID
+from stage_harness import GID, MODEL, RUN_ID, UID, contract
 
 STAGES = ("deep_gemm", "moe_tune", "flashinfer", "inductor")
 
@@ -57,8 +57,8 @@ def test_prime_all_stages_then_ensure_is_a_noop_without_servers(box):
     for stage in STAGES:
         result = box.stage(stage)
         assert result.rc == 0 and result["status"] == "ok" and result["ran"], result
-        assert result["stage_json"] == "/telemetry/container_runs/%s/stages/%s.json" % (RUN_ID, stage)
-        assert result["stage_json_host"] == box.host("telemetry", "container_runs", RUN_ID, "stages", stage + ".json")
+        assert result["stage_json"] == contract.stage_json_path(RUN_ID, stage, MODEL)
+        assert result["stage_json_host"] == box.telemetry(contract.stage_json_path(RUN_ID, stage, MODEL))
         box.assert_clean(stage)
     agg = box.prep_result()
     assert agg["status"] == "ok" and sorted(agg["stages"]) == sorted(STAGES)
@@ -68,8 +68,8 @@ def test_prime_all_stages_then_ensure_is_a_noop_without_servers(box):
 
     dg = box.stage_json("deep_gemm")
     assert "--enable-metrics" not in dg["server"]["argv"] and "--enable-trace" not in dg["server"]["argv"]
-    assert os.path.getsize(box.profiles("/profiles/deep_gemm/tiny-moe-fp8-block/compile.log")) > 0
-    assert os.path.exists(box.profiles("/profiles/deep_gemm/tiny-moe-fp8-block/signature.json"))
+    assert os.path.getsize(box.profiles(contract.stage_model_dir("deep_gemm", MODEL) + "/compile.log")) > 0
+    assert os.path.exists(box.profiles(contract.signature_path("deep_gemm", MODEL)))
     tuned = box.profiles("/profiles/moe_configs/configs/triton_3_4_0/E=8,N=256,device_name=NVIDIA_H100_80GB_HBM3,dtype=fp8_w8a8,block_shape=[128, 128].json")
     assert sorted(json.load(open(tuned)), key=int) == list(h.BATCH_SIZES)
     # the down projection, tuned by tune_down_moe.py beside the up config
@@ -86,13 +86,13 @@ def test_prime_all_stages_then_ensure_is_a_noop_without_servers(box):
     assert box.stage_json("inductor")["validation"]["cache_after"]["count"] > 0  # the inductor cache filled
 
     starts = box.server_starts()
-    compile_log = open(box.profiles("/profiles/deep_gemm/tiny-moe-fp8-block/compile.log")).read()
+    compile_log = open(box.profiles(contract.stage_model_dir("deep_gemm", MODEL) + "/compile.log")).read()
     for stage in STAGES:
         again = box.stage(stage)
         assert again.rc == 0 and again["status"] == "noop" and again["ran"] is False, again
         assert again["server"] is None and again["duration_s"] < 2.0
     assert box.server_starts() == starts  # no server (or tuner) was started by the noops
-    assert open(box.profiles("/profiles/deep_gemm/tiny-moe-fp8-block/compile.log")).read() == compile_log
+    assert open(box.profiles(contract.stage_model_dir("deep_gemm", MODEL) + "/compile.log")).read() == compile_log
     assert box.prep_result()["status"] == "ok"
 
 
@@ -145,7 +145,7 @@ def test_lock_timeout_names_the_live_holder(primed):
     assert_failed(result, "lock_timeout", "pid %d" % holder["owner_pid"], "/profiles/.locks/flashinfer.lock")
     assert "waiting for lock" in result.stderr  # heartbeats while waiting
     assert_earlier_kept(primed)
-    assert not os.path.exists(primed.host("telemetry", "container_runs", RUN_ID, "stages", "flashinfer.json"))
+    assert not os.path.exists(primed.telemetry(contract.stage_json_path(RUN_ID, "flashinfer", MODEL)))
     primed.exec("kill", "-9", str(holder["owner_pid"]), check=True)
     h.wait_for(lambda: primed.state("flashinfer") == {"lock_free": True, "port_free": True, "servers": []}, 10,
                "the killed holder's lock, port and server to go")

@@ -48,7 +48,7 @@ def test_prepare_run_lays_out_the_run(roots):
     log = tele / "logs" / (RUN + ".log")
     assert out["log_file"] == str(log)
     assert "[init] run %s started" % RUN in log.read_text()
-    assert (tele / "container_runs" / RUN / "stages").is_dir()
+    assert (tele / "container_runs" / RUN / "models").is_dir()  # one <model_key>/ per model primed
     config = (tele / "prometheus" / RUN / "prometheus.yml").read_text()
     assert 'job_name: "node"' in config and 'job_name: "dcgm"' not in config  # dcgm-exporter not found
     assert not (tele / "jaeger").exists()  # no Jaeger, no empty storage directory

@@ -46,6 +46,10 @@ FAKE_DOCKER = textwrap.dedent("""\
     cfg = json.load(open(os.environ["FAKE_DOCKER_CONFIG"]))
     with open(os.environ["FAKE_DOCKER_CALLS"], "a") as calls:
         calls.write(json.dumps(sys.argv[1:]) + "\\n")
+    # docker exec -e NAME takes the value from the CLI's environment: record what the container would get
+    names = [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "-e" and "=" not in sys.argv[i + 1]]
+    with open(os.environ["FAKE_DOCKER_CALLS"] + ".env", "a") as seen:
+        seen.write(json.dumps(dict((n, os.environ.get(n)) for n in names)) + "\\n")
     cmd = sys.argv[1]
     if cmd == "inspect":
         if cfg.get("state") is None:
@@ -64,6 +68,9 @@ FAKE_DOCKER = textwrap.dedent("""\
     elif cmd == "logs":
         sys.stderr.write(cfg.get("logs", ""))
     elif cmd == "exec":
+        if "state_after_exec" in cfg:  # the container dies while the runtime runs
+            cfg["state"] = cfg.pop("state_after_exec")
+            json.dump(cfg, open(os.environ["FAKE_DOCKER_CONFIG"], "w"))
         sys.stdout.write(cfg.get("stdout", ""))
         sys.stderr.write(cfg.get("stderr", ""))
         sys.exit(cfg.get("rc", 0))
@@ -162,7 +169,7 @@ def test_runs_as_devuser_through_an_argument_list(docker, capsys):
              extra_server_args=["--attention-backend=fa3", "--log-level", "debug"],
              env={"HF_HUB_OFFLINE": "1"}), capsys)
     (argv,) = exec_call(calls())
-    assert argv[:5] == ["exec", "-u", "devuser", "-e", "HF_HUB_OFFLINE=1"]
+    assert argv[:5] == ["exec", "-u", "devuser", "-e", "HF_HUB_OFFLINE"]
     assert argv[5] == "sglang-prep"
     assert argv[6:10] == ["python3", "-m", "sglang_prep", "stage"]
     rest = argv[10:]
@@ -214,6 +221,27 @@ def test_no_result_line_fails_with_the_runtime_output(docker, capsys):
     assert "no RESULT line" in out["msg"] and "invalid int value" in out["msg"]
 
 
+@pytest.mark.parametrize("stages", [None, ["deep_gemm"]])
+def test_a_killed_runtime_is_interrupted_not_an_internal_error(docker, capsys, stages):
+    path, configure, calls = docker
+    configure(stdout="", stderr="sglang_prep deep_gemm: server pid 42\n", rc=137)
+    args = base(path)
+    if stages is not None:
+        del args["stage"]
+        args.update(operation="prime", stages=stages)
+    rc, out = run(args, capsys)
+    assert rc == 1 and out.get("error_type") == "interrupted", out
+    assert "killed by signal 9" in out["msg"] and "exit code 137" in out["msg"]
+
+
+def test_a_container_that_stops_mid_stage_is_interrupted_and_says_so(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout="", stderr="", rc=137, state_after_exec=dict(EXITED, ExitCode=137, Status="exited"))
+    rc, out = run(base(path), capsys)
+    assert rc == 1 and out["error_type"] == "interrupted"
+    assert "container sglang-prep stopped" in out["msg"] and "exited, exit code 137" in out["msg"]
+
+
 def test_container_not_running_fails_fast_with_its_logs(docker, capsys):
     path, configure, calls = docker
     configure(state=EXITED, logs="permissions_unexpected: /profiles is owned by root (uid 0), expected uid 4242\n")
@@ -261,6 +289,19 @@ def test_model_outside_models_is_refused_before_anything_runs(docker, capsys):
     rc, out = run(base(path, model="/home/u/models/tiny-moe"), capsys)
     assert rc == 1 and out["error_type"] == "model_not_found" and "/models/<name>" in out["msg"]
     assert calls() == []
+
+
+def test_env_values_reach_the_runtime_but_never_an_argv_or_the_result(docker, capsys, tmp_path):
+    path, configure, calls = docker
+    configure(stdout=result_line(NOOP))
+    secret = "hf_s3cr3t_value"
+    rc, out = run(base(path, env={"HF_TOKEN": secret}, _ansible_inject_invocation=True), capsys)
+    assert rc == 0
+    seen = [json.loads(line) for line in open(str(tmp_path / "calls.jsonl") + ".env")]
+    assert {"HF_TOKEN": secret} in seen  # the runtime gets the value
+    assert secret not in json.dumps(calls()) and secret not in json.dumps(out)  # no argv, no result, no async file
+    assert out["invocation"]["module_args"]["env"] == {"HF_TOKEN": "VALUE_NOT_RECORDED"}
+    assert out["cmd"][4:6] == ["-e", "HF_TOKEN"]
 
 
 def test_env_values_must_be_strings(docker, capsys):

@@ -103,12 +103,17 @@ class Run(object):
         self.stderr = io.StringIO()
         return engine.run_stage(name, options.pop("model", self.model), options, stream=self.stderr, env=full_env)
 
-    def stage_json(self, name):
-        with open(os.path.join(self.run_dir, "stages", name + ".json")) as handle:
+    def stage_json(self, name, model=None):
+        with open(os.path.join(self.model_dir(model), "stages", name + ".json")) as handle:
             return json.load(handle)
 
-    def prep_result(self):
-        with open(os.path.join(self.run_dir, "prep_result.json")) as handle:
+    def model_dir(self, model=None):
+        """The filesystem directory of one model's records in this run."""
+        return os.path.join(self.run_dir, "models", contract.model_key(model or self.model))
+
+    def prep_result(self, model=None):
+        """One model's aggregate (the run's prep_result.json leads with the latest model and indexes them all)."""
+        with open(os.path.join(self.model_dir(model), "prep_result.json")) as handle:
             return json.load(handle)
 
     def p(self, contract_path):
@@ -149,8 +154,8 @@ def test_first_ensure_runs_then_a_second_is_a_noop_without_a_server(run):
     assert first["reprime_reasons"][0]["field"] == "signature"
     stored = run.stage_json("deep_gemm")
     assert stored["status"] == "ok" and stored["signature"] == first["signature"]
-    assert first["stage_json"] == contract.stage_json_path(RUN_ID, "deep_gemm")
-    assert first["artifacts"]["compile_log"]["host_path"] == "/home/u/obs/profiles/deep_gemm/%s/compile.log" % MODEL_NAME
+    assert first["stage_json"] == contract.stage_json_path(RUN_ID, "deep_gemm", run.model)
+    assert first["artifacts"]["compile_log"]["host_path"] == "/home/u/obs/profiles/deep_gemm/%s/compile.log" % contract.model_key(run.model)
     compile_log = open(run.p(contract.stage_model_dir("deep_gemm", run.model)) + "/compile.log").read()
     assert "KV Cache is allocated. dtype: torch.float8_e4m3fn" in compile_log
     assert os.path.exists(run.p(contract.signature_path("deep_gemm", run.model)))

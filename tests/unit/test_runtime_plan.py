@@ -97,7 +97,7 @@ def test_a_new_container_run_records_primed_stages(run):
     """Caches primed by an earlier run, a new run without stage files: each stage is recorded as a noop."""
     prime_all(run)
     for stage in ALL:
-        os.remove(os.path.join(run.run_dir, "stages", stage + ".json"))
+        os.remove(os.path.join(run.model_dir(), "stages", stage + ".json"))
     result = make_plan(run)
     assert result["to_run"] == ALL
     for stage in ALL:
@@ -111,7 +111,7 @@ def test_a_new_container_run_records_primed_stages(run):
 
 def test_a_recorded_failure_is_recorded_again_once_the_stage_is_primed(run):
     prime_all(run)
-    path = os.path.join(run.run_dir, "stages", "inductor.json")
+    path = os.path.join(run.model_dir(), "stages", "inductor.json")
     with open(path) as handle:
         data = json.load(handle)
     data.update(status="error", error_type="lock_timeout")

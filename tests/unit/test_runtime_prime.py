@@ -77,11 +77,12 @@ def test_prime_runs_every_stage_in_order_with_one_progress_file(run, writes):
         assert row["status"] == "ok" and row["ran"] is True and row["mode"] == "ensure"
         assert row["action"] == "run" and row["planned_mode"] == "ensure"
         assert row["reason"].startswith("%s ran and succeeded in" % stage) and "no signature recorded" in row["reason"]
-        assert row["stage_json_host"] == "%s/container_runs/%s/stages/%s.json" % (HOST_TELEMETRY, RUN_ID, stage)
+        assert row["stage_json_host"] == "%s/container_runs/%s/models/%s/stages/%s.json" % (HOST_TELEMETRY, RUN_ID, contract.model_key(run.model), stage)
         assert run.stage_json(stage)["status"] == "ok"
     # the one aggregate, rebuilt by the job and carried as is
     assert model["prep_result"] == run.prep_result() and model["aggregate"] == "ok"
-    assert model["prep_result_path"] == "%s/container_runs/%s/prep_result.json" % (HOST_TELEMETRY, RUN_ID)
+    assert model["prep_result_path"] == "%s/container_runs/%s/models/%s/prep_result.json" % (
+        HOST_TELEMETRY, RUN_ID, contract.model_key(run.model))
     assert model["gpu"] == {"device_name": "NVIDIA H100 80GB HBM3", "compute_capability": "sm_90",
                             "driver_version": "570.148.08", "cuda": "12.8"}
     assert model["signature_group"] == model["prep_result"]["run"]["signature_group"]
@@ -133,12 +134,15 @@ def test_a_primed_host_has_nothing_to_run_and_launches_nothing(run, writes):
     assert again["status"] == "ok" and again["to_run"] == []
     assert all(again["stages"][s]["action"] == "none" and again["stages"][s]["ran"] is False for s in ALL)
     assert all(again["stages"][s]["status"] == "noop" for s in ALL)
-    assert all(again["stages"][s]["stage_json"] == contract.stage_json_path(RUN_ID, s) for s in ALL)
+    assert all(again["stages"][s]["stage_json"] == contract.stage_json_path(RUN_ID, s, run.model) for s in ALL)
     assert again["stages"]["deep_gemm"]["reason"] == (
         "deep_gemm is primed: the recorded signature matches, nothing was launched")
     assert {stage: len(run.server_lines(stage)) for stage in lines} == lines
-    assert run.prep_result() == prep  # nothing ran, so the aggregate is not rewritten
-    assert again["aggregate"] == "ok" and again["prep_result"] == prep
+    # nothing ran, yet the aggregate is rebuilt from the stage files (a damaged one never survives a prime)
+    rebuilt = run.prep_result()
+    assert rebuilt["generated_at"] >= prep["generated_at"]
+    assert dict(rebuilt, generated_at=None) == dict(prep, generated_at=None)
+    assert again["aggregate"] == "ok" and again["prep_result"] == rebuilt
     assert [w["state"] for w in writes] == ["done"] and writes[0]["count"] == 0
 
 
@@ -155,7 +159,7 @@ def test_a_failing_stage_stops_the_job_and_the_rest_is_not_run(run):
     assert rows["inductor"]["mode"] is None and rows["inductor"]["planned_mode"] == "ensure"
     assert rows["inductor"]["reason"] == "inductor did not run: flashinfer failed first (not_enough_memory)"
     assert rows["inductor"]["reprime_reasons"][0]["field"] == "signature"  # why it would have run is kept
-    assert not os.path.exists(os.path.join(run.run_dir, "stages", "inductor.json"))
+    assert not os.path.exists(os.path.join(run.model_dir(), "stages", "inductor.json"))
     assert model["aggregate"] == "partial" == run.prep_result()["status"]
     final = progress_file(run)
     assert final["state"] == "failed" and final["stage"] == "flashinfer" and final["index"] == 2
@@ -168,7 +172,7 @@ def test_a_failing_stage_stops_the_job_and_the_rest_is_not_run(run):
 def test_rebuild_and_record_actions(run, writes):
     do_prime(run)
     for stage in ("moe_tune", "inductor"):
-        os.remove(os.path.join(run.run_dir, "stages", stage + ".json"))  # as in a new container run
+        os.remove(os.path.join(run.model_dir(), "stages", stage + ".json"))  # as in a new container run
     del writes[:]
     model = do_prime(run, rebuild=["deep_gemm"])
     assert model["to_run"] == ["deep_gemm", "moe_tune", "inductor"]
@@ -215,7 +219,7 @@ def test_eta_comes_from_the_recorded_signature_in_a_new_run(run, writes):
     do_prime(run, stages=["deep_gemm"])
     recorded = json.load(open(run.p(contract.signature_path("deep_gemm", run.model))))
     assert recorded["duration_s"] > 0
-    os.remove(os.path.join(run.run_dir, "stages", "deep_gemm.json"))
+    os.remove(os.path.join(run.model_dir(), "stages", "deep_gemm.json"))
     del writes[:]
     do_prime(run, stages=["deep_gemm"], env={"SGLANG_STANDIN_DRIVER": "575.51.03"})
     assert writes[0]["stage"] == "deep_gemm" and writes[0]["eta_s"] == pytest.approx(recorded["duration_s"], abs=0.1)
@@ -261,7 +265,9 @@ def test_report_returns_the_same_model_from_what_is_recorded(run):
     assert model["gpu"] == primed["gpu"] and model["signature_group"] == primed["signature_group"]
     other = state.report(["moe_tune"], os.path.join(run.base, "models", "other"), run.pointer)
     assert other["stages"]["moe_tune"]["status"] == "not_run"
-    assert "another model" in other["stages"]["moe_tune"]["reason"]
+    # records are kept per model: another model has none of its own, and the first model's are untouched
+    assert other["stages"]["moe_tune"]["reason"] == "moe_tune did not run: no record of it in this run"
+    assert run.stage_json("moe_tune")["status"] == "ok"
 
 
 # ---------------------------------------------------------------- the CLI as the host module calls it
@@ -359,7 +365,7 @@ def test_a_signal_between_stages_ends_the_job_as_interrupted(run, monkeypatch):
     assert model["stages"]["moe_tune"]["reason"] == (
         "moe_tune failed (interrupted): the prime job got signal 15 before moe_tune started, so it did not run; "
         "run prime again")
-    assert not os.path.exists(os.path.join(run.run_dir, "stages", "moe_tune.json"))
+    assert not os.path.exists(os.path.join(run.model_dir(), "stages", "moe_tune.json"))
     final = progress_file(run)
     assert final["state"] == "failed" and final["error_type"] == "interrupted"
     assert [(f["stage"], f["status"]) for f in final["finished"]] == [("deep_gemm", "ok"), ("moe_tune", "error")]

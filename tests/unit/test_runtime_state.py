@@ -22,7 +22,7 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container 
 ALL = list(contract.STAGE_ORDER)
 HOST_TELEMETRY = "/home/u/obs/telemetry"
 STATE_KEYS = {"schema_version", "command", "status", "error_type", "message", "failed_stage", "run", "order", "stages",
-              "to_run", "caches", "aggregate", "prep_result", "prep_result_path", "gpu", "signature_group", "progress",
+              "to_run", "caches", "aggregate", "prep_result", "prep_result_path", "prep_result_problem", "gpu", "signature_group", "progress",
               "finished_at", "duration_s", "warnings", "zero_jit", "zero_jit_reason"}
 ROW_KEYS = {"stage", "status", "ran", "mode", "planned_mode", "action", "action_reason", "duration_s", "error_type",
             "message", "reprime_reasons", "reason", "signature", "previous_signature", "signature_group", "stage_json",
@@ -89,7 +89,8 @@ def test_report_reads_what_the_run_recorded_and_writes_nothing(run):
     rows = model["stages"]
     assert rows["moe_tune"]["status"] == "ok" and rows["moe_tune"]["ran"] is True
     assert rows["moe_tune"]["reason"].startswith("moe_tune ran and succeeded in ")
-    assert rows["moe_tune"]["stage_json_host"] == "%s/container_runs/%s/stages/moe_tune.json" % (HOST_TELEMETRY, RUN_ID)
+    assert rows["moe_tune"]["stage_json_host"] == "%s/container_runs/%s/models/%s/stages/moe_tune.json" % (
+        HOST_TELEMETRY, RUN_ID, contract.model_key(run.model))
     assert rows["flashinfer"]["log_tail"] == failed["log_tail"] and rows["flashinfer"]["cache"]["partial"] is True
     for stage in ("deep_gemm", "inductor", "serve_check"):
         assert rows[stage]["status"] == "not_run" and rows[stage]["stage_json"] is None
@@ -97,12 +98,15 @@ def test_report_reads_what_the_run_recorded_and_writes_nothing(run):
     assert model["zero_jit"] is None and model["zero_jit_reason"] == (
         "not proven: serve_check did not run: no record of it in this run")
     assert model["aggregate"] == "partial" == run.prep_result()["status"] and model["prep_result"] == run.prep_result()
-    assert model["prep_result_path"] == "%s/container_runs/%s/prep_result.json" % (HOST_TELEMETRY, RUN_ID)
+    assert model["prep_result_path"] == "%s/container_runs/%s/models/%s/prep_result.json" % (
+        HOST_TELEMETRY, RUN_ID, contract.model_key(run.model))
     assert model["gpu"]["device_name"] == "NVIDIA H100 80GB HBM3"
     assert model["signature_group"] == run.prep_result()["run"]["signature_group"]
     other = state.report(["moe_tune", "moe_tune"], os.path.join(run.base, "models", "other"), run.pointer)
     assert other["order"] == ["moe_tune"] and other["stages"]["moe_tune"]["status"] == "not_run"
-    assert "another model" in other["stages"]["moe_tune"]["reason"]
+    # records are kept per model: another model has none of its own, and the first model's are untouched
+    assert other["stages"]["moe_tune"]["reason"] == "moe_tune did not run: no record of it in this run"
+    assert run.stage_json("moe_tune")["status"] == "ok"
 
 
 def test_cli_report_and_stage_reason(run):

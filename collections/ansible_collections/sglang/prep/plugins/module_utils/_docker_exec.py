@@ -109,10 +109,14 @@ def require_running(module, docker, container):
 
 
 def exec_argv(docker, container, argv, user=contract.DEVUSER, env=None):
-    """``docker exec -u <user> [-e K=V ...] <container> <argv...>`` as a list."""
+    """``docker exec -u <user> [-e KEY ...] <container> <argv...>`` as a list.
+
+    Only the names of ``env`` are on the command line: ``docker exec -e KEY`` takes the value from the docker
+    CLI's own environment (run_runtime sets it), so values are never in an argv, a process list or a result.
+    """
     cmd = [docker, "exec", "-u", user]
     for key in sorted(env or {}):
-        cmd.extend(["-e", "%s=%s" % (key, env[key])])
+        cmd.extend(["-e", key])
     cmd.append(container)
     cmd.extend(argv)
     return cmd
@@ -140,5 +144,6 @@ def tail(text, lines=LOG_TAIL_LINES):
 
 def run_runtime(module, docker, container, argv, user=contract.DEVUSER, env=None):
     """Run the runtime in the container; returns (rc, result dict or None, stdout, stderr)."""
-    rc, out, err = module.run_command(exec_argv(docker, container, argv, user=user, env=env))
+    rc, out, err = module.run_command(exec_argv(docker, container, argv, user=user, env=env),
+                                      environ_update=dict(env or {}))
     return rc, parse_result(out), out, err

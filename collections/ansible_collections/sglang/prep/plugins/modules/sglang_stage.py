@@ -157,9 +157,12 @@ options:
     type: int
   env:
     description:
-      - Extra environment variables for the runtime process, passed as C(docker exec -e KEY=VALUE).
-      - Values are visible in the host's process list while the stage runs; put secrets into the
-        container's env file instead (the prime role's C(prime_env_file)).
+      - Extra environment variables for the runtime process. Only their names are on the command line
+        (C(docker exec -e KEY)); the values reach C(docker exec) through its own environment, so they are in no
+        process list, and the module's result (C(cmd), C(invocation), also an async job's result file) shows
+        C(VALUE_NOT_RECORDED) in their place.
+      - Secrets still belong in the container's env file (the prime role's C(prime_env_file)); the stage processes
+        and their logs see these values.
     type: dict
     default: {}
   user:
@@ -292,7 +295,7 @@ stage_json:
   description: Container path of the stage JSON this result was written to (not written in check mode).
   returned: with O(stage), when the runtime answered
   type: str
-  sample: /telemetry/container_runs/container-run-20261129T160000Z-1a2b3c4d/stages/deep_gemm.json
+  sample: /telemetry/container_runs/container-run-20261129T160000Z-1a2b3c4d/models/tiny-moe-1a2b3c4d/stages/deep_gemm.json
 stage_result:
   description:
     - The full stage result from the runtime (the same dict as the stage JSON), with C(signature),
@@ -321,7 +324,7 @@ plan:
       status: would_run
       action: run
       planned_mode: ensure
-      reprime_reasons: [{"field": "signature", "old": null, "new": "no signature at /profiles/flashinfer/tiny-moe/signature.json"}]
+      reprime_reasons: [{"field": "signature", "old": null, "new": "no signature at /profiles/flashinfer/tiny-moe-4ee15864/signature.json"}]
 to_run:
   description: With O(stages), the stages whose C(action) is not V(none), in the order given.
   returned: with O(stages), when the runtime answered
@@ -378,6 +381,8 @@ cmd:
   elements: str
   sample: ["/usr/bin/docker", "exec", "-u", "devuser", "sglang-prep", "python3", "-m", "sglang_prep", "stage", "deep_gemm"]
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
@@ -477,15 +482,51 @@ def plan_outcome(module, plan):
     return out
 
 
+ENV_NOT_RECORDED = "VALUE_NOT_RECORDED"
+# exit codes of a runtime killed by a signal: docker exec reports 128 + N, a local runner -N
+KILLED = {137: 9, 143: 15, 130: 2, 129: 1, -9: 9, -15: 15, -2: 2, -1: 1}
+
+
+def _settled_state(module, docker, rc, settle_s=3.0):
+    """The container's state; after a kill code, the state once the engine has caught up (a dying container still
+    reads as running for a moment after its exec ended), for at most ``settle_s``."""
+    deadline = time.monotonic() + (settle_s if rc in KILLED else 0)
+    while True:
+        try:
+            state = dx.container_state(module, docker, module.params["container"])
+        except PrepError:
+            return None
+        if state is None or not state.get("Running") or time.monotonic() >= deadline:
+            return state
+        time.sleep(0.2)
+
+
+def no_result(module, docker, what, rc, out, err, cmd, **extra):
+    """The runtime ended without its RESULT line: the container died, or the runner was killed (interrupted),
+    else a defect of the runtime (internal_error)."""
+    stderr_tail = dx.tail(err) or dx.tail(out)
+    last = "; its last output:\n  %s" % ("\n  ".join(stderr_tail) or "(none)")
+    state = _settled_state(module, docker, rc)
+    if state is None or not state.get("Running"):
+        module.fail_json(msg="%s: container %s stopped while the runtime ran (%s), so it gave no RESULT line (exit "
+                             "code %d); what it recorded is kept: start the container again (run the role) and prime "
+                             "again%s" % (what, module.params["container"], dx.describe_state(state), rc, last),
+                         error_type="interrupted", rc=rc, log_tail=stderr_tail, cmd=cmd, **extra)
+    if rc in KILLED:
+        module.fail_json(msg="%s: the runtime was killed by signal %d, so it gave no RESULT line (exit code %d); the "
+                             "stage it ran keeps its in-progress marker and re-runs at the next prime%s"
+                             % (what, KILLED[rc], rc, last),
+                         error_type="interrupted", rc=rc, log_tail=stderr_tail, cmd=cmd, **extra)
+    module.fail_json(msg="%s: the runtime gave no RESULT line (exit code %d)%s" % (what, rc, last),
+                     error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd, **extra)
+
+
 def run_plan(module, docker, cmd, argv, env, seen):
     """The runtime's plan; ``seen`` (the look at the container, when one was asked for) goes into every answer."""
     params = module.params
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None:
-        stderr_tail = dx.tail(err) or dx.tail(out)
-        module.fail_json(msg="plan: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
-                             % (rc, "\n  ".join(stderr_tail) or "(none)"),
-                         error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd, **seen)
+        no_result(module, docker, "plan", rc, out, err, cmd, **seen)
     if rc != 0 or result.get("status") == "error":
         module.fail_json(msg="plan: %s" % (result.get("message") or "the runtime exited with code %d" % rc),
                          error_type=result.get("error_type") or "internal_error", rc=rc, cmd=cmd, log_tail=dx.tail(err),
@@ -506,11 +547,7 @@ def run_stages(module, docker, cmd, argv, env, operation):
     params = module.params
     rc, state, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if state is None:
-        stderr_tail = dx.tail(err) or dx.tail(out)
-        module.fail_json(msg="%s: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
-                             % (operation, rc, "\n  ".join(stderr_tail) or "(none)"),
-                         error_type="interrupted" if rc in (-9, 137, -15, 143) else "internal_error",
-                         rc=rc, log_tail=stderr_tail, cmd=cmd)
+        no_result(module, docker, operation, rc, out, err, cmd)
     rows = state.get("stages") or {}
     ran = [stage for stage in state.get("order") or params["stages"] if (rows.get(stage) or {}).get("ran")]
     answer = {
@@ -561,6 +598,10 @@ def run_module():
         supports_check_mode=True,
     )
     params = module.params
+    # the env values live only in ``raw_env``/``env`` from here on: every result's invocation (and so an async job's
+    # result file on the host) names the keys only
+    raw_env = dict(params["env"])
+    params["env"] = dict.fromkeys(raw_env, ENV_NOT_RECORDED)
     bad_modes = sorted("%s: %s" % (k, v) for k, v in params["stage_modes"].items()
                        if k not in contract.STAGE_ORDER or v not in ("ensure", "rebuild"))
     if bad_modes:
@@ -582,9 +623,9 @@ def run_module():
     if refused:
         module.fail_json(msg="; ".join(refused), error_type="bad_input", refused=refused)
     env = {}
-    for key, value in params["env"].items():
+    for key, value in raw_env.items():
         if not isinstance(value, str):
-            module.fail_json(msg="env value of %s must be a string; quote it in YAML (%s: \"%s\")" % (key, key, value))
+            module.fail_json(msg="env value of %s must be a string; quote it in YAML (%s: \"...\")" % (key, key))
         env[key] = value
 
     docker = dx.docker_binary(module, params["docker_cli"])
@@ -618,10 +659,7 @@ def run_module():
 
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None:
-        stderr_tail = dx.tail(err) or dx.tail(out)
-        module.fail_json(msg="%s: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
-                             % (params["stage"], rc, "\n  ".join(stderr_tail) or "(none)"),
-                         error_type="internal_error", rc=rc, log_tail=stderr_tail, cmd=cmd)
+        no_result(module, docker, params["stage"], rc, out, err, cmd)
 
     answer = outcome(module, result)
     answer["cmd"] = cmd

@@ -10,6 +10,9 @@ signature fields) are rows of registry.py; the names below are derived from it.
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
+
 from . import registry
 
 SCHEMA_VERSION = "1"
@@ -145,6 +148,10 @@ ERROR_TYPES = (
     # moe_tune: a piece the tuner needs is missing (the tuner, tune_down_moe.py beside it, or the ray module)
     "tuner_unavailable",
     "model_not_found",
+    # the model directory exists but its config.json is unreadable or not a JSON object, or it leaves the models root
+    "model_invalid",
+    # a prep_result.json that cannot be read (validate); the next prime rebuilds it from the stage files
+    "bad_prep_result",
     "bad_input",
     # a primed stage's recorded signature no longer matches the host (validate, check mode)
     "signature_drift",
@@ -190,11 +197,44 @@ def run_dir(run_id, telemetry_root=TELEMETRY_ROOT):
     return "%s/container_runs/%s" % (telemetry_root, run_id)
 
 
-def stage_json_path(run_id, stage, telemetry_root=TELEMETRY_ROOT):
-    return "%s/stages/%s.json" % (run_dir(run_id, telemetry_root), stage)
+def model_key(model_path):
+    """The model's identity in every per-model path (records and caches): never shared by two model paths.
+
+    Its path under /models made one file name ('/' as '--'), plus a digest of the whole normalised path:
+    /models/orgA/m -> orgA--m-<8 hex>, /models/orgB/m -> orgB--m-<other 8 hex>; /models/m/ is /models/m.
+    """
+    norm = posixpath.normpath(model_path or "/")
+    rel = norm[len(MODELS_ROOT) + 1:] if norm.startswith(MODELS_ROOT + "/") else norm.lstrip("/")
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in rel.replace("/", "--"))[:80] or "model"
+    return "%s-%s" % (name, hashlib.sha256(norm.encode("utf-8")).hexdigest()[:8])
+
+
+def model_run_dir(run_id, model_path, telemetry_root=TELEMETRY_ROOT):
+    """container_runs/<run_id>/models/<model_key>/: one model's records in one run."""
+    return "%s/models/%s" % (run_dir(run_id, telemetry_root), model_key(model_path))
+
+
+def models_dir(run_id, telemetry_root=TELEMETRY_ROOT):
+    return run_dir(run_id, telemetry_root) + "/models"
+
+
+def stage_json_path(run_id, stage, model_path, telemetry_root=TELEMETRY_ROOT):
+    """The stage's last attempt for one model in one run (ok or error)."""
+    return "%s/stages/%s.json" % (model_run_dir(run_id, model_path, telemetry_root), stage)
+
+
+def stage_last_ok_path(run_id, stage, model_path, telemetry_root=TELEMETRY_ROOT):
+    """The stage's last success for one model in one run: a later failure (rebuild, broken cache) never touches it."""
+    return "%s/stages/%s.last_ok.json" % (model_run_dir(run_id, model_path, telemetry_root), stage)
+
+
+def model_prep_result_path(run_id, model_path, telemetry_root=TELEMETRY_ROOT):
+    """One model's aggregate in one run, rebuilt from its stage files."""
+    return model_run_dir(run_id, model_path, telemetry_root) + "/prep_result.json"
 
 
 def prep_result_path(run_id, telemetry_root=TELEMETRY_ROOT):
+    """The run's aggregate: the latest model's prep_result plus an index of every model the run primed."""
     return run_dir(run_id, telemetry_root) + "/prep_result.json"
 
 
@@ -216,6 +256,15 @@ def lock_path(stage):
     return "%s/%s.lock" % (LOCKS_DIR, stage)
 
 
+# Host-wide: every stage server of every run on this host binds the one server port, so two primes of one host
+# (two jobs, or two containers sharing the profiles tree) take this lock around every server stage.
+SERVER_PORT_LOCK = "server_port"
+
+
+def server_lock_path():
+    return "%s/%s.lock" % (LOCKS_DIR, SERVER_PORT_LOCK)
+
+
 def marker_path(stage):
     return "%s/%s.json" % (IN_PROGRESS_DIR, stage)
 
@@ -225,14 +274,14 @@ def stage_cache_dir(stage):
 
 
 def model_slug(model_path):
-    """Stable directory name for a model path: /models/Foo-7B/ -> Foo-7B."""
+    """Display name of a model path: /models/Foo-7B/ -> Foo-7B (not unique: paths use model_key)."""
     name = model_path.rstrip("/").rsplit("/", 1)[-1] or "model"
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def stage_model_dir(stage, model_path):
-    """profiles/<cache>/<model_slug>/: the stage's signature.json (and compile.log for deep_gemm)."""
-    return "%s/%s" % (stage_cache_dir(stage), model_slug(model_path))
+    """profiles/<cache>/<model_key>/: the stage's signature.json (and compile.log for deep_gemm)."""
+    return "%s/%s" % (stage_cache_dir(stage), model_key(model_path))
 
 
 def signature_path(stage, model_path):

@@ -11,11 +11,21 @@ import os
 
 def write_text_atomic(path, text):
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        # a full disk (or any failed write) leaves the previous file as it was, and no half-written sibling
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if not exc.filename:
+            exc.filename = path  # a failed write() names no file: the error names the one being written
+        raise
 
 
 def write_json_atomic(path, data):

@@ -143,7 +143,7 @@ def build_manifest(run_id, started_at, image, git_revision, hostname, devuser, s
             "prometheus_config": storage_paths["prometheus_config"],
             "prometheus_tsdb": storage_paths["prometheus_tsdb"],
             "jaeger_storage": storage_paths["jaeger_dir"] if jaeger_present else None,
-            "stages_dir": run_dir + "/stages",
+            "models_dir": contract.models_dir(run_id, telemetry_root),  # <model_key>/stages/, one per model
             "prep_result": contract.prep_result_path(run_id, telemetry_root),
         },
         "paths": {"container": cpaths, "host": hpaths},

@@ -62,11 +62,13 @@ explicit flags to a real `python3 -m sglang.launch_server` (the MoE tuner for mo
 %s
 
 Modes: ensure (default) does nothing when the stage's recorded signature
-(/profiles/<cache>/<model>/signature.json) matches and no in-progress marker is left;
+(/profiles/<cache>/<model_key>/signature.json; model_key: the model's path under /models plus
+a digest, so /models/orgA/m and /models/orgB/m never share one) matches and no in-progress marker is left;
 rebuild runs regardless; check reports whether ensure would run and why, and writes nothing.
 
-Writes: /telemetry/container_runs/<run_id>/stages/<stage>.json (atomic), then rebuilds
-prep_result.json next to it; appends progress and the server's output to the session log.
+Writes: /telemetry/container_runs/<run_id>/models/<model_key>/stages/<stage>.json (the last
+attempt, atomic) and, on success, <stage>.last_ok.json next to it (a later failure never touches
+it); then rebuilds the model's prep_result.json and the run's; appends progress and the server's output to the session log.
 The last stdout line is RESULT <stage JSON> (plus stage_json, stage_json_host and reason, one line
 of text that says what happened and why).""" % stage_list()
 
@@ -211,12 +213,17 @@ def build_parser():
                              "and prep_result.json. Writes nothing. The last stdout line is RESULT <json>.",
                              epilog=EPILOG_EXIT, formatter_class=formatter)
     inspect.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+    inspect.add_argument("--model", default=None, type=_model_path,
+                         help="whose stage results to show (default: the model the run recorded last)")
 
     agg = sub.add_parser("aggregate", help="rebuild prep_result.json from the run's stage files",
-                         description="Rebuild /telemetry/container_runs/<run_id>/prep_result.json from the stage JSONs "
-                         "present (stage files are only read). The last stdout line is RESULT <prep_result>.",
+                         description="Rebuild every model's /telemetry/container_runs/<run_id>/models/<model_key>/prep_result.json "
+                         "and the run's prep_result.json (the latest model's, plus an index of every model) from the "
+                         "stage JSONs present (stage files are only read). The last stdout line is RESULT <prep_result>.",
                          epilog=EPILOG_EXIT, formatter_class=formatter)
     agg.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+    agg.add_argument("--model", default=None, type=_model_path,
+                     help="the model the run's prep_result.json leads with (default: the model the run recorded last)")
 
     show = sub.add_parser("argv", help="print the exact server (or MoE tuner) argv of a stage as a JSON list",
                           description="Print, as one JSON list on stdout, the exact command line the stage would start "
@@ -306,9 +313,9 @@ def main(args=None):
         elif ns.command == "report":
             payload = state.report(ns.stages, ns.model, ns.pointer)
         elif ns.command == "inspect":
-            payload = engine.inspect(ns.pointer)
+            payload = engine.inspect(ns.pointer, ns.model)
         else:
-            payload = engine.aggregate(ns.pointer)
+            payload = engine.aggregate(ns.pointer, ns.model)
     except PrepError as exc:
         emit(_error_payload(exc, command=ns.command))
         return EXIT_ERROR

@@ -18,11 +18,12 @@ import threading
 import time
 import traceback
 
-from .. import contract, manifest
+from .. import contract, jsonio, manifest
 from . import argv, ledger, locks, metrics, probe, sessionlog, signature, state
 from ..errors import PrepError
 from .layout import Layout
-from .preflight import ensure_writable_dir, require_free_disk, writable_hint
+from .preflight import (ensure_writable_dir, os_failure, require_free_disk, require_writable_file,
+                        require_writable_tree, writable_hint)
 from .procs import describe_port_holders, port_is_free
 from .server import kill_orphan_group
 from .stages import DEFAULT_MOE_BATCH_SIZES, RUNNERS, ServerStage
@@ -182,7 +183,8 @@ def _restore_signal_handlers(previous):
 def _engine_dirs(ctx, runner):
     stage = ctx.stage
     dirs = [contract.stage_cache_dir(stage), contract.stage_model_dir(stage, ctx.model), contract.LOCKS_DIR,
-            contract.IN_PROGRESS_DIR, os.path.dirname(contract.stage_json_path(ctx.run_id, stage))]
+            contract.IN_PROGRESS_DIR, contract.run_dir(ctx.run_id),
+            os.path.dirname(contract.stage_json_path(ctx.run_id, stage, ctx.model))]
     for path in runner.preflight_dirs():
         if path not in dirs:
             dirs.append(path)
@@ -193,9 +195,14 @@ def _preflight(ctx, runner):
     def host_of(fs_path):
         return ctx.host_path(ctx.layout.contract_path(fs_path))
 
+    # every path the stage writes, before any work: the directories (created when missing), everything under
+    # them (symlinks followed: profiles/ or a cache may be a link to a directory of another owner), the session log
     for path in _engine_dirs(ctx, runner):
         ensure_writable_dir(ctx.layout.fs(path), host_of=host_of)
     ensure_writable_dir(os.path.dirname(ctx.session_log_fs), host_of=host_of)
+    require_writable_file(ctx.session_log_fs, host_of=host_of)
+    for path in _engine_dirs(ctx, runner):
+        require_writable_tree(ctx.layout.fs(path), host_of=host_of)
     ctx.log_writes = True
     cache_dir = contract.stage_cache_dir(ctx.stage)
     require_free_disk(ctx.layout.fs(cache_dir), ctx.disk_headroom_mb, shown=cache_dir)
@@ -284,6 +291,31 @@ def _fail(result, exc):
     result["errors"].append(exc.as_dict())
 
 
+def _check_model(ctx):
+    """PrepError(model_invalid) before any work: the model leaves the models root, or its config.json is unusable."""
+    model = ctx.model
+    models_root = ((ctx.manifest or {}).get("paths", {}).get("container") or {}).get("models_root") or contract.MODELS_ROOT
+    root = os.path.realpath(models_root)
+    real = os.path.realpath(model)
+    if os.path.realpath(os.path.dirname(os.path.abspath(model))).startswith(root) and not (
+            real == root or real.startswith(root + os.sep)):
+        raise PrepError("model_invalid", "model directory %s is a symlink to %s, outside the models root %s: the "
+                        "container only sees the host's models root; put the model itself under it"
+                        % (model, real, models_root), model=model)
+    config = os.path.join(model, "config.json")
+    try:
+        data = jsonio.read_json(config)
+    except FileNotFoundError:
+        raise PrepError("model_invalid", "%s has no config.json: a Hugging Face model directory has one; download "
+                        "the whole model, not only its weights" % model, model=model)
+    except (OSError, ValueError) as exc:
+        raise PrepError("model_invalid", "%s is unreadable or not JSON (%s): fix or download the model again"
+                        % (config, exc), model=model)
+    if not isinstance(data, dict):
+        raise PrepError("model_invalid", "%s is not a JSON object: fix or download the model again" % config,
+                        model=model)
+
+
 def _check_port(ctx, runner):
     """A warm-up on another port than the run's server port: Prometheus will not scrape it."""
     expected = (ctx.manifest or {}).get("server_port")
@@ -307,6 +339,7 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
     ctx.result = result
     previous_handlers = _install_signal_handlers()
     lock = None
+    port_lock = None
     runner = None
     try:
         try:
@@ -316,6 +349,7 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                 raise PrepError("model_not_found", "model directory %s does not exist in the container; models are "
                                 "mounted from the host models root at %s (pass /models/<name>)"
                                 % (model, contract.MODELS_ROOT), model=model)
+            _check_model(ctx)
             runner = RUNNERS[stage](ctx)
             _check_port(ctx, runner)
             if ctx.mode == "check":
@@ -334,6 +368,11 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                         contract.signature_path(stage, model)))
                 else:
                     ctx.say("running because: %s" % _describe_reasons(reasons))
+                    if isinstance(runner, ServerStage):
+                        # host-wide: one stage server at a time on the server port, whichever run or stage starts it
+                        port_lock = locks.StageLock(ctx.layout.fs(contract.server_lock_path()), stage, ctx.run_id,
+                                                    ctx.lock_timeout, ctx.say, what="the server port %d" % ctx.port
+                                                    ).acquire()
                     if marker is not None:
                         _recover(ctx, marker)
                     ctx.marker_fs = ctx.layout.fs(contract.marker_path(stage))
@@ -353,18 +392,25 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
             _fail(result, PrepError("interrupted", "the stage runner got signal %d and stopped; the server was "
                                     "torn down and the in-progress marker left in place, so the next ensure re-runs "
                                     "this stage" % exc.signum))
-        except Exception as exc:  # a defect here: record it instead of losing the stage
-            ctx.say("internal error:\n" + traceback.format_exc())
-            _fail(result, PrepError("internal_error", "unexpected %s: %s (traceback in the session log)"
-                                    % (type(exc).__name__, exc)))
+        except Exception as exc:  # a write a person can fix (disk, owner), else a defect: record it, never lose the stage
+            known = os_failure(exc, "%s %s" % (ctx.mode, stage)) if isinstance(exc, OSError) else None
+            if known is None:
+                ctx.say("internal error:\n" + traceback.format_exc())
+                known = PrepError("internal_error", "unexpected %s: %s (traceback in the session log)"
+                                  % (type(exc).__name__, exc))
+            _fail(result, known)
         finally:
             if runner is not None:
                 try:
                     runner.cleanup()
                 except Exception as exc:
                     result["warnings"].append("cleanup failed: %s" % exc)
+            if port_lock is not None:
+                port_lock.release()
         _finish(ctx, runner, start, lock)
     finally:
+        if port_lock is not None:
+            port_lock.release()
         if lock is not None:
             lock.release()
         _restore_signal_handlers(previous_handlers)
@@ -394,10 +440,18 @@ def _finish(ctx, runner, start, lock):
         result["stage_json"] = ledger.write_stage(ctx.layout, ctx.run_id, ctx.stage, result)
         result["stage_json_host"] = ctx.host_path(result["stage_json"])
     except OSError as exc:
-        result["warnings"].append("the stage JSON could not be written: %s" % exc)
+        # an unrecorded stage is not primed: the result says error (the last success on disk is untouched)
+        failure = os_failure(exc, "writing the %s stage JSON" % ctx.stage) or PrepError(
+            "internal_error", "the %s stage JSON could not be written: %s" % (ctx.stage, exc))
+        if result["status"] != "error":
+            _fail(result, failure)
+            result["status_code"] = 1
+        else:
+            result["warnings"].append(failure.message)
+        ctx.say("%s failed: %s: %s" % (ctx.stage, result["error_type"], result["message"]))
         return
     try:
-        ledger.aggregate(ctx.layout, ctx.run_id)
+        ledger.aggregate(ctx.layout, ctx.run_id, ctx.model)
     except Exception as exc:  # the stage file is already safe
         result["warnings"].append("prep_result.json could not be rebuilt (stage JSON kept): %s" % exc)
     if result["status"] in ("ok", "skipped") and lock is not None:
@@ -412,32 +466,32 @@ def _finish(ctx, runner, start, lock):
 def _publish_metrics(ctx):
     """The priming state as metrics (node_exporter textfile), with this stage's record: a failure is a warning."""
     try:
-        warning = metrics.publish(state.RunView(loaded=(ctx.pointer_info, ctx.manifest)))
+        warning = metrics.publish(state.RunView(loaded=(ctx.pointer_info, ctx.manifest), model=ctx.model))
     except Exception as exc:  # metrics never fail a stage
         warning = "the metrics textfile could not be written: %s" % exc
     if warning:
         ctx.warn(warning)
 
 
-def inspect(pointer=None):
-    """The current run's manifest, cache snapshot, stage results and aggregate (reads only)."""
-    _ptr, run_manifest = manifest.load_current(pointer)
-    layout = Layout.from_manifest(run_manifest)
+def inspect(pointer=None, model=None):
+    """The current run's manifest, cache snapshot, stage results and aggregate of ``model`` (default: the run's
+    latest model), and every model the run recorded (reads only)."""
+    ptr, run_manifest = manifest.load_current(pointer)
     from .. import caches
-    run_id = run_manifest["container_run_id"]
-    stages, problems = ledger.load_stages(layout, run_id)
+    view = state.RunView(loaded=(ptr, run_manifest), model=model)
+    stages, problems = view.recorded()
+    prep = view.prep_result()
+    if view.prep_problem:
+        problems.append(view.prep_problem)
     host_profiles = (run_manifest.get("paths", {}).get("host") or {}).get("profiles_root")
-    try:
-        prep = ledger.jsonio.read_json(layout.fs(contract.prep_result_path(run_id)))
-    except (OSError, ValueError):
-        prep = None
-    return {"run_id": run_id, "manifest": run_manifest,
-            "caches": caches.snapshot(layout.profiles_root, host_profiles),
-            "in_progress": caches.in_progress_stages(layout.profiles_root),
+    return {"run_id": view.run_id, "manifest": run_manifest, "model": view.model,
+            "models": ledger.run_models(view.layout, view.run_id),
+            "caches": caches.snapshot(view.layout.profiles_root, host_profiles),
+            "in_progress": caches.in_progress_stages(view.layout.profiles_root),
             "stages": stages, "problems": problems, "prep_result": prep}
 
 
-def aggregate(pointer=None):
+def aggregate(pointer=None, model=None):
     _ptr, run_manifest = manifest.load_current(pointer)
     layout = Layout.from_manifest(run_manifest)
-    return ledger.aggregate(layout, run_manifest["container_run_id"])
+    return ledger.aggregate(layout, run_manifest["container_run_id"], model)

@@ -117,7 +117,7 @@ def prepare_run(run_id, user, host_roots, found, listen, started_at, image, tele
     paths = services.storage(run_id, telemetry_root)
     log_file = contract.session_log_path(run_id, telemetry_root)
     metrics_file = contract.metrics_path(telemetry_root)
-    for directory in (os.path.dirname(log_file), contract.run_dir(run_id, telemetry_root) + "/stages",
+    for directory in (os.path.dirname(log_file), contract.models_dir(run_id, telemetry_root),
                       paths["prometheus_dir"], os.path.dirname(metrics_file)):
         os.makedirs(directory, exist_ok=True)
     try:  # the previous run's metrics: node_exporter must never show them as this run's

@@ -35,26 +35,51 @@ def parse_iso(text):
         return None
 
 
-def stages_dir(layout, run_id):
-    return os.path.dirname(layout.fs(contract.stage_json_path(run_id, contract.STAGE_ORDER[0],
-                                                              contract.TELEMETRY_ROOT)))
+def _model_file(layout, run_id, model):
+    return layout.fs(contract.model_run_dir(run_id, model) + "/model.json")
 
 
 def write_stage(layout, run_id, stage, result):
-    """Write the stage JSON atomically; returns its contract path."""
-    path = contract.stage_json_path(run_id, stage, contract.TELEMETRY_ROOT)
+    """Write the stage JSON (the last attempt) atomically, and on success the last success too; returns its contract path.
+
+    Records are keyed by model: a second model, a broken one, or a failed rebuild never touches another
+    model's records, nor the stage's last success. OSError (ENOSPC included) goes to the caller.
+    """
+    model = result.get("model")
+    path = contract.stage_json_path(run_id, stage, model)
     os.makedirs(os.path.dirname(layout.fs(path)), exist_ok=True)
+    if not os.path.exists(_model_file(layout, run_id, model)):
+        jsonio.write_json_atomic(_model_file(layout, run_id, model),
+                                 {"model": model, "model_key": contract.model_key(model)})
     jsonio.write_json_atomic(layout.fs(path), result)
+    if result.get("status") in SUCCESS:
+        jsonio.write_json_atomic(layout.fs(contract.stage_last_ok_path(run_id, stage, model)), result)
     return path
 
 
-def load_stages(layout, run_id):
-    """({stage: stage JSON}, [problems]) for every stage file of the run, in stage order."""
-    stages, problems = {}, []
-    for stage in contract.STAGE_ORDER:
-        path = layout.fs(contract.stage_json_path(run_id, stage, contract.TELEMETRY_ROOT))
+def run_models(layout, run_id):
+    """{model path: model key} of every model that has records in the run."""
+    out = {}
+    base = layout.fs(contract.models_dir(run_id))
+    try:
+        keys = sorted(os.listdir(base))
+    except OSError:
+        return out
+    for key in keys:
         try:
-            data = jsonio.read_json(path)
+            data = jsonio.read_json(os.path.join(base, key, "model.json"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("model"):
+            out[data["model"]] = key
+    return out
+
+
+def _load(layout, paths):
+    stages, problems = {}, []
+    for stage, path in paths:
+        try:
+            data = jsonio.read_json(layout.fs(path))
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
@@ -65,6 +90,31 @@ def load_stages(layout, run_id):
         else:
             problems.append("%s: stage file %s is not a JSON object" % (stage, path))
     return stages, problems
+
+
+def load_stages(layout, run_id, model):
+    """({stage: stage JSON (last attempt)}, [problems]) for every stage file of one model in the run, in stage order."""
+    if not model:
+        return {}, []
+    return _load(layout, [(stage, contract.stage_json_path(run_id, stage, model)) for stage in contract.STAGE_ORDER])
+
+
+def load_last_ok(layout, run_id, model):
+    """({stage: its last successful stage JSON}, [problems]) of one model in the run."""
+    if not model:
+        return {}, []
+    return _load(layout, [(stage, contract.stage_last_ok_path(run_id, stage, model)) for stage in contract.STAGE_ORDER])
+
+
+def latest_model(layout, run_id):
+    """The model whose stage finished last in the run (what a report without --model answers for), or None."""
+    best, best_at = None, ""
+    for model in run_models(layout, run_id):
+        stages, _problems = load_stages(layout, run_id, model)
+        finished = max([s.get("finished_at") or "" for s in stages.values()] or [""])
+        if best is None or finished > best_at:
+            best, best_at = model, finished
+    return best
 
 
 def _run_section(run_id, stages):
@@ -89,7 +139,17 @@ def _run_section(run_id, stages):
     return run
 
 
-def build_prep_result(run_id, stages, problems=()):
+def _last_ok_section(stages, last_ok):
+    """{stage: where its last success stands} for the stages whose last attempt was not a success."""
+    out = {}
+    for name, entry in last_ok.items():
+        if (stages.get(name) or {}).get("status") not in SUCCESS:
+            out[name] = {"status": entry.get("status"), "finished_at": entry.get("finished_at"),
+                         "run_id": entry.get("run_id"), "message": entry.get("message")}
+    return out
+
+
+def build_prep_result(run_id, stages, problems=(), last_ok=None):
     errors = [{"stage": name, "error_type": s.get("error_type"), "message": s.get("message")}
               for name, s in stages.items() if s.get("status") == "error"]
     warnings = ["%s: %s" % (name, w) for name, s in stages.items() for w in (s.get("warnings") or [])]
@@ -116,6 +176,8 @@ def build_prep_result(run_id, stages, problems=()):
         "run": _run_section(run_id, stages),
         "stages": stages,
         "stages_missing": [s for s in contract.STAGE_ORDER if s not in stages],
+        # the last success of each stage whose last attempt failed: kept apart, never overwritten by the failure
+        "last_ok": _last_ok_section(stages, last_ok or {}),
         "telemetry_probe": probe,
         "errors": errors,
         "warnings": warnings,
@@ -123,18 +185,40 @@ def build_prep_result(run_id, stages, problems=()):
     }
 
 
-def aggregate(layout, run_id):
-    """Rebuild prep_result.json from the stage files present (serialised by a flock on the stages dir)."""
-    sdir = stages_dir(layout, run_id)
-    dir_fd = os.open(sdir, os.O_RDONLY) if os.path.isdir(sdir) else None
+def _model_index(layout, run_id, results):
+    return dict((contract.model_key(model), {
+        "model": model, "status": prep.get("status"), "zero_jit": prep.get("zero_jit"),
+        "finished_at": (prep.get("run") or {}).get("finished_at"),
+        "prep_result": contract.model_prep_result_path(run_id, model)}) for model, prep in sorted(results.items()))
+
+
+def aggregate(layout, run_id, model=None):
+    """Rebuild every model's prep_result.json from its stage files, then the run's (serialised by a flock).
+
+    The run's prep_result.json is the aggregate of ``model`` (default: the model whose stage finished last)
+    plus ``models``, an index of every model the run recorded. Returns the aggregate of ``model``.
+    OSError (ENOSPC included) goes to the caller: the stage files are never touched here.
+    """
+    run_fs = layout.fs(contract.run_dir(run_id))
+    os.makedirs(run_fs, exist_ok=True)
+    dir_fd = os.open(run_fs, os.O_RDONLY)
     try:
-        if dir_fd is not None:
-            fcntl.flock(dir_fd, fcntl.LOCK_EX)
-        stages, problems = load_stages(layout, run_id)
-        result = build_prep_result(run_id, stages, problems)
-        os.makedirs(layout.fs(contract.run_dir(run_id)), exist_ok=True)
-        jsonio.write_json_atomic(layout.fs(contract.prep_result_path(run_id, contract.TELEMETRY_ROOT)), result)
-        return result
+        fcntl.flock(dir_fd, fcntl.LOCK_EX)
+        models = list(run_models(layout, run_id))
+        if model and model not in models:
+            models.append(model)
+        results = {}
+        for name in models:
+            stages, problems = load_stages(layout, run_id, name)
+            last_ok, ok_problems = load_last_ok(layout, run_id, name)
+            results[name] = build_prep_result(run_id, stages, problems + ok_problems, last_ok)
+            results[name]["run"]["model"] = name
+            os.makedirs(layout.fs(contract.model_run_dir(run_id, name)), exist_ok=True)
+            jsonio.write_json_atomic(layout.fs(contract.model_prep_result_path(run_id, name)), results[name])
+        chosen = model or latest_model(layout, run_id)
+        current = results.get(chosen) if chosen else build_prep_result(run_id, {})
+        run_level = dict(current, models=_model_index(layout, run_id, results))
+        jsonio.write_json_atomic(layout.fs(contract.prep_result_path(run_id)), run_level)
+        return current
     finally:
-        if dir_fd is not None:
-            os.close(dir_fd)
+        os.close(dir_fd)

@@ -50,7 +50,9 @@ def describe_holder(holder):
 class StageLock(object):
     """Exclusive flock on profiles/.locks/<stage>.lock, waited for with heartbeats and a deadline."""
 
-    def __init__(self, path, stage, run_id, timeout_s, say, heartbeat_s=HEARTBEAT_S):
+    def __init__(self, path, stage, run_id, timeout_s, say, heartbeat_s=HEARTBEAT_S, what=None):
+        """``what``: the shared thing the lock guards when it is not the stage itself (e.g. the server port)."""
+        self.what = what
         self.path = path
         self.stage = stage
         self.run_id = run_id
@@ -76,12 +78,18 @@ class StageLock(object):
                 now = time.monotonic()
                 holder = _read_holder(fd)
                 if now >= deadline:
+                    if self.what:
+                        why = ("Another prime of this host is running a stage server (%s) on %s: wait for it to "
+                               "finish (or stop it), or raise the lock timeout."
+                               % (holder.get("stage") or "unknown stage", self.what))
+                    else:
+                        why = ("Another run of this stage is in progress: wait for it to finish (or stop it), or "
+                               "raise the lock timeout.")
                     raise PrepError(
-                        "lock_timeout",
-                        "stage %s: lock %s is still held by %s after waiting %.1f s. Another run of this "
-                        "stage is in progress: wait for it to finish (or stop it), or raise the lock timeout."
-                        % (self.stage, self.path, describe_holder(holder), now - start),
-                        lock=self.path, holder_pid=holder.get("pid"), waited_s=round(now - start, 3))
+                        "lock_timeout", "stage %s: lock %s is still held by %s after waiting %.1f s. %s"
+                        % (self.stage, self.path, describe_holder(holder), now - start, why),
+                        lock=self.path, holder_pid=holder.get("pid"), holder_stage=holder.get("stage"),
+                        waited_s=round(now - start, 3))
                 if now >= next_beat:
                     self.say("waiting for lock %s held by %s (%.0f s of %.0f s)"
                              % (self.path, describe_holder(holder), now - start, self.timeout_s))

@@ -34,6 +34,9 @@ def require_writable(path, expected_uid, expected_gid, host_path=None, what="dir
     except OSError as exc:
         reason = exc.strerror or str(exc)
     where = path if not host_path else "%s (host %s)" % (path, host_path)
+    real = os.path.realpath(path)
+    if real != os.path.abspath(path):
+        where += " (a symlink to %s)" % real
     fix_target = host_path or path
     raise PrepError(
         "permissions_unexpected",

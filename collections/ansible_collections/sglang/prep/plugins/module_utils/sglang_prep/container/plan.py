@@ -72,7 +72,7 @@ def check(stages, model, options=None, rebuild=(), stream=None, env=None):
     """
     options = dict(options or {})
     stages = state.unique(stages)
-    view = state.RunView(options.get("pointer"))
+    view = state.RunView(options.get("pointer"), model=model)
     recorded, problems = view.recorded()
     base_env = dict(os.environ if env is None else env)
     shared = Probe(options.get("python") or engine.DEFAULTS["python"], base_env)

@@ -52,6 +52,69 @@ def ensure_writable_dir(path, host_of=None):
     permissions.require_writable(path, uid, gid, host_path=host_of(path))
 
 
+def require_writable_tree(path, host_of=None, limit=20000):
+    """PrepError(permissions_unexpected) for the first directory under ``path`` (symlinks followed) this user
+    cannot write into, or file it cannot write: found before the stage starts, not when a write fails.
+
+    ``limit`` bounds the directories visited (a cache may hold many); what is beyond it is not checked.
+    """
+    host_of = host_of or (lambda _p: None)
+    seen = set()
+    visited = 0
+    for root, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        visited += 1
+        if visited > limit:
+            return
+        if not os.access(root, os.W_OK | os.X_OK):
+            _refuse(root, "directory", host_of)
+        for name in files:  # the files the runtime itself rewrites (records, logs, locks); cache entries are replaced
+            if name.endswith((".log", ".json", ".lock")):
+                full = os.path.join(root, name)
+                if os.path.isfile(full) and not os.access(full, os.W_OK):
+                    _refuse(full, "file", host_of)
+
+
+def require_writable_file(path, host_of=None):
+    """PrepError(permissions_unexpected) when ``path`` exists (symlinks followed) and this user cannot append to it."""
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        _refuse(path, "file", host_of or (lambda _p: None))
+
+
+def _refuse(path, what, host_of):
+    uid, gid = os.getuid(), os.getgid()
+    real = os.path.realpath(path)
+    shown = path if real == path else "%s (a symlink to %s)" % (path, real)
+    host = host_of(path)
+    raise PrepError(
+        "permissions_unexpected",
+        "%s %s%s is not writable by uid:gid %d:%d (owner seen %s); the stage would fail when it writes there. "
+        "Fix it on the host, e.g. 'sudo chown -R %d:%d %s', and run again"
+        % (what, shown, " (host %s)" % host if host else "", uid, gid, permissions.owner_text(path), uid, gid,
+           host or real),
+        path=path, host_path=host, owner_seen=permissions.owner_text(path), owner_expected="%d:%d" % (uid, gid))
+
+
+def os_failure(exc, doing):
+    """The PrepError a person can act on for an OSError of a write: insufficient_disk (ENOSPC, EDQUOT),
+    permissions_unexpected (EACCES, EPERM, EROFS); None for any other errno (a defect)."""
+    path = getattr(exc, "filename", None)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return PrepError("insufficient_disk", "%s: no space left on the device behind %s (%s): free disk space on "
+                         "the host and run again" % (doing, path or "the path written", exc.strerror or exc), path=path)
+    if exc.errno in PERMISSION_ERRNOS:
+        shown = path or "the path written"
+        owner = permissions.owner_text(path or "/")
+        values = (doing, shown, os.getuid(), os.getgid(), exc.strerror or exc, owner)
+        return PrepError("permissions_unexpected", "%s: %s is not writable by uid:gid %d:%d (%s; owner seen %s): fix "
+                         "it on the host and run again" % values, path=path)
+    return None
+
+
 def require_free_disk(path, headroom_mb, shown=None):
     """PrepError(insufficient_disk) when the filesystem of path has less than headroom_mb free."""
     st = os.statvfs(path)

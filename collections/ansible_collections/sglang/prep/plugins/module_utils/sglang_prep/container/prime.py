@@ -24,7 +24,7 @@ import time
 import traceback
 
 from ..errors import PrepError
-from . import engine, ledger, metrics, plan, progress, sessionlog, state
+from . import engine, ledger, metrics, plan, preflight, progress, sessionlog, state
 
 SOURCE = "prime"
 
@@ -146,9 +146,12 @@ def _prime(stages, model, options, rebuild, stream, env, guard):
                 break
     except (engine.Interrupted, Exception) as exc:  # between two stages, or a defect of the job itself
         pending = [stage for stage in to_run if stage not in done]
+        known = preflight.os_failure(exc, "the prime job") if isinstance(exc, OSError) else None
         if isinstance(exc, engine.Interrupted):
             error = ("interrupted", "the prime job got signal %d before %s started, so it did not run; run prime "
                      "again" % (exc.signum, pending[0] if pending else "the end"))
+        elif known is not None:
+            error = (known.error_type, known.message)
         else:
             say("internal error:\n" + traceback.format_exc())
             error = ("internal_error", "unexpected %s in the prime job: %s (traceback in the session log)"
@@ -165,11 +168,10 @@ def _prime(stages, model, options, rebuild, stream, env, guard):
                                             base=checked.rows[stage])
     warnings = list(checked.problems)
     prep = None
-    if done:
-        try:
-            prep = ledger.aggregate(view.layout, view.run_id)
-        except Exception as exc:  # the stage files are safe; the aggregate is read back below if it exists
-            warnings.append("prep_result.json could not be rebuilt (stage JSONs kept): %s" % exc)
+    try:  # always, also when nothing ran: the aggregate is rebuilt from the stage files, never trusted as found
+        prep = ledger.aggregate(view.layout, view.run_id, model)
+    except Exception as exc:  # the stage files are safe; the aggregate is read back below if it exists
+        warnings.append("prep_result.json could not be rebuilt (stage JSONs kept): %s" % exc)
     error = rows[failed] if failed is not None else {}
     final = writer.finish(failed is not None, error.get("error_type"), error.get("message"))
     warnings.extend(writer.warnings)

@@ -17,7 +17,6 @@ every key.
 
 from __future__ import annotations
 
-import os
 import time
 
 from .. import caches, contract, jsonio, manifest
@@ -54,15 +53,18 @@ def not_run_row(stage, message, base=None):
 class RunView(object):
     """The current run as the state model reads it: pointer, manifest, layout, what is recorded."""
 
-    def __init__(self, pointer_file=None, loaded=None, snapshot=None):
+    def __init__(self, pointer_file=None, loaded=None, snapshot=None, model=None):
         """The run the pointer names; ``loaded`` ((pointer, manifest) already read) skips reading them again.
 
         ``snapshot`` is a cache snapshot just taken (caches.snapshot), used instead of taking another.
+        ``model``: whose records the view reads (records are kept per model); default the run's latest model.
         """
         self.pointer, self.manifest = loaded or manifest.load_current(pointer_file)
         self.layout = Layout.from_manifest(self.manifest)
         self.run_id = self.manifest["container_run_id"]
         self._snapshot = snapshot
+        self.model = model or ledger.latest_model(self.layout, self.run_id)
+        self.prep_problem = None
 
     def host(self, container_path):
         return manifest.host_path(self.manifest, container_path)
@@ -85,14 +87,32 @@ class RunView(object):
         }
 
     def recorded(self):
-        """({stage: this run's stage JSON}, [problems])."""
-        return ledger.load_stages(self.layout, self.run_id)
+        """({stage: this run's stage JSON for the view's model}, [problems])."""
+        return ledger.load_stages(self.layout, self.run_id, self.model)
+
+    def prep_result_path(self):
+        """Contract path of the model's aggregate (the run's when the run has recorded no model yet)."""
+        if self.model:
+            return contract.model_prep_result_path(self.run_id, self.model)
+        return contract.prep_result_path(self.run_id)
 
     def prep_result(self):
+        """The recorded aggregate, or None; an unreadable one also sets ``prep_problem`` (validate names it)."""
+        self.prep_problem = None
+        path = self.prep_result_path()
         try:
-            return jsonio.read_json(self.layout.fs(contract.prep_result_path(self.run_id)))
-        except (OSError, ValueError):
+            data = jsonio.read_json(self.layout.fs(path))
+        except FileNotFoundError:
             return None
+        except (OSError, ValueError) as exc:
+            self.prep_problem = ("%s is unreadable (%s): prime again to rebuild it from the stage files"
+                                 % (self.host(path) or path, exc))
+            return None
+        if not isinstance(data, dict):
+            self.prep_problem = ("%s is not a JSON object: prime again to rebuild it from the stage files"
+                                 % (self.host(path) or path))
+            return None
+        return data
 
     def progress(self):
         try:
@@ -143,7 +163,7 @@ def _finish_row(view, stage, row, snapshot, recorded):
     if row["status"] not in ROW_STATUSES:
         row["status"] = "error" if row["error_type"] else "not_run"
     if not row["stage_json"] and stage in recorded:
-        row["stage_json"] = contract.stage_json_path(view.run_id, stage)
+        row["stage_json"] = contract.stage_json_path(view.run_id, stage, recorded[stage].get("model") or view.model)
     if row["stage_json"] and not row["stage_json_host"]:
         row["stage_json_host"] = view.host(row["stage_json"])
     row["cache"] = _cache_entry(stage, snapshot)
@@ -184,6 +204,10 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
         recorded, _problems = view.recorded()
     finished = dict((stage, _finish_row(view, stage, rows[stage], snapshot, recorded)) for stage in order)
     prep = prep_result if prep_result is not None else view.prep_result()
+    warnings = list(warnings)
+    prep_problem = view.prep_problem if prep_result is None else None
+    if prep_problem and prep_problem not in warnings:
+        warnings.append(prep_problem)
     status, error_type, message, failed_stage = outcome(order, finished)
     gpu, group = _gpu(order, finished, prep)
     zero_jit, zero_jit_reason = wording.zero_jit(finished.get(registry.SERVE_CHECK.name),
@@ -202,7 +226,8 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
         "caches": snapshot,
         "aggregate": (prep or {}).get("status"),
         "prep_result": prep,
-        "prep_result_path": view.host(contract.prep_result_path(view.run_id)),
+        "prep_result_path": view.host(view.prep_result_path()),
+        "prep_result_problem": prep_problem,
         "gpu": gpu,
         "signature_group": group,
         "zero_jit": zero_jit,
@@ -218,7 +243,7 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
 def report(stages=None, model=None, pointer=None, view=None):
     """The priming state of the current run from what is recorded: no checks, no probes, writes nothing."""
     start = time.monotonic()
-    view = view or RunView(pointer)
+    view = view or RunView(pointer, model=model)
     order = unique(stages or contract.STAGE_ORDER)
     recorded, problems = view.recorded()
     rows = {}
@@ -226,9 +251,6 @@ def report(stages=None, model=None, pointer=None, view=None):
         entry = recorded.get(stage)
         if entry is None:
             rows[stage] = not_run_row(stage, "no record of it in this run", base={"model": model})
-        elif model and entry.get("model") and os.path.normpath(entry["model"]) != os.path.normpath(model):
-            rows[stage] = not_run_row(stage, "this run recorded it for another model (%s)" % entry["model"],
-                                      base={"model": model})
         else:
             rows[stage] = entry
     progress = view.progress()

@@ -1,0 +1,264 @@
+"""The fault tier: every fault and bad input of the outside fault suite (cases 1 to 11), as an operator hits them.
+
+One stand-in host is primed once (every priming stage of /models/tiny-moe); the faults run against it in
+order, each asserting its classification and that every record written before it is intact afterwards.
+The container CLI runs as the role runs it (docker exec as a non-root UID); the module and the role run
+through ansible-playbook where the fault lives there (no RESULT line, bad input).
+"""
+
+import json
+import os
+import shutil
+import threading
+
+import pytest
+
+import fault_harness as fh
+import stage_harness as h
+from stage_harness import MODEL, RUN_ID, contract
+
+
+@pytest.fixture(scope="module")
+def box():
+    h.ensure_image()
+    primed = fh.FaultBox()
+    try:
+        first = primed.prime("--stages", *fh.PRIMED)
+        assert first.rc == 0 and first["status"] == "changed", first
+        yield primed
+    finally:
+        h.docker("rm", "-f", primed.name, check=False)
+        shutil.rmtree(primed.base, ignore_errors=True)
+
+
+def noop_everywhere(box, model=MODEL):
+    again = box.prime("--stages", *fh.PRIMED, model=model)
+    assert again.rc == 0 and again["to_run"] == [], again
+    return again
+
+
+# ---------------------------------------------------------------- records lost or mixed up
+def test_case_01_a_second_model_and_a_broken_one_leave_the_first_models_records(box):
+    before = box.records()
+    dense = box.prime("--stages", "deep_gemm", model="/models/dense")
+    assert dense.rc == 0 and dense["stages"]["deep_gemm"]["status"] == "ok", dense
+    assert box.stage_json("deep_gemm", "/models/dense")["model"] == "/models/dense"
+    box.assert_intact(before)
+    # the run's prep_result.json indexes both models; each model's own aggregate is its own
+    index = box.prep_result(None)["models"]
+    assert sorted(entry["model"] for entry in index.values()) == ["/models/dense", MODEL]
+    assert box.prep_result()["status"] == "ok" and set(box.prep_result()["stages"]) == set(fh.PRIMED)
+
+    before = box.records()
+    os.makedirs(box.host("models", "broken"))
+    with open(box.host("models", "broken", "config.json"), "w") as handle:
+        handle.write('{"architectures": [')
+    broken = box.prime("--stages", "deep_gemm", model="/models/broken")
+    assert broken.rc == 1 and broken["error_type"] == "model_invalid", broken
+    assert "config.json" in broken["message"]
+    os.symlink("/etc", box.host("models", "escape"))  # a model directory that leaves the models root
+    escape = box.prime("--stages", "deep_gemm", model="/models/escape")
+    assert escape.rc == 1 and escape["error_type"] == "model_invalid" and "outside the models root" in escape["message"]
+    box.assert_intact(before)
+    noop_everywhere(box)
+
+
+def test_case_02_models_with_the_same_name_never_share_a_signature(box):
+    for model in ("/models/orgA/m", "/models/orgB/m"):
+        result = box.prime("--stages", "deep_gemm", model=model)
+        assert result.rc == 0 and result["stages"]["deep_gemm"]["status"] == "ok", result
+    paths = [box.profiles(contract.signature_path("deep_gemm", m)) for m in ("/models/orgA/m", "/models/orgB/m")]
+    assert paths[0] != paths[1] and all(os.path.exists(p) for p in paths)
+    before = box.records()
+    for model in ("/models/orgA/m", "/models/orgB/m"):  # alternating primes re-run nothing
+        again = box.prime("--stages", "deep_gemm", model=model)
+        assert again.rc == 0 and again["stages"]["deep_gemm"]["status"] == "noop", again
+    box.assert_intact(before)
+
+
+def test_case_03_a_failed_rebuild_keeps_the_last_success(box):
+    before = box.records()
+    good = box.last_ok("flashinfer")
+    failed = box.prime("--stages", "flashinfer", "--rebuild", "flashinfer", env={"SGLANG_STANDIN_FAULT": "oom"})
+    assert failed.rc == 1 and failed["error_type"] == "not_enough_memory", failed
+    assert box.stage_json("flashinfer")["status"] == "error"
+    assert box.last_ok("flashinfer") == good
+    assert box.prep_result()["last_ok"]["flashinfer"]["finished_at"] == good["finished_at"]
+    box.assert_intact(before, may_change=[box.attempt_path("flashinfer")])
+    fixed = box.prime("--stages", "flashinfer")  # the marker left by the failure re-runs it
+    assert fixed.rc == 0 and fixed["stages"]["flashinfer"]["status"] == "ok", fixed
+
+
+def test_case_04_disk_full_while_a_record_is_written_is_insufficient_disk_and_never_ok(box):
+    # /dev/full answers every write with ENOSPC, as a full filesystem does
+    signature = box.profiles(contract.signature_path("deep_gemm", MODEL))
+    os.symlink("/dev/full", signature + ".tmp")
+    before = box.records()
+    full = box.prime("--stages", "deep_gemm", "--rebuild", "deep_gemm")
+    assert full.rc == 1 and full["error_type"] == "insufficient_disk", full
+    assert full["stages"]["deep_gemm"]["status"] == "error" and "signature.json" in full["message"]
+    assert box.stage_json("deep_gemm")["error_type"] == "insufficient_disk"
+    box.assert_intact(before, may_change=[box.attempt_path("deep_gemm")])
+    assert not os.path.lexists(signature + ".tmp")
+
+    attempt = box.attempt_path("inductor")
+    os.symlink("/dev/full", attempt + ".tmp")
+    before = box.records()
+    unrecorded = box.stage("inductor", mode="rebuild")
+    assert unrecorded.rc == 1 and unrecorded["status"] == "error" and unrecorded["error_type"] == "insufficient_disk"
+    # the cache itself was rebuilt (its signature says so); the run that could not record it says error
+    box.assert_intact(before, may_change=[box.profiles(contract.signature_path("inductor", MODEL))])
+    if os.path.lexists(attempt + ".tmp"):
+        os.unlink(attempt + ".tmp")
+    assert box.prime("--stages", "deep_gemm", "inductor").rc == 0
+
+
+# ---------------------------------------------------------------- concurrency
+def test_case_05_two_primes_of_one_host_never_run_two_stage_servers(box):
+    before = box.records()
+    slow = {"SGLANG_STANDIN_START_DELAY_S": "4"}
+    cmd = ["python3", "-m", "sglang_prep", "prime", "--model", MODEL, "--disk-headroom-mb", "1", "--telemetry-timeout",
+           "1", "--stages", "flashinfer", "--rebuild", "flashinfer"]
+    results = {}
+    first = threading.Thread(target=lambda: results.update(first=h.StageResult(box.exec(*cmd, env=slow, timeout=120))))
+    starts = box.server_starts()
+    first.start()
+    h.wait_for(lambda: box.server_starts() > starts, 60, "the first prime's flashinfer server")
+    second = box.prime("--stages", "inductor", "--rebuild", "inductor", "--lock-timeout", "1")
+    first.join(120)
+    assert second.rc == 1 and second["error_type"] == "lock_timeout", second
+    assert "server port" in second["message"] and "flashinfer" in second["message"] and "pid " in second["message"]
+    assert results["first"].rc == 0 and results["first"]["stages"]["flashinfer"]["status"] == "ok", results["first"]
+    box.assert_intact(before, may_change=[box.attempt_path("flashinfer"), box.attempt_path("inductor"),
+                                          box.telemetry(contract.stage_last_ok_path(RUN_ID, "flashinfer", MODEL)),
+                                          box.profiles(contract.signature_path("flashinfer", MODEL))])
+    assert box.last_ok("inductor")["status"] in ("ok", "noop")
+
+
+# ---------------------------------------------------------------- misclassified failures
+def test_case_06_a_killed_runner_is_interrupted_and_the_next_prime_recovers(box):
+    before = box.records()
+    starts = box.server_starts()
+    job = box.module({"stages": ["flashinfer"], "operation": "prime", "stage_modes": {"flashinfer": "rebuild"},
+                      "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
+    h.wait_for(lambda: box.server_starts() > starts, 120, "the flashinfer server of the module's job", poll_s=0.2)
+    assert box.kill_job()
+    result = fh.module_result(job)
+    assert result["failed"] and result["error_type"] == "interrupted", result
+    assert "killed by signal 9" in result["msg"] and "exit code 137" in result["msg"]
+    box.assert_intact(before)
+    again = box.prime("--stages", "flashinfer")  # the marker re-runs it, the orphaned server is cleaned up
+    assert again.rc == 0 and again["stages"]["flashinfer"]["status"] == "ok", again
+
+
+def test_case_07_an_unwritable_path_is_found_before_any_work(box):
+    starts = box.server_starts()
+    before = box.records()
+    log = box.host("telemetry", "logs", RUN_ID + ".log")
+    os.chown(log, 0, 0)
+    os.chmod(log, 0o644)
+    try:
+        refused = box.stage("inductor", mode="rebuild")
+    finally:
+        os.chown(log, h.UID, h.GID)
+    assert refused["error_type"] == "permissions_unexpected" and log in refused["message"], refused
+
+    root_owned = box.profiles("/profiles/torchinductor/left-by-root")
+    os.mkdir(root_owned)
+    try:
+        refused = box.prime("--stages", "inductor", "--rebuild", "inductor")
+    finally:
+        os.rmdir(root_owned)
+    assert refused["error_type"] == "permissions_unexpected" and "left-by-root" in refused["message"], refused
+
+    # a cache directory that is a symlink to a root-owned directory (the same holds for profiles/ itself)
+    cuda = box.profiles(contract.CACHES["cuda"][0])
+    elsewhere = box.profiles("/profiles/.root-owned")
+    os.mkdir(elsewhere)
+    moved = cuda + ".kept"
+    os.rename(cuda, moved)
+    os.symlink(".root-owned", cuda)
+    try:
+        refused = box.prime("--stages", "deep_gemm", "--rebuild", "deep_gemm")
+    finally:
+        os.unlink(cuda)
+        os.rename(moved, cuda)
+        os.rmdir(elsewhere)
+    assert refused["error_type"] == "permissions_unexpected" and "a symlink to" in refused["message"], refused
+    assert box.server_starts() == starts  # refused up front: no server started
+    box.assert_intact(before, may_change=[box.attempt_path("inductor"), box.attempt_path("deep_gemm")])
+    # fixed on the host: the caches were never touched, so the next prime only records them again
+    again = box.prime("--stages", *fh.PRIMED)
+    assert again.rc == 0 and all(row["status"] == "noop" for row in again["stages"].values()), again
+    assert box.server_starts() == starts
+
+
+def test_case_09_a_corrupt_prep_result_is_reported_and_rebuilt_by_a_noop_prime(box):
+    path = box.telemetry(contract.model_prep_result_path(RUN_ID, MODEL))
+    with open(path, "w") as handle:
+        handle.write("{corrupt")
+    plan = box.plan("--stages", *fh.PRIMED)  # what validate asks
+    assert plan.rc == 0 and "prep_result.json is unreadable" in (plan["prep_result_problem"] or ""), plan
+    before = box.records()
+    again = noop_everywhere(box)
+    assert again["prep_result"]["status"] == "ok" and json.load(open(path))["status"] == "ok"
+    box.assert_intact(before)
+
+
+def test_case_10_a_trailing_slash_is_the_same_model(box):
+    before = box.records()
+    again = noop_everywhere(box, model=MODEL + "/")
+    assert again["stages"]["deep_gemm"]["model"] == MODEL
+    box.assert_intact(before)
+
+
+# ---------------------------------------------------------------- bad input (cases 8 and 11), the role end to end
+@pytest.mark.parametrize("extra, named", [
+    (["-e", "prime_server_port=70000"], 'prime_server_port="70000": a TCP port, 1 to 65535'),
+    (["-e", "prime_stage_poll=0"], 'prime_stage_poll="0": a number of seconds above 0'),
+    (["-e", "prime_stage_timeout=0"], 'prime_stage_timeout="0": a number of seconds above 0'),
+    (["-e", "prime_tp=0"], 'prime_tp="0": a tensor-parallel size of 1 or more'),
+    (["-e", '{"prime_stage_modes": {"moe_tune": "often"}}'], "each stage mapped to ensure or rebuild"),
+    (["-e", '{"prime_extra_env": {"SGLANG_PREP_UID": "0"}}'], "not settable"),
+    (["-e", "sglang_prep_serial=abc"], "serial takes a number of hosts per batch"),
+])
+def test_case_08_11_bad_input_is_refused_before_any_change(box, extra, named):
+    before = box.records()
+    container = h.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", box.name).stdout
+    rc, out = fh.role_prime(box, *extra)
+    assert rc != 0 and named in out, out[-3000:]
+    assert "Traceback" not in out
+    assert h.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", box.name).stdout == container
+    box.assert_intact(before)
+
+
+# ---------------------------------------------------------------- secrets (case 11)
+def test_case_11_a_stage_env_secret_never_reaches_the_async_job_file_or_the_output(box, tmp_path):
+    secret = "hf_fault_tier_s3cr3t"
+    async_dir = str(tmp_path / "async")
+    # as the role runs the job: async with poll 0, then waited for (the job file stays, as the role's does)
+    wait = {"name": "wait", "ansible.builtin.async_status": {"jid": "{{ job.ansible_job_id }}"}, "register": "done",
+            "until": "done.finished", "retries": 300, "delay": 1}
+    out = box.module({"stages": list(fh.PRIMED), "operation": "prime", "env": {"HF_TOKEN": secret}},
+                     task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True, async_dir=async_dir)
+    assert "failed=0" in out and "- HF_TOKEN" in out, out[-3000:]  # the name is in the cmd, its value nowhere
+    assert secret not in out
+    files = [os.path.join(top, name) for top, _dirs, names in os.walk(async_dir) for name in names]
+    assert files, "no async job file was written"
+    for path in files:
+        with open(path, errors="replace") as handle:
+            assert secret not in handle.read(), path
+
+
+# ---------------------------------------------------------------- last: the container dies mid-stage
+def test_case_06_the_container_dying_mid_stage_is_interrupted_and_says_so(box):
+    before = box.records()
+    starts = box.server_starts()
+    job = box.module({"stages": ["inductor"], "operation": "prime", "stage_modes": {"inductor": "rebuild"},
+                      "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
+    h.wait_for(lambda: box.server_starts() > starts, 120, "the inductor server of the module's job", poll_s=0.2)
+    h.docker("kill", box.name)
+    result = fh.module_result(job)
+    assert result["failed"] and result["error_type"] == "interrupted", result
+    assert "container %s stopped" % box.name in result["msg"]
+    box.assert_intact(before)
