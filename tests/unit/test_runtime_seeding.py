@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 from test_runtime_engine import RUNTIME, Run  # noqa: E402
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import bundle, seeding  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import bundle, plan, seeding  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
 
 PRIMING = list(registry.priming_stages())
@@ -106,3 +106,18 @@ def test_the_cli_answers_with_a_result_line(builder, receiver):
     assert proc.returncode == 1, proc.stderr
     result = json.loads([line for line in proc.stdout.splitlines() if line.startswith(contract.RESULT_PREFIX)][-1][len(contract.RESULT_PREFIX):])
     assert result["error_type"] == "bundle_corrupt" and made["digest"] in result["message"]
+
+
+def test_the_plan_groups_a_fresh_host_with_the_builder_of_its_bundle(builder, receiver):
+    """The fan-out groups hosts by the plan's bundle_group: a fresh identical host must land in the group whose
+    bundle it can install, and a host with another driver must not."""
+    made = create(builder)
+    opts = options(receiver)
+    fresh = plan.plan(contract.STAGE_ORDER, receiver.model, opts, stream=io.StringIO(), env=receiver.env)
+    assert fresh["bundle_group"] == made["group_key"]
+    assert fresh["bundle_to_run"] == made["stages"]
+    primed = plan.plan(contract.STAGE_ORDER, builder.model, options(builder), stream=io.StringIO(), env=builder.env)
+    assert primed["bundle_group"] == made["group_key"] and primed["bundle_to_run"] == []
+    other = plan.plan(contract.STAGE_ORDER, receiver.model, opts, stream=io.StringIO(),
+                      env=dict(receiver.env, SGLANG_STANDIN_DRIVER="550.54.15"))
+    assert other["bundle_group"] != made["group_key"]

@@ -39,7 +39,7 @@ import tarfile
 import time
 import zlib
 
-from .. import __version__, caches, contract, jsonio
+from .. import __version__, caches, contract, jsonio, registry
 from ..errors import PrepError
 from . import ledger, locks, signature
 from .layout import Layout
@@ -67,6 +67,17 @@ def cache_names():
 def group_key(signatures):
     """The key of a signature group: a hash of every stage's full signature ({stage: fields})."""
     return hashlib.sha256(json.dumps(signatures, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def plan_group(rows):
+    """The group key of a plan ({stage: check row}): every priming stage's signature, skipped stages aside.
+
+    Two hosts with the same key would bundle and accept the same signatures; None when no priming stage
+    has a signature (the plan could not check any).
+    """
+    signatures = dict((stage, row.get("signature")) for stage, row in rows.items()
+                      if stage in registry.priming_stages() and row.get("status") != "skipped" and row.get("signature"))
+    return group_key(signatures) if signatures else None
 
 
 def file_sha256(path):

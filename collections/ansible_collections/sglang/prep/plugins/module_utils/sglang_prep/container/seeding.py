@@ -58,8 +58,8 @@ def create(model, options=None, stages=None, source_host=None, out_dir=None, str
 
 
 def _host_path(view, layout, fs_path):
-    contract_path = layout.contract_path(fs_path)
-    return view.host(contract_path) if contract_path != fs_path else fs_path
+    """The host path of a file under the run's profiles root (the path itself when the manifest has no host roots)."""
+    return view.host(layout.contract_path(fs_path)) or fs_path
 
 
 def install(model, path, options=None, expected_sha256=None, stream=None, env=None):
