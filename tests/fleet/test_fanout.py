@@ -221,7 +221,9 @@ def test_two_groups_have_two_builders(fleet, store, inventories):
     ran = [stage for stage in PRIMING if rows["fleet3"]["stages"][stage]["ran"]]
     assert ran, rows["fleet3"]["stages"]
     assert all(rows["fleet3"]["stages"][stage]["status"] in ("ok", "skipped") for stage in PRIMING)
-    assert rows["fleet1"]["status"] == "ok" and rows["fleet2"]["status"] == "ok"
+    # after the runs above the H100 group has nothing to do; run alone (fresh hosts) fleet1 builds for fleet2
+    assert rows["fleet1"]["status"] in ("ok", "changed") and rows["fleet2"]["status"] in ("ok", "changed")
+    assert rows["fleet2"]["fanout"]["role"] == "receiver"
 
 
 def failed_row(report, name):
