@@ -251,8 +251,17 @@ def fleet_uneven(bench):
     return bench_fleet.measure_uneven(hosts=3, slow_s=30.0)
 
 
+def fleet_fanout(bench):
+    """3 fresh hosts of one signature group: every host compiles, against fan-out (one compiles, two install its
+    bundle): the ratio of the wall times and the compiles counted (scripts/bench_fleet.py measure_fanout)."""
+    if not bench.as_root:
+        return {"not_measured": "needs root: scripts/bench_fleet.py creates local users and an sshd"}
+    import bench_fleet  # scripts/, next to this file
+    return bench_fleet.measure_fanout(hosts=3)
+
+
 # Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
-SCENARIOS = [noop_reprime, stage_overhead, installed_collection, fleet_parallel, fleet_uneven]
+SCENARIOS = [noop_reprime, stage_overhead, installed_collection, fleet_parallel, fleet_uneven, fleet_fanout]
 
 
 def table(results):
@@ -273,8 +282,14 @@ def table(results):
             if "requests" in row:
                 lines.append("%-11s zero JIT %s: %d requests, two snapshots of %s files in %.3f s" % (
                     "", "yes" if row["zero_jit"] else "no", row["requests"], row["snapshot_files"], row["snapshot_s"]))
+    fan = results.get("fleet_fanout")
+    if fan and "ratio" in fan:
+        lines += ["fan-out, %d hosts of one group: every host compiles %.1f s (%d compiles), fan-out %.1f s (%d compiles, "
+                  "%d stages installed): ratio %.2f" % (fan["hosts"], fan["every_host_compiles_s"], fan["compiles_every_host"],
+                                                        fan["fanout_s"], fan["compiles_fanout"], fan["stages_installed_fanout"],
+                                                        fan["ratio"]), ""]
     for name, value in results.items():
-        if name not in ("noop_reprime", "stage_overhead", "first_prime_s", "meta"):
+        if name not in ("noop_reprime", "stage_overhead", "first_prime_s", "meta", "fleet_fanout"):
             lines.append("%s: %s" % (name, json.dumps(value)))
     return "\n".join(lines)
 

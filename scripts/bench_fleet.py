@@ -31,6 +31,7 @@ RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+fai
 
 
 def prime(inventory, report_dir, extra, limit=None):
+    # extra may name more inventories ("-i", path): they come before the playbook like the first one
     argv = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", inventory, os.path.join(REPO, "playbooks", "prime.yml"),
             "-e", "model=/models/" + os.path.basename(MODEL_DIR)] + extra
     if limit:
@@ -116,6 +117,72 @@ def measure_uneven(hosts=3, slow_s=30.0):
             "slow_host_finished_after_the_others_s": round(stamps[slow] - max(others), 1)}
 
 
+# The fan-out bench makes compiling cost something (the stand-in sleeps this long per cache family it compiles,
+# and this long in all for the MoE tuning), as it does on real hosts.
+FANOUT_COST = {"SGLANG_STANDIN_COMPILE_S": "4", "SGLANG_STANDIN_TUNER_S": "4"}
+
+
+def one_group_inventory(path, fleet):
+    """An extra inventory that puts every host on the first stand-in GPU (one signature group), compile cost raised."""
+    lines = ["all:", "  children:", "    sglang_nodes:", "      hosts:"]
+    for host in fleet:
+        env = dict(fleet_hosts.GPUS[0], **fleet_hosts.STANDIN_TIMING)
+        env.update(FANOUT_COST)
+        lines += ["        %s:" % host["name"], "          prime_extra_env: %s" % json.dumps(env)]
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def compiles(report_dir):
+    """(priming stages that ran and primed, stages installed from a bundle) over the hosts of the latest fleet report."""
+    sys.path.insert(0, os.path.join(REPO, "collections"))
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import registry
+    with open(os.path.join(report_dir, "fleet-report-latest.json")) as handle:
+        rows = json.load(handle)["hosts"]
+    ran = installed = 0
+    for row in rows:
+        for stage in registry.priming_stages():
+            cell = (row.get("stages") or {}).get(stage) or {}
+            ran += 1 if cell.get("status") == "ok" and cell.get("ran") else 0
+            installed += 1 if cell.get("status") == "installed" else 0
+    return ran, installed
+
+
+def measure_fanout(hosts=3):
+    """`hosts` fresh hosts of one signature group: every host compiles (no fan-out), then, fresh again, fan-out
+    (one builder compiles, the others install its bundle through a store directory). Wall times, their ratio,
+    and the compiles counted from the fleet reports."""
+    if os.geteuid() != 0:
+        raise SystemExit("bench_fleet: run as root: the fleet bench creates local users and an sshd")
+    try:
+        with fleet_hosts.session("the fleet bench"):
+            status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
+            fleet = status["hosts"]
+            store = tempfile.mkdtemp(prefix="sglang-prep-bundle-store-")
+            os.chmod(store, 0o1777)
+            try:
+                with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
+                    same = one_group_inventory(os.path.join(report_dir, "one-group.yml"), fleet)
+                    extra = ["-i", same]
+                    log("priming %d fresh hosts of one group, every host compiling ..." % len(fleet))
+                    every = prime(status["inventory"], report_dir, extra)
+                    every_compiles, _ = compiles(report_dir)
+                    fresh(fleet)
+                    log("priming %d fresh hosts of one group with fan-out ..." % len(fleet))
+                    fan = prime(status["inventory"], report_dir, extra + ["-e", "prime_fanout=true", "-e", "prime_bundle_store=" + store])
+                    fan_compiles, fan_installed = compiles(report_dir)
+            finally:
+                import shutil
+                shutil.rmtree(store, ignore_errors=True)
+                fleet_hosts.down(count=hosts)
+    except fleet_hosts.FleetError as exc:
+        raise SystemExit("bench_fleet: %s" % exc)
+    return {"hosts": len(fleet), "every_host_compiles_s": round(every, 1), "fanout_s": round(fan, 1),
+            "ratio": round(fan / every, 2), "compiles_every_host": every_compiles, "compiles_fanout": fan_compiles,
+            "stages_installed_fanout": fan_installed, "compile_cost": FANOUT_COST, "cpus": os.cpu_count()}
+
+
 def registry_batch_sizes():
     """The MoE tuner's default batch sizes, as the runtime has them."""
     sys.path.insert(0, os.path.join(REPO, "collections"))
@@ -132,7 +199,17 @@ def main(argv=None):
     parser.add_argument("--hosts", type=int, default=3, help="N (default 3)")
     parser.add_argument("--stages", nargs="+", help="stages to prime (default: the role's default, every stage)")
     parser.add_argument("--json", metavar="FILE", help="also write the result as JSON to FILE")
+    parser.add_argument("--fanout", action="store_true",
+                        help="instead: N fresh hosts of one signature group, every host compiling against fan-out")
     args = parser.parse_args(argv)
+    if args.fanout:
+        result = measure_fanout(args.hosts)
+        print("fan-out bench: %d hosts of one group: every host compiles %.1f s (%d compiles), fan-out %.1f s (%d compiles, %d "
+              "stages installed): ratio %.2f" % (result["hosts"], result["every_host_compiles_s"], result["compiles_every_host"],
+                                                 result["fanout_s"], result["compiles_fanout"], result["stages_installed_fanout"],
+                                                 result["ratio"]))
+        print(json.dumps(result))
+        return 0
     result = measure(args.hosts, args.stages)
     print("fleet bench: 1 host %.1f s, %d hosts %.1f s in parallel: ratio %.2f (1.0 = perfectly parallel, %d = one after the other; %d CPUs)"
           % (result["one_host_s"], result["hosts"], result["n_hosts_s"], result["ratio"], result["hosts"], result["cpus"]))

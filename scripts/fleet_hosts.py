@@ -37,7 +37,8 @@ SSH_PORT = int(os.environ.get("SGLANG_PREP_FLEET_SSH_PORT", "47022"))
 SSHD = "/usr/sbin/sshd"
 FIRST_UID = 47001
 MAX_HOSTS = 9
-IMAGE = os.environ.get("SGLANG_PREP_IMAGE", "sglang-prep/standin:test")
+# the stand-in image: SGLANG_PREP_TEST_IMAGE (the tag this checkout's tests build), else SGLANG_PREP_IMAGE
+IMAGE = os.environ.get("SGLANG_PREP_TEST_IMAGE") or os.environ.get("SGLANG_PREP_IMAGE") or "sglang-prep/standin:test"
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 # GPU stand-ins given to the hosts' containers, in turn: two H100 hosts share a signature group,

@@ -15,7 +15,9 @@ sys.path.insert(0, os.path.join(REPO, "collections"))
 
 import fleet_hosts  # noqa: E402
 
-IMAGE = "sglang-prep/standin:test"
+# the stand-in image: SGLANG_PREP_TEST_IMAGE names it (as for tests/integration and molecule), so parallel
+# checkouts on one Docker engine each test their own build
+IMAGE = os.environ.get("SGLANG_PREP_TEST_IMAGE") or "sglang-prep/standin:test"
 MODEL_DIR = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
 MODEL = "/models/tiny-moe"
 PLAYBOOK = os.path.join(REPO, "playbooks", "prime.yml")
@@ -97,7 +99,7 @@ def fleet(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("the fleet tier creates local users and an sshd: run it as root (make test-fleet in CI)")
     if docker("image", "inspect", IMAGE).returncode != 0:
-        subprocess.run([os.path.join(REPO, "scripts", "build-images.sh")], check=True)
+        subprocess.run([os.path.join(REPO, "scripts", "build-images.sh")], check=True, env=dict(os.environ, SGLANG_PREP_TEST_IMAGE=IMAGE))
     with fleet_hosts.session("the fleet tests"):
         status = fleet_hosts.up(count=3, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image(IMAGE))
         base = tmp_path_factory.mktemp("fleet")

@@ -461,3 +461,26 @@ def test_role_keeps_the_newest_reports(tmp_path):
     assert len(names) == 4 and "fleet-report-20261103T120000Z.json" in names, names
     run_role(tmp_path)  # the default keeps 10: nothing more is removed
     assert len(stamped(tmp_path)) == 6
+
+
+def test_fanout_groups_count_what_moved_and_what_was_not_compiled():
+    """-e prime_fanout=true: per group the builder, who installed, who primed itself, bytes, times, compiles avoided."""
+    def report(host, role, installed=(), moved=None, group="g1", builder="a"):
+        fanout = {"group": group, "role": role, "builder": builder, "bundle_digest": "d" * 64 if role == "builder" else None,
+                  "bytes_moved": moved, "transfer_s": 1.5 if installed else None, "install_s": 0.5 if installed else None,
+                  "installed": list(installed), "error_type": None, "message": None}
+        return {"host": host, "status": "changed", "fanout": fanout}
+    reports = [report("a", "builder"), report("b", "receiver", ["deep_gemm", "moe_tune"], 1000),
+               report("c", "receiver", ["deep_gemm", "moe_tune"], 1000), report("d", "receiver"),
+               report("e", "alone", group="g2", builder="e")]
+    built, _warnings = fr.build_report(reports)
+    groups = built["summary"]["fanout"]
+    assert groups["g1"] == {"builder": "a", "receivers": ["b", "c", "d"], "installed_on": ["b", "c"], "primed_itself": ["d"],
+                            "bytes_moved": 2000, "transfer_s": 3.0, "install_s": 1.0, "compiles_avoided": 4,
+                            "bundle_digest": "d" * 64}
+    assert groups["g2"]["builder"] == "e" and groups["g2"]["receivers"] == []
+    markdown = fr.render_markdown(built)
+    assert "## Fan-out" in markdown and "| g1 | a | b, c, d | b, c | d |" in markdown
+    # without fan-out the report has no fan-out section
+    plain, _warnings = fr.build_report([{"host": "a", "status": "ok"}])
+    assert "fanout" not in plain["summary"] and "## Fan-out" not in fr.render_markdown(plain)

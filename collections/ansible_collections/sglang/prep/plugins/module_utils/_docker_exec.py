@@ -127,6 +127,24 @@ def runtime_argv(subcommand, *args):
     return ["python3", "-m", "sglang_prep", subcommand] + [str(a) for a in args]
 
 
+def stage_options_argv(params):
+    """Runtime CLI options that a stage run, a plan and a bundle install share (the signature depends on them)."""
+    args = ["--model", params["model"], "--tp", params["tp"], "--port", params["port"]]
+    for option, flag in (("lock_timeout", "--lock-timeout"), ("ready_timeout", "--ready-timeout"),
+                         ("disk_headroom_mb", "--disk-headroom-mb"), ("moe_dtype", "--moe-dtype"),
+                         ("pointer", "--pointer")):
+        if params[option] is not None:
+            args.extend([flag, params[option]])
+    for extra in params["extra_server_args"]:
+        args.append("--extra-server-arg=%s" % extra)
+    if params["serve_max_prompt_tokens"] is not None:
+        args.extend(["--serve-max-prompt-tokens", params["serve_max_prompt_tokens"]])
+    if params["moe_batch_sizes"]:
+        args.append("--moe-batch-sizes")
+        args.extend(params["moe_batch_sizes"])
+    return args
+
+
 def parse_result(stdout):
     """The JSON of the last ``RESULT `` line on stdout, or None when there is none (or it is not JSON)."""
     for line in reversed((stdout or "").splitlines()):

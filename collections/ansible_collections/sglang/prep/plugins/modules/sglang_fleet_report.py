@@ -137,6 +137,9 @@ report:
         - Host counts per status, and the hosts of each signature group.
         - C(zero_jit) counts the hosts whose serve check proved that serving compiles nothing (C(proven)) against the
           hosts primed (status ok or changed), and the hosts where it found JIT (C(jit)).
+        - C(fanout) (with C(prime_fanout)) has per fan-out group its C(builder), C(receivers), the receivers it was
+          C(installed_on) and those that C(primed_itself), C(bytes_moved), C(transfer_s), C(install_s) (summed over
+          receivers), C(compiles_avoided) (stages installed instead of primed) and the C(bundle_digest).
       type: dict
       sample: {"hosts": 3, "ok": 1, "changed": 1, "failed": 1, "zero_jit": {"proven": 2, "primed": 2, "jit": 0},
                "signature_groups": {"3f2a9c1e": {"hosts": ["gpu-a", "gpu-b"]}}}
@@ -266,7 +269,36 @@ def host_row(report):
         "container": report.get("container"),
         "changes": list(report.get("changes") or []),
         "finished_at": report.get("finished_at"),
+        "fanout": report.get("fanout"),
     }
+
+
+def fanout_groups(ordered):
+    """Per fan-out group (prime_fanout): builder, receivers, bytes moved, transfer and install time, compiles avoided."""
+    groups = {}
+    for row in ordered:
+        fanout = row.get("fanout") or {}
+        if not fanout.get("group"):
+            continue
+        group = groups.setdefault(fanout["group"], {"builder": fanout.get("builder"), "receivers": [], "installed_on": [],
+                                                    "primed_itself": [], "bytes_moved": 0, "transfer_s": 0.0, "install_s": 0.0,
+                                                    "compiles_avoided": 0, "bundle_digest": None})
+        if fanout.get("role") == "builder":
+            group["bundle_digest"] = fanout.get("bundle_digest") or group["bundle_digest"]
+            continue
+        if fanout.get("role") != "receiver":
+            continue
+        group["receivers"].append(row["host"])
+        installed = list(fanout.get("installed") or [])
+        if installed:
+            group["installed_on"].append(row["host"])
+            group["compiles_avoided"] += len(installed)
+            group["bytes_moved"] += int(fanout.get("bytes_moved") or 0)
+            group["transfer_s"] = round(group["transfer_s"] + float(fanout.get("transfer_s") or 0), 3)
+            group["install_s"] = round(group["install_s"] + float(fanout.get("install_s") or 0), 3)
+        else:
+            group["primed_itself"].append(row["host"])
+    return groups
 
 
 def missing_row(host, unreachable):
@@ -340,6 +372,9 @@ def build_report(reports, hosts=(), unreachable=(), context=None, now=None):
             if row["gpu"][key] is not None and row["gpu"][key] not in group[key]:
                 group[key].append(row["gpu"][key])
     summary = {"hosts": len(ordered), "signature_groups": groups}
+    fanout = fanout_groups(ordered)
+    if fanout:  # a run with -e prime_fanout=true
+        summary["fanout"] = fanout
     for status in HOST_STATUSES:
         summary[status] = sum(1 for row in ordered if row["status"] == status)
     summary["other"] = len(ordered) - sum(summary[s] for s in HOST_STATUSES)
@@ -442,6 +477,19 @@ def render_markdown(report):
         for name in sorted(summary["signature_groups"]):
             group = summary["signature_groups"][name]
             cells = [name, ", ".join(group["device_name"]), ", ".join(group["compute_capability"]), ", ".join(group["hosts"])]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+
+    if summary.get("fanout"):
+        lines += ["", "## Fan-out", "",
+                  "One builder per group primed; its receivers installed its bundle instead of compiling (compiles avoided: "
+                  "stages installed), then proved it with the serve check.", "",
+                  "| fan-out group | builder | receivers | installed on | primed itself | bytes moved | transfer | install | compiles avoided |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name in sorted(summary["fanout"]):
+            group = summary["fanout"][name]
+            cells = [name, group["builder"], ", ".join(group["receivers"]) or "-", ", ".join(group["installed_on"]) or "-",
+                     ", ".join(group["primed_itself"]) or "-", "%s (%d B)" % (human_bytes(group["bytes_moved"]), group["bytes_moved"]),
+                     "%.1fs" % group["transfer_s"], "%.1fs" % group["install_s"], group["compiles_avoided"]]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
 
     failed = [row for row in report["hosts"] if row["status"] not in ("ok", "changed")]

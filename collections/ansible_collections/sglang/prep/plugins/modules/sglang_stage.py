@@ -393,20 +393,7 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors imp
 
 def common_args(params):
     """Runtime CLI options that a stage run and a plan share."""
-    args = ["--model", params["model"], "--tp", params["tp"], "--port", params["port"]]
-    for option, flag in (("lock_timeout", "--lock-timeout"), ("ready_timeout", "--ready-timeout"),
-                         ("disk_headroom_mb", "--disk-headroom-mb"), ("moe_dtype", "--moe-dtype"),
-                         ("pointer", "--pointer")):
-        if params[option] is not None:
-            args.extend([flag, params[option]])
-    for extra in params["extra_server_args"]:
-        args.append("--extra-server-arg=%s" % extra)
-    if params["serve_max_prompt_tokens"] is not None:
-        args.extend(["--serve-max-prompt-tokens", params["serve_max_prompt_tokens"]])
-    if params["moe_batch_sizes"]:
-        args.append("--moe-batch-sizes")
-        args.extend(params["moe_batch_sizes"])
-    return args
+    return dx.stage_options_argv(params)
 
 
 def stage_args(params, mode):

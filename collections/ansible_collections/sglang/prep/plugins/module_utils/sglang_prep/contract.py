@@ -76,7 +76,8 @@ SERVICE_PORTS = {
 # ---------------------------------------------------------------- stages (rows of registry.py)
 STAGE_ORDER = registry.ORDER
 MODES = ("ensure", "rebuild", "check")
-STATUSES = ("ok", "error", "noop", "skipped", "would_run")
+# installed: the stage's caches came from a bundle built on an identical host (container/bundle.py)
+STATUSES = ("ok", "error", "noop", "skipped", "would_run", "installed")
 SERVER_PORT = 30000  # default of ENV_SERVER_PORT
 
 # The canonical priming settings (hard policy; notebook section 8). Every stage
@@ -171,6 +172,13 @@ ERROR_TYPES = (
     # fleet report: a targeted host that left no prime report
     "unreachable",
     "not_run",
+    # cache bundles (container/bundle.py): a member that would write outside the caches (absolute path, '..',
+    # a link leaving its cache, a device file); a checksum, size or truncation fault; a receiver whose
+    # signature differs from the bundle's; no bundle to install (its builder failed, or it is not there)
+    "bundle_unsafe",
+    "bundle_corrupt",
+    "bundle_mismatch",
+    "bundle_unavailable",
 )
 
 # The runtime CLI's machine-readable answer: the last stdout line that starts with this prefix,

@@ -101,6 +101,23 @@ server is torn down, and the progress file says failed.
 The last stdout line is RESULT <priming state>: status ok|changed|error, and on error error_type,
 message and failed_stage of the first stage that failed (exit code 1)."""
 
+BUNDLES_DIR_TEXT = ".bundles"  # bundle.BUNDLES_DIR (kept out of the import-light help path)
+
+BUNDLE_DESCRIPTION = """\
+Seed identical hosts from one builder instead of compiling on each (docs/fleet.md).
+
+create: check every priming stage as ensure would; the primed ones (noop) are packed into
+/profiles/.bundles/<sha256>.tar.gz with a manifest (group key, each stage's signature, every file's
+path, size and sha256, source host, creation time, collection version) and a sidecar <sha256>.json.
+Refused (bundle_unavailable) while a stage would still run.
+
+install: check the same stages on this host; a signature that differs from the bundle's refuses it
+(bundle_mismatch, with each differing field). Otherwise: disk headroom check, unpack into
+/profiles/.bundle-staging/, verify every member (bundle_unsafe, bundle_corrupt), rename each cache
+into place, write each stage's signature as if primed here and record its stage JSON with status
+installed (source host, bundle digest). An interrupted install leaves the old caches. The last
+stdout line is RESULT <outcome>."""
+
 REPORT_DESCRIPTION = """\
 Return the priming state of the current run from what it has recorded: one row per stage from its
 stage JSON (not_run for a stage without one, or recorded for another --model), prep_result.json,
@@ -180,7 +197,7 @@ def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,report,inspect,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,bundle,report,inspect,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -241,6 +258,22 @@ def build_parser():
                       help="moe_tune: the tuner dtype (default auto: the one the checkpoint makes SGLang look up)")
     show.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args")
 
+    seed = sub.add_parser("bundle", help="pack this host's primed caches into a bundle, or install one from an identical host",
+                          description=BUNDLE_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    seed.add_argument("action", choices=("create", "install"),
+                      help="create: bundle every primed stage (refused while a stage would run); install: check this "
+                      "host's signatures against the bundle's, then install it atomically")
+    seed.add_argument("--bundle", default=None, metavar="PATH",
+                      help="install: the bundle (<sha256>.tar.gz) inside the container, e.g. under /profiles/%s" % BUNDLES_DIR_TEXT)
+    seed.add_argument("--sha256", default=None, metavar="HEX", help="install: the digest the bundle must have")
+    seed.add_argument("--out", default=None, metavar="DIR",
+                      help="create: where the bundle goes (default /profiles/%s)" % BUNDLES_DIR_TEXT)
+    seed.add_argument("--source-host", default=None, metavar="NAME",
+                      help="create: the builder's name in the bundle's manifest (default the container's hostname)")
+    seed.add_argument("--stages", choices=registry.priming_stages(), nargs="+", default=list(registry.priming_stages()),
+                      metavar="STAGE", help="create: the stages to bundle (default: %s)" % " ".join(registry.priming_stages()))
+    _stage_options(seed)
+
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
                    description="The container's PID 1: create the devuser entry, start the telemetry services, "
                    "write the run manifest and publish the pointer. Its own options: 'init --help' "
@@ -290,7 +323,7 @@ def main(args=None):
         sys.stdout.write(json.dumps(out) + "\n")
         return EXIT_OK
     from . import engine, state
-    if ns.command in ("stage", "plan", "prime"):
+    if ns.command in ("stage", "plan", "prime", "bundle"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
         except argv_mod.ArgvError as exc:
@@ -310,6 +343,15 @@ def main(args=None):
             payload = prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
             emit(payload)
             return EXIT_ERROR if payload["status"] == "error" else EXIT_OK
+        elif ns.command == "bundle":
+            from . import seeding
+            if ns.action == "create":
+                payload = seeding.create(ns.model, options, stages=ns.stages, source_host=ns.source_host, out_dir=ns.out,
+                                         stream=sys.stderr)
+            elif not ns.bundle:
+                raise PrepError("bad_input", "bundle install needs --bundle <path of the bundle inside the container>")
+            else:
+                payload = seeding.install(ns.model, ns.bundle, options, expected_sha256=ns.sha256, stream=sys.stderr)
         elif ns.command == "report":
             payload = state.report(ns.stages, ns.model, ns.pointer)
         elif ns.command == "inspect":
@@ -317,7 +359,9 @@ def main(args=None):
         else:
             payload = engine.aggregate(ns.pointer, ns.model)
     except PrepError as exc:
-        emit(_error_payload(exc, command=ns.command))
+        # a bundle refusal carries its field-level reasons (and paths) for the caller
+        extra = dict(exc.details) if ns.command == "bundle" else {}
+        emit(_error_payload(exc, command=ns.command, **extra))
         return EXIT_ERROR
     emit(payload)
     return EXIT_OK

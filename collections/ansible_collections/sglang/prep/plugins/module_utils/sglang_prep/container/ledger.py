@@ -17,7 +17,7 @@ from .. import contract, jsonio, registry, wording
 from . import signature
 
 WARMUP_STAGES = tuple(reversed(registry.warmup_stages()))  # newest telemetry probe first
-SUCCESS = ("ok", "noop", "skipped")
+SUCCESS = ("ok", "noop", "skipped", "installed")
 
 
 def utc_now():

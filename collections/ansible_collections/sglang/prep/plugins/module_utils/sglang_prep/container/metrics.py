@@ -29,10 +29,10 @@ import datetime
 import os
 
 from .. import contract
-from . import state as states
+from . import ledger, state as states
 
 STATUSES = states.ROW_STATUSES
-SUCCESS = ("ok", "noop", "skipped")
+SUCCESS = ledger.SUCCESS
 
 # name -> (TYPE, HELP)
 FAMILIES = (

@@ -22,7 +22,8 @@ from __future__ import annotations
 import os
 import time
 
-from . import engine, ledger, state
+from .. import registry
+from . import bundle, engine, ledger, state
 from .probe import Probe
 
 REBUILD_REASON = {"field": "mode", "old": None, "new": "rebuild"}
@@ -99,5 +100,10 @@ def plan(stages, model, options=None, rebuild=(), stream=None, env=None):
     start = time.monotonic()
     stages = state.unique(stages)
     checked = check(stages, model, options, rebuild, stream, env)
-    return state.build("plan", checked.view, stages, checked.rows, checked.to_run(stages), start,
-                       warnings=checked.problems, recorded=checked.recorded)
+    out = state.build("plan", checked.view, stages, checked.rows, checked.to_run(stages), start,
+                      warnings=checked.problems, recorded=checked.recorded)
+    # the fleet's fan-out groups hosts by this key: hosts that share it can install each other's bundles
+    out["bundle_group"] = bundle.plan_group(checked.rows)
+    # the priming stages this host would run: what a bundle of its group would spare it
+    out["bundle_to_run"] = [stage for stage in out["to_run"] if stage in registry.priming_stages()]
+    return out

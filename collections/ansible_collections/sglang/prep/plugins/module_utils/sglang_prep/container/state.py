@@ -25,7 +25,7 @@ from ..wording import reason
 from . import ledger, signature
 from .layout import Layout
 
-ROW_STATUSES = ("ok", "noop", "skipped", "error", "would_run", "not_run")
+ROW_STATUSES = ("ok", "noop", "skipped", "installed", "error", "would_run", "not_run")
 GPU_FIELDS = ("device_name", "compute_capability", "driver_version", "cuda")
 # Every row has these keys (a row is the stage's result, or its stage JSON, plus these).
 ROW_DEFAULTS = (

@@ -1,0 +1,331 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sglang_cache_bundle
+short_description: Pack a primed host's kernel caches into a bundle, or install one on an identical host
+version_added: 1.0.0
+description:
+  - Hosts whose stages have equal signatures (same GPU, driver, CUDA, torch, Triton, SGLang, model, TP and
+    priming settings) produce interchangeable caches. One host (the builder) primes and packs its caches
+    into a bundle; the others (receivers) install the bundle instead of compiling and tuning for themselves.
+  - With O(state=packed), every priming stage is checked as ensure would check it; the primed ones are packed
+    into C(<host root>/profiles/.bundles/<sha256>.tar.gz), named by the sha256 of its bytes, with a manifest
+    (the group key, each stage's signature, every file's relative path, size and sha256, the source host, the
+    creation time and the collection version) and a sidecar C(<sha256>.json). A stage that would still run
+    refuses the bundle (V(bundle_unavailable)).
+  - With O(state=installed), the same stages are checked on this host. A signature that differs from the
+    bundle's refuses it with V(bundle_mismatch) and each differing field (the host then primes itself). Otherwise
+    the disk headroom is checked, the bundle is unpacked into C(profiles/.bundle-staging/), every member is
+    verified (an absolute path, C(..), a link leaving its cache, a device file, a size or sha256 that differs, a
+    truncated archive each refuse it with V(bundle_unsafe) or V(bundle_corrupt)), each cache directory is renamed
+    into place, and each stage is recorded in the current run with status C(installed) (source host, bundle digest)
+    and its signature as if primed here, so the next ensure is a no-op. An interrupted install leaves the old
+    caches in place and no partial one.
+  - The work is done by the runtime in the container (C(python3 -m sglang_prep bundle create|install)) through
+    C(docker exec) as O(user), which has the UID and GID of the host user, so every file written belongs to the host user.
+    Moving the bundle between hosts is the playbook's job (docs/fleet.md).
+  - Give it the same stage settings as M(sglang.prep.sglang_stage) (the role's module_defaults do), since the signatures
+    compared depend on them.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - sglang.prep._container
+attributes:
+  check_mode:
+    support: partial
+    details: Runs nothing in the container and reports what it would do (C(changed=true)).
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  container:
+    description: Name or ID of the running prime container.
+    type: str
+    required: true
+  state:
+    description:
+      - V(packed) packs this host's primed caches (the builder); V(installed) installs O(bundle) (a receiver).
+    type: str
+    choices: [packed, installed]
+    required: true
+  model:
+    description: Model path inside the container (under C(/models)), as for M(sglang.prep.sglang_stage).
+    type: str
+    required: true
+  bundle:
+    description:
+      - With O(state=installed), the bundle's path inside the container, normally
+        C(/profiles/.bundles/<sha256>.tar.gz) (the host path C(<host root>/profiles/.bundles/<sha256>.tar.gz)).
+    type: str
+  sha256:
+    description:
+      - With O(state=installed), the sha256 the bundle must have (the builder's RV(digest)). A bundle that differs
+        (corrupted or truncated in transfer) is refused with V(bundle_corrupt) before anything else.
+    type: str
+  source_host:
+    description: With O(state=packed), the builder's name recorded in the manifest (the inventory name).
+    type: str
+  stages:
+    description: With O(state=packed), the priming stages to bundle (default all of them; skipped ones stay out).
+    type: list
+    elements: str
+  tp:
+    description: Tensor parallel size (part of every signature).
+    type: int
+    default: 1
+  port:
+    description: The stage servers' port (only checked, nothing is started).
+    type: int
+    default: 30000
+  lock_timeout:
+    description: Seconds to wait for the stage locks (a stage running on this host) before V(lock_timeout).
+    type: float
+  ready_timeout:
+    description: Accepted for symmetry with M(sglang.prep.sglang_stage); nothing is started.
+    type: float
+  disk_headroom_mb:
+    description: Free space (MiB) that must remain under C(profiles/) after the bundle is unpacked, else V(insufficient_disk).
+    type: int
+  moe_batch_sizes:
+    description: The MoE tuner batch sizes (part of the moe_tune signature).
+    type: list
+    elements: int
+  moe_dtype:
+    description: The MoE tuner dtype (part of the moe_tune signature).
+    type: str
+  extra_server_args:
+    description: Extra SGLang server arguments (part of the server stages' signatures).
+    type: list
+    elements: str
+    default: []
+  serve_max_prompt_tokens:
+    description: The serve check's longest prompt (accepted for symmetry; the serve check is never bundled).
+    type: int
+  env:
+    description: Extra environment for the runtime in the container (string values).
+    type: dict
+    default: {}
+  user:
+    description: The container user the runtime runs as (the host user's UID:GID).
+    type: str
+    default: devuser
+  pointer:
+    description: Pointer file inside the container (default C(/telemetry/container_run_meta.env)).
+    type: str
+seealso:
+  - module: sglang.prep.sglang_stage
+  - module: sglang.prep.sglang_cache_inspect
+author:
+  - sglang.prep contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Pack the builder's caches
+  sglang.prep.sglang_cache_bundle:
+    container: sglang-prep
+    state: packed
+    model: /models/Qwen3-30B-A3B
+    source_host: "{{ inventory_hostname }}"
+  register: packed
+
+- name: Install the builder's bundle on a receiver (after copying it to the same path there)
+  sglang.prep.sglang_cache_bundle:
+    container: sglang-prep
+    state: installed
+    model: /models/Qwen3-30B-A3B
+    bundle: "/profiles/.bundles/{{ packed.digest }}.tar.gz"
+    sha256: "{{ packed.digest }}"
+"""
+
+RETURN = r"""
+digest:
+  description: The sha256 of the bundle (its name).
+  returned: success
+  type: str
+  sample: 9f2c0e3b8d0c4c1e0d6a4f0e5b3d2c1a9f2c0e3b8d0c4c1e0d6a4f0e5b3d2c1a
+group_key:
+  description: The key of the signature group (a hash of every bundled stage's signature).
+  returned: success
+  type: str
+  sample: 4b1f0c2d3e4f5a6b
+stages:
+  description: The stages in the bundle (packed) or installed (installed).
+  returned: success
+  type: list
+  elements: str
+  sample: [deep_gemm, moe_tune, flashinfer, inductor]
+host_path:
+  description: With O(state=packed), the bundle's host path (what the playbook copies to the receivers).
+  returned: when O(state=packed)
+  type: str
+  sample: /home/ubuntu/sglang-observability/profiles/.bundles/9f2c...2c1a.tar.gz
+path:
+  description: With O(state=packed), the bundle's path inside the container.
+  returned: when O(state=packed)
+  type: str
+  sample: /profiles/.bundles/9f2c...2c1a.tar.gz
+archive_bytes:
+  description: Size of the bundle file.
+  returned: success
+  type: int
+  sample: 273678336
+total_bytes:
+  description: Bytes of the cache files in the bundle (unpacked).
+  returned: success
+  type: int
+  sample: 273678336
+file_count:
+  description: Cache files in the bundle.
+  returned: success
+  type: int
+  sample: 9074
+source_host:
+  description: The builder.
+  returned: success
+  type: str
+  sample: gpu-h100-01
+status:
+  description: V(ok) (packed), V(installed), or V(noop) (the stages were already primed here with the bundle's signatures).
+  returned: success
+  type: str
+  sample: installed
+install_s:
+  description: With O(state=installed), seconds the install took (verify, unpack, rename, record).
+  returned: when a bundle was installed
+  type: float
+  sample: 8.4
+records:
+  description: With O(state=installed), each installed stage's stage JSON (container and host path).
+  returned: when a bundle was installed
+  type: dict
+  sample: {"deep_gemm": {"status": "installed", "stage_json_host": "/home/ubuntu/.../stages/deep_gemm.json"}}
+reasons:
+  description: With V(bundle_mismatch), each field where this host's signature differs from the bundle's.
+  returned: on failure with bundle_mismatch
+  type: list
+  elements: dict
+  sample: [{"stage": "deep_gemm", "field": "driver_version", "old": "570.148.08", "new": "550.54.15"}]
+error_type:
+  description:
+    - V(bundle_mismatch), V(bundle_corrupt), V(bundle_unsafe), V(bundle_unavailable), V(insufficient_disk),
+      V(lock_timeout), V(container_not_running), or another classified error of the runtime.
+  returned: on failure
+  type: str
+  sample: bundle_mismatch
+cmd:
+  description: The docker exec command that was run.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+
+KEEP = ("digest", "group_key", "stages", "skipped_stages", "host_path", "path", "archive_bytes", "total_bytes", "file_count",
+        "source_host", "source_run_id", "status", "install_s", "unpack_s", "pack_s", "records", "restored", "created_at",
+        "collection_version", "message")
+
+
+def bundle_argv(params):
+    """``python3 -m sglang_prep bundle create|install ...``."""
+    args = ["create" if params["state"] == "packed" else "install"]
+    if params["state"] == "packed":
+        if params["source_host"]:
+            args.extend(["--source-host", params["source_host"]])
+        if params["stages"]:
+            args.append("--stages")
+            args.extend(params["stages"])
+    else:
+        args.extend(["--bundle", params["bundle"]])
+        if params["sha256"]:
+            args.extend(["--sha256", params["sha256"]])
+    return dx.runtime_argv("bundle", *(args + dx.stage_options_argv(params)))
+
+
+def refuse(module, params):
+    """Bad input, before anything runs."""
+    if not params["model"].startswith(contract.MODELS_ROOT + "/"):
+        module.fail_json(msg="model %r is not under %s: give the model's path inside the container" % (params["model"], contract.MODELS_ROOT),
+                         error_type="model_not_found")
+    if params["state"] == "installed" and not params["bundle"]:
+        module.fail_json(msg="state=installed needs bundle: the bundle's path inside the container", error_type="bad_input")
+    if params["sha256"] and (len(params["sha256"]) != 64 or any(c not in "0123456789abcdef" for c in params["sha256"])):
+        module.fail_json(msg="sha256 %r is not 64 lowercase hex digits" % params["sha256"], error_type="bad_input")
+    unknown = [s for s in params["stages"] or [] if s not in registry.priming_stages()]
+    if unknown:
+        module.fail_json(msg="stages %s: only priming stages travel in a bundle (%s)" % (", ".join(unknown), ", ".join(registry.priming_stages())),
+                         error_type="bad_input")
+    for key, value in params["env"].items():
+        if not isinstance(value, str):
+            module.fail_json(msg="env value of %s must be a string; quote it in YAML" % key, error_type="bad_input")
+
+
+def run_module():
+    module = AnsibleModule(
+        argument_spec=dict(
+            container=dict(type="str", required=True),
+            state=dict(type="str", required=True, choices=["packed", "installed"]),
+            model=dict(type="str", required=True),
+            bundle=dict(type="str"),
+            sha256=dict(type="str"),
+            source_host=dict(type="str"),
+            stages=dict(type="list", elements="str"),
+            tp=dict(type="int", default=1),
+            port=dict(type="int", default=contract.SERVER_PORT),
+            lock_timeout=dict(type="float"),
+            ready_timeout=dict(type="float"),
+            disk_headroom_mb=dict(type="int"),
+            moe_batch_sizes=dict(type="list", elements="int"),
+            moe_dtype=dict(type="str"),
+            extra_server_args=dict(type="list", elements="str", default=[]),
+            serve_max_prompt_tokens=dict(type="int", no_log=False),
+            env=dict(type="dict", default={}),
+            user=dict(type="str", default=contract.DEVUSER),
+            pointer=dict(type="str"),
+            docker_cli=dict(type="str", default="docker"),
+        ),
+        required_if=[("state", "installed", ("bundle",))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    refuse(module, params)
+    docker = dx.docker_binary(module, params["docker_cli"])
+    argv = bundle_argv(params)
+    cmd = dx.exec_argv(docker, params["container"], argv, user=params["user"], env=params["env"])
+    try:
+        dx.require_running(module, docker, params["container"])
+    except PrepError as exc:
+        module.fail_json(msg="bundle: %s" % exc.message, error_type=exc.error_type, cmd=cmd)
+    if module.check_mode:
+        module.exit_json(changed=True, cmd=cmd, status="would_" + ("pack" if params["state"] == "packed" else "install"),
+                         msg="check mode: would %s (nothing run)" % ("pack this host's primed caches" if params["state"] == "packed"
+                                                                     else "install %s" % params["bundle"]))
+    rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=params["env"])
+    if result is None:
+        stderr_tail = dx.tail(err) or dx.tail(out)
+        module.fail_json(msg="bundle: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
+                             % (rc, "\n  ".join(stderr_tail) or "(none)"), error_type="internal_error", rc=rc, cmd=cmd, log_tail=stderr_tail)
+    if result.get("status") == "error" or rc != 0:
+        answer = dict((k, result[k]) for k in ("reasons", "path", "stages", "missing", "free_bytes", "required_bytes") if k in result)
+        module.fail_json(msg=result.get("message") or "bundle failed (exit code %d)" % rc, changed=False,
+                         error_type=result.get("error_type") or "internal_error", cmd=cmd, log_tail=dx.tail(err), **answer)
+    answer = dict((k, result[k]) for k in KEEP if k in result)
+    answer["msg"] = result.get("message") or "packed %d stages into %s" % (len(result.get("stages") or []), result.get("host_path"))
+    answer.pop("message", None)
+    module.exit_json(changed=bool(result.get("changed")), cmd=cmd, **answer)
+
+
+def main():
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Fan-out (-e prime_fanout=true): one builder per signature group compiles, the other hosts install its bundle.
+
+The three SSH test hosts, with the stand-in's compile and tuning cost raised so that compiling is what a run
+costs. In the order of an operator's day: the three hosts in one signature group (fleet3 given the H100
+stand-in too): one compiles, two install the bundle and prove it with the serve check, all three pass; the
+same run again is a no-op everywhere; fleet3 back on its A100 stand-in is a group of its own, so the run has
+two builders and fleet3 primes itself. Bundles move through a bundle store directory (a shared filesystem:
+here, one directory every host user can write).
+"""
+
+import json
+import os
+import shutil
+import threading
+import time
+
+import pytest
+
+import fleet_hosts
+
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import registry
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODEL_DIR = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
+
+PRIMING = registry.priming_stages()
+SERVE_CHECK = registry.SERVE_CHECK.name
+# Compiling costs something, so that installing instead is visible (the stand-in sleeps this long per cache
+# family it compiles, and this long in all for the MoE tuning).
+COST = {"SGLANG_STANDIN_COMPILE_S": "4", "SGLANG_STANDIN_TUNER_S": "4"}
+H100 = fleet_hosts.GPUS[0]
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def extra_inventory(path, gpus, host_vars=None):
+    """An inventory that overrides each host's prime_extra_env ({host: stand-in GPU env}) and adds host_vars."""
+    lines = ["all:", "  children:", "    sglang_nodes:", "      hosts:"]
+    for host, gpu in sorted(gpus.items()):
+        env = dict(gpu, **fleet_hosts.STANDIN_TIMING)
+        env.update(COST)
+        lines.append("        %s:" % host)
+        lines.append("          prime_extra_env: %s" % json.dumps(env))
+        for key, value in sorted(((host_vars or {}).get(host) or {}).items()):
+            lines.append("          %s: %s" % (key, json.dumps(value)))
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def store():
+    """The bundle store: a directory every host user sees and can write (as on a shared filesystem)."""
+    path = "/tmp/sglang-prep-fleet-bundle-store"
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    os.chmod(path, 0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def inventories(tmp_path_factory):
+    base = tmp_path_factory.mktemp("fanout")
+    names = [h["name"] for h in fleet_hosts.hosts(3)]
+    same = extra_inventory(str(base / "one-group.yml"), dict((name, H100) for name in names))
+    split = extra_inventory(str(base / "two-groups.yml"), dict((h["name"], h["gpu"]) for h in fleet_hosts.hosts(3)))
+    other_driver = dict(H100, SGLANG_STANDIN_DRIVER="575.51.03")
+    faults = extra_inventory(str(base / "faults.yml"), {"fleet1": H100, "fleet2": H100, "fleet3": other_driver},
+                             host_vars={"fleet2": {"prime_disk_headroom_mb": 100 * 1024 * 1024}})
+    builder_fails = extra_inventory(str(base / "builder-fails.yml"),
+                                    {"fleet1": dict(H100, SGLANG_STANDIN_TUNER_FAULT="fail"), "fleet2": H100, "fleet3": H100})
+    return {"one_group": same, "two_groups": split, "faults": faults, "builder_fails": builder_fails}
+
+
+def fresh(fleet):
+    """Every host fresh again (no container, no caches), its model staged, the bundle store empty."""
+    for host in fleet.hosts.values():
+        fleet_hosts.clean_host(host)
+        fleet_hosts.stage_model(host, MODEL_DIR)
+
+
+def empty_store(store):
+    for name in os.listdir(store):
+        os.unlink(os.path.join(store, name))
+
+
+def nothing_installed(fleet, name):
+    """No cache file and no staging left under the host's profiles/ (a refused bundle installs nothing)."""
+    profiles = os.path.join(fleet.host_root(name), "profiles")
+    found = []
+    for cache in ("deep_gemm", "moe_configs", "flashinfer", "torchinductor", "triton", ".bundle-staging"):
+        for root, _dirs, files in os.walk(os.path.join(profiles, cache)):
+            found += [os.path.join(root, f) for f in files]
+    return found
+
+
+class Damage(threading.Thread):
+    """Damages the first bundle that appears in the store (as a broken disk or transfer would), before receivers copy it."""
+
+    def __init__(self, store, how):
+        super().__init__(daemon=True)
+        self.store, self.how, self.done, self.stop = store, how, None, threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            # the copy writes a hidden temporary file, then renames it into place: only the named bundle counts
+            names = [n for n in os.listdir(self.store) if n.endswith(".tar.gz") and not n.startswith(".")]
+            if names:
+                path = os.path.join(self.store, names[0])
+                time.sleep(0.2)  # the builder's copy renames a complete file into place; let it settle
+                size = os.path.getsize(path)
+                with open(path, "r+b") as handle:
+                    if self.how == "truncate":
+                        handle.truncate(size // 2)
+                    else:
+                        handle.seek(size // 2)
+                        byte = handle.read(1)
+                        handle.seek(size // 2)
+                        handle.write(bytes([byte[0] ^ 0xFF]))
+                self.done = path
+                return
+            time.sleep(0.01)
+
+
+def fanout(fleet, store, inventory):
+    return fleet.prime("-e", "prime_fanout=true", "-e", "prime_bundle_store=" + store, inventories=[inventory])
+
+
+def stage_json(fleet, row, stage):
+    return read_json(os.path.join(os.path.dirname(row["prep_result_path"]), "stages", stage + ".json"))
+
+
+def owned_by_host_user(fleet, name):
+    """Every path under the host's profiles/ belongs to the host user (nothing root-owned, nothing foreign)."""
+    uid = fleet.hosts[name]["uid"]
+    wrong = []
+    for root, dirs, files in os.walk(os.path.join(fleet.host_root(name), "profiles")):
+        for entry in dirs + files:
+            st = os.lstat(os.path.join(root, entry))
+            if st.st_uid != uid:
+                wrong.append((os.path.join(root, entry), st.st_uid))
+    return wrong
+
+
+def test_one_group_one_compiles_two_install_all_prove_it(fleet, store, inventories):
+    run = fanout(fleet, store, inventories["one_group"])
+    assert run.rc == 0, run.tail()
+    out = run.output
+    # the groups are shown before anything runs
+    shown = out.index("1 signature group(s) among 3 host(s)")
+    assert shown < out.index("Fan-out | Builders prime first"), run.tail()
+    assert "builder fleet1; receivers fleet2, fleet3" in out
+
+    report = fleet.latest_report()
+    rows = dict((row["host"], row) for row in report["hosts"])
+    groups = report["summary"]["fanout"]
+    assert len(groups) == 1, groups
+    group = list(groups.values())[0]
+    assert group["builder"] == "fleet1" and group["receivers"] == ["fleet2", "fleet3"]
+    assert group["installed_on"] == ["fleet2", "fleet3"] and group["primed_itself"] == []
+    bundled = rows["fleet2"]["fanout"]["installed"]
+    assert bundled and set(bundled) <= set(PRIMING)
+    assert group["compiles_avoided"] == 2 * len(bundled) and group["bytes_moved"] > 0
+
+    # the builder compiled; the receivers installed and compiled nothing; every host's serve check proves zero JIT
+    for stage in bundled:
+        assert rows["fleet1"]["stages"][stage]["status"] == "ok" and rows["fleet1"]["stages"][stage]["ran"], stage
+    digest = rows["fleet1"]["fanout"]["bundle_digest"]
+    for name in ("fleet2", "fleet3"):
+        row = rows[name]
+        assert row["status"] == "changed", row
+        for stage in bundled:
+            assert row["stages"][stage]["status"] == "installed", (name, stage, row["stages"][stage])
+            record = stage_json(fleet, row, stage)
+            assert record["installed_from"]["source_host"] == "fleet1"
+            assert record["installed_from"]["bundle_digest"] == digest
+        staging = os.path.join(fleet.host_root(name), "profiles", ".bundle-staging")
+        assert not os.path.isdir(staging) or os.listdir(staging) == []
+    for name in ("fleet1", "fleet2", "fleet3"):
+        assert rows[name]["stages"][SERVE_CHECK]["status"] == "ok", (name, rows[name]["stages"][SERVE_CHECK])
+        assert rows[name]["zero_jit"] is True, (name, rows[name]["zero_jit_reason"])
+        assert owned_by_host_user(fleet, name) == []
+    assert os.path.isfile(os.path.join(store, digest + ".tar.gz"))
+    assert "## Fan-out" in open(os.path.join(fleet.report_dir, "fleet-report-latest.md")).read()
+
+
+def test_the_same_run_again_is_a_noop_everywhere(fleet, store, inventories):
+    run = fanout(fleet, store, inventories["one_group"])
+    assert run.rc == 0, run.tail()
+    for name in ("fleet1", "fleet2", "fleet3"):
+        assert run.recap[name]["changed"] == 0, (name, run.recap, run.tail())
+    report = fleet.latest_report()
+    for row in report["hosts"]:
+        assert row["status"] == "ok", row
+        for stage in PRIMING:
+            assert row["stages"][stage]["ran"] is False, (row["host"], stage, row["stages"][stage])
+    group = list(report["summary"]["fanout"].values())[0]
+    assert group["installed_on"] == [] and group["bytes_moved"] == 0
+    # --check shows the groups, changing nothing
+    check = fleet.prime("-e", "prime_fanout=true", "-e", "prime_bundle_store=" + store, "--check",
+                        inventories=[inventories["one_group"]])
+    assert check.rc == 0, check.tail()
+    assert "1 signature group(s) among 3 host(s)" in check.output and "builder fleet1; receivers fleet2, fleet3" in check.output
+    assert all(check.recap[name]["changed"] == 0 for name in ("fleet1", "fleet2", "fleet3")), check.recap
+
+
+def test_two_groups_have_two_builders(fleet, store, inventories):
+    """fleet3 back on its A100 stand-in: a group of its own, so it builds for itself; the H100 group has nothing to do."""
+    run = fanout(fleet, store, inventories["two_groups"])
+    assert run.rc == 0, run.tail()
+    assert "2 signature group(s) among 3 host(s)" in run.output
+    report = fleet.latest_report()
+    builders = sorted(group["builder"] for group in report["summary"]["fanout"].values())
+    assert builders == ["fleet1", "fleet3"]
+    rows = dict((row["host"], row) for row in report["hosts"])
+    assert rows["fleet3"]["fanout"]["role"] == "alone"
+    ran = [stage for stage in PRIMING if rows["fleet3"]["stages"][stage]["ran"]]
+    assert ran, rows["fleet3"]["stages"]
+    assert all(rows["fleet3"]["stages"][stage]["status"] in ("ok", "skipped") for stage in PRIMING)
+    # after the runs above the H100 group has nothing to do; run alone (fresh hosts) fleet1 builds for fleet2
+    assert rows["fleet1"]["status"] in ("ok", "changed") and rows["fleet2"]["status"] in ("ok", "changed")
+    assert rows["fleet2"]["fanout"]["role"] == "receiver"
+
+
+def failed_row(report, name):
+    row = dict((r["host"], r) for r in report["hosts"])[name]
+    assert row["status"] == "failed", row
+    return row
+
+
+@pytest.mark.parametrize("how", ["corrupt", "truncate"])
+def test_a_damaged_bundle_fails_its_receivers_alone_and_installs_nothing(fleet, store, inventories, how):
+    fresh(fleet)
+    empty_store(store)
+    damage = Damage(store, how)
+    damage.start()
+    try:
+        run = fanout(fleet, store, inventories["one_group"])
+    finally:
+        damage.stop.set()
+    assert damage.done, "the bundle never reached the store"
+    assert run.rc != 0
+    report = fleet.latest_report()
+    rows = dict((r["host"], r) for r in report["hosts"])
+    assert rows["fleet1"]["status"] == "changed" and rows["fleet1"]["zero_jit"] is True
+    for name in ("fleet2", "fleet3"):
+        row = failed_row(report, name)
+        assert row["error_type"] == "bundle_corrupt", row
+        assert "sha256" in row["message"], row["message"]
+        assert nothing_installed(fleet, name) == []
+
+
+def test_a_full_disk_and_another_driver_stay_on_their_hosts(fleet, store, inventories):
+    """fleet2 has less free disk than the bundle needs: insufficient_disk, nothing installed; fleet3 has another
+    driver: a signature group of its own, so it primes itself and never receives the H100 bundle."""
+    fresh(fleet)
+    empty_store(store)
+    run = fanout(fleet, store, inventories["faults"])
+    assert "2 signature group(s) among 3 host(s)" in run.output, run.tail()
+    report = fleet.latest_report()
+    rows = dict((r["host"], r) for r in report["hosts"])
+    row = failed_row(report, "fleet2")
+    assert row["error_type"] == "insufficient_disk" and "free" in row["message"], row
+    assert nothing_installed(fleet, "fleet2") == []
+    assert rows["fleet1"]["status"] == "changed" and rows["fleet1"]["fanout"]["role"] == "builder"
+    assert rows["fleet3"]["status"] == "changed" and rows["fleet3"]["fanout"]["role"] == "alone"
+    assert rows["fleet3"]["signature_group"] != rows["fleet1"]["signature_group"]
+    assert [s for s in PRIMING if rows["fleet3"]["stages"][s]["ran"]], rows["fleet3"]["stages"]
+    assert rows["fleet3"]["zero_jit"] is True
+
+
+def test_a_failing_builder_fails_alone_and_its_receivers_prime_themselves(fleet, store, inventories):
+    fresh(fleet)
+    empty_store(store)
+    run = fanout(fleet, store, inventories["builder_fails"])
+    assert run.rc != 0
+    report = fleet.latest_report()
+    rows = dict((r["host"], r) for r in report["hosts"])
+    row = failed_row(report, "fleet1")
+    assert row["error_type"] == "tuner_failed", row
+    for name in ("fleet2", "fleet3"):
+        assert rows[name]["status"] == "changed", rows[name]
+        assert rows[name]["fanout"]["installed"] == []
+        assert all(rows[name]["stages"][s]["status"] in ("ok", "skipped") for s in PRIMING), rows[name]["stages"]
+        assert rows[name]["zero_jit"] is True
+    assert os.listdir(store) == []
+    group = list(report["summary"]["fanout"].values())[0]
+    assert group["primed_itself"] == ["fleet2", "fleet3"]

@@ -1,0 +1,157 @@
+"""Real-GPU evidence that a cache bundle carries a real torch.compile/Triton cache to another host.
+
+No Docker, no SGLang: only torch (with CUDA), Triton and pytest. Skipped where they (or a GPU) are missing.
+From the repository root on a GPU host:
+
+    python -m pytest tests/gpu/test_gpu_bundle_reuse.py -q -s
+
+What it does, with the collection's own bundle code (container/bundle.py):
+
+1. cold: a fresh Python process compiles a small MoE block with torch.compile (mode
+   SGLANG_PREP_GPU_COMPILE_MODE, default max-autotune-no-cudagraphs) for two batch sizes, with
+   TORCHINDUCTOR_CACHE_DIR and TRITON_CACHE_DIR under profiles root A (profiles/torchinductor, profiles/triton);
+2. warm: the same in a new process on root A (the cache reused in place);
+3. the inductor stage's signature is recorded on A, A's caches are packed into a bundle, and the bundle is
+   installed into a fresh profiles root B (another path: what a receiver host gets);
+4. relocated: the same in a new process on root B.
+
+It asserts that the relocated run is at least 5x faster than the cold one (SGLANG_PREP_GPU_MIN_SPEEDUP) and
+adds no file to B's caches (nothing was compiled), and prints the cold, warm and relocated seconds (the figures
+docs/fleet.md quotes).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the real-GPU bundle test needs torch")
+pytest.importorskip("triton", reason="the real-GPU bundle test needs Triton")
+if not torch.cuda.is_available():
+    pytest.skip("the real-GPU bundle test needs a CUDA GPU", allow_module_level=True)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the runtime package itself, as the role deploys it: stdlib only, importable without Ansible
+sys.path.insert(0, os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "plugins", "module_utils"))
+
+from sglang_prep import contract  # noqa: E402
+from sglang_prep.container import bundle, signature  # noqa: E402
+from sglang_prep.container.layout import Layout  # noqa: E402
+
+MODE = os.environ.get("SGLANG_PREP_GPU_COMPILE_MODE", "max-autotune-no-cudagraphs")
+MIN_SPEEDUP = float(os.environ.get("SGLANG_PREP_GPU_MIN_SPEEDUP", "5"))
+MODEL = "/models/gpu-bundle-moe-block"
+STAGE = "inductor"
+
+WORKLOAD = textwrap.dedent("""\
+    # One process, one measurement: compile a small MoE block for two batch sizes and run each once.
+    import json, os, sys, time
+    import torch, triton
+
+    class MoEBlock(torch.nn.Module):
+        def __init__(self, hidden=1024, ffn=2048, experts=8, top_k=2):
+            super().__init__()
+            self.top_k = top_k
+            self.gate = torch.nn.Linear(hidden, experts, bias=False)
+            self.w1 = torch.nn.Parameter(torch.randn(experts, hidden, ffn) * 0.02)
+            self.w2 = torch.nn.Parameter(torch.randn(experts, ffn, hidden) * 0.02)
+
+        def forward(self, x):
+            logits = self.gate(x)
+            weights, chosen = torch.topk(torch.softmax(logits, dim=-1), self.top_k, dim=-1)
+            mask = torch.zeros_like(logits).scatter(-1, chosen, weights)           # [tokens, experts]
+            h = torch.nn.functional.silu(torch.einsum("th,ehf->etf", x, self.w1))  # [experts, tokens, ffn]
+            y = torch.einsum("etf,efh->eth", h, self.w2)                           # [experts, tokens, hidden]
+            return torch.einsum("eth,te->th", y, mask)
+
+    torch.manual_seed(0)
+    block = MoEBlock().cuda().to(torch.bfloat16)
+    compiled = torch.compile(block, mode=sys.argv[1], dynamic=False)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for batch in (8, 64):
+            out = compiled(torch.randn(batch, 1024, device="cuda", dtype=torch.bfloat16))
+            torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    props = torch.cuda.get_device_properties(0)
+    print("MEASURED " + json.dumps({
+        "seconds": seconds, "device_name": props.name, "compute_capability": "%d.%d" % (props.major, props.minor),
+        "cuda": torch.version.cuda, "torch_version": torch.__version__, "triton_version": triton.__version__,
+        "checksum": float(out.float().abs().sum())}))
+    """)
+
+
+def cache_env(root):
+    env = dict(os.environ)
+    for name in ("torchinductor", "triton"):
+        path, var = contract.CACHES[name]
+        env[var] = Layout(profiles_root=root).fs(path)
+    env["TORCHINDUCTOR_FX_GRAPH_CACHE"] = "1"
+    env["TORCHINDUCTOR_AUTOGRAD_CACHE"] = "1"
+    return env
+
+
+def measure(script, root, label):
+    proc = subprocess.run([sys.executable, script, MODE], env=cache_env(root), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, check=False, timeout=3600)
+    assert proc.returncode == 0, "%s run failed:\n%s" % (label, proc.stderr[-4000:])
+    line = [x for x in proc.stdout.splitlines() if x.startswith("MEASURED ")][-1]
+    return json.loads(line[len("MEASURED "):])
+
+
+def cache_files(root):
+    """{relative path: size} of every file under the two caches the workload uses."""
+    out = {}
+    for name in ("torchinductor", "triton"):
+        top = Layout(profiles_root=root).fs(contract.CACHES[name][0])
+        for base, _dirs, files in os.walk(top):
+            for entry in files:
+                full = os.path.join(base, entry)
+                rel = os.path.relpath(full, root)
+                if not bundle._is_signature_file(rel.replace(os.sep, "/")):
+                    out[rel] = os.lstat(full).st_size
+    return out
+
+
+def test_a_bundled_compile_cache_is_reused_on_another_root(tmp_path):
+    script = str(tmp_path / "workload.py")
+    with open(script, "w") as handle:
+        handle.write(WORKLOAD)
+    root_a = str(tmp_path / "host-a" / "profiles")
+    root_b = str(tmp_path / "host-b" / "profiles")
+    os.makedirs(root_a)
+    os.makedirs(root_b)
+
+    cold = measure(script, root_a, "cold")
+    warm = measure(script, root_a, "warm")
+    assert cache_files(root_a), "the cold run wrote nothing under %s: torch.compile did not use the cache dirs" % root_a
+
+    fields = dict((f, cold.get(f)) for f in ("device_name", "compute_capability", "cuda", "torch_version", "triton_version"))
+    fields.update(compile_mode=MODE, tp=1, model_slug=contract.model_slug(MODEL))
+    sig_path = Layout(profiles_root=root_a).fs(contract.signature_path(STAGE, MODEL))
+    os.makedirs(os.path.dirname(sig_path), exist_ok=True)
+    signature.write(sig_path, STAGE, fields, "gpu-test-builder", "2026-01-01T00:00:00.000Z", cold["seconds"])
+
+    made = bundle.pack(root_a, MODEL, [STAGE], str(tmp_path / "store"), source_host="gpu-test-a")
+    summary = bundle.install(made["path"], root_b, MODEL, {STAGE: fields}, run_id="gpu-test-receiver",
+                             expected_sha256=made["digest"], headroom_mb=0)
+    installed = cache_files(root_b)
+    relocated = measure(script, root_b, "relocated")
+    added = sorted(set(cache_files(root_b)) - set(installed))
+
+    print("\nGPU %s (sm %s), torch %s, Triton %s, torch.compile mode %s" % (
+        cold["device_name"], cold["compute_capability"], cold["torch_version"], cold["triton_version"], MODE))
+    print("cold %.1f s, warm %.1f s, relocated %.1f s (bundle: %d files, %d bytes, archive %d bytes; install %.1f s)" % (
+        cold["seconds"], warm["seconds"], relocated["seconds"], summary["file_count"], summary["total_bytes"],
+        summary["archive_bytes"], summary["install_s"]))
+    print("cold/relocated %.1fx, files added on the relocated run: %d" % (cold["seconds"] / relocated["seconds"], len(added)))
+
+    assert relocated["checksum"] == pytest.approx(cold["checksum"], rel=1e-2)
+    assert added == [], "the relocated run compiled again (new cache files): %s" % added[:10]
+    assert cold["seconds"] >= MIN_SPEEDUP * relocated["seconds"], (
+        "the relocated run took %.1f s against %.1f s cold: less than %.0fx faster, so the bundled cache was not reused"
+        % (relocated["seconds"], cold["seconds"], MIN_SPEEDUP))
