@@ -15,9 +15,10 @@ What it does, with the collection's own bundle code (container/bundle.py):
    installed into a fresh profiles root B (another path: what a receiver host gets);
 4. relocated: the same in a new process on root B.
 
-It asserts that the relocated run is at least 5x faster than the cold one (SGLANG_PREP_GPU_MIN_SPEEDUP) and
-adds no file to B's caches (nothing was compiled), and prints the cold, warm and relocated seconds (the figures
-docs/fleet.md quotes).
+It asserts that the relocated run is at least 5x faster than the cold one (SGLANG_PREP_GPU_MIN_SPEEDUP) and adds
+no more files to B's caches than the warm run in place added to A's (torch.compile writes a few Triton kernels
+under new cache keys on every warm run, also in place), and prints the cold, warm and relocated seconds and those
+file counts (the figures docs/fleet.md quotes).
 """
 
 import json
@@ -127,7 +128,11 @@ def test_a_bundled_compile_cache_is_reused_on_another_root(tmp_path):
     os.makedirs(root_b)
 
     cold = measure(script, root_a, "cold")
+    after_cold = cache_files(root_a)
     warm = measure(script, root_a, "warm")
+    # torch.compile re-emits a few Triton kernels under new cache keys on a warm run, in place too (measured on an
+    # H200 with torch 2.11 / Triton 3.6: docs/fleet.md); the relocated run must add no more than that
+    warm_added = sorted(set(cache_files(root_a)) - set(after_cold))
     assert cache_files(root_a), "the cold run wrote nothing under %s: torch.compile did not use the cache dirs" % root_a
 
     fields = dict((f, cold.get(f)) for f in ("device_name", "compute_capability", "cuda", "torch_version", "triton_version"))
@@ -148,10 +153,13 @@ def test_a_bundled_compile_cache_is_reused_on_another_root(tmp_path):
     print("cold %.1f s, warm %.1f s, relocated %.1f s (bundle: %d files, %d bytes, archive %d bytes; install %.1f s)" % (
         cold["seconds"], warm["seconds"], relocated["seconds"], summary["file_count"], summary["total_bytes"],
         summary["archive_bytes"], summary["install_s"]))
-    print("cold/relocated %.1fx, files added on the relocated run: %d" % (cold["seconds"] / relocated["seconds"], len(added)))
+    print("cold/relocated %.1fx; files added by the warm run in place: %d, by the relocated run: %d"
+          % (cold["seconds"] / relocated["seconds"], len(warm_added), len(added)))
 
     assert relocated["checksum"] == pytest.approx(cold["checksum"], rel=1e-2)
-    assert added == [], "the relocated run compiled again (new cache files): %s" % added[:10]
+    assert len(added) <= len(warm_added), (
+        "the relocated run added %d cache files, more than the %d the warm run in place added: it compiled what the "
+        "bundle should have brought: %s" % (len(added), len(warm_added), added[:10]))
     assert cold["seconds"] >= MIN_SPEEDUP * relocated["seconds"], (
         "the relocated run took %.1f s against %.1f s cold: less than %.0fx faster, so the bundled cache was not reused"
         % (relocated["seconds"], cold["seconds"], MIN_SPEEDUP))
