@@ -298,6 +298,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions of each timed measurement (default 3)")
     parser.add_argument("--output", default=os.path.join(REPO, "reports", "bench.json"))
+    parser.add_argument("--only", nargs="+", choices=[s.__name__ for s in SCENARIOS], metavar="SCENARIO",
+                        help="run only these scenarios (default: all of %s)" % ", ".join(s.__name__ for s in SCENARIOS))
     args = parser.parse_args()
     bench = Bench(args.runs)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench still removes what it started
@@ -308,7 +310,7 @@ def main():
         log("first prime of a fresh bench host (%s) ..." % bench.root)
         elapsed, _output = bench.prime()
         results["first_prime_s"] = round(elapsed, 2)
-        for scenario in SCENARIOS:
+        for scenario in [s for s in SCENARIOS if not args.only or s.__name__ in args.only]:
             log("%s ..." % scenario.__name__)
             results[scenario.__name__] = scenario(bench)
     finally:

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -88,6 +89,14 @@ class Fleet:
 
     def host_root(self, name):
         return os.path.join(self.hosts[name]["home"], "sglang-observability")
+
+    def fresh(self):
+        """Every host fresh again (no container, no caches, its model staged) and no fleet report yet: what a test
+        module that starts from unprimed hosts needs, whatever the modules before it left."""
+        for host in self.hosts.values():
+            fleet_hosts.clean_host(host)
+            fleet_hosts.stage_model(host, MODEL_DIR)
+        shutil.rmtree(self.report_dir, ignore_errors=True)
 
 
 def docker(*args):

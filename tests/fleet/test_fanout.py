@@ -77,10 +77,8 @@ def inventories(tmp_path_factory):
 
 
 def fresh(fleet):
-    """Every host fresh again (no container, no caches), its model staged, the bundle store empty."""
-    for host in fleet.hosts.values():
-        fleet_hosts.clean_host(host)
-        fleet_hosts.stage_model(host, MODEL_DIR)
+    """Every host fresh again (no container, no caches), its model staged."""
+    fleet.fresh()
 
 
 def empty_store(store):
@@ -107,11 +105,10 @@ class Damage(threading.Thread):
 
     def run(self):
         while not self.stop.is_set():
-            # the copy writes a hidden temporary file, then renames it into place: only the named bundle counts
+            # the copy writes a hidden temporary file, then renames it into place: a named bundle is complete
             names = [n for n in os.listdir(self.store) if n.endswith(".tar.gz") and not n.startswith(".")]
             if names:
                 path = os.path.join(self.store, names[0])
-                time.sleep(0.2)  # the builder's copy renames a complete file into place; let it settle
                 size = os.path.getsize(path)
                 with open(path, "r+b") as handle:
                     if self.how == "truncate":

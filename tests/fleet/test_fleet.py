@@ -129,6 +129,7 @@ def down_inventory(fleet, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(fleet, down_inventory):
+    fleet.fresh()  # unprimed hosts, whatever an earlier module of the tier left
     profiles = os.path.join(fleet.host_root(BROKEN), "profiles")
     os.mkdir(profiles)  # created by root: the classic mistake the role must catch, not fix
     run = fleet.prime(inventories=[down_inventory])

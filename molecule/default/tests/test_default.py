@@ -56,9 +56,14 @@ def test_exactly_one_session_log_per_run(host):
     assert logs == run_ids
 
 
+def model_dir(manifest):
+    """The model's records in the run: container_runs/<run>/models/<model key>/."""
+    return manifest["paths"]["host"]["run_dir"] + "/models/" + contract.model_key(MODEL)
+
+
 def test_the_current_run_has_every_stage_json_and_an_ok_prep_result(host):
     run_id, manifest = current_run(host)
-    run_dir = manifest["paths"]["host"]["run_dir"]
+    run_dir = model_dir(manifest)
     for stage in contract.STAGE_ORDER:
         result = read_json(host, "%s/stages/%s.json" % (run_dir, stage))
         assert result["run_id"] == run_id and result["status"] in ("ok", "noop"), result
@@ -117,7 +122,7 @@ def test_the_container_is_fully_specified(host):
 
 def test_the_serve_check_proved_zero_jit_with_its_evidence(host):
     run_id, manifest = current_run(host)
-    run_dir = manifest["paths"]["host"]["run_dir"]
+    run_dir = model_dir(manifest)
     check = read_json(host, run_dir + "/stages/serve_check.json")
     assert check["status"] in ("ok", "noop") and check["zero_jit"] is True, check.get("message")
     if check["status"] == "ok":
