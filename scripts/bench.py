@@ -41,8 +41,9 @@ from fleet_hosts import copy_tree_as, pinned_image  # noqa: E402
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 CONTAINER = "sglang-prep-bench-%d" % os.getpid()  # two benches at once must not share a container
 BENCH_USER = "sglang-bench"
-MODEL = "/models/tiny-moe"
-MODEL_SOURCE = os.path.join(REPO, "tests", "standins", "models", "tiny-moe")
+# FP8 block-quantized weights: every stage has work (SGLang runs DeepGEMM for such weights only)
+MODEL = "/models/tiny-moe-fp8-block"
+MODEL_SOURCE = os.path.join(REPO, "tests", "standins", "models", "tiny-moe-fp8-block")
 COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep")
 
 
@@ -196,7 +197,7 @@ def stage_overhead(bench):
     run_dir = bench.run_dir()
     stages = {}
     for stage in contract.STAGE_ORDER:
-        with open(os.path.join(run_dir, "stages", stage + ".json")) as handle:
+        with open(os.path.join(run_dir, "models", contract.model_key(MODEL), "stages", stage + ".json")) as handle:
             result = json.load(handle)
         if not result.get("ran") or result.get("status") != "ok":
             raise SystemExit("bench: the rebuild of %s did not run: %s" % (stage, result.get("message")))
