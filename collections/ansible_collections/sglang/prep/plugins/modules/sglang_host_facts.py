@@ -82,8 +82,8 @@ connected_user:
   sample: {"name": "root", "uid": 0, "gid": 0, "home": "/root"}
 host_user:
   description:
-    - The host user. RV(host_user.found) is false when it is not named (see O(host_user)) or does not exist;
-      RV(host_user.uid), RV(host_user.gid) and RV(host_user.home) are then null.
+    - The host user, with C(name), C(uid), C(gid), C(home) and C(found). C(found) is false when it is not named
+      (see O(host_user)) or does not exist; C(uid), C(gid) and C(home) are then null.
   returned: always
   type: dict
   sample: {"name": "ubuntu", "uid": 1000, "gid": 1000, "home": "/home/ubuntu", "found": true}
