@@ -127,6 +127,27 @@ def runtime_argv(subcommand, *args):
     return ["python3", "-m", "sglang_prep", subcommand] + [str(a) for a in args]
 
 
+def stage_options_spec():
+    """The argument spec of the options a stage run, a plan and a bundle install share (read by stage_options_argv,
+    plus the runtime's environment, user and docker CLI): one home for sglang_stage and sglang_cache_bundle."""
+    return dict(
+        model=dict(type="str", required=True),
+        tp=dict(type="int", default=1),
+        port=dict(type="int", default=contract.SERVER_PORT),
+        lock_timeout=dict(type="float"),
+        ready_timeout=dict(type="float"),
+        disk_headroom_mb=dict(type="int"),
+        moe_batch_sizes=dict(type="list", elements="int"),
+        moe_dtype=dict(type="str"),
+        extra_server_args=dict(type="list", elements="str", default=[]),
+        serve_max_prompt_tokens=dict(type="int", no_log=False),
+        env=dict(type="dict", default={}),
+        user=dict(type="str", default=contract.DEVUSER),
+        pointer=dict(type="str"),
+        docker_cli=dict(type="str", default="docker"),
+    )
+
+
 def stage_options_argv(params):
     """Runtime CLI options that a stage run, a plan and a bundle install share (the signature depends on them)."""
     args = ["--model", params["model"], "--tp", params["tp"], "--port", params["port"]]

@@ -331,15 +331,20 @@ def read_manifest(path):
     """The checked manifest of the bundle at path (reads only its first member)."""
     tar = _open(path)
     try:
-        try:
-            first = tar.next()
-            if first is None or first.name != MANIFEST_NAME or not first.isreg():
-                raise _corrupt("bundle %s does not start with %s" % (path, MANIFEST_NAME), path=path)
-            manifest = json.loads(tar.extractfile(first).read().decode("utf-8"))
-        except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError) as exc:
-            raise _corrupt("the manifest of bundle %s is unreadable (%s)" % (path, exc), path=path)
+        return _manifest_member(tar, path)
     finally:
         tar.close()
+
+
+def _manifest_member(tar, path):
+    """The checked manifest: the first member of the open bundle ``tar`` (read from ``path``)."""
+    try:
+        first = tar.next()
+        if first is None or first.name != MANIFEST_NAME or not first.isreg():
+            raise _corrupt("bundle %s does not start with %s" % (path, MANIFEST_NAME), path=path)
+        manifest = json.loads(tar.extractfile(first).read().decode("utf-8"))
+    except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError) as exc:
+        raise _corrupt("the manifest of bundle %s is unreadable (%s)" % (path, exc), path=path)
     return check_manifest(manifest, "bundle %s" % path)
 
 
@@ -352,10 +357,7 @@ def unpack(path, dest):
     tar = _open(path)
     try:
         try:
-            first = tar.next()
-            if first is None or first.name != MANIFEST_NAME or not first.isreg():
-                raise _corrupt("bundle %s does not start with %s" % (path, MANIFEST_NAME), path=path)
-            manifest = check_manifest(json.loads(tar.extractfile(first).read().decode("utf-8")), "bundle %s" % path)
+            manifest = _manifest_member(tar, path)
             listed = dict((item["path"], item) for item in manifest["files"])
             seen = set()
             dest_real = os.path.realpath(dest)
