@@ -8,17 +8,24 @@ From the repository root on a GPU host:
 What it does, with the collection's own bundle code (container/bundle.py):
 
 1. cold: a fresh Python process compiles a small MoE block with torch.compile (mode
-   SGLANG_PREP_GPU_COMPILE_MODE, default max-autotune-no-cudagraphs) for two batch sizes, with
-   TORCHINDUCTOR_CACHE_DIR and TRITON_CACHE_DIR under profiles root A (profiles/torchinductor, profiles/triton);
-2. warm: the same in a new process on root A (the cache reused in place);
+   SGLANG_PREP_GPU_COMPILE_MODE, default max-autotune-no-cudagraphs, what --enable-torch-compile uses, with the
+   Inductor settings SGLang's set_torch_compile_config makes) for two batch sizes, with TORCHINDUCTOR_CACHE_DIR
+   and TRITON_CACHE_DIR under profiles root A (profiles/torchinductor, profiles/triton);
+2. warm: the same in a new process on root A (the cache reused in place, as the builder's serve check does);
 3. the inductor stage's signature is recorded on A, A's caches are packed into a bundle, and the bundle is
    installed into a fresh profiles root B (another path: what a receiver host gets);
 4. relocated: the same in a new process on root B.
 
 It asserts that the relocated run is at least 5x faster than the cold one (SGLANG_PREP_GPU_MIN_SPEEDUP) and adds
-no more files to B's caches than the warm run in place added to A's (torch.compile writes a few Triton kernels
-under new cache keys on every warm run, also in place), and prints the cold, warm and relocated seconds and those
-file counts (the figures docs/fleet.md quotes).
+no file to B's caches, and prints the cold, warm and relocated seconds and the files each warm run added (the
+figures docs/fleet.md quotes).
+
+TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER is 0 in every run (SGLANG_PREP_GPU_STATIC_LAUNCHER sets it). With torch
+2.11's default static CUDA launcher, a kernel loaded from the FX graph cache loses its found_by_coordesc mark
+(CachingAutotuner.recheck_autotune_cache), so every start re-runs coordinate-descent tuning, keeps the winner that
+benchmark noise picks and compiles the configs it visits: the caches never stop growing, in place as well as
+relocated (docs/fleet.md has the measurements). With the static launcher off, the first warm run adds the
+configs coordinate descent visits from the cached winners, and from then on nothing is added.
 """
 
 import json
@@ -43,6 +50,7 @@ from sglang_prep.container import bundle, signature  # noqa: E402
 from sglang_prep.container.layout import Layout  # noqa: E402
 
 MODE = os.environ.get("SGLANG_PREP_GPU_COMPILE_MODE", "max-autotune-no-cudagraphs")
+STATIC_LAUNCHER = os.environ.get("SGLANG_PREP_GPU_STATIC_LAUNCHER", "0")
 MIN_SPEEDUP = float(os.environ.get("SGLANG_PREP_GPU_MIN_SPEEDUP", "5"))
 MODEL = "/models/gpu-bundle-moe-block"
 STAGE = "inductor"
@@ -51,6 +59,11 @@ WORKLOAD = textwrap.dedent("""\
     # One process, one measurement: compile a small MoE block for two batch sizes and run each once.
     import json, os, sys, time
     import torch, triton
+
+    # what sglang/srt/compilation/torch_compile_decoration.py::set_torch_compile_config sets before compiling
+    torch._inductor.config.coordinate_descent_tuning = True
+    torch._inductor.config.triton.unique_kernel_names = True
+    torch._inductor.config.fx_graph_cache = True
 
     class MoEBlock(torch.nn.Module):
         def __init__(self, hidden=1024, ffn=2048, experts=8, top_k=2):
@@ -93,6 +106,7 @@ def cache_env(root):
         env[var] = Layout(profiles_root=root).fs(path)
     env["TORCHINDUCTOR_FX_GRAPH_CACHE"] = "1"
     env["TORCHINDUCTOR_AUTOGRAD_CACHE"] = "1"
+    env["TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER"] = STATIC_LAUNCHER
     return env
 
 
@@ -130,8 +144,7 @@ def test_a_bundled_compile_cache_is_reused_on_another_root(tmp_path):
     cold = measure(script, root_a, "cold")
     after_cold = cache_files(root_a)
     warm = measure(script, root_a, "warm")
-    # torch.compile re-emits a few Triton kernels under new cache keys on a warm run, in place too (measured on an
-    # H200 with torch 2.11 / Triton 3.6: docs/fleet.md); the relocated run must add no more than that
+    # the first warm run adds the configs coordinate descent visits from the cached winners (see the docstring)
     warm_added = sorted(set(cache_files(root_a)) - set(after_cold))
     assert cache_files(root_a), "the cold run wrote nothing under %s: torch.compile did not use the cache dirs" % root_a
 
@@ -148,8 +161,9 @@ def test_a_bundled_compile_cache_is_reused_on_another_root(tmp_path):
     relocated = measure(script, root_b, "relocated")
     added = sorted(set(cache_files(root_b)) - set(installed))
 
-    print("\nGPU %s (sm %s), torch %s, Triton %s, torch.compile mode %s" % (
-        cold["device_name"], cold["compute_capability"], cold["torch_version"], cold["triton_version"], MODE))
+    print("\nGPU %s (sm %s), torch %s, Triton %s, torch.compile mode %s, TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=%s" % (
+        cold["device_name"], cold["compute_capability"], cold["torch_version"], cold["triton_version"], MODE,
+        STATIC_LAUNCHER))
     print("cold %.1f s, warm %.1f s, relocated %.1f s (bundle: %d files, %d bytes, archive %d bytes; install %.1f s)" % (
         cold["seconds"], warm["seconds"], relocated["seconds"], summary["file_count"], summary["total_bytes"],
         summary["archive_bytes"], summary["install_s"]))
@@ -157,9 +171,7 @@ def test_a_bundled_compile_cache_is_reused_on_another_root(tmp_path):
           % (cold["seconds"] / relocated["seconds"], len(warm_added), len(added)))
 
     assert relocated["checksum"] == pytest.approx(cold["checksum"], rel=1e-2)
-    assert len(added) <= len(warm_added), (
-        "the relocated run added %d cache files, more than the %d the warm run in place added: it compiled what the "
-        "bundle should have brought: %s" % (len(added), len(warm_added), added[:10]))
+    assert added == [], "the relocated run compiled again: %d new cache files, e.g. %s" % (len(added), added[:10])
     assert cold["seconds"] >= MIN_SPEEDUP * relocated["seconds"], (
         "the relocated run took %.1f s against %.1f s cold: less than %.0fx faster, so the bundled cache was not reused"
         % (relocated["seconds"], cold["seconds"], MIN_SPEEDUP))
