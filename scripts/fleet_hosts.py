@@ -4,7 +4,9 @@
 Each host is a distinct local user (sgfleet<N>, UID 4700<N>, its own $HOME) reached over real SSH on
 its own loopback address (127.0.0.1<N>) through a dedicated sshd (own config, host key, pid file
 and port, public keys only), and allowed to use the local Docker engine (member of the group that
-owns the Docker socket). The Ansible inventory for them is written next to the keys.
+owns the Docker socket). Every host user has its own key (~/.ssh/id_ed25519) that the other hosts
+accept, so hosts reach each other over SSH as in a fleet whose hosts copy files host to host (rsync
+is installed for that). The Ansible inventory for them is written next to the keys.
 
     scripts/fleet_hosts.py up [--hosts N] [--clean] [--model DIR]
                                                       create or repair the hosts, start sshd, write the inventory
@@ -114,10 +116,13 @@ def require_root():
 
 
 def ensure_packages():
-    """openssh-server for sshd, python3-requests for community.docker on the hosts' /usr/bin/python3."""
+    """openssh-server for sshd, rsync for host-to-host copies, python3-requests for community.docker on the
+    hosts' /usr/bin/python3."""
     need = []
     if not os.path.exists(SSHD):
         need.append("openssh-server")
+    if not shutil.which("rsync"):
+        need.append("rsync")
     if run(["/usr/bin/python3", "-c", "import requests"], check=False).returncode != 0:
         need.append("python3-requests")
     if not need:
@@ -201,6 +206,19 @@ def ensure_keys(p):
     for key in (p["host_key"], p["client_key"]):
         if not os.path.exists(key):
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sglang-prep-fleet", "-f", key])
+
+
+def ensure_host_key(host):
+    """The host user's own SSH key (~/.ssh/id_ed25519, made by that user); returns its public half."""
+    ssh_dir = os.path.join(host["home"], ".ssh")
+    key = os.path.join(ssh_dir, "id_ed25519")
+    if not os.path.exists(key):
+        for argv in (["mkdir", "-p", "-m", "0700", ssh_dir],
+                     ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "%s@fleet" % host["user"], "-f", key]):
+            proc = as_user(host, argv)
+            if proc.returncode != 0:
+                raise FleetError("%s as %s failed: %s" % (" ".join(argv), host["user"], proc.stderr.strip()))
+    return public_key(key)
 
 
 def public_key(key):
@@ -430,8 +448,10 @@ def up(count=3, clean=False, model_dir=None, image=IMAGE):
         ensure_user(host, group)
     ensure_keys(p)
     client = public_key(p["client_key"])
+    # the controller's key, and every host's own key: each host accepts the controller and its peers
+    peers = [ensure_host_key(host) for host in fleet]
     for host in fleet:
-        write_file(os.path.join(p["authorized"], host["user"]), client + "\n")
+        write_file(os.path.join(p["authorized"], host["user"]), "\n".join([client] + peers) + "\n")
     host_key = public_key(p["host_key"]).split()
     write_file(p["known_hosts"], "".join("[%s]:%d %s %s\n" % (h["address"], SSH_PORT, host_key[0], host_key[1]) for h in fleet))
     ensure_sshd(p, fleet)

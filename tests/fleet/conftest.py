@@ -90,10 +90,12 @@ class Fleet:
     def host_root(self, name):
         return os.path.join(self.hosts[name]["home"], "sglang-observability")
 
-    def fresh(self):
-        """Every host fresh again (no container, no caches, its model staged) and no fleet report yet: what a test
-        module that starts from unprimed hosts needs, whatever the modules before it left."""
-        for host in self.hosts.values():
+    def fresh(self, names=None):
+        """Every host (or the hosts named) fresh again (no container, no caches, its model staged) and no fleet
+        report yet: what a test module that starts from unprimed hosts needs, whatever the modules before it left."""
+        for name, host in self.hosts.items():
+            if names is not None and name not in names:
+                continue
             fleet_hosts.clean_host(host)
             fleet_hosts.stage_model(host, MODEL_DIR)
         shutil.rmtree(self.report_dir, ignore_errors=True)

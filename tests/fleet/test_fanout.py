@@ -5,12 +5,18 @@ costs. In the order of an operator's day: the three hosts in one signature group
 stand-in too): one compiles, two install the bundle and prove it with the serve check, all three pass; the
 same run again is a no-op everywhere; fleet3 back on its A100 stand-in is a group of its own, so the run has
 two builders and fleet3 primes itself. Bundles move through a bundle store directory (a shared filesystem:
-here, one directory every host user can write).
+here, one directory every host user can write); then each other way a bundle moves: host to host over SSH (rsync
+on the builder, logging in to each receiver with the builder user's own key), from the store served over HTTP,
+and through the controller. Last, the faults: a damaged bundle, a full disk, another driver, a failing builder, and
+a receiver whose model changed after the groups were formed (it refuses the bundle and primes itself).
 """
 
+import http.server
 import json
 import os
+import re
 import shutil
+import subprocess
 import threading
 import time
 
@@ -60,6 +66,29 @@ def store():
     os.chmod(path, 0o1777)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the store; every request is kept (path, status) instead of printed."""
+
+    requests = []
+
+    def log_request(self, code="-", size="-"):
+        self.requests.append((self.path, int(code) if str(code).isdigit() else code))
+
+
+@pytest.fixture(scope="module")
+def bundle_server(store):
+    """The bundle store served over HTTP on this machine, as a web server in front of a store would: (URL, requests)."""
+    handler = type("StoreHandler", (QuietHandler,), {"requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **kw: handler(*a, directory=store, **kw))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:%d/" % server.server_address[1], handler.requests
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +252,71 @@ def test_two_groups_have_two_builders(fleet, store, inventories):
     assert rows["fleet2"]["fanout"]["role"] == "receiver"
 
 
+def key_fingerprint(public_key_path):
+    """The SHA256 fingerprint sshd logs for a key ("SHA256:...")."""
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", public_key_path], stdout=subprocess.PIPE, text=True, check=True)
+    return out.stdout.split()[1]
+
+
+def receivers_installed(fleet, report, receivers=("fleet2", "fleet3")):
+    """The receivers installed the builder's bundle (every bundled stage) and proved it; returns the bundle digest."""
+    rows = dict((row["host"], row) for row in report["hosts"])
+    digest = rows["fleet1"]["fanout"]["bundle_digest"]
+    assert digest, rows["fleet1"]["fanout"]
+    for name in receivers:
+        row = rows[name]
+        assert row["status"] == "changed", row
+        assert row["fanout"]["installed"] and row["fanout"]["bundle_digest"] == digest, row["fanout"]
+        for stage in row["fanout"]["installed"]:
+            assert row["stages"][stage]["status"] == "installed", (name, stage, row["stages"][stage])
+            assert stage_json(fleet, row, stage)["installed_from"]["bundle_digest"] == digest
+        assert row["stages"][SERVE_CHECK]["status"] == "ok" and row["zero_jit"] is True, (name, row["zero_jit_reason"])
+        assert owned_by_host_user(fleet, name) == []
+    return digest
+
+
+@pytest.mark.parametrize("transfer", ["ssh", "url", "controller"])
+def test_each_transfer_brings_the_bundle(fleet, store, inventories, bundle_server, transfer):
+    """The builder is primed (or primes); the two fresh receivers get its bundle over ssh (host to host: rsync on the
+    builder logs in to each receiver with the builder user's key, nothing passes through the controller or the
+    store), over http(s) from the served store (checked by sha256), or through the controller (only when asked)."""
+    fleet.fresh(["fleet2", "fleet3"])
+    empty_store(store)
+    url, requests = bundle_server
+    del requests[:]
+    sshd_log = os.path.join(fleet.status["state_dir"], "sshd.log")
+    log_start = os.path.getsize(sshd_log)
+    extra = ["-e", "prime_fanout=true", "-e", "prime_bundle_transfer=" + transfer]
+    if transfer == "url":
+        extra += ["-e", "prime_bundle_store=" + store, "-e", "prime_bundle_url=" + url]
+    run = fleet.prime(*extra, inventories=[inventories["one_group"]])
+    assert run.rc == 0, run.tail()
+    report = fleet.latest_report()
+    digest = receivers_installed(fleet, report)
+    group = list(report["summary"]["fanout"].values())[0]
+    assert group["transfer"] == transfer and group["installed_on"] == ["fleet2", "fleet3"], group
+    assert group["bytes_moved"] > 0 and group["compiles_avoided"] > 0, group
+    bundle_name = digest + ".tar.gz"
+    controller_copy = os.path.join(fleet.report_dir, "bundles", bundle_name)
+    if transfer == "ssh":
+        with open(sshd_log) as handle:
+            handle.seek(log_start)
+            logins = handle.read()
+        builder_key = key_fingerprint(os.path.join(fleet.hosts["fleet1"]["home"], ".ssh", "id_ed25519.pub"))
+        for name in ("fleet2", "fleet3"):
+            user = fleet.hosts[name]["user"]
+            assert re.search(r"Accepted publickey for %s from \S+ port \d+ ssh2: ED25519 %s" % (user, re.escape(builder_key)), logins), (
+                "no SSH login of fleet1's key on %s in %s" % (name, sshd_log))
+        assert os.listdir(store) == [] and not os.path.exists(controller_copy)
+    elif transfer == "url":
+        got = [path for path, code in requests if path == "/" + bundle_name and code == 200]
+        assert len(got) == 2, requests  # one download per receiver
+        assert not os.path.exists(controller_copy)
+    else:
+        assert os.path.isfile(controller_copy)
+        assert os.listdir(store) == []
+
+
 def failed_row(report, name):
     row = dict((r["host"], r) for r in report["hosts"])[name]
     assert row["status"] == "failed", row
@@ -287,3 +381,58 @@ def test_a_failing_builder_fails_alone_and_its_receivers_prime_themselves(fleet,
     assert os.listdir(store) == []
     group = list(report["summary"]["fanout"].values())[0]
     assert group["primed_itself"] == ["fleet2", "fleet3"]
+
+
+class ChangeModel(threading.Thread):
+    """Once the builder's bundle is in the store (the groups long formed), changes a receiver's model config, as
+    an operator re-staging the model during the run would: that receiver's signature no longer matches the bundle's."""
+
+    def __init__(self, store, config_path):
+        super().__init__(daemon=True)
+        self.store, self.config_path, self.done, self.stop = store, config_path, False, threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            if [n for n in os.listdir(self.store) if n.endswith(".tar.gz") and not n.startswith(".")]:
+                with open(self.config_path, "a") as handle:
+                    handle.write("\n")  # still the same JSON, another model_config_sha256
+                self.done = True
+                return
+            time.sleep(0.01)
+
+
+def test_a_receiver_whose_signature_changed_refuses_the_bundle_and_primes_itself(fleet, store, inventories):
+    fleet.fresh(["fleet2", "fleet3"])
+    empty_store(store)
+    config_path = os.path.join(fleet.host_root("fleet3"), "models", os.path.basename(MODEL_DIR), "config.json")
+    with open(config_path, "rb") as handle:
+        original = handle.read()
+    change = ChangeModel(store, config_path)
+    change.start()
+    try:
+        run = fanout(fleet, store, inventories["one_group"])
+    finally:
+        change.stop.set()
+        change.join()
+    try:
+        assert change.done, "the bundle never reached the store"
+        assert run.rc == 0, run.tail()
+        assert "builder fleet1; receivers fleet2, fleet3" in run.output  # one group when the run began
+        report = fleet.latest_report()
+        receivers_installed(fleet, report, receivers=("fleet2",))
+        row = dict((r["host"], r) for r in report["hosts"])["fleet3"]
+        assert row["status"] == "changed", row
+        assert row["fanout"]["installed"] == [] and row["fanout"]["error_type"] == "bundle_mismatch", row["fanout"]
+        assert "model_config_sha256" in row["fanout"]["message"], row["fanout"]["message"]
+        primed = [stage for stage in PRIMING if row["stages"][stage]["ran"]]
+        assert primed, row["stages"]
+        for stage in PRIMING:
+            assert row["stages"][stage]["status"] in ("ok", "skipped"), (stage, row["stages"][stage])
+        assert row["stages"][SERVE_CHECK]["status"] == "ok" and row["zero_jit"] is True, row["zero_jit_reason"]
+        staging = os.path.join(fleet.host_root("fleet3"), "profiles", ".bundle-staging")
+        assert not os.path.isdir(staging) or os.listdir(staging) == []
+        group = list(report["summary"]["fanout"].values())[0]
+        assert group["installed_on"] == ["fleet2"] and group["primed_itself"] == ["fleet3"], group
+    finally:
+        with open(config_path, "wb") as handle:
+            handle.write(original)

@@ -468,7 +468,8 @@ def test_fanout_groups_count_what_moved_and_what_was_not_compiled():
     def report(host, role, installed=(), moved=None, group="g1", builder="a"):
         fanout = {"group": group, "role": role, "builder": builder, "bundle_digest": "d" * 64 if role == "builder" else None,
                   "bytes_moved": moved, "transfer_s": 1.5 if installed else None, "install_s": 0.5 if installed else None,
-                  "installed": list(installed), "error_type": None, "message": None}
+                  "installed": list(installed), "error_type": None, "message": None,
+                  "transfer": "ssh" if role == "receiver" else None}
         return {"host": host, "status": "changed", "fanout": fanout}
     reports = [report("a", "builder"), report("b", "receiver", ["deep_gemm", "moe_tune"], 1000),
                report("c", "receiver", ["deep_gemm", "moe_tune"], 1000), report("d", "receiver"),
@@ -477,10 +478,11 @@ def test_fanout_groups_count_what_moved_and_what_was_not_compiled():
     groups = built["summary"]["fanout"]
     assert groups["g1"] == {"builder": "a", "receivers": ["b", "c", "d"], "installed_on": ["b", "c"], "primed_itself": ["d"],
                             "bytes_moved": 2000, "transfer_s": 3.0, "install_s": 1.0, "compiles_avoided": 4,
-                            "bundle_digest": "d" * 64}
+                            "bundle_digest": "d" * 64, "transfer": "ssh"}
     assert groups["g2"]["builder"] == "e" and groups["g2"]["receivers"] == []
     markdown = fr.render_markdown(built)
     assert "## Fan-out" in markdown and "| g1 | a | b, c, d | b, c | d |" in markdown
+    assert "| 3.0s (ssh) | 1.0s | 4 |" in markdown, markdown
     # without fan-out the report has no fan-out section
     plain, _warnings = fr.build_report([{"host": "a", "status": "ok"}])
     assert "fanout" not in plain["summary"] and "## Fan-out" not in fr.render_markdown(plain)

@@ -138,8 +138,9 @@ report:
         - C(zero_jit) counts the hosts whose serve check proved that serving compiles nothing (C(proven)) against the
           hosts primed (status ok or changed), and the hosts where it found JIT (C(jit)).
         - C(fanout) (with C(prime_fanout)) has per fan-out group its C(builder), C(receivers), the receivers it was
-          C(installed_on) and those that C(primed_itself), C(bytes_moved), C(transfer_s), C(install_s) (summed over
-          receivers), C(compiles_avoided) (stages installed instead of primed) and the C(bundle_digest).
+          C(installed_on) and those that C(primed_itself), how bundles moved (C(transfer): ssh, store, url or
+          controller), C(bytes_moved), C(transfer_s), C(install_s) (summed over receivers), C(compiles_avoided) (stages
+          installed instead of primed) and the C(bundle_digest).
       type: dict
       sample: {"hosts": 3, "ok": 1, "changed": 1, "failed": 1, "zero_jit": {"proven": 2, "primed": 2, "jit": 0},
                "signature_groups": {"3f2a9c1e": {"hosts": ["gpu-a", "gpu-b"]}}}
@@ -282,13 +283,14 @@ def fanout_groups(ordered):
             continue
         group = groups.setdefault(fanout["group"], {"builder": fanout.get("builder"), "receivers": [], "installed_on": [],
                                                     "primed_itself": [], "bytes_moved": 0, "transfer_s": 0.0, "install_s": 0.0,
-                                                    "compiles_avoided": 0, "bundle_digest": None})
+                                                    "compiles_avoided": 0, "bundle_digest": None, "transfer": None})
         if fanout.get("role") == "builder":
             group["bundle_digest"] = fanout.get("bundle_digest") or group["bundle_digest"]
             continue
         if fanout.get("role") != "receiver":
             continue
         group["receivers"].append(row["host"])
+        group["transfer"] = fanout.get("transfer") or group["transfer"]
         installed = list(fanout.get("installed") or [])
         if installed:
             group["installed_on"].append(row["host"])
@@ -489,7 +491,8 @@ def render_markdown(report):
             group = summary["fanout"][name]
             cells = [name, group["builder"], ", ".join(group["receivers"]) or "-", ", ".join(group["installed_on"]) or "-",
                      ", ".join(group["primed_itself"]) or "-", "%s (%d B)" % (human_bytes(group["bytes_moved"]), group["bytes_moved"]),
-                     "%.1fs" % group["transfer_s"], "%.1fs" % group["install_s"], group["compiles_avoided"]]
+                     "%.1fs%s" % (group["transfer_s"], " (%s)" % group["transfer"] if group.get("transfer") else ""),
+                     "%.1fs" % group["install_s"], group["compiles_avoided"]]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
 
     failed = [row for row in report["hosts"] if row["status"] not in ("ok", "changed")]
