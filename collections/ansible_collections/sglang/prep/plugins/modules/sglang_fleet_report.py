@@ -138,7 +138,7 @@ report:
         - C(zero_jit) counts the hosts whose serve check proved that serving compiles nothing (C(proven)) against the
           hosts primed (status ok or changed), and the hosts where it found JIT (C(jit)).
         - C(fanout) (with C(prime_fanout)) has per fan-out group its C(builder), C(receivers), the receivers it was
-          C(installed_on) and those that C(primed_itself), how bundles moved (C(transfer): ssh, store, url or
+          C(installed_on) and those that C(primed_itself), how bundles moved (C(transfer), one of ssh, store, url or
           controller), C(bytes_moved), C(transfer_s), C(install_s) (summed over receivers), C(compiles_avoided) (stages
           installed instead of primed) and the C(bundle_digest).
       type: dict
