@@ -7,8 +7,8 @@ same run again is a no-op everywhere; fleet3 back on its A100 stand-in is a grou
 two builders and fleet3 primes itself. Bundles move through a bundle store directory (a shared filesystem:
 here, one directory every host user can write); then each other way a bundle moves: host to host over SSH (rsync
 on the builder, logging in to each receiver with the builder user's own key), from the store served over HTTP,
-and through the controller. Last, the faults: a damaged bundle, a full disk, another driver, a failing builder, and
-a receiver whose model changed after the groups were formed (it refuses the bundle and primes itself).
+and through the controller; a receiver whose model changed after the groups were formed (it refuses the bundle
+and primes itself). Last, the faults: a damaged bundle, a full disk, another driver, a failing builder.
 """
 
 import http.server
@@ -317,72 +317,6 @@ def test_each_transfer_brings_the_bundle(fleet, store, inventories, bundle_serve
         assert os.listdir(store) == []
 
 
-def failed_row(report, name):
-    row = dict((r["host"], r) for r in report["hosts"])[name]
-    assert row["status"] == "failed", row
-    return row
-
-
-@pytest.mark.parametrize("how", ["corrupt", "truncate"])
-def test_a_damaged_bundle_fails_its_receivers_alone_and_installs_nothing(fleet, store, inventories, how):
-    fresh(fleet)
-    empty_store(store)
-    damage = Damage(store, how)
-    damage.start()
-    try:
-        run = fanout(fleet, store, inventories["one_group"])
-    finally:
-        damage.stop.set()
-    assert damage.done, "the bundle never reached the store"
-    assert run.rc != 0
-    report = fleet.latest_report()
-    rows = dict((r["host"], r) for r in report["hosts"])
-    assert rows["fleet1"]["status"] == "changed" and rows["fleet1"]["zero_jit"] is True
-    for name in ("fleet2", "fleet3"):
-        row = failed_row(report, name)
-        assert row["error_type"] == "bundle_corrupt", row
-        assert "sha256" in row["message"], row["message"]
-        assert nothing_installed(fleet, name) == []
-
-
-def test_a_full_disk_and_another_driver_stay_on_their_hosts(fleet, store, inventories):
-    """fleet2 has less free disk than the bundle needs: insufficient_disk, nothing installed; fleet3 has another
-    driver: a signature group of its own, so it primes itself and never receives the H100 bundle."""
-    fresh(fleet)
-    empty_store(store)
-    run = fanout(fleet, store, inventories["faults"])
-    assert "2 signature group(s) among 3 host(s)" in run.output, run.tail()
-    report = fleet.latest_report()
-    rows = dict((r["host"], r) for r in report["hosts"])
-    row = failed_row(report, "fleet2")
-    assert row["error_type"] == "insufficient_disk" and "free" in row["message"], row
-    assert nothing_installed(fleet, "fleet2") == []
-    assert rows["fleet1"]["status"] == "changed" and rows["fleet1"]["fanout"]["role"] == "builder"
-    assert rows["fleet3"]["status"] == "changed" and rows["fleet3"]["fanout"]["role"] == "alone"
-    assert rows["fleet3"]["signature_group"] != rows["fleet1"]["signature_group"]
-    assert [s for s in PRIMING if rows["fleet3"]["stages"][s]["ran"]], rows["fleet3"]["stages"]
-    assert rows["fleet3"]["zero_jit"] is True
-
-
-def test_a_failing_builder_fails_alone_and_its_receivers_prime_themselves(fleet, store, inventories):
-    fresh(fleet)
-    empty_store(store)
-    run = fanout(fleet, store, inventories["builder_fails"])
-    assert run.rc != 0
-    report = fleet.latest_report()
-    rows = dict((r["host"], r) for r in report["hosts"])
-    row = failed_row(report, "fleet1")
-    assert row["error_type"] == "tuner_failed", row
-    for name in ("fleet2", "fleet3"):
-        assert rows[name]["status"] == "changed", rows[name]
-        assert rows[name]["fanout"]["installed"] == []
-        assert all(rows[name]["stages"][s]["status"] in ("ok", "skipped") for s in PRIMING), rows[name]["stages"]
-        assert rows[name]["zero_jit"] is True
-    assert os.listdir(store) == []
-    group = list(report["summary"]["fanout"].values())[0]
-    assert group["primed_itself"] == ["fleet2", "fleet3"]
-
-
 class ChangeModel(threading.Thread):
     """Once the builder's bundle is in the store (the groups long formed), changes a receiver's model config, as
     an operator re-staging the model during the run would: that receiver's signature no longer matches the bundle's."""
@@ -436,3 +370,81 @@ def test_a_receiver_whose_signature_changed_refuses_the_bundle_and_primes_itself
     finally:
         with open(config_path, "wb") as handle:
             handle.write(original)
+
+
+def priming_span(fleet, row):
+    """(first started_at, last finished_at) of the priming stages a host ran, from its stage records (UTC ISO)."""
+    records = [stage_json(fleet, row, stage) for stage in PRIMING if row["stages"][stage]["ran"]]
+    assert records, row["stages"]
+    return min(r["started_at"] for r in records), max(r["finished_at"] for r in records)
+
+
+def failed_row(report, name):
+    row = dict((r["host"], r) for r in report["hosts"])[name]
+    assert row["status"] == "failed", row
+    return row
+
+
+@pytest.mark.parametrize("how", ["corrupt", "truncate"])
+def test_a_damaged_bundle_fails_its_receivers_alone_and_installs_nothing(fleet, store, inventories, how):
+    fresh(fleet)
+    empty_store(store)
+    damage = Damage(store, how)
+    damage.start()
+    try:
+        run = fanout(fleet, store, inventories["one_group"])
+    finally:
+        damage.stop.set()
+    assert damage.done, "the bundle never reached the store"
+    assert run.rc != 0
+    report = fleet.latest_report()
+    rows = dict((r["host"], r) for r in report["hosts"])
+    assert rows["fleet1"]["status"] == "changed" and rows["fleet1"]["zero_jit"] is True
+    for name in ("fleet2", "fleet3"):
+        row = failed_row(report, name)
+        assert row["error_type"] == "bundle_corrupt", row
+        assert "sha256" in row["message"], row["message"]
+        assert nothing_installed(fleet, name) == []
+
+
+def test_a_full_disk_and_another_driver_stay_on_their_hosts(fleet, store, inventories):
+    """fleet2 has less free disk than the bundle needs: insufficient_disk, nothing installed; fleet3 has another
+    driver: a signature group of its own, so it primes itself and never receives the H100 bundle."""
+    fresh(fleet)
+    empty_store(store)
+    run = fanout(fleet, store, inventories["faults"])
+    assert "2 signature group(s) among 3 host(s)" in run.output, run.tail()
+    report = fleet.latest_report()
+    rows = dict((r["host"], r) for r in report["hosts"])
+    row = failed_row(report, "fleet2")
+    assert row["error_type"] == "insufficient_disk" and "free" in row["message"], row
+    assert nothing_installed(fleet, "fleet2") == []
+    assert rows["fleet1"]["status"] == "changed" and rows["fleet1"]["fanout"]["role"] == "builder"
+    assert rows["fleet3"]["status"] == "changed" and rows["fleet3"]["fanout"]["role"] == "alone"
+    assert rows["fleet3"]["signature_group"] != rows["fleet1"]["signature_group"]
+    assert [s for s in PRIMING if rows["fleet3"]["stages"][s]["ran"]], rows["fleet3"]["stages"]
+    assert rows["fleet3"]["zero_jit"] is True
+    # a host alone in its group primes beside the builders, not after the bundles have moved
+    alone_started, _ = priming_span(fleet, rows["fleet3"])
+    _, builder_finished = priming_span(fleet, rows["fleet1"])
+    assert alone_started < builder_finished, (alone_started, builder_finished)
+
+
+def test_a_failing_builder_fails_alone_and_its_receivers_prime_themselves(fleet, store, inventories):
+    fresh(fleet)
+    empty_store(store)
+    run = fanout(fleet, store, inventories["builder_fails"])
+    assert run.rc != 0
+    report = fleet.latest_report()
+    rows = dict((r["host"], r) for r in report["hosts"])
+    row = failed_row(report, "fleet1")
+    assert row["error_type"] == "tuner_failed", row
+    for name in ("fleet2", "fleet3"):
+        assert rows[name]["status"] == "changed", rows[name]
+        assert rows[name]["fanout"]["installed"] == []
+        assert all(rows[name]["stages"][s]["status"] in ("ok", "skipped") for s in PRIMING), rows[name]["stages"]
+        assert rows[name]["zero_jit"] is True
+    assert os.listdir(store) == []
+    group = list(report["summary"]["fanout"].values())[0]
+    assert group["primed_itself"] == ["fleet2", "fleet3"]
+

@@ -23,8 +23,8 @@ figures docs/fleet.md quotes).
 TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER is 0 in every run (SGLANG_PREP_GPU_STATIC_LAUNCHER sets it). With torch
 2.11's default static CUDA launcher, a kernel loaded from the FX graph cache loses its found_by_coordesc mark
 (CachingAutotuner.recheck_autotune_cache), so every start re-runs coordinate-descent tuning, keeps the winner that
-benchmark noise picks and compiles the configs it visits: the caches never stop growing, in place as well as
-relocated (docs/fleet.md has the measurements). With the static launcher off, the first warm run adds the
+benchmark noise picks and compiles the configs it visits: the caches grow again on most starts, in place as
+well as relocated (docs/fleet.md has the measurements). With the static launcher off, the first warm run adds the
 configs coordinate descent visits from the cached winners, and from then on nothing is added.
 """
 
