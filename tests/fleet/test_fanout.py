@@ -68,24 +68,24 @@ def store():
     shutil.rmtree(path, ignore_errors=True)
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the store; every request is kept (path, status) instead of printed."""
-
-    requests = []
-
-    def log_request(self, code="-", size="-"):
-        self.requests.append((self.path, int(code) if str(code).isdigit() else code))
-
-
 @pytest.fixture(scope="module")
 def bundle_server(store):
-    """The bundle store served over HTTP on this machine, as a web server in front of a store would: (URL, requests)."""
-    handler = type("StoreHandler", (QuietHandler,), {"requests": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **kw: handler(*a, directory=store, **kw))
+    """The bundle store served over HTTP on this machine, as a web server in front of a store would: (URL, requests),
+    every request kept as (path, status)."""
+    requests = []
+
+    class StoreHandler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=store, **kwargs)
+
+        def log_request(self, code="-", size="-"):
+            requests.append((self.path, int(code) if str(code).isdigit() else code))
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StoreHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield "http://127.0.0.1:%d/" % server.server_address[1], handler.requests
+        yield "http://127.0.0.1:%d/" % server.server_address[1], requests
     finally:
         server.shutdown()
         server.server_close()
@@ -125,12 +125,15 @@ def nothing_installed(fleet, name):
     return found
 
 
-class Damage(threading.Thread):
-    """Damages the first bundle that appears in the store (as a broken disk or transfer would), before receivers copy it."""
+class OnFirstBundle(threading.Thread):
+    """Acts once (act(path)) as soon as the first bundle appears in the store, before the receivers copy it."""
 
-    def __init__(self, store, how):
+    def __init__(self, store):
         super().__init__(daemon=True)
-        self.store, self.how, self.done, self.stop = store, how, None, threading.Event()
+        self.store, self.done, self.stop = store, None, threading.Event()
+
+    def act(self, path):
+        raise NotImplementedError
 
     def run(self):
         while not self.stop.is_set():
@@ -138,18 +141,29 @@ class Damage(threading.Thread):
             names = [n for n in os.listdir(self.store) if n.endswith(".tar.gz") and not n.startswith(".")]
             if names:
                 path = os.path.join(self.store, names[0])
-                size = os.path.getsize(path)
-                with open(path, "r+b") as handle:
-                    if self.how == "truncate":
-                        handle.truncate(size // 2)
-                    else:
-                        handle.seek(size // 2)
-                        byte = handle.read(1)
-                        handle.seek(size // 2)
-                        handle.write(bytes([byte[0] ^ 0xFF]))
+                self.act(path)
                 self.done = path
                 return
             time.sleep(0.01)
+
+
+class Damage(OnFirstBundle):
+    """Damages the first bundle in the store, as a broken disk or transfer would."""
+
+    def __init__(self, store, how):
+        super().__init__(store)
+        self.how = how
+
+    def act(self, path):
+        size = os.path.getsize(path)
+        with open(path, "r+b") as handle:
+            if self.how == "truncate":
+                handle.truncate(size // 2)
+            else:
+                handle.seek(size // 2)
+                byte = handle.read(1)
+                handle.seek(size // 2)
+                handle.write(bytes([byte[0] ^ 0xFF]))
 
 
 def fanout(fleet, store, inventory):
@@ -317,22 +331,17 @@ def test_each_transfer_brings_the_bundle(fleet, store, inventories, bundle_serve
         assert os.listdir(store) == []
 
 
-class ChangeModel(threading.Thread):
+class ChangeModel(OnFirstBundle):
     """Once the builder's bundle is in the store (the groups long formed), changes a receiver's model config, as
     an operator re-staging the model during the run would: that receiver's signature no longer matches the bundle's."""
 
     def __init__(self, store, config_path):
-        super().__init__(daemon=True)
-        self.store, self.config_path, self.done, self.stop = store, config_path, False, threading.Event()
+        super().__init__(store)
+        self.config_path = config_path
 
-    def run(self):
-        while not self.stop.is_set():
-            if [n for n in os.listdir(self.store) if n.endswith(".tar.gz") and not n.startswith(".")]:
-                with open(self.config_path, "a") as handle:
-                    handle.write("\n")  # still the same JSON, another model_config_sha256
-                self.done = True
-                return
-            time.sleep(0.01)
+    def act(self, path):
+        with open(self.config_path, "a") as handle:
+            handle.write("\n")  # still the same JSON, another model_config_sha256
 
 
 def test_a_receiver_whose_signature_changed_refuses_the_bundle_and_primes_itself(fleet, store, inventories):

@@ -32,7 +32,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -55,48 +54,8 @@ MIN_SPEEDUP = float(os.environ.get("SGLANG_PREP_GPU_MIN_SPEEDUP", "5"))
 MODEL = "/models/gpu-bundle-moe-block"
 STAGE = "inductor"
 
-WORKLOAD = textwrap.dedent("""\
-    # One process, one measurement: compile a small MoE block for two batch sizes and run each once.
-    import json, os, sys, time
-    import torch, triton
-
-    # what sglang/srt/compilation/torch_compile_decoration.py::set_torch_compile_config sets before compiling
-    torch._inductor.config.coordinate_descent_tuning = True
-    torch._inductor.config.triton.unique_kernel_names = True
-    torch._inductor.config.fx_graph_cache = True
-
-    class MoEBlock(torch.nn.Module):
-        def __init__(self, hidden=1024, ffn=2048, experts=8, top_k=2):
-            super().__init__()
-            self.top_k = top_k
-            self.gate = torch.nn.Linear(hidden, experts, bias=False)
-            self.w1 = torch.nn.Parameter(torch.randn(experts, hidden, ffn) * 0.02)
-            self.w2 = torch.nn.Parameter(torch.randn(experts, ffn, hidden) * 0.02)
-
-        def forward(self, x):
-            logits = self.gate(x)
-            weights, chosen = torch.topk(torch.softmax(logits, dim=-1), self.top_k, dim=-1)
-            mask = torch.zeros_like(logits).scatter(-1, chosen, weights)           # [tokens, experts]
-            h = torch.nn.functional.silu(torch.einsum("th,ehf->etf", x, self.w1))  # [experts, tokens, ffn]
-            y = torch.einsum("etf,efh->eth", h, self.w2)                           # [experts, tokens, hidden]
-            return torch.einsum("eth,te->th", y, mask)
-
-    torch.manual_seed(0)
-    block = MoEBlock().cuda().to(torch.bfloat16)
-    compiled = torch.compile(block, mode=sys.argv[1], dynamic=False)
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    with torch.no_grad():
-        for batch in (8, 64):
-            out = compiled(torch.randn(batch, 1024, device="cuda", dtype=torch.bfloat16))
-            torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    props = torch.cuda.get_device_properties(0)
-    print("MEASURED " + json.dumps({
-        "seconds": seconds, "device_name": props.name, "compute_capability": "%d.%d" % (props.major, props.minor),
-        "cuda": torch.version.cuda, "torch_version": torch.__version__, "triton_version": triton.__version__,
-        "checksum": float(out.float().abs().sum())}))
-    """)
+# the workload: one process, one measurement (SGLang's Inductor settings applied)
+WORKLOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moe_workload.py")
 
 
 def cache_env(root):
@@ -110,8 +69,8 @@ def cache_env(root):
     return env
 
 
-def measure(script, root, label):
-    proc = subprocess.run([sys.executable, script, MODE], env=cache_env(root), stdout=subprocess.PIPE,
+def measure(root, label):
+    proc = subprocess.run([sys.executable, WORKLOAD, MODE, "--sglang-settings"], env=cache_env(root), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, check=False, timeout=3600)
     assert proc.returncode == 0, "%s run failed:\n%s" % (label, proc.stderr[-4000:])
     line = [x for x in proc.stdout.splitlines() if x.startswith("MEASURED ")][-1]
@@ -133,17 +92,14 @@ def cache_files(root):
 
 
 def test_a_bundled_compile_cache_is_reused_on_another_root(tmp_path):
-    script = str(tmp_path / "workload.py")
-    with open(script, "w") as handle:
-        handle.write(WORKLOAD)
     root_a = str(tmp_path / "host-a" / "profiles")
     root_b = str(tmp_path / "host-b" / "profiles")
     os.makedirs(root_a)
     os.makedirs(root_b)
 
-    cold = measure(script, root_a, "cold")
+    cold = measure(root_a, "cold")
     after_cold = cache_files(root_a)
-    warm = measure(script, root_a, "warm")
+    warm = measure(root_a, "warm")
     # the first warm run adds the configs coordinate descent visits from the cached winners (see the docstring)
     warm_added = sorted(set(cache_files(root_a)) - set(after_cold))
     assert cache_files(root_a), "the cold run wrote nothing under %s: torch.compile did not use the cache dirs" % root_a
@@ -158,7 +114,7 @@ def test_a_bundled_compile_cache_is_reused_on_another_root(tmp_path):
     summary = bundle.install(made["path"], root_b, MODEL, {STAGE: fields}, run_id="gpu-test-receiver",
                              expected_sha256=made["digest"], headroom_mb=0)
     installed = cache_files(root_b)
-    relocated = measure(script, root_b, "relocated")
+    relocated = measure(root_b, "relocated")
     added = sorted(set(cache_files(root_b)) - set(installed))
 
     print("\nGPU %s (sm %s), torch %s, Triton %s, torch.compile mode %s, TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=%s" % (

@@ -9,48 +9,9 @@ added, how its metadata differs from the kernels of the same name already there.
 mode max-autotune-no-cudagraphs), sglang (the same plus SGLang's set_torch_compile_config settings), and the
 nostatic forms of both (TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=0). Its output on an H200 is in tests/gpu/evidence/.
 """
-import json, os, subprocess, sys, textwrap, time
+import json, os, subprocess, sys, time
 
-WORKLOAD = textwrap.dedent("""\
-    import json, os, sys, time
-    import torch, triton
-    variant = sys.argv[2]
-    if variant in ("sglang", "sglang_nocoord"):
-        torch._inductor.config.coordinate_descent_tuning = True
-        torch._inductor.config.triton.unique_kernel_names = True
-        torch._inductor.config.fx_graph_cache = True
-    class MoEBlock(torch.nn.Module):
-        def __init__(self, hidden=1024, ffn=2048, experts=8, top_k=2):
-            super().__init__()
-            self.top_k = top_k
-            self.gate = torch.nn.Linear(hidden, experts, bias=False)
-            self.w1 = torch.nn.Parameter(torch.randn(experts, hidden, ffn) * 0.02)
-            self.w2 = torch.nn.Parameter(torch.randn(experts, ffn, hidden) * 0.02)
-        def forward(self, x):
-            logits = self.gate(x)
-            weights, chosen = torch.topk(torch.softmax(logits, dim=-1), self.top_k, dim=-1)
-            mask = torch.zeros_like(logits).scatter(-1, chosen, weights)
-            h = torch.nn.functional.silu(torch.einsum("th,ehf->etf", x, self.w1))
-            y = torch.einsum("etf,efh->eth", h, self.w2)
-            return torch.einsum("eth,te->th", y, mask)
-    torch.manual_seed(0)
-    block = MoEBlock().cuda().to(torch.bfloat16)
-    if variant == "nocoord":
-        compiled = torch.compile(block, options={"max_autotune": True, "coordinate_descent_tuning": False, "triton.cudagraphs": False}, dynamic=False)
-    elif variant == "sglang_nocoord":
-        compiled = torch.compile(block, options={"max_autotune": True, "coordinate_descent_tuning": False, "triton.cudagraphs": False}, dynamic=False)
-    else:
-        compiled = torch.compile(block, mode=sys.argv[1], dynamic=False)
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    with torch.no_grad():
-        for batch in (8, 64):
-            out = compiled(torch.randn(batch, 1024, device="cuda", dtype=torch.bfloat16))
-            torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    from torch._dynamo.utils import counters
-    print("MEASURED " + json.dumps({"seconds": seconds, "inductor": dict(counters["inductor"]), "aot": dict(counters.get("aot_autograd", {}))}))
-    """)
+WORKLOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moe_workload.py")
 
 def files(root):
     out = {}
@@ -72,7 +33,7 @@ def meta(root, rel):
             keep[k] = d[k]
     return keep
 
-def run(script, root, variant, label, mode="max-autotune-no-cudagraphs"):
+def run(root, variant, label, mode="max-autotune-no-cudagraphs"):
     extra = {"TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER": "0"} if variant.startswith("nostatic") else {}
     variant = variant.replace("nostatic_", "").replace("nostatic", "mode")
     env = dict(os.environ, **extra)
@@ -80,7 +41,8 @@ def run(script, root, variant, label, mode="max-autotune-no-cudagraphs"):
                TORCHINDUCTOR_FX_GRAPH_CACHE="1", TORCHINDUCTOR_AUTOGRAD_CACHE="1")
     before = files(root)
     t = time.time()
-    p = subprocess.run([sys.executable, script, mode, variant], env=env, capture_output=True, text=True)
+    argv = [sys.executable, WORKLOAD, mode] + (["--sglang-settings"] if variant == "sglang" else [])
+    p = subprocess.run(argv, env=env, capture_output=True, text=True)
     if p.returncode:
         print(label, "FAILED", p.stderr[-3000:]); return
     m = json.loads([l for l in p.stdout.splitlines() if l.startswith("MEASURED ")][-1][9:])
@@ -116,18 +78,16 @@ def run(script, root, variant, label, mode="max-autotune-no-cudagraphs"):
         print("     ", a, open(os.path.join(root, a)).read()[:300])
 
 def main():
-    out = os.environ.get("OUT", "/tmp")
-    script = os.path.join(out, "workload.py")
-    open(script, "w").write(WORKLOAD)
     for variant in sys.argv[1:]:
         root = "/tmp/diag-" + variant
         subprocess.run(["rm", "-rf", root]); os.makedirs(root)
         for label in ("cold", "warm1", "warm2"):
-            run(script, root, variant, label)
+            run(root, variant, label)
             sys.stdout.flush()
         moved = root + "-moved"
+        subprocess.run(["rm", "-rf", moved])
         subprocess.run(["cp", "-a", root, moved])
-        run(script, moved, variant, "relocated")
+        run(moved, variant, "relocated")
         sys.stdout.flush()
 
 main()
