@@ -106,6 +106,10 @@ options:
   serve_max_prompt_tokens:
     description: The serve check's longest prompt (accepted for symmetry; the serve check is never bundled).
     type: int
+  require_pinned_stack:
+    description: Refuse (C(stack_unpinned)) a container whose stack differs from the pinned one (as O(sglang.prep.sglang_stage#module:require_pinned_stack)).
+    type: bool
+    default: false
   env:
     description: Extra environment for the runtime in the container (string values).
     type: dict

@@ -126,7 +126,7 @@ nothing. The last stdout line is RESULT <priming state>. Exit code 0 whenever it
 (read status)."""
 
 STAGE_OPTIONS = ("tp", "port", "lock_timeout", "ready_timeout", "disk_headroom_mb", "moe_batch_sizes", "moe_dtype",
-                 "extra_server_args", "telemetry_timeout", "serve_max_prompt_tokens", "pointer")
+                 "extra_server_args", "telemetry_timeout", "serve_max_prompt_tokens", "require_pinned_stack", "pointer")
 
 
 def _positive_int(text):
@@ -185,6 +185,10 @@ def _stage_options(parser):
     parser.add_argument("--serve-max-prompt-tokens", type=_positive_int, default=None, metavar="N",
                         help="serve_check: the longest prompt it sends (default: the server's chunked-prefill size; "
                         "longer prompts are sent in chunks and prove longer contexts)")
+    parser.add_argument("--require-pinned-stack", action="store_true",
+                        help="plan and prime: refuse (stack_unpinned) when the container's sglang, torch, triton, "
+                        "flashinfer or deep_gemm differs from the versions the priming tables were checked against "
+                        "(SGLang %s and its pins); without it each difference is a warning" % contract.FIDELITY_STACK["sglang"])
     parser.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
 

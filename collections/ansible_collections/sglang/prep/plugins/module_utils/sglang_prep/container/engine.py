@@ -42,6 +42,8 @@ DEFAULTS = {
     "telemetry_timeout": 20.0,
     # serve_check: the longest prompt it sends (None: the server's chunked-prefill size)
     "serve_max_prompt_tokens": None,
+    # plan and prime: a probed version other than contract.FIDELITY_STACK refuses (stack_unpinned) instead of warning
+    "require_pinned_stack": False,
     "pointer": None,
     "python": "python3",
     # plan only: {stage: signature fields} of earlier stages that would run, so a stage that depends on
