@@ -73,7 +73,9 @@ def test_on_a_primed_host_the_check_proves_zero_jit_with_evidence_then_ensure_is
     assert len(evidence["requests"]) == len(shapes["prompt_lengths"]) + len(shapes["decode_batch_sizes"])
     assert evidence["caches"] == {} or all(not c.get("added") for c in evidence["caches"].values())
     assert evidence["snapshot"]["before"]["files"] == evidence["snapshot"]["after"]["files"] > 0
-    assert "no cache grew, no JIT log line" in evidence["summary"]
+    assert "caches under /profiles unchanged" in evidence["summary"] and "no JIT log line" in evidence["summary"]
+    assert "no crash on a JIT miss (SGLANG_CRASH_ON_JIT_COMPILE=1" in evidence["summary"]
+    assert evidence["measured"]["caches_unchanged"] is True and evidence["measured"]["triton_autotune_benchmarks"] == 0
     assert os.path.exists(primed.profiles(contract.signature_path("serve_check", MODEL)))
     starts = primed.server_starts()
     again = check(primed)
