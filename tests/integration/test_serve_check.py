@@ -107,6 +107,18 @@ def test_a_deleted_triton_cache_entry_fails_the_check_and_a_reprime_passes(prime
     assert_proven(primed, check(primed))
 
 
+def test_a_missing_sglang_jit_kernel_is_refused_by_the_server_not_compiled(primed):
+    """SGLANG_CRASH_ON_JIT_COMPILE=1 on the serving server: a miss of SGLang's JIT-kernel cache fails loudly."""
+    [leaf] = glob.glob(primed.host("profiles", "sglang_jit", "*", "sgl_kernel_jit_*", "build-*", "deps-*", "*.so"))
+    os.unlink(leaf)
+    failed = assert_jit(check(primed), "refused to compile it (SGLANG_CRASH_ON_JIT_COMPILE=1) and exited",
+                        "sgl_kernel_jit_fused_add_rmsnorm_")
+    assert failed["serve_check"]["measured"]["crash_on_jit_miss"]["crashed"] is True
+    assert not os.path.exists(leaf)  # nothing was compiled at serve time
+    assert primed.stage("flashinfer", mode="rebuild")["status"] == "ok"  # a priming server compiles it again
+    assert_proven(primed, check(primed))
+
+
 def test_a_deleted_deep_gemm_kernel_fails_the_check_and_a_reprime_passes(primed):
     kernel = sorted(glob.glob(primed.host("profiles", "deep_gemm", "cache", "sm90_fp8_gemm_1d2d.*")))[0]
     shutil.rmtree(kernel)
