@@ -545,12 +545,22 @@ class InductorStage(StaticLauncherProbe, WarmupStage):
 
     name = "inductor"
 
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.start_number = 0
+
+    def after_generate(self, srv):
+        """The telemetry probe once, on the first start: the restarts only settle the caches."""
+        if self.start_number <= 1:
+            super().after_generate(srv)
+
     def run(self):
         ctx = self.ctx
         self.launcher_decision()
         before = servecheck.snapshot(ctx.layout.profiles_root)
 
         def start_once(number):
+            self.start_number = number
             if number > 1:
                 ctx.say("restarting the compiled server (start %d): the last start still changed the caches" % number)
             ServerStage.run(self)
