@@ -771,3 +771,34 @@ def test_two_installs_at_once_both_finish_with_every_file(tmp_path, built):
         assert after.get(rel) == data, rel
     assert after["triton/DDDD/k.cubin"] == b"d" * 100000
     assert os.listdir(os.path.join(target, bundle.STAGING_DIR)) == []
+
+
+# ---------------------------------------------------------------- the cache registry says how a bundle installs each cache
+
+def test_every_cache_says_how_a_bundle_installs_it():
+    """A cache added to contract.CACHES names its bundle mode there, and only there."""
+    for name, entry in contract.CACHES.items():
+        assert getattr(entry, "bundle", None) in (contract.BUNDLE_MERGE, contract.BUNDLE_MODEL), name
+        path, env = entry  # still the (directory, environment variable) pair every other reader unpacks
+        assert path.startswith(contract.PROFILES_ROOT + "/") and env
+
+
+def test_a_per_model_cache_carries_and_swaps_only_the_models_subtree(tmp_path, monkeypatch):
+    monkeypatch.setitem(contract.CACHES, "moe_configs", contract.Cache(contract.PROFILES_ROOT + "/moe_configs",
+                                                                       "SGLANG_MOE_CONFIG_DIR", contract.BUNDLE_MODEL))
+    own = contract.model_key(MODEL)
+    root = primed_root(tmp_path, files={"moe_configs/%s/tuned.json" % own: b"mine", "moe_configs/shared.json": b"loose",
+                                        "triton/abc123/fused_moe.cubin": b"k"})
+    manifest = bundle.pack(root, MODEL, STAGES, str(tmp_path / "store"))
+    paths = [f["path"] for f in manifest["files"]]
+    assert "moe_configs/%s/tuned.json" % own in paths and "moe_configs/shared.json" not in paths
+    target = two_models_receiver(tmp_path)
+    os.makedirs(os.path.join(target, "moe_configs", own))
+    with open(os.path.join(target, "moe_configs", own, "old.json"), "wb") as handle:
+        handle.write(b"old tuning of this model")
+    before = everything(target)
+    bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=0)
+    after = everything(target)
+    assert "moe_configs/%s/old.json" % own not in after  # the model's subtree was swapped whole
+    assert after["moe_configs/%s/tuned.json" % own] == b"mine"
+    assert dict((p, after.get(p)) for p in before if own not in p) == dict((p, d) for p, d in before.items() if own not in p)

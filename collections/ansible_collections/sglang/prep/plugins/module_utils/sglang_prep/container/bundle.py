@@ -171,7 +171,8 @@ def _is_signature_file(rel):
 
 def _model_caches():
     """The cache directories that hold per-model subtrees (<cache>/<model_key>/): those of the stages."""
-    return set(caches.relative_to_profiles(contract.CACHES[name][0]) for name in contract.STAGE_CACHE.values())
+    names = set(contract.STAGE_CACHE.values()) | set(n for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL)
+    return set(caches.relative_to_profiles(contract.CACHES[name][0]) for name in names)
 
 
 def model_subtree(rel):
