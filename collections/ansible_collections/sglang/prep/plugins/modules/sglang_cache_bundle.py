@@ -24,7 +24,7 @@ description:
     for the whole install, the disk headroom is checked, the bundle is unpacked into C(profiles/.bundle-staging/), every
     member is verified (an absolute path, C(..), a link whose target has C(..) or passes through another link or that
     the file system resolves out of its cache, a device file, a size or sha256 that differs, a truncated archive each
-    refuse it with V(bundle_unsafe) or V(bundle_corrupt)), and the bundle is merged into this host's caches: an entry
+    refuse it with V(bundle_unsafe) or V(bundle_corrupt)), and the bundle is merged into this host's caches. An entry
     this host lacks is added, an equal one kept, one with other bytes refuses the bundle (V(bundle_conflict)), the
     model's own subtrees are swapped in whole, and nothing of another model is removed. Each stage is recorded in the
     current run with status C(installed) (source host, bundle digest) and its signature as if primed here, so the next
