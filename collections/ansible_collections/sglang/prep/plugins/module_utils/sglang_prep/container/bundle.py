@@ -638,8 +638,8 @@ def _manifest_member(tar, path, model=None):
                            path=path, field="manifest")
         manifest = json.loads(tar.extractfile(first).read(MAX_MANIFEST_BYTES + 1).decode("utf-8"))
     except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError, RecursionError) as exc:
-        raise _corrupt("the manifest of bundle %s is unreadable (%s)" % (path, type(exc).__name__ if isinstance(exc, RecursionError)
-                                                                          else exc), path=path, field="manifest")
+        why = type(exc).__name__ if isinstance(exc, RecursionError) else exc
+        raise _corrupt("the manifest of bundle %s is unreadable (%s)" % (path, why), path=path, field="manifest")
     try:
         return check_manifest(manifest, "bundle %s" % path, model=model)
     except PrepError:
@@ -989,8 +989,8 @@ def plan_merge(profiles_root, manifest):
         elif same:
             plan["kept"] += 1
         else:
-            plan["conflicts"].append({"path": rel, "why": "this host has other %s" % ("bytes" if item["type"] == "file" else
-                                                                                         "content")})
+            what = "bytes" if item["type"] == "file" else "content"
+            plan["conflicts"].append({"path": rel, "why": "this host has other %s" % what})
     return plan
 
 
