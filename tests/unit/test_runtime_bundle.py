@@ -802,3 +802,17 @@ def test_a_per_model_cache_carries_and_swaps_only_the_models_subtree(tmp_path, m
     assert "moe_configs/%s/old.json" % own not in after  # the model's subtree was swapped whole
     assert after["moe_configs/%s/tuned.json" % own] == b"mine"
     assert dict((p, after.get(p)) for p in before if own not in p) == dict((p, d) for p, d in before.items() if own not in p)
+
+
+def test_a_caches_own_log_stays_with_its_host(tmp_path):
+    """FlashInfer appends flashinfer_jit.log in its workspace on every host: it never travels (it would always differ)."""
+    root = primed_root(tmp_path, files={"flashinfer/90/flashinfer_jit.log": b"builder's history", "triton/abc123/k": b"k"})
+    manifest = bundle.pack(root, MODEL, STAGES, str(tmp_path / "store"))
+    assert "flashinfer/90/flashinfer_jit.log" not in [f["path"] for f in manifest["files"]]
+    target = two_models_receiver(tmp_path)
+    os.makedirs(os.path.join(target, "flashinfer", "90"))
+    with open(os.path.join(target, "flashinfer", "90", "flashinfer_jit.log"), "wb") as handle:
+        handle.write(b"receiver's history")
+    bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=0)
+    with open(os.path.join(target, "flashinfer", "90", "flashinfer_jit.log"), "rb") as handle:
+        assert handle.read() == b"receiver's history"

@@ -12,7 +12,7 @@ file, directory or symlink under one of the cache directories of contract.CACHES
 
 What travels is the bundled model's: the entries of the caches that are not another model's subtree
 (``<cache>/<model_key>/``) and the bundled model's own subtrees. Signature files never travel (each host
-writes its own).
+writes its own), nor a log a cache keeps beside its entries (``*.log`` outside a model subtree).
 
 The manifest is a checked schema (check_manifest): every field has a type and a bound, nesting is limited,
 ``caches`` is derived from ``files`` (a manifest whose list differs is refused), ``total_bytes`` and
@@ -169,6 +169,15 @@ def _is_signature_file(rel):
     return len(parts) == 3 and parts[2] == SIGNATURE_NAME
 
 
+def _host_log(rel):
+    """A log a cache keeps beside its entries (FlashInfer's flashinfer_jit.log): this host's history, not a kernel.
+
+    It stays with its host: every host appends its own, so two hosts' copies always differ. A model's own logs
+    (deep_gemm/<model_key>/compile.log) travel with its subtree.
+    """
+    return rel.endswith(".log") and model_subtree(rel) is None
+
+
 def _model_caches():
     """The cache directories that hold per-model subtrees (<cache>/<model_key>/): those of the stages."""
     names = set(contract.STAGE_CACHE.values()) | set(n for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL)
@@ -246,7 +255,7 @@ def _walk(profiles_root, model):
                 elif stat.S_ISDIR(st.st_mode):
                     entries.append((rel, "dir", st, None))
                 elif stat.S_ISREG(st.st_mode):
-                    if not _is_signature_file(rel):
+                    if not _is_signature_file(rel) and not _host_log(rel):
                         entries.append((rel, "file", st, None))
                 else:
                     raise PrepError("bundle_unsafe", "%s under %s is not a regular file, directory or symlink (a device "
