@@ -816,3 +816,25 @@ def test_a_caches_own_log_stays_with_its_host(tmp_path):
     bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=0)
     with open(os.path.join(target, "flashinfer", "90", "flashinfer_jit.log"), "rb") as handle:
         assert handle.read() == b"receiver's history"
+
+
+def test_an_entry_appearing_during_the_install_is_never_overwritten(tmp_path, built):
+    """A writer beside the install (another stage's compile) creates an entry the install planned to add: the install
+    is rolled back as a conflict and that entry keeps its bytes."""
+    _root, manifest = built
+    target = two_models_receiver(tmp_path)
+    before = everything(target)
+    appeared = os.path.join(target, "triton", "abc123", "fused_moe.json")
+
+    def racing_writer(rel):
+        if rel == "triton/abc123/fused_moe.cubin":
+            with open(appeared, "wb") as handle:
+                handle.write(b"written by a compile meanwhile")
+    with pytest.raises(PrepError) as err:
+        bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=0, before_swap=racing_writer)
+    assert err.value.error_type == "bundle_conflict"
+    with open(appeared, "rb") as handle:
+        assert handle.read() == b"written by a compile meanwhile"
+    after = everything(target)
+    del after["triton/abc123/fused_moe.json"]
+    assert after == before

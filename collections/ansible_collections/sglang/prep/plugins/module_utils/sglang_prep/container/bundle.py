@@ -1076,7 +1076,18 @@ def _install(path, profiles_root, model, current, run_id, expected_sha256, headr
                            added_items=[dict((k, f.get(k)) for k in ("type", "sha256", "target")) for f in plan["add"]])
             jsonio.write_json_atomic(journal_path, journal)
             try:
-                _apply(profiles_root, staged, plan, before_swap)
+                try:
+                    _apply(profiles_root, staged, plan, before_swap)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise PrepError("insufficient_disk", "the disk under %s filled up while installing bundle %s (%s); "
+                                        "the install was rolled back: free space on this host"
+                                        % (profiles_root, digest[:12], exc.strerror), path=profiles_root)
+                    if exc.errno == errno.EEXIST:
+                        raise PrepError("bundle_conflict", "%s appeared on this host while bundle %s was being installed; "
+                                        "the install was rolled back and nothing was overwritten: run it again, or let this "
+                                        "host prime itself" % (exc.filename, digest[:12]), path=exc.filename)
+                    raise
                 check_links_resolved(profiles_root, manifest["files"], "bundle %s installed under %s" % (digest[:12], profiles_root))
             except BaseException:
                 _roll_back(profiles_root, staged, journal, say)
@@ -1125,7 +1136,7 @@ def _apply(profiles_root, staged, plan, before_swap):
         if item["type"] == "symlink":
             os.symlink(item["target"], live)
         else:
-            os.link(os.path.join(new_dir, item["path"]), live)  # EEXIST rather than overwrite what appeared meanwhile
+            _link_new(os.path.join(new_dir, item["path"]), live)
     for rel in sorted(plan["swapped"]):
         if before_swap:
             before_swap(rel)
@@ -1136,6 +1147,21 @@ def _apply(profiles_root, staged, plan, before_swap):
             os.makedirs(os.path.dirname(aside), DIR_MODE, exist_ok=True)
             os.rename(live, aside)
         os.rename(os.path.join(new_dir, rel), live)
+
+
+def _link_new(source, live):
+    """Put ``source`` at ``live``, never over an existing name (EEXIST rather than overwrite what appeared meanwhile)."""
+    try:
+        os.link(source, live)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        tmp = "%s.bundle-%d.tmp" % (live, os.getpid())  # a cache on another file system: copy beside it, then link
+        shutil.copy2(source, tmp)
+        try:
+            os.link(tmp, live)
+        finally:
+            _unlink(tmp)
 
 
 def _unlink(path):
