@@ -838,3 +838,18 @@ def test_an_entry_appearing_during_the_install_is_never_overwritten(tmp_path, bu
     after = everything(target)
     del after["triton/abc123/fused_moe.json"]
     assert after == before
+
+
+def test_a_stage_run_interrupted_before_the_install_keeps_its_marker(tmp_path, built):
+    """Another model's deep_gemm run was interrupted here: its marker (re-run me) outlives an install and a killed one."""
+    _root, manifest = built
+    target = two_models_receiver(tmp_path)
+    marker = Layout(profiles_root=target).fs(contract.marker_path("deep_gemm"))
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    left = {"owner_pid": 999999, "stage": "deep_gemm", "model": OTHER_A, "run_id": "run-a"}
+    locks.write_marker(marker, left)
+    assert killed_install(manifest["path"], target, 2)
+    assert [o["outcome"] for o in bundle.clear_stale(target)] == ["rolled_back"]
+    assert locks.read_marker(marker) == left
+    bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=0)
+    assert locks.read_marker(marker) == left

@@ -857,6 +857,17 @@ def _recover(profiles_root, say):
     return out
 
 
+def _release_markers(layout, journal, stages):
+    """Remove the install's markers of ``stages``, putting back any a stage run had left before the install began."""
+    previous = journal.get("previous_markers") if isinstance(journal.get("previous_markers"), dict) else {}
+    for stage in stages:
+        marker = layout.fs(contract.marker_path(stage))
+        if isinstance(previous.get(stage), dict):
+            locks.write_marker(marker, previous[stage])
+        else:
+            locks.remove_marker(marker)
+
+
 def _marked_by(layout, journal):
     """The journal's stages whose in-progress marker still names its bundle and its owner."""
     marked = []
@@ -879,17 +890,14 @@ def _recover_one(profiles_root, staged, layout, say):
     marked = _marked_by(layout, journal) if journal.get("phase") == "applying" else []
     if marked:
         _roll_back(profiles_root, staged, journal, say)
-        for stage in marked:
-            locks.remove_marker(layout.fs(contract.marker_path(stage)))
+        _release_markers(layout, journal, marked)
         outcome.update(outcome="rolled_back", holds="old")
     elif journal.get("phase") == "applying":
         outcome.update(outcome="dropped", holds="new or re-primed")
     else:
-        for stage in journal.get("stages") or []:  # nothing live changed: markers it may have written go
-            if stage in contract.STAGE_ORDER:
-                marker = layout.fs(contract.marker_path(stage))
-                if (locks.read_marker(marker) or {}).get("installing_bundle") == journal.get("digest"):
-                    locks.remove_marker(marker)
+        named = [stage for stage in journal.get("stages") or [] if stage in contract.STAGE_ORDER and (locks.read_marker(
+            layout.fs(contract.marker_path(stage))) or {}).get("installing_bundle") == journal.get("digest")]
+        _release_markers(layout, journal, named)  # nothing live changed: markers it may have written go
         outcome.update(outcome="cleared", holds="old")
     shutil.rmtree(staged, ignore_errors=True)
     return outcome
@@ -1069,6 +1077,10 @@ def _install(path, profiles_root, model, current, run_id, expected_sha256, headr
             marker_info = {"owner_pid": os.getpid(), "started_at": ledger.iso(ledger.utc_now()), "run_id": run_id,
                            "model": model, "installing_bundle": digest}
             os.makedirs(layout.fs(contract.IN_PROGRESS_DIR), DIR_MODE, exist_ok=True)
+            # a stage run interrupted here earlier (another model's, say) keeps its marker: it is put back afterwards
+            journal["previous_markers"] = dict((stage, locks.read_marker(layout.fs(contract.marker_path(stage))))
+                                               for stage in stages)
+            jsonio.write_json_atomic(journal_path, journal)
             for stage in stages:
                 locks.write_marker(layout.fs(contract.marker_path(stage)), dict(marker_info, stage=stage))
             journal.update(phase="applying", swapped=sorted(plan["swapped"]),
@@ -1091,12 +1103,10 @@ def _install(path, profiles_root, model, current, run_id, expected_sha256, headr
                 check_links_resolved(profiles_root, manifest["files"], "bundle %s installed under %s" % (digest[:12], profiles_root))
             except BaseException:
                 _roll_back(profiles_root, staged, journal, say)
-                for stage in stages:
-                    locks.remove_marker(layout.fs(contract.marker_path(stage)))
+                _release_markers(layout, journal, stages)
                 shutil.rmtree(staged, ignore_errors=True)
                 raise
-            for stage in stages:
-                locks.remove_marker(layout.fs(contract.marker_path(stage)))
+            _release_markers(layout, journal, stages)
             shutil.rmtree(staged, ignore_errors=True)
     return {"digest": digest, "group_key": manifest["group_key"], "source_host": manifest["source_host"],
             "source_run_id": manifest["source_run_id"], "stages": stages, "caches": manifest["caches"],
