@@ -355,10 +355,13 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
             if ctx.mode == "check":
                 _check(ctx, runner)
             else:
+                stale = []  # what a killed bundle install left, cleared before the stage's directories are made (never waits)
+                bundle.clear_stale(ctx.layout.profiles_root, stale.append)
                 _preflight(ctx, runner)
+                for note in stale:
+                    ctx.say("bundle staging: " + note)
                 ctx.say("%s %s for %s (tp %d), run %s" % (ctx.mode, stage, model, ctx.tp, ctx.run_id))
                 ctx.locking = True
-                bundle.clear_stale(ctx.layout.profiles_root, ctx.say)  # what a killed bundle install left (never waits)
                 lock = locks.StageLock(ctx.layout.fs(contract.lock_path(stage)), stage, ctx.run_id,
                                        ctx.lock_timeout, ctx.say).acquire()
                 reasons, marker, skip = _decide(ctx, runner)
