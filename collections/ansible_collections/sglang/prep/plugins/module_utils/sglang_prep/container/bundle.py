@@ -811,6 +811,7 @@ def clear_stale(profiles_root, say=None):
         return []
     path = install_lock_path(profiles_root)
     try:
+        os.makedirs(os.path.dirname(path), DIR_MODE, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         say("could not open %s (%s); stale bundle staging stays until the next install" % (path, exc))
