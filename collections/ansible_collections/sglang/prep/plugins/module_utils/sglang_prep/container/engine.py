@@ -19,7 +19,7 @@ import time
 import traceback
 
 from .. import contract, jsonio, manifest
-from . import argv, ledger, locks, metrics, probe, sessionlog, signature, state
+from . import argv, bundle, ledger, locks, metrics, probe, sessionlog, signature, state
 from ..errors import PrepError
 from .layout import Layout
 from .preflight import (ensure_writable_dir, os_failure, require_free_disk, require_writable_file,
@@ -357,7 +357,11 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
             if ctx.mode == "check":
                 _check(ctx, runner)
             else:
+                stale = []  # what a killed bundle install left, cleared before the stage's directories are made (never waits)
+                bundle.clear_stale(ctx.layout.profiles_root, stale.append)
                 _preflight(ctx, runner)
+                for note in stale:
+                    ctx.say("bundle staging: " + note)
                 ctx.say("%s %s for %s (tp %d), run %s" % (ctx.mode, stage, model, ctx.tp, ctx.run_id))
                 ctx.locking = True
                 lock = locks.StageLock(ctx.layout.fs(contract.lock_path(stage)), stage, ctx.run_id,
