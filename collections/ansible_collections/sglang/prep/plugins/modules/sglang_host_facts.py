@@ -322,11 +322,20 @@ def host_facts(params):
     if params["model"]:
         model_dir = os.path.join(root, "models", params["model"].strip("/"))
         result["model_dir"] = model_dir
-        result["model_link"] = model_link(os.path.join(root, "models"), params["model"].strip("/"))
-        if not model_dir.startswith(os.path.join(root, "models") + "/") or not os.path.isdir(model_dir):
+        link = model_link(os.path.join(root, "models"), params["model"].strip("/"))
+        result["model_link"] = link
+        # through a link, what the container reaches (an absolute /models/... link leads nowhere on the host itself),
+        # listed under the model directory's own path
+        real_dir = os.path.join(root, "models", link["container_path"][len(MODELS_MOUNT) + 1:]) \
+            if link and link["container_path"] else model_dir
+        if not model_dir.startswith(os.path.join(root, "models") + "/") or not os.path.isdir(real_dir) \
+                or (link and not link["container_path"]):
             return result
         seen = set(e["path"] for e in result["entries"])
-        result["entries"].extend(e for e in listing(model_dir) if e["path"] not in seen)
+        for item in listing(real_dir):
+            item["path"] = model_dir + item["path"][len(real_dir):]
+            if item["path"] not in seen:
+                result["entries"].append(item)
     return result
 
 
