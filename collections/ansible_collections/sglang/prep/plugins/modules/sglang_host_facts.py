@@ -22,7 +22,7 @@ description:
     points to and the owner and mode of its target (RV(entries)); a directory it points to is listed below it. A
     model directory reached through a link is resolved the way the container resolves it (RV(model_link)).
   - With O(runtime_package), the deployed runtime C(<host root>/runtime/<package>) is checked against the manifest
-    its archive shipped (C(MANIFEST.sha256), the SHA-256 of every file): RV(runtime) names every file modified,
+    its archive shipped (C(MANIFEST.sha256), the SHA-256 of every file), and RV(runtime) names every file modified,
     missing or added since it was unpacked.
   - Whether O(env_file) is a regular file, and its SHA-256 (never its content).
   - This is an information module. It never changes anything and always returns C(changed=false).
