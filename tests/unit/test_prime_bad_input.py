@@ -116,3 +116,21 @@ def test_a_missing_env_file_is_bad_input(prime, tmp_path):
     assert "missing.env does not exist" in out and "status: failed (bad_input)" in out
     assert not os.path.exists(root)
 
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives the host root to the unprivileged user nobody")
+def test_a_model_symlink_the_container_cannot_follow_is_model_invalid_before_any_change(prime, tmp_path):
+    outside = tmp_path / "outside-model"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    root = tmp_path / "host-root"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "elsewhere").symlink_to(outside)
+    for path in (root, root / "models", outside, outside / "config.json"):
+        os.lchown(path, 65534, 65534)
+    rc, out, _root = prime("-e", "model=/models/elsewhere", "-e", "prime_host_user=nobody")
+    assert rc != 0 and "status: failed (model_invalid)" in out, out[-3000:]
+    text = " ".join(out.split())
+    assert "%s is a symlink to %s" % (root / "models" / "elsewhere", outside) in text
+    assert "cannot see the model through this link" in text and "Nothing was changed" in text
+    assert sorted(os.listdir(root)) == ["models"]  # no directory was created
