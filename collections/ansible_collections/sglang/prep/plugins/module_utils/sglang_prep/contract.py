@@ -172,11 +172,19 @@ FIDELITY_STACK = {
 }
 SGLANG_BASE_IMAGE = "lmsysorg/sglang:v%s-cu130" % FIDELITY_STACK["sglang"]
 
-# Environment the role and the runtime set themselves: prime_extra_env and prime_stage_env may not override
-# it (a container started as another UID, or caches pointed elsewhere, would break the run).
+# The image puts the runtime on Python's path (images/Dockerfile: ENV PYTHONPATH=RUNTIME_MOUNT): the container's
+# init and every stage import sglang_prep from there.
+ENV_PYTHONPATH = "PYTHONPATH"
+# What every stage server gets from the runtime besides the caches (container/argv.py server_env): the canonical
+# context length is above most models' maximum, which SGLang refuses without it.
+ENV_LONGER_CONTEXT = "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN"
+# Environment the role, the image and the runtime set themselves: prime_extra_env and prime_stage_env may not
+# override it (a container started as another UID, without its runtime on the path, or caches pointed elsewhere
+# would break the run; devuser's HOME, USER and LOGNAME come from its passwd entry).
 RESERVED_ENV = tuple(
     [ENV_UID, ENV_GID] + sorted(ENV_HOST_ROOTS.values())
-    + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, ENV_TELEMETRY_KEEP_RUNS, "HOME"]
+    + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, ENV_TELEMETRY_KEEP_RUNS, "HOME", "USER", "LOGNAME",
+       ENV_PYTHONPATH, ENV_LONGER_CONTEXT]
     + sorted(var for _path, var in CACHES.values()) + ["DG_JIT_CACHE_DIR"]
     + sorted(set(SERVE_CHECK_ENV) | set(SERVER_ENV) | {ENV_STATIC_CUDA_LAUNCHER}))
 # Which cache holds a stage's output and its per-model signature/log directory.

@@ -88,7 +88,7 @@ def server_env(base_env, stage=None, static_launcher_off=False):
     env = dict(base_env)
     env.update(contract.cache_env())
     env["DG_JIT_CACHE_DIR"] = env[contract.CACHES["deep_gemm"][1]]
-    env["SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN"] = "1"
+    env[contract.ENV_LONGER_CONTEXT] = "1"
     env.update(contract.SERVER_ENV)
     if stage is not None and registry.get(stage).precompile:
         env.update(PRECOMPILE_ENV)

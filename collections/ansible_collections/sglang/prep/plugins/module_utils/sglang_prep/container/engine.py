@@ -22,7 +22,7 @@ from .. import contract, jsonio, manifest
 from . import argv, bundle, ledger, locks, metrics, probe, sessionlog, signature, state
 from ..errors import PrepError
 from .layout import Layout
-from .preflight import (ensure_writable_dir, os_failure, require_free_disk, require_writable_file,
+from .preflight import (DISK_ERRNOS, ensure_writable_dir, os_failure, require_free_disk, require_writable_file,
                         require_writable_tree, writable_hint)
 from .procs import describe_port_holders, port_is_free
 from .server import kill_orphan_group
@@ -92,6 +92,7 @@ class StageContext(object):
         self.locking = False
         self.result = None
         self.progress_cb = progress
+        self.disk_error = None  # (path, OSError) of the first session-log line the disk refused (ENOSPC, EDQUOT)
 
     def attach_run(self, run_manifest):
         self.manifest = run_manifest
@@ -118,8 +119,9 @@ class StageContext(object):
         if self.log_writes and self.session_log_fs:
             try:
                 sessionlog.log(self.session_log_fs, "stage:" + self.stage, message)
-            except OSError:
-                pass
+            except OSError as exc:
+                if exc.errno in DISK_ERRNOS and self.disk_error is None:
+                    self.disk_error = (self.session_log_fs, exc)
 
     def warn(self, message):
         if message not in self.result["warnings"]:
@@ -348,6 +350,12 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
             ctx.pointer_info, run_manifest = manifest.load_current(ctx.pointer)
             ctx.attach_run(run_manifest)
             if not os.path.isdir(model):
+                if os.path.islink(model):
+                    raise PrepError("model_invalid", "model directory %s is a symlink to %s, which does not exist in "
+                                    "the container: the container sees only the host's models root, mounted at %s; "
+                                    "put the model itself under it, or make the link point to a directory there "
+                                    "with a relative path" % (model, os.readlink(model), contract.MODELS_ROOT),
+                                    model=model)
                 raise PrepError("model_not_found", "model directory %s does not exist in the container; models are "
                                 "mounted from the host models root at %s (pass /models/<name>)"
                                 % (model, contract.MODELS_ROOT), model=model)
@@ -388,6 +396,9 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                     result["ran"] = True
                     runner.preflight()
                     runner.run()
+                    if ctx.disk_error is not None:  # a stage whose session log lost lines to a full disk is not primed
+                        raise os_failure(ctx.disk_error[1], "%s: appending to the session log" % stage,
+                                         path=ctx.layout.contract_path(ctx.disk_error[0]))
                     finished = ledger.iso(ledger.utc_now())
                     signature.write(ctx.layout.fs(contract.signature_path(stage, model)), stage,
                                     result["signature"], ctx.run_id, finished, round(time.monotonic() - start, 3))

@@ -20,10 +20,10 @@ import time
 
 from . import argv as argv_mod
 from .. import caches, contract, jsonio, registry
-from . import deepgemm, inductor, moe, probe, server, servecheck, serving_inputs, signature, telemetry_probe
+from . import deepgemm, inductor, moe, preflight, probe, server, servecheck, serving_inputs, signature, telemetry_probe
 from .moe import is_moe_model, model_config
 from ..errors import PrepError
-from .validate import LogScan
+from .validate import DISK_PATH_RE, LogScan
 
 MOE_TUNER_ENV = "SGLANG_PREP_MOE_TUNER"
 MOE_TUNER_CANDIDATES = (
@@ -174,8 +174,40 @@ class StageRunner(object):
         """Last word on the result (every mode and outcome) before it is written: fields of the stage's own."""
 
     def error_map(self, scan):
-        """(error_type, message) the stage's log explains, or None."""
-        return scan.log_failure() if scan is not None else None
+        """(error_type, message) the stage's log explains, or None. A full disk names the file the log names (else
+        the fullest file system of the caches) and its free space."""
+        mapped = scan.log_failure() if scan is not None else None
+        if mapped and mapped[0] == "insufficient_disk":
+            mapped = (mapped[0], "%s. Free now: %s" % (mapped[1], self.disk_free_text(scan.failure[1])))
+        return mapped
+
+    def disk_free_text(self, line):
+        """The free space behind the file a disk-full log line names, else of the fullest file system of the caches."""
+        ctx = self.ctx
+
+        def host_of(fs_path):
+            return ctx.host_path(ctx.layout.contract_path(fs_path))
+
+        named = DISK_PATH_RE.search(line or "")
+        if named:
+            return preflight.free_text(named.group(1), host_of) or named.group(1)
+        measured = []
+        for path, _env in contract.CACHES.values():
+            where, free = preflight.free_space(ctx.layout.fs(path))
+            if where is not None:
+                measured.append((free, where))
+        if not measured:
+            return "unknown"
+        return "%s (the fullest file system of the caches)" % preflight.free_text(min(measured)[1], host_of)
+
+    def output_disk_error(self, proc):
+        """PrepError(insufficient_disk) when the process's output could not be appended to a log (ENOSPC), else None."""
+        failed = getattr(getattr(proc, "pump", None), "write_error", None)
+        if not failed:
+            return None
+        path, exc = failed
+        return preflight.os_failure(exc, "%s: appending the output of %s to %s" % (self.name, proc.argv[0], path),
+                                    path=path, host_of=lambda p: self.ctx.host_path(self.ctx.layout.contract_path(p)))
 
 
 class ServerStage(StageRunner):
@@ -287,6 +319,7 @@ class ServerStage(StageRunner):
         mapped = self.error_map(self.scan)
         if mapped:  # the server's own log names the root cause of whatever went wrong
             error = PrepError(mapped[0], mapped[1], lifecycle=error.message if error else None)
+        error = error or self.output_disk_error(srv)  # the disk filled while the server's output was logged
         if error is None:
             kv = self.scan.kv_drift()
             if kv:
@@ -776,6 +809,11 @@ class MoeTuneStage(StageRunner):
             mapped = self.error_map(scan)
             if mapped:
                 raise PrepError(mapped[0], mapped[1])
+        disk = self.output_disk_error(proc)
+        if disk is not None:
+            ctx.result["log_tail"] = list(scan.tail)
+            raise disk
+        if code != 0:
             raise PrepError("tuner_failed", "%s exited with code %s for batch size %d; its output is in log_tail and "
                             "the session log" % (what, code, size), exit_code=code)
         files = sorted(glob.glob(os.path.join(cwd, "*.json")))

@@ -24,6 +24,13 @@ KV_DTYPE_RES = (
 )
 # error_type -> (patterns, what to do). First match in this order wins.
 FAILURE_PATTERNS = (
+    # a file system the server writes filled up while it ran (ENOSPC, EDQUOT): Python's OSError text, which names the
+    # file when the call that failed had one (open, mkdir, rename), not when a write to an open file failed
+    ("insufficient_disk", (
+        re.compile(r"[^\n]*\[Errno (?:28|122)\][^\n]*"),
+        re.compile(r"[^\n]*(?:No space left on device|Disk quota exceeded)[^\n]*"),
+    ), "a file system the server writes (its caches under %s, or /tmp) is full: free disk space on the host file "
+       "system behind it and run again" % contract.PROFILES_ROOT),
     ("not_enough_memory", (
         re.compile(r"Not enough memory\. Please try to increase --mem-fraction-static[^\n]*"),
         re.compile(r"Loaded weights leave no GPU memory for the KV cache[^\n]*"),
@@ -91,6 +98,10 @@ JIT_LINE_RES = (
 JIT_LINES_KEPT = 200
 # The decode CUDA-graph batch sizes a server captured, from its capture log line (when it prints them).
 DECODE_CAPTURE_RE = re.compile(r"Capture \w+ decode CUDA graph end\. bs=\[([\d, ]*)\]")
+
+
+# The file a disk-full OSError names: "... No space left on device: '/profiles/triton/x/y.cubin'".
+DISK_PATH_RE = re.compile(r"(?:No space left on device|Disk quota exceeded): '([^']+)'")
 
 
 class LogScan(object):
