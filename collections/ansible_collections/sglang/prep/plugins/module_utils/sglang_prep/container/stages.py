@@ -199,6 +199,7 @@ class ServerStage(StageRunner):
         inputs.update(serving_inputs.kernel_args(ctx.extra_server_args, probe.compute_capability_major(
             ctx.probe.get("compute_capability"))))
         inputs["quantization_files_sha256"] = serving_inputs.quantization_files_digest(ctx.model)
+        inputs["max_mamba_cache_size"] = argv_mod.mamba_policy(ctx.model, ctx.extra_server_args)["value"]
         own = set(argv_mod.server_env({}, self.name)) | set(contract.RESERVED_ENV)
         inputs["server_env"] = serving_inputs.server_env(ctx.base_env, ctx.probe.get("sglang_dir"), own)
         return inputs
@@ -224,6 +225,9 @@ class ServerStage(StageRunner):
         primed_before = self.primed_snapshot()
         self.before_server()
         argv = self.build_command()
+        ctx.result["mamba_cache"] = argv_mod.mamba_policy(ctx.model, ctx.extra_server_args)
+        if ctx.result["mamba_cache"]["deviation"]:
+            ctx.say(ctx.result["mamba_cache"]["deviation"])
         env = ctx.layout.env(argv_mod.server_env(ctx.base_env, self.name))
         self.scan = LogScan()
         srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port)
@@ -542,13 +546,24 @@ class MoeTuneStage(StageRunner):
         """moe.tuner_plan for this checkpoint and the serving args; PrepError bad_input when it cannot be made."""
         if self._plan is None:
             ctx = self.ctx
+            config = model_config(ctx.model)
             try:
-                self._plan = moe.tuner_plan(ctx.model, model_config(ctx.model), ctx.extra_server_args, ctx.moe_dtype)
+                self._plan = moe.tuner_plan(ctx.model, config, ctx.extra_server_args, ctx.moe_dtype, tp=ctx.tp,
+                                            device_name=ctx.probe.get("device_name"),
+                                            triton_kernels=self.triton_kernels(config))
             except ValueError as exc:
                 self._plan = PrepError("bad_input", "moe_tune: %s" % exc)
         if isinstance(self._plan, PrepError):
             raise self._plan
         return self._plan
+
+    def triton_kernels(self, config):
+        """Whether the servers' python imports triton_kernels (SGLang's GPT-OSS MXFP4 runner); asked for MXFP4 only."""
+        qconf = (config or {}).get("quantization_config") or {}
+        if not isinstance(qconf, dict) or str(qconf.get("quant_method")).lower() != "mxfp4":
+            return False
+        ctx = self.ctx
+        return moe.module_missing(ctx.python, "triton_kernels", ctx.layout.env(argv_mod.server_env(ctx.base_env))) is None
 
     def signature_inputs(self):
         inputs = super().signature_inputs()
@@ -566,6 +581,12 @@ class MoeTuneStage(StageRunner):
     def skip_reason(self):
         if is_moe_model(model_config(self.ctx.model)) is False:
             return "%s/config.json declares no routed experts: not a MoE model, nothing to tune" % self.ctx.model
+        try:
+            plan = self.plan()
+        except PrepError:
+            return None  # bad input: preflight raises it (check mode warns)
+        if plan["skip_reason"]:
+            return "SGLang reads no tuned fused-MoE config here: " + plan["skip_reason"]
         return None
 
     def preflight_dirs(self):
@@ -718,10 +739,11 @@ class MoeTuneStage(StageRunner):
         if not isinstance(data, dict) or str(size) not in data:
             raise PrepError("tuner_failed", "%s's %s has no entry for batch size %d" % (what, name, size))
         plan = self.plan()
-        if not moe.file_matches_plan(name, plan, down=down):
-            raise PrepError("tuner_failed", "%s wrote %s, but for this checkpoint (%s) SGLang looks up E=..,N=..,"
-                            "device_name=..%s%s.json: the file would never be read" % (
-                                what, name, plan["quant_source"], moe.name_selectors(plan), "_down" if down else ""))
+        wanted = moe.expected_name(plan, down=down, device_name=ctx.probe.get("device_name"))
+        if name != wanted:
+            raise PrepError("tuner_failed", "%s wrote %s, but for this checkpoint (%s) and these serving args SGLang "
+                            "looks up %s: the file would never be read, so it is not installed" % (
+                                what, name, plan["quant_source"], wanted))
         entry["file"] = name
         return path, name
 
