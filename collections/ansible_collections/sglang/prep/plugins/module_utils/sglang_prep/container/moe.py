@@ -454,6 +454,30 @@ def file_matches_plan(name, plan, down=False, device_name=None):
     return name == expected_name(plan, down, device_name)
 
 
+CONFIG_KEYS = ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M", "num_warps", "num_stages")
+
+
+def down_config_problem(up, down, batch_size):
+    """Why tune_down_moe.py's config for ``batch_size`` would not run as tuned (one line), or None.
+
+    fused_moe_triton_config.py::try_get_optimal_moe_config serves the up and the down projection from one
+    moe_align_block_size sort: a down entry whose BLOCK_SIZE_M differs from the up entry's is overridden at serving
+    time (warning 'down_moe config BLOCK_SIZE_M=.. does not match up config ..'), so it is not what was tuned.
+    """
+    key = str(batch_size)
+    entry, up_entry = (down or {}).get(key), (up or {}).get(key)
+    if not isinstance(entry, dict):
+        return "it has no entry for batch size %s" % key
+    missing = [name for name in CONFIG_KEYS if not isinstance(entry.get(name), int)]
+    if missing:
+        return "its entry for batch size %s lacks integer %s" % (key, ", ".join(missing))
+    if isinstance(up_entry, dict) and entry["BLOCK_SIZE_M"] != up_entry.get("BLOCK_SIZE_M"):
+        return ("its BLOCK_SIZE_M for batch size %s is %s but the up projection's is %s: SGLang overrides it to the "
+                "up value at serving time (both share one moe_align_block_size sort), so the tuned down config "
+                "would never run" % (key, entry["BLOCK_SIZE_M"], up_entry.get("BLOCK_SIZE_M")))
+    return None
+
+
 def tuner_argv(python, tuner, model, tp, plan, batch_size="B"):
     """The main tuner's argv for one batch size."""
     argv = [python, tuner, "--model", model, "--tp-size", str(tp), "--dtype", plan["tuner_dtype"]]

@@ -668,7 +668,12 @@ class MoeTuneStage(StageRunner):
             if down_name != up_name[:-len(".json")] + moe.DOWN_SUFFIX:
                 raise PrepError("tuner_failed", "tune_down_moe.py wrote %s for batch size %d, which is not the down "
                                 "file of the tuner's %s" % (down_name, size, up_name))
-            tuned.setdefault(down_name, {}).update(jsonio.read_json(down_path))
+            down_data = jsonio.read_json(down_path)
+            problem = moe.down_config_problem(jsonio.read_json(up_path), down_data, size)
+            if problem:
+                raise PrepError("tuner_failed", "tune_down_moe.py wrote %s, but %s; nothing was installed" % (
+                    down_name, problem))
+            tuned.setdefault(down_name, {}).update(down_data)
         self.written = self.merge(tuned)
         if note:
             shadowed = self.shadowing_files()
