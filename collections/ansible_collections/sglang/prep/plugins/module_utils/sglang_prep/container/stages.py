@@ -880,6 +880,20 @@ class ServeCheckStage(WarmupStage):
         fields, _problem = signature.read(self.ctx.layout.fs(contract.signature_path("moe_tune", self.ctx.model)))
         return ((fields or {}).get("moe_tuner") or {}).get("tune_down") is False
 
+    def default_config_expected(self):
+        """Why SGLang serves this model's Triton MoE with its default config (moe_tune is skipped because the tuner
+        cannot write the name SGLang looks up: moe.tuner_plan), or None."""
+        ctx = self.ctx
+        config = model_config(ctx.model)
+        if not is_moe_model(config):
+            return None
+        try:
+            plan = moe.tuner_plan(ctx.model, config, ctx.extra_server_args, tp=ctx.tp,
+                                  device_name=ctx.probe.get("device_name"))
+        except ValueError:
+            return None
+        return plan["skip_reason"] if plan["skip_reason"] and plan["runner"] == "triton" else None
+
     def primed_args(self):
         """{server stage: the extra server args its recorded signature was primed with (None if not recorded)}."""
         out = {}
@@ -900,10 +914,14 @@ class ServeCheckStage(WarmupStage):
         jit_lines = self.scan.jit_lines
         if self.down_reuse_expected():  # tune_down_moe.py cannot name this dtype's file: SGLang reuses the up config
             jit_lines = [line for line in jit_lines if line["kind"] != "moe_down_fallback"]
+        default_expected = self.default_config_expected()
+        if default_expected:  # no tuner can write the name SGLang reads: its default config is what serving gets
+            jit_lines = [line for line in jit_lines if line["kind"] not in ("moe_default", "moe_down_fallback")]
         evidence = servecheck.verdict(self.before, after, jit_lines, self.windows, ctx.extra_server_args,
                                       self.primed_args(), (self.shapes or {}).get("chunked_prefill_size") or
                                       contract.CANONICAL_SETTINGS["chunked_prefill_size"], self.request_log,
                                       contract.PROFILES_ROOT)
+        evidence["moe_default_config_expected"] = default_expected
         evidence["shapes"] = self.shapes
         evidence["requests"] = self.request_log
         evidence["serving_args"] = list(ctx.extra_server_args)
