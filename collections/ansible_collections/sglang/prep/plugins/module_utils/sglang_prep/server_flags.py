@@ -15,7 +15,7 @@ the sglang_stage module) apply the same check.
 
 from __future__ import annotations
 
-from .sglang_options import OPTIONS
+from .sglang_options import OPTIONS, SGLANG_VERSION
 
 # Flags the canonical policy owns; extra server args may not restate them, nor abbreviate them (--tp is read
 # as --tp-size by the parser, and refused as such).
@@ -78,8 +78,16 @@ def extra_arg_problem(arg):
 
 
 def extra_args_problems(extra_args):
-    """One line per extra server argument that restates or abbreviates a guarded flag (empty: all fine)."""
-    return [problem for problem in (extra_arg_problem(arg) for arg in extra_args if isinstance(arg, str)) if problem]
+    """One line per extra server argument that restates or abbreviates a guarded flag, or one line when SGLang's
+    parser would refuse the arguments (unknown, ambiguous, missing a value); empty: all fine."""
+    problems = [problem for problem in (extra_arg_problem(arg) for arg in extra_args if isinstance(arg, str)) if problem]
+    if not problems:
+        try:
+            read_args(extra_args)
+        except ArgsError as exc:
+            problems.append("SGLang %s's server would refuse the extra server arguments %s: %s" % (
+                SGLANG_VERSION, " ".join(str(arg) for arg in extra_args), exc))
+    return problems
 
 
 class ArgsError(ValueError):

@@ -14,8 +14,7 @@ import json
 import os
 
 from .. import contract, registry
-from ..server_flags import ArgsError, extra_args_problems, read_args
-from ..sglang_options import SGLANG_VERSION
+from ..server_flags import extra_args_problems
 from . import mamba
 
 # server stage -> store_true flags it enables (everything else stays off by omission), from the
@@ -40,11 +39,6 @@ def check_extra_args(extra_args):
     problems = extra_args_problems(extra_args)
     if problems:
         raise ArgvError("; ".join(problems))
-    try:
-        read_args(extra_args)
-    except ArgsError as exc:
-        raise ArgvError("SGLang %s's server would refuse the extra server arguments %s: %s" % (
-            SGLANG_VERSION, " ".join(str(arg) for arg in extra_args), exc))
 
 
 def read_config(model_path):
