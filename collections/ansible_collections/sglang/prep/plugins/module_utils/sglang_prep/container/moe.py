@@ -393,9 +393,9 @@ def tuner_plan(model_path, config, extra_args, moe_dtype="auto", tp=1, device_na
                 "block_shape=[0, group_size] and fails in its search-space filter; SGLang uses its default config"
                 % (serving["up_name"] or "dtype=fp8_w8a8%s" % name_selectors(serving)))
     elif quant["method"] == "mxfp4":
+        looked_up = serving["up_name"] or "a name without dtype="
         skip = ("SGLang looks up %s with the MXFP4-packed N=%d, which the tuner (unquantized, N=%d) cannot write; "
-                "SGLang uses its default config" % (serving["up_name"] or "a name without dtype=", serving["N"],
-                                                     serving["N"] * 2))
+                "SGLang uses its default config" % (looked_up, serving["N"], serving["N"] * 2))
     elif serving["fused_shared_experts"] and serving["arch"] not in TUNER_FUSES:
         skip = ("SGLang fuses %d shared expert(s) into the routed experts (E=%d), and the tuner counts no fused "
                 "expert for %s (it writes E=%d); serve with --disable-shared-experts-fusion to have SGLang read the "
@@ -445,8 +445,8 @@ def expected_name(plan, down=False, device_name=None):
         if name:
             return name
         raise ValueError("the plan has no device name to build the config file name with")
-    return "E=%d,N=%d,device_name=%s%s%s" % (plan["E"], plan["N"], device_name.replace(" ", "_"),
-                                              name_selectors(plan), DOWN_SUFFIX if down else ".json")
+    suffix = DOWN_SUFFIX if down else ".json"
+    return "E=%d,N=%d,device_name=%s%s%s" % (plan["E"], plan["N"], device_name.replace(" ", "_"), name_selectors(plan), suffix)
 
 
 def file_matches_plan(name, plan, down=False, device_name=None):
