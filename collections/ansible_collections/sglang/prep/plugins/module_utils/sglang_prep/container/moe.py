@@ -28,9 +28,11 @@ NESTED_EXPERT_SECTIONS = ("text_config", "language_config", "ffn_config")
 TUNER_DTYPES = ("auto", "fp8_w8a8", "int8_w8a16", "int8_w8a8", "int4_w4a16")
 DOWN_TUNER_NAME = "tune_down_moe.py"
 DOWN_SUFFIX = "_down.json"
-# The plan fields recorded in moe_tune's signature: what the tuner is asked for, so a change re-tunes.
+# The plan fields recorded in moe_tune's signature: what the tuner is asked for, so a change re-tunes. (E, N and the
+# file names follow from the signature's other fields: tp, the config and quantization digests, the serving args and
+# the GPU; recording them too would only repeat those reasons.)
 PLAN_SIGNATURE_KEYS = ("dtype", "per_channel_quant", "block_shape", "ep_size", "disable_shared_experts_fusion",
-                       "tune_down", "E", "N", "up_name", "skip_reason")
+                       "tune_down")
 # quant_method -> (dtype selector, per_channel_quant, block shape from weight_block_size), read from each
 # method's TritonMoeQuantInfo in sglang 0.5.23 (layers/quantization/*.py).
 QUANT_METHODS = {
