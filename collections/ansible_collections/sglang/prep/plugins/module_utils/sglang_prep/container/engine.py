@@ -19,7 +19,7 @@ import time
 import traceback
 
 from .. import contract, jsonio, manifest
-from . import argv, ledger, locks, metrics, probe, sessionlog, signature, state
+from . import argv, bundle, ledger, locks, metrics, probe, sessionlog, signature, state
 from ..errors import PrepError
 from .layout import Layout
 from .preflight import (ensure_writable_dir, os_failure, require_free_disk, require_writable_file,
@@ -42,6 +42,8 @@ DEFAULTS = {
     "telemetry_timeout": 20.0,
     # serve_check: the longest prompt it sends (None: the server's chunked-prefill size)
     "serve_max_prompt_tokens": None,
+    # plan and prime: a probed version other than contract.FIDELITY_STACK refuses (stack_unpinned) instead of warning
+    "require_pinned_stack": False,
     "pointer": None,
     "python": "python3",
     # plan only: {stage: signature fields} of earlier stages that would run, so a stage that depends on
@@ -355,7 +357,11 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
             if ctx.mode == "check":
                 _check(ctx, runner)
             else:
+                stale = []  # what a killed bundle install left, cleared before the stage's directories are made (never waits)
+                bundle.clear_stale(ctx.layout.profiles_root, stale.append)
                 _preflight(ctx, runner)
+                for note in stale:
+                    ctx.say("bundle staging: " + note)
                 ctx.say("%s %s for %s (tp %d), run %s" % (ctx.mode, stage, model, ctx.tp, ctx.run_id))
                 ctx.locking = True
                 lock = locks.StageLock(ctx.layout.fs(contract.lock_path(stage)), stage, ctx.run_id,

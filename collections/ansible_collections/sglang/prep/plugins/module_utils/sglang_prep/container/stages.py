@@ -20,7 +20,7 @@ import time
 
 from . import argv as argv_mod
 from .. import caches, contract, jsonio, registry
-from . import deepgemm, moe, probe, server, servecheck, serving_inputs, signature, telemetry_probe
+from . import deepgemm, inductor, moe, probe, server, servecheck, serving_inputs, signature, telemetry_probe
 from .moe import is_moe_model, model_config
 from ..errors import PrepError
 from .validate import LogScan
@@ -195,6 +195,8 @@ class ServerStage(StageRunner):
         inputs["settings"] = dict(contract.CANONICAL_SETTINGS)
         inputs["server_flags"] = list(argv_mod.STAGE_SWITCHES[self.name])
         inputs["extra_server_args"] = list(self.ctx.extra_server_args)
+        inputs["runtime_env"] = dict((k, v) for k, v in sorted(argv_mod.server_env({}, self.name).items())
+                                     if k in contract.SERVER_ENV or k in contract.SERVE_CHECK_ENV)
         ctx = self.ctx
         inputs.update(serving_inputs.kernel_args(ctx.extra_server_args, probe.compute_capability_major(
             ctx.probe.get("compute_capability"))))
@@ -206,6 +208,13 @@ class ServerStage(StageRunner):
 
     def preflight_dirs(self):
         return super().preflight_dirs() + [MOE_CONFIGS_TREE]
+
+    def static_launcher_off(self):
+        """True when the server gets TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=0 (the stages that compile with Inductor)."""
+        return False
+
+    def server_env(self):
+        return argv_mod.server_env(self.ctx.base_env, self.name, static_launcher_off=self.static_launcher_off())
 
     def build_command(self):
         ctx = self.ctx
@@ -228,7 +237,7 @@ class ServerStage(StageRunner):
         ctx.result["mamba_cache"] = argv_mod.mamba_policy(ctx.model, ctx.extra_server_args)
         if ctx.result["mamba_cache"]["deviation"]:
             ctx.say(ctx.result["mamba_cache"]["deviation"])
-        env = ctx.layout.env(argv_mod.server_env(ctx.base_env, self.name))
+        env = ctx.layout.env(self.server_env())
         self.scan = LogScan()
         srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port)
         self.server = srv
@@ -514,8 +523,74 @@ class FlashinferStage(WarmupStage):
         return "flashinfer warmed in %.1f s: %s" % (seconds, info.get("summary") or "no summary")
 
 
-class InductorStage(WarmupStage):
+class StaticLauncherProbe(object):
+    """Mixin of the stages whose servers may compile with Inductor: the probe of inductor.py decides the launcher."""
+
+    def launcher_decision(self):
+        ctx = self.ctx
+        if "static_cuda_launcher" not in ctx.result:
+            env = ctx.layout.env(argv_mod.server_env(ctx.base_env))
+            decision = inductor.probe_static_launcher(ctx.python, env)
+            ctx.result["static_cuda_launcher"] = decision
+            ctx.say("static CUDA launcher: %s" % decision["reason"])
+        return ctx.result["static_cuda_launcher"]
+
+    def static_launcher_off(self):
+        return bool(self.launcher_decision().get("needed"))
+
+
+class InductorStage(StaticLauncherProbe, WarmupStage):
+    """TorchInductor warm-up that restarts its compiled server until a start adds no cache file.
+
+    On a real GPU one warm start is not enough (inductor.py): the stage starts the server again while the last start
+    added or rewrote a file under /profiles, at most contract.INDUCTOR_MAX_STARTS times, and records every start
+    (``inductor``: settled, starts, per_start). A server that never settles fails with inductor_not_settled.
+    """
+
     name = "inductor"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.start_number = 0
+
+    def after_generate(self, srv):
+        """The telemetry probe once, on the first start: the restarts only settle the caches."""
+        if self.start_number <= 1:
+            super().after_generate(srv)
+
+    def run(self):
+        ctx = self.ctx
+        self.launcher_decision()
+        before = servecheck.snapshot(ctx.layout.profiles_root)
+
+        def start_once(number):
+            self.start_number = number
+            if number > 1:
+                ctx.say("restarting the compiled server (start %d): the last start still changed the caches" % number)
+            ServerStage.run(self)
+            return ctx.result.get("primed") or {}
+
+        cache_dir = ctx.layout.fs(contract.stage_cache_dir(self.name))
+        first = caches.dir_stats(cache_dir)
+        outcome = inductor.until_settled(start_once, contract.INDUCTOR_MAX_STARTS, ctx.say)
+        ctx.result["inductor"] = outcome
+        validation = ctx.result.setdefault("validation", {})
+        validation["cache_before"] = first  # before the first start: the stage's cache over all its starts
+        validation["cache_after"] = caches.dir_stats(cache_dir)
+        ctx.result["primed"] = self.primed(before, servecheck.snapshot(ctx.layout.profiles_root))
+        if not outcome["settled"]:
+            raise PrepError("inductor_not_settled", "the compiled server still changed the caches on each of its %d "
+                            "starts (files per start: %s), so serving would compile too: read the session log for what "
+                            "it compiles; a torch whose static CUDA launcher re-tunes cached kernels needs "
+                            "TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=0 (probe: %s)" % (
+                                outcome["starts"], ", ".join(str(p["files_changed"]) for p in outcome["per_start"]),
+                                ctx.result["static_cuda_launcher"]["reason"]),
+                            starts=outcome["starts"])
+
+    def success_message(self, seconds):
+        outcome = self.ctx.result.get("inductor") or {}
+        return "inductor warmed in %.1f s: settled after %d start%s (the last added no cache file)" % (
+            seconds, outcome.get("starts", 1), "" if outcome.get("starts", 1) == 1 else "s")
 
     def describe_artifacts(self):
         out = super().describe_artifacts()
@@ -808,7 +883,7 @@ class MoeTuneStage(StageRunner):
             shutil.rmtree(self.ctx.layout.fs(self.work), ignore_errors=True)
 
 
-class ServeCheckStage(WarmupStage):
+class ServeCheckStage(StaticLauncherProbe, WarmupStage):
     """The zero-JIT proof: the serving configuration, driven over the shapes serving meets, changes no cache.
 
     Every cache under /profiles is snapshotted before the server starts and after its teardown
@@ -843,6 +918,7 @@ class ServeCheckStage(WarmupStage):
         return files
 
     def before_server(self):
+        self.launcher_decision()
         self.before = self._snapshot("before")
         info = servecheck.summary(self.before)
         self.ctx.say("snapshot of %s before the serving server starts: %d files, %d bytes (%.2f s)" % (
@@ -927,6 +1003,7 @@ class ServeCheckStage(WarmupStage):
         evidence["serving_args"] = list(ctx.extra_server_args)
         evidence["snapshot"] = {"before": servecheck.summary(self.before), "after": servecheck.summary(after),
                                 "seconds": self.snapshot_s}
+        evidence["measured"] = servecheck.measured(evidence, self.before, after, self.server_env())
         completed = error is None and self.shapes is not None and all(r["ok"] for r in self.request_log)
         if evidence["zero_jit"] and not completed:
             evidence["zero_jit"] = None  # nothing compiled, but the check did not get through: no verdict
@@ -938,6 +1015,12 @@ class ServeCheckStage(WarmupStage):
             ctx.say(evidence["summary"])
         elif evidence["zero_jit"] is False:
             ctx.say("JIT at serve time: " + evidence["message"])
+            crashed = [f for f in evidence["findings"] if f["kind"] == "sglang_jit_crash"]
+            if crashed and error is not None:  # the refusal to compile is why the server exited: that is the finding
+                return PrepError("jit_at_serve_time", evidence["message"], lifecycle=error.message,
+                                 kernels=crashed[0].get("kernels"),
+                                 findings=[dict((k, f[k]) for k in ("evidence", "triggered_by", "should_have_primed"))
+                                           for f in evidence["findings"]])
             if error is None:
                 return PrepError("jit_at_serve_time", evidence["message"],
                                  findings=[dict((k, f[k]) for k in ("evidence", "triggered_by", "should_have_primed"))

@@ -81,6 +81,12 @@ JIT_LINE_RES = (
     ("moe_default", re.compile(r"Using default MoE kernel config\. Performance might be sub-optimal! "
                                r"Config file not found at (.+?), you can create them")),
     ("moe_down_fallback", re.compile(r"Down MoE config file not found at (.+?_down\.json)")),
+    # triton/runtime/autotuner.py Autotuner.run with TRITON_PRINT_AUTOTUNING=1: printed after every benchmark it ran
+    # (a result read from the disk cache prints nothing)
+    ("triton_autotune", re.compile(r"Triton autotuning for function (\w+)")),
+    # sglang/kernels/jit/utils/compile/loader.py load_jit with SGLANG_CRASH_ON_JIT_COMPILE=1 on a cache miss
+    ("sglang_jit_crash", re.compile(r"JIT module '([^']+)' has no usable cached build under (\S+), and "
+                                    r"SGLANG_CRASH_ON_JIT_COMPILE forbids compiling")),
 )
 JIT_LINES_KEPT = 200
 # The decode CUDA-graph batch sizes a server captured, from its capture log line (when it prints them).
@@ -128,7 +134,7 @@ class LogScan(object):
                 self.jit_counts[kind] += 1
                 if len(self.jit_lines) < JIT_LINES_KEPT:
                     self.jit_lines.append({"kind": kind, "text": line[:400], "match": found.group(0)[:300],
-                                           "t": time.time()})
+                                           "name": found.group(1) if found.groups() else None, "t": time.time()})
                 break
         match = DECODE_CAPTURE_RE.search(line)
         if match:
