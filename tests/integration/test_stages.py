@@ -230,10 +230,16 @@ def test_deep_gemm_without_nvcc_is_nvcc_not_found_before_any_server(box):
 
 
 def test_a_hybrid_model_is_primed_without_a_state_cache_too_small_to_serve(box):
-    """The notebook's --max-mamba-cache-size 1 left a hybrid model no request slot; SGLang now sizes it."""
+    """The notebook's --max-mamba-cache-size 1 leaves a hybrid model no request slot: it gets the smallest size that
+    serves (SGLang's state slots per request), and the stage JSON and the session log say why."""
     result = box.stage("flashinfer", model="/models/tiny-hybrid")
     assert result.rc == 0 and result["status"] == "ok", result
-    assert "--max-mamba-cache-size" not in result["server"]["argv"]
+    argv = result["server"]["argv"]
+    assert argv[argv.index("--max-mamba-cache-size") + 1] == "5"
+    assert result["mamba_cache"]["hybrid"] is True and "smallest value that serves" in result["mamba_cache"]["deviation"]
+    plain = box.stage("flashinfer")
+    assert plain["server"]["argv"][plain["server"]["argv"].index("--max-mamba-cache-size") + 1] == "1"
+    assert plain["mamba_cache"]["deviation"] is None
     smuggled = box.stage("flashinfer", "--extra-server-arg=--max-mamba-cache-size=1", model="/models/tiny-hybrid")
     assert_failed(smuggled, "mamba_cache_too_small", "state cache is too small to serve any requests",
                   "remove --max-mamba-cache-size")

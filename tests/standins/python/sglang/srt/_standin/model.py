@@ -184,6 +184,20 @@ def resolve_context_length(model: ModelConfig, context_length):
     return context_length
 
 
+def server_fuses_shared_expert(model: ModelConfig, ep_size: int = 1, disable_shared_experts_fusion=False) -> bool:
+    """Whether the SERVER fuses the shared expert (the tuner's rule in moe_shape is wider).
+
+    Real 0.5.23 (models/deepseek_v2.py and glm4_moe.py shared_experts_fusion_disable_reason, checked by
+    tests/contract/test_zoo.py): never under expert parallelism on NVIDIA; DeepSeek-V3 only with 256 routed
+    experts and one shared expert (384 only for Quark checkpoints, which the stand-in has none of).
+    """
+    if disable_shared_experts_fusion or ep_size > 1 or model.architecture not in SHARED_EXPERT_FUSION:
+        return False
+    if model.architecture.startswith("Glm"):
+        return bool(model.get("n_shared_experts", default=0))
+    return model.get("n_routed_experts") == 256 and model.get("n_shared_experts") == 1
+
+
 def moe_shape(model: ModelConfig, tp_size: int, ep_size: int = 1, disable_shared_experts_fusion=False):
     """(E, N) of the fused-MoE config file name, as the tuner's common_utils computes it.
 

@@ -24,7 +24,7 @@ import traceback
 from sglang._standin_gpu import first_gpu
 from sglang.srt._standin import caches, faults, logs, memory
 from sglang.srt._standin.http import Metrics, ServerState, make_server
-from sglang.srt._standin.model import load_model_config, moe_shape, resolve_context_length
+from sglang.srt._standin.model import load_model_config, moe_shape, resolve_context_length, server_fuses_shared_expert
 from sglang.srt.layers.moe.moe_runner.triton_utils.fused_moe_triton_config import lookup_moe_configs
 from sglang.srt.server_args import decode_cuda_graph_backend, prefill_cuda_graph_backend, prepare_server_args
 
@@ -163,9 +163,11 @@ class StandinServer:
         if "oom" in self.faults:
             raise RuntimeError(memory.not_enough_memory_message(mem.mem_fraction_static))
         if model.is_hybrid and args.max_mamba_cache_size is not None:
-            # kv_cache_configurator.py resolve_max_num_reqs: with the radix cache a request takes 3 state slots
-            # (unset, the size comes from memory and fits)
-            ratio = 3
+            # kv_cache_configurator.py resolve_max_num_reqs: a request takes _calculate_mamba_ratio() state slots,
+            # 3 + 2 with the radix cache's extra_buffer strategy that resolution picks on CUDA while the overlap
+            # schedule is on (checked against real 0.5.23 by tests/contract/test_zoo.py; unset, the size comes
+            # from memory and fits)
+            ratio = 5
             if args.max_mamba_cache_size // ratio <= 0:
                 raise RuntimeError(
                     f"Hybrid (mamba/linear-attention) state cache is too small to serve any requests. "
@@ -196,7 +198,8 @@ class StandinServer:
         caches.warm_deep_gemm(dirs, model, args, gpu)
         self.moe_configs = None
         if model.num_experts and args.moe_runner_backend in ("auto", "triton"):
-            E, N = moe_shape(model, args.tp_size, args.ep_size, args.disable_shared_experts_fusion)
+            fused = server_fuses_shared_expert(model, args.ep_size, args.disable_shared_experts_fusion)
+            E, N = moe_shape(model, args.tp_size, args.ep_size, disable_shared_experts_fusion=not fused)
             dtype, per_channel_quant, block_shape = model.moe_quant(args.quantization)
             self.moe_configs, self.moe_down_configs = lookup_moe_configs(E, N, dtype, block_shape, per_channel_quant)
         if gpu is not None:

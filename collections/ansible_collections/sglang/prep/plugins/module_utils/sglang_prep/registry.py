@@ -30,15 +30,18 @@ COMMON_INPUTS = ("tp", "model_slug", "model_config_sha256")
 SERVER_KERNEL_INPUTS = (
     "max_running_requests", "cuda_graph_max_bs_decode", "cuda_graph_bs_decode", "torch_compile_max_bs", "dtype",
     "quantization", "ep_size", "moe_runner_backend", "attention_backend", "sampling_backend", "page_size",
-    "quantization_files_sha256", "server_env",
+    "moe_a2a_backend", "json_model_override_args", "speculative_algorithm", "speculative_draft_model_path",
+    "speculative_moe_runner_backend", "quantization_files_sha256", "server_env",
 )
 # Signature inputs that every stage which launches a server records as well.
 # runtime_env: the switches the runtime itself sets on its servers (contract.SERVER_ENV, and the inductor probe's
 # TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER): a server primed without them compiled and tuned other things.
-SERVER_INPUTS = ("settings", "server_flags", "extra_server_args", "runtime_env") + SERVER_KERNEL_INPUTS
+SERVER_INPUTS = ("settings", "server_flags", "extra_server_args", "runtime_env",
+                 "max_mamba_cache_size") + SERVER_KERNEL_INPUTS
 # The serving args that change the shapes (or the file name) the MoE tuner tunes for, and the checkpoint's
 # quantization files: moe_tune records them too.
-MOE_SHAPE_INPUTS = ("ep_size", "quantization", "disable_shared_experts_fusion", "quantization_files_sha256")
+MOE_SHAPE_INPUTS = ("ep_size", "quantization", "disable_shared_experts_fusion", "json_model_override_args",
+                    "moe_runner_backend", "moe_a2a_backend", "dtype", "quantization_files_sha256")
 # Probed: GPU memory sizes the default decode CUDA-graph batch sizes and the memory pools (sglang-facts.md 2).
 SERVER_PROBED = ("gpu_memory_mib",)
 # The server switch that makes a server stage a warm-up: metrics on, so its tokens reach Prometheus.

@@ -3,12 +3,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Which extra SGLang server arguments the priming policy refuses, and why.
 
-Stdlib only, no imports from the package: the container runtime (container/argv.py, before any stage
-work) and the host (the prime role's preflight through the sglang.prep.server_args lookup, the
-sglang_stage module) apply the same check.
+Also the one place that reads extra server arguments as SGLang does (``read_args``): every scanner of the
+runtime (moe.py, deepgemm.py, serving_inputs.py, the mamba policy) asks it, so ``--ep-s 8`` is ``--ep-size 8``
+everywhere, as SGLang's argparse parser (allow_abbrev on) reads it, from SGLang's own option table
+(sglang_options.py, checked against the real parser by tests/contract).
+
+Stdlib only, no imports from the package but the option table: the container runtime (container/argv.py,
+before any stage work) and the host (the prime role's preflight through the sglang.prep.server_args lookup,
+the sglang_stage module) apply the same check.
 """
 
 from __future__ import annotations
+
+from .sglang_options import OPTIONS, SGLANG_VERSION
 
 # Flags the canonical policy owns; extra server args may not restate them, nor abbreviate them (--tp is read
 # as --tp-size by the parser, and refused as such).
@@ -71,5 +78,82 @@ def extra_arg_problem(arg):
 
 
 def extra_args_problems(extra_args):
-    """One line per extra server argument that restates or abbreviates a guarded flag (empty: all fine)."""
-    return [problem for problem in (extra_arg_problem(arg) for arg in extra_args if isinstance(arg, str)) if problem]
+    """One line per extra server argument that restates or abbreviates a guarded flag, or one line when SGLang's
+    parser would refuse the arguments (unknown, ambiguous, missing a value); empty: all fine."""
+    problems = [problem for problem in (extra_arg_problem(arg) for arg in extra_args if isinstance(arg, str)) if problem]
+    if not problems:
+        try:
+            read_args(extra_args)
+        except ArgsError as exc:
+            problems.append("SGLang %s's server would refuse the extra server arguments %s: %s" % (
+                SGLANG_VERSION, " ".join(str(arg) for arg in extra_args), exc))
+    return problems
+
+
+class ArgsError(ValueError):
+    """Extra server arguments SGLang's parser would refuse (unknown, ambiguous, or missing a value)."""
+
+
+def option_for(name):
+    """The option string SGLang's parser reads ``name`` as (exact, or its one unambiguous prefix match).
+
+    Raises ArgsError, with argparse's wording, for an unknown or an ambiguous name.
+    """
+    if name in OPTIONS:
+        return name
+    matches = sorted(option for option in OPTIONS if option.startswith(name)) if name.startswith("--") else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ArgsError("ambiguous option: %s could match %s" % (name, ", ".join(matches)))
+    raise ArgsError("unrecognized arguments: %s" % name)
+
+
+def read_args(extra_args):
+    """{dest: value} as SGLang's parser reads the extra server arguments (the last occurrence wins).
+
+    A value is the string given (arity 1 and "?"), a list of strings (arity "+"/"*"), or True (arity 0).
+    Raises ArgsError where SGLang's parser would exit with an error.
+    """
+    args = [str(arg) for arg in extra_args]
+    values = {}
+    index = 0
+    while index < len(args):
+        token = args[index]
+        index += 1
+        if not token.startswith("-") or token == "-":
+            raise ArgsError("unrecognized arguments: %s" % token)
+        name, has_inline, inline = token.partition("=")
+        option = option_for(name)
+        dest, arity = OPTIONS[option]
+        if arity == 0:
+            if has_inline:
+                raise ArgsError("argument %s: ignored explicit argument %r" % (option, inline))
+            values[dest] = True
+        elif arity in ("+", "*"):
+            taken = [inline] if has_inline else []
+            while not has_inline and index < len(args) and not args[index].startswith("--"):
+                taken.append(args[index])
+                index += 1
+            if arity == "+" and not taken:
+                raise ArgsError("argument %s: expected at least one argument" % option)
+            values[dest] = taken
+        elif has_inline:
+            values[dest] = inline
+        elif arity == "?":
+            if index < len(args) and not args[index].startswith("-"):
+                values[dest] = args[index]
+                index += 1
+            else:
+                values[dest] = None
+        else:
+            if index >= len(args) or args[index].startswith("--"):
+                raise ArgsError("argument %s: expected one argument" % option)
+            values[dest] = args[index]
+            index += 1
+    return values
+
+
+def arg_value(extra_args, dest, default=None):
+    """One setting as SGLang reads it from the extra server arguments, or ``default`` when they do not set it."""
+    return read_args(extra_args).get(dest, default)

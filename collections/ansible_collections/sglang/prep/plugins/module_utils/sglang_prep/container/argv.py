@@ -10,8 +10,12 @@ SGLang: they are passed bare to enable and omitted to disable (a following
 
 from __future__ import annotations
 
+import json
+import os
+
 from .. import contract, registry
 from ..server_flags import extra_args_problems
+from . import mamba
 
 # server stage -> store_true flags it enables (everything else stays off by omission), from the
 # registry: deep_gemm compiles only (metrics and trace off, so nothing is scraped); the warm-ups
@@ -30,10 +34,26 @@ class ArgvError(ValueError):
 
 
 def check_extra_args(extra_args):
-    """Reject extra arguments that restate or abbreviate a reserved flag, --config or --cuda-graph-config."""
+    """Reject extra arguments that restate or abbreviate a reserved flag, --config or --cuda-graph-config, and any
+    that SGLang's parser would refuse (unknown, ambiguous abbreviation, missing value), before any work starts."""
     problems = extra_args_problems(extra_args)
     if problems:
         raise ArgvError("; ".join(problems))
+
+
+def read_config(model_path):
+    """The checkpoint's config.json, or None when it cannot be read (the server then refuses the model itself)."""
+    try:
+        with open(os.path.join(model_path, "config.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def mamba_policy(model_path, extra_args=()):
+    """The --max-mamba-cache-size the stage servers get for this model (mamba.policy)."""
+    return mamba.policy(read_config(model_path), list(extra_args))
 
 
 def server_argv(stage, model_path, tp=1, port=contract.SERVER_PORT, host="127.0.0.1",
@@ -61,11 +81,14 @@ def server_argv(stage, model_path, tp=1, port=contract.SERVER_PORT, host="127.0.
     ]
     if settings["disable_cuda_graph"]:
         argv.append("--disable-cuda-graph")
+    extra = list(extra_args)
+    check_extra_args(extra)
+    cache = mamba_policy(model_path, extra)["value"]
+    if cache is not None:  # the notebook's 1, or for a hybrid model the smallest size that serves (mamba.py)
+        argv.extend(["--max-mamba-cache-size", str(cache)])
     argv.extend(STAGE_SWITCHES[stage])
     if registry.get(stage).precompile:
         argv.extend(["--watchdog-timeout", repr(float(timeout))])
-    extra = list(extra_args)
-    check_extra_args(extra)
     argv.extend(extra)
     return argv
 

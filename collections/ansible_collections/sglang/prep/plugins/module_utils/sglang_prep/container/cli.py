@@ -265,6 +265,23 @@ def build_parser():
     show.add_argument("--moe-dtype", choices=MOE_TUNER_DTYPES, default="auto",
                       help="moe_tune: the tuner dtype (default auto: the one the checkpoint makes SGLang look up)")
     show.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args")
+    show.add_argument("--device-name", default=None, metavar="NAME",
+                      help="moe_tune: the GPU name SGLang's lookup puts in the file name (e.g. 'NVIDIA H200')")
+
+    decide = sub.add_parser("decide", help="print what the runtime plans for a checkpoint and serving args, as JSON",
+                            description="Print, as one JSON object, the decisions the runtime takes for the model "
+                            "directory and the extra server args, without a container or a GPU: the fused-MoE lookup "
+                            "SGLang will do (E, N, dtype, block shape, per-channel flag, up and down file names, or why "
+                            "it does none) and moe_tune's tuner argv or skip reason; whether SGLang runs DeepGEMM "
+                            "(deep_gemm stage); the --max-mamba-cache-size the stage servers get. Runs nothing.",
+                            epilog=EPILOG_EXIT, formatter_class=formatter)
+    decide.add_argument("--model", required=True, type=_model_path)
+    decide.add_argument("--tp", type=_positive_int, default=1)
+    decide.add_argument("--device-name", default="NVIDIA H200", metavar="NAME",
+                        help="the GPU name SGLang's lookup puts in the file name (default 'NVIDIA H200')")
+    decide.add_argument("--triton-kernels", action="store_true",
+                        help="the serving python imports triton_kernels (GPT-OSS's MXFP4 runner on Hopper)")
+    decide.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args")
 
     seed = sub.add_parser("bundle", help="pack this host's primed caches into a bundle, or install one from an identical host",
                           description=BUNDLE_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
@@ -309,8 +326,31 @@ def _tuner_argv(ns):
         raise ValueError("%s/config.json is missing or unreadable: the tuner's --dtype follows the checkpoint's "
                          "quantization_config" % ns.model)
     argv_mod.check_extra_args(ns.extra_server_args)
-    plan = moe.tuner_plan(ns.model, config, ns.extra_server_args, ns.moe_dtype)
+    plan = moe.tuner_plan(ns.model, config, ns.extra_server_args, ns.moe_dtype, tp=ns.tp, device_name=ns.device_name)
+    if plan["skip_reason"]:
+        raise ValueError("moe_tune is skipped for this checkpoint and these serving args: " + plan["skip_reason"])
     return moe.tuner_argv("python3", stages.tuner_location(os.environ), ns.model, ns.tp, plan)
+
+
+def decide(model, tp=1, extra_args=(), device_name="NVIDIA H200", triton_kernels=False):
+    """The runtime's decisions for a model directory and serving args (the ``decide`` command's JSON)."""
+    from . import deepgemm, moe, stages
+    extra = list(extra_args)
+    argv_mod.check_extra_args(extra)
+    config = moe.model_config(model)
+    out = {"model": model, "tp": tp, "extra_server_args": extra}
+    try:
+        plan = moe.tuner_plan(model, config, extra, tp=tp, device_name=device_name, triton_kernels=triton_kernels)
+    except ValueError as exc:
+        out["moe_tune"] = {"error": "bad_input", "message": str(exc)}
+    else:
+        out["moe_tune"] = plan
+        if not plan["skip_reason"]:
+            out["moe_tune"]["tuner_argv"] = moe.tuner_argv("python3", stages.tuner_location({}), model, tp, plan)
+    used, why = deepgemm.usage(model, config, extra)
+    out["deep_gemm"] = {"uses_deep_gemm": used, "why": why}
+    out["mamba_cache"] = argv_mod.mamba_policy(model, extra)
+    return out
 
 
 def main(args=None):
@@ -320,6 +360,13 @@ def main(args=None):
         return init.main(args[1:])
     parser = build_parser()
     ns = parser.parse_args(args)
+    if ns.command == "decide":
+        try:
+            out = decide(ns.model, ns.tp, ns.extra_server_args, ns.device_name, ns.triton_kernels)
+        except argv_mod.ArgvError as exc:
+            parser.error(str(exc))
+        sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+        return EXIT_OK
     if ns.command == "argv":
         try:
             if ns.stage == "moe_tune":

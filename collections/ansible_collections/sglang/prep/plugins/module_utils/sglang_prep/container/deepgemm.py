@@ -20,9 +20,22 @@ import os
 import shutil
 import subprocess
 
-MOE_BACKEND_FLAG = "--moe-runner-backend"
+from .. import server_flags
+
 IMPORT_TIMEOUT_S = 120.0
 FALSE_WORDS = ("false", "0", "no", "n")
+# configs/model_config.py::is_deepseek_dsa: these architectures with an index_topk run the DSA indexer, which calls
+# DeepGEMM directly (layers/attention/dsa/*)
+DSA_ARCHS = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "DeepseekV3ForCausalLMNextN", "MistralLarge3ForCausalLM",
+             "PixtralForConditionalGeneration", "GlmMoeDsaForCausalLM", "GlmMoeDsaForCausalLMNextN",
+             "Glm5NextForConditionalGenerationNextN", "Glm5NextForConditionalGeneration", "LongcatFlashForCausalLM",
+             "LongcatFlashForCausalLMNextN", "Dots3NoteForCausalLM", "Dots3NoteForCausalLMNextN", "HYV4ForCausalLM",
+             "HYV4ForCausalLMNextN")
+# configs/model_config.py::is_deepseek_v4 (DSV4 indexer and fp8_einsum), and models/kimi_k3.py
+DIRECT_ARCHS = ("DeepseekV4ForCausalLM", "DeepseekV4ForCausalLMNextN", "DeepseekV4ForCausalLMDSpark",
+                "KimiK3ForCausalLM")
+# --moe-a2a-backend values with which SGLang moves FP8 MoE onto DeepGEMM (fp8.py is_deepgemm_moe_runner_backend_enabled)
+DEEPGEMM_A2A = ("deepep", "mooncake", "nixl")
 
 
 def _quant_config(model_path, config):
@@ -37,33 +50,61 @@ def _quant_config(model_path, config):
     return data.get("quantization") if isinstance(data, dict) and isinstance(data.get("quantization"), dict) else {}
 
 
+def block_fp8(quant):
+    """The FP8 weight block of the checkpoint's linears, or None: quant_method fp8 with weight_block_size
+    (fp8.py Fp8LinearMethod), or a compressed-tensors float8 group with strategy block (CompressedTensorsW8A8Fp8).
+    Both dispatch through fp8_utils.dispatch_w8a8_block_fp8_linear, which picks DeepGEMM whenever it is on."""
+    method = str(quant.get("quant_method") or quant.get("quant_algo") or "").lower()
+    if method == "fp8" and quant.get("weight_block_size"):
+        return list(quant["weight_block_size"])
+    if method == "compressed-tensors":
+        for group in (quant.get("config_groups") or {}).values():
+            weights = (group or {}).get("weights") if isinstance(group, dict) else None
+            if isinstance(weights, dict) and weights.get("type") == "float" and weights.get("num_bits") == 8 \
+                    and weights.get("strategy") == "block":
+                return list(weights.get("block_structure") or [])
+    return None
+
+
 def moe_runner_backend(extra_args):
-    """The --moe-runner-backend the extra server arguments ask for (the last one wins, as in argparse), or None."""
-    value = None
-    args = list(extra_args)
-    for index, arg in enumerate(args):
-        if arg == MOE_BACKEND_FLAG and index + 1 < len(args):
-            value = args[index + 1]
-        elif arg.startswith(MOE_BACKEND_FLAG + "="):
-            value = arg.split("=", 1)[1]
-    return value
+    """The --moe-runner-backend the extra server arguments give (as SGLang's parser reads them), or None."""
+    return server_flags.read_args(extra_args).get("moe_runner_backend")
 
 
 def usage(model_path, config, extra_args):
     """(True, why) when SGLang would run DeepGEMM kernels for this model and these args, else (False, why)."""
-    if moe_runner_backend(extra_args) == "deep_gemm":
+    values = server_flags.read_args(extra_args)
+    runner = values.get("moe_runner_backend") or "auto"
+    a2a = values.get("moe_a2a_backend") or "none"
+    if runner == "deep_gemm":
         return True, "--moe-runner-backend deep_gemm runs the MoE grouped GEMMs on DeepGEMM"
-    quant = _quant_config(model_path, config)
-    method = str(quant.get("quant_method") or quant.get("quant_algo") or "").lower()
-    block = quant.get("weight_block_size")
-    if method == "fp8" and block:
-        return True, "the checkpoint is FP8 block-quantized (quant_method fp8, weight_block_size %s)" % (block,)
+    if runner == "megamoe" or a2a == "megamoe":
+        return True, "MegaMoE (layers/moe/mega_moe*.py) runs its expert GEMMs on DeepGEMM"
     if config is None:
         return True, "%s/config.json is unreadable, so DeepGEMM use cannot be ruled out" % model_path
-    return False, ("SGLang uses DeepGEMM only for FP8 block-quantized weights or --moe-runner-backend deep_gemm; "
-                   "%s has %s and the MoE runner backend is %s" % (
-                       model_path, ("quant_method %s without weight_block_size" % method) if method
-                       else "no quantization_config", moe_runner_backend(extra_args) or "auto"))
+    try:
+        override = json.loads(values.get("json_model_override_args") or "{}")
+    except ValueError:
+        override = {}
+    config = dict(config, **override) if isinstance(override, dict) else config
+    arch = (config.get("architectures") or [None])[0]
+    if arch in DSA_ARCHS and config.get("index_topk") is not None:
+        return True, "%s with index_topk runs the DSA indexer, which calls DeepGEMM directly" % arch
+    if arch in DIRECT_ARCHS:
+        return True, "%s calls DeepGEMM directly (indexer, fp8_einsum or its own kernels)" % arch
+    quant = _quant_config(model_path, config)
+    block = block_fp8(quant)
+    if block and not values.get("quantization"):
+        return True, ("the checkpoint's linears are FP8 block-quantized (%s, block %s): every block-FP8 linear "
+                      "dispatches to DeepGEMM (fp8_utils.dispatch_w8a8_block_fp8_linear)"
+                      % (quant.get("quant_method"), block))
+    if a2a in DEEPGEMM_A2A and (block or values.get("quantization") == "fp8"):
+        return True, "--moe-a2a-backend %s with FP8 experts runs the MoE on DeepGEMM" % a2a
+    method = str(quant.get("quant_method") or quant.get("quant_algo") or "").lower()
+    return False, ("SGLang uses DeepGEMM for block-FP8 linears, the DSA/DSV4 indexers, MegaMoE and the deep_gemm MoE "
+                   "runner; %s has %s and the MoE runner backend is %s" % (
+                       model_path, ("quant_method %s without FP8 weight blocks" % method) if method
+                       else "no quantization_config", runner))
 
 
 def cuda_home(env):

@@ -14,22 +14,16 @@ import hashlib
 import os
 import re
 
-# signature field -> the SGLang 0.5.23 flags that set it (sglang-facts.md 1; aliases included)
-ARG_FLAGS = {
-    "max_running_requests": ("--max-running-requests",),
-    "cuda_graph_max_bs_decode": ("--cuda-graph-max-bs-decode",),
-    "cuda_graph_bs_decode": ("--cuda-graph-bs-decode",),
-    "torch_compile_max_bs": ("--torch-compile-max-bs",),
-    "dtype": ("--dtype",),
-    "quantization": ("--quantization",),
-    "ep_size": ("--ep-size", "--expert-parallel-size", "--ep"),
-    "moe_runner_backend": ("--moe-runner-backend",),
-    "attention_backend": ("--attention-backend",),
-    "sampling_backend": ("--sampling-backend",),
-    "page_size": ("--page-size",),
-    "disable_shared_experts_fusion": ("--disable-shared-experts-fusion",),
-}
-MANY_VALUES = ("cuda_graph_bs_decode",)  # nargs="+"
+from .. import server_flags
+
+# The signature fields read from the extra server arguments: each is the dest of an SGLang 0.5.23 option, read as
+# SGLang's parser reads it (server_flags.read_args: aliases and abbreviations included, sglang_options.py).
+ARG_FIELDS = (
+    "max_running_requests", "cuda_graph_max_bs_decode", "cuda_graph_bs_decode", "torch_compile_max_bs", "dtype",
+    "quantization", "ep_size", "moe_runner_backend", "attention_backend", "sampling_backend", "page_size",
+    "disable_shared_experts_fusion", "moe_a2a_backend", "json_model_override_args", "speculative_algorithm",
+    "speculative_draft_model_path", "speculative_moe_runner_backend",
+)
 SWITCHES = ("disable_shared_experts_fusion",)  # store_true
 # Checkpoint files beside config.json that carry the quantization (config.json itself is model_config_sha256).
 QUANTIZATION_FILES = ("hf_quant_config.json", "quantize_config.json", "quant_config.json")
@@ -42,30 +36,8 @@ SGLANG_ENV_RE = re.compile(r"\b((?:SGLANG|SGL)_[A-Z0-9_]+)\b")
 
 def extra_arg_values(extra_args):
     """{field: the value the extra server args give it (a list for nargs="+", True for a switch)}, only those given."""
-    by_flag = dict((flag, field) for field, flags in ARG_FLAGS.items() for flag in flags)
-    args = [str(arg) for arg in extra_args]
-    values = {}
-    index = 0
-    while index < len(args):
-        name, has_value, inline = args[index].partition("=")
-        field = by_flag.get(name)
-        index += 1
-        if field is None:
-            continue
-        if field in SWITCHES:
-            values[field] = True
-        elif has_value:
-            values[field] = inline.split() if field in MANY_VALUES else inline
-        elif field in MANY_VALUES:
-            taken = []
-            while index < len(args) and not args[index].startswith("--"):
-                taken.append(args[index])
-                index += 1
-            values[field] = taken
-        elif index < len(args):
-            values[field] = args[index]
-            index += 1
-    return values
+    values = server_flags.read_args(extra_args)
+    return dict((field, values[field]) for field in ARG_FIELDS if field in values)
 
 
 def default_attention_backend(compute_capability_major):
@@ -81,7 +53,7 @@ def kernel_args(extra_args, compute_capability_major):
     """The SERVER_KERNEL_INPUTS fields that come from the serving args, the backends as SGLang resolves them by
     default (FlashInfer samples on CUDA)."""
     given = extra_arg_values(extra_args)
-    out = dict((field, given.get(field)) for field in ARG_FLAGS if field not in SWITCHES)
+    out = dict((field, given.get(field)) for field in ARG_FIELDS if field not in SWITCHES)
     if out["attention_backend"] is None:
         out["attention_backend"] = default_attention_backend(compute_capability_major)
     if out["sampling_backend"] is None:
@@ -92,8 +64,10 @@ def kernel_args(extra_args, compute_capability_major):
 def moe_shape_args(extra_args):
     """The MOE_SHAPE_INPUTS fields the serving args give the tuner (expert parallelism, quantization, fusion)."""
     given = extra_arg_values(extra_args)
-    return {"ep_size": given.get("ep_size"), "quantization": given.get("quantization"),
-            "disable_shared_experts_fusion": bool(given.get("disable_shared_experts_fusion"))}
+    out = dict((field, given.get(field)) for field in ("ep_size", "quantization", "json_model_override_args",
+                                                       "moe_runner_backend", "moe_a2a_backend", "dtype"))
+    out["disable_shared_experts_fusion"] = bool(given.get("disable_shared_experts_fusion"))
+    return out
 
 
 def quantization_files_digest(model_path):

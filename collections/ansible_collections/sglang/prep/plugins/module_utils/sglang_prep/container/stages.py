@@ -233,6 +233,7 @@ class ServerStage(StageRunner):
         inputs.update(serving_inputs.kernel_args(ctx.extra_server_args, probe.compute_capability_major(
             ctx.probe.get("compute_capability"))))
         inputs["quantization_files_sha256"] = serving_inputs.quantization_files_digest(ctx.model)
+        inputs["max_mamba_cache_size"] = argv_mod.mamba_policy(ctx.model, ctx.extra_server_args)["value"]
         own = set(argv_mod.server_env({}, self.name)) | set(contract.RESERVED_ENV)
         inputs["server_env"] = serving_inputs.server_env(ctx.base_env, ctx.probe.get("sglang_dir"), own)
         return inputs
@@ -265,6 +266,9 @@ class ServerStage(StageRunner):
         primed_before = self.primed_snapshot()
         self.before_server()
         argv = self.build_command()
+        ctx.result["mamba_cache"] = argv_mod.mamba_policy(ctx.model, ctx.extra_server_args)
+        if ctx.result["mamba_cache"]["deviation"]:
+            ctx.say(ctx.result["mamba_cache"]["deviation"])
         env = ctx.layout.env(self.server_env())
         self.scan = LogScan()
         srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port)
@@ -650,13 +654,24 @@ class MoeTuneStage(StageRunner):
         """moe.tuner_plan for this checkpoint and the serving args; PrepError bad_input when it cannot be made."""
         if self._plan is None:
             ctx = self.ctx
+            config = model_config(ctx.model)
             try:
-                self._plan = moe.tuner_plan(ctx.model, model_config(ctx.model), ctx.extra_server_args, ctx.moe_dtype)
+                self._plan = moe.tuner_plan(ctx.model, config, ctx.extra_server_args, ctx.moe_dtype, tp=ctx.tp,
+                                            device_name=ctx.probe.get("device_name"),
+                                            triton_kernels=self.triton_kernels(config))
             except ValueError as exc:
                 self._plan = PrepError("bad_input", "moe_tune: %s" % exc)
         if isinstance(self._plan, PrepError):
             raise self._plan
         return self._plan
+
+    def triton_kernels(self, config):
+        """Whether the servers' python imports triton_kernels (SGLang's GPT-OSS MXFP4 runner); asked for MXFP4 only."""
+        qconf = (config or {}).get("quantization_config") or {}
+        if not isinstance(qconf, dict) or str(qconf.get("quant_method")).lower() != "mxfp4":
+            return False
+        ctx = self.ctx
+        return moe.module_missing(ctx.python, "triton_kernels", ctx.layout.env(argv_mod.server_env(ctx.base_env))) is None
 
     def signature_inputs(self):
         inputs = super().signature_inputs()
@@ -674,6 +689,12 @@ class MoeTuneStage(StageRunner):
     def skip_reason(self):
         if is_moe_model(model_config(self.ctx.model)) is False:
             return "%s/config.json declares no routed experts: not a MoE model, nothing to tune" % self.ctx.model
+        try:
+            plan = self.plan()
+        except PrepError:
+            return None  # bad input: preflight raises it (check mode warns)
+        if plan["skip_reason"]:
+            return "SGLang reads no tuned fused-MoE config here: " + plan["skip_reason"]
         return None
 
     def preflight_dirs(self):
@@ -755,7 +776,12 @@ class MoeTuneStage(StageRunner):
             if down_name != up_name[:-len(".json")] + moe.DOWN_SUFFIX:
                 raise PrepError("tuner_failed", "tune_down_moe.py wrote %s for batch size %d, which is not the down "
                                 "file of the tuner's %s" % (down_name, size, up_name))
-            tuned.setdefault(down_name, {}).update(jsonio.read_json(down_path))
+            down_data = jsonio.read_json(down_path)
+            problem = moe.down_config_problem(jsonio.read_json(up_path), down_data, size)
+            if problem:
+                raise PrepError("tuner_failed", "tune_down_moe.py wrote %s, but %s; nothing was installed" % (
+                    down_name, problem))
+            tuned.setdefault(down_name, {}).update(down_data)
         self.written = self.merge(tuned)
         if note:
             shadowed = self.shadowing_files()
@@ -831,10 +857,11 @@ class MoeTuneStage(StageRunner):
         if not isinstance(data, dict) or str(size) not in data:
             raise PrepError("tuner_failed", "%s's %s has no entry for batch size %d" % (what, name, size))
         plan = self.plan()
-        if not moe.file_matches_plan(name, plan, down=down):
-            raise PrepError("tuner_failed", "%s wrote %s, but for this checkpoint (%s) SGLang looks up E=..,N=..,"
-                            "device_name=..%s%s.json: the file would never be read" % (
-                                what, name, plan["quant_source"], moe.name_selectors(plan), "_down" if down else ""))
+        wanted = moe.expected_name(plan, down=down, device_name=ctx.probe.get("device_name"))
+        if name != wanted:
+            raise PrepError("tuner_failed", "%s wrote %s, but for this checkpoint (%s) and these serving args SGLang "
+                            "looks up %s: the file would never be read, so it is not installed" % (
+                                what, name, plan["quant_source"], wanted))
         entry["file"] = name
         return path, name
 
@@ -967,6 +994,20 @@ class ServeCheckStage(StaticLauncherProbe, WarmupStage):
         fields, _problem = signature.read(self.ctx.layout.fs(contract.signature_path("moe_tune", self.ctx.model)))
         return ((fields or {}).get("moe_tuner") or {}).get("tune_down") is False
 
+    def default_config_expected(self):
+        """Why SGLang serves this model's Triton MoE with its default config (moe_tune is skipped because the tuner
+        cannot write the name SGLang looks up: moe.tuner_plan), or None."""
+        ctx = self.ctx
+        config = model_config(ctx.model)
+        if not is_moe_model(config):
+            return None
+        try:
+            plan = moe.tuner_plan(ctx.model, config, ctx.extra_server_args, tp=ctx.tp,
+                                  device_name=ctx.probe.get("device_name"))
+        except ValueError:
+            return None
+        return plan["skip_reason"] if plan["skip_reason"] and plan["runner"] == "triton" else None
+
     def primed_args(self):
         """{server stage: the extra server args its recorded signature was primed with (None if not recorded)}."""
         out = {}
@@ -987,10 +1028,14 @@ class ServeCheckStage(StaticLauncherProbe, WarmupStage):
         jit_lines = self.scan.jit_lines
         if self.down_reuse_expected():  # tune_down_moe.py cannot name this dtype's file: SGLang reuses the up config
             jit_lines = [line for line in jit_lines if line["kind"] != "moe_down_fallback"]
+        default_expected = self.default_config_expected()
+        if default_expected:  # no tuner can write the name SGLang reads: its default config is what serving gets
+            jit_lines = [line for line in jit_lines if line["kind"] not in ("moe_default", "moe_down_fallback")]
         evidence = servecheck.verdict(self.before, after, jit_lines, self.windows, ctx.extra_server_args,
                                       self.primed_args(), (self.shapes or {}).get("chunked_prefill_size") or
                                       contract.CANONICAL_SETTINGS["chunked_prefill_size"], self.request_log,
                                       contract.PROFILES_ROOT)
+        evidence["moe_default_config_expected"] = default_expected
         evidence["shapes"] = self.shapes
         evidence["requests"] = self.request_log
         evidence["serving_args"] = list(ctx.extra_server_args)
