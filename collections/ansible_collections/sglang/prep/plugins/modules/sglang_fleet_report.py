@@ -93,7 +93,7 @@ notes:
 seealso:
   - module: sglang.prep.sglang_stage
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
