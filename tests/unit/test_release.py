@@ -113,7 +113,7 @@ def test_every_plugin_names_the_galaxy_author():
     with open(os.path.join(COLLECTION, "galaxy.yml"), encoding="utf-8") as handle:
         (author,) = yaml.safe_load(handle)["authors"]
     name = author.split(" <")[0]
-    plugins = glob.glob(os.path.join(COLLECTION, "plugins", "*", "*.py"))
+    plugins = [p for p in glob.glob(os.path.join(COLLECTION, "plugins", "*", "*.py")) if "doc_fragments" not in p]
     documented = [p for p in plugins if "DOCUMENTATION = " in open(p, encoding="utf-8").read()]
     assert documented
     for path in documented:
