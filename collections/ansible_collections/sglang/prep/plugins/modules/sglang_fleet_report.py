@@ -150,10 +150,11 @@ report:
       elements: dict
 stats:
   description:
-    - The summary a workflow or a notification reads (the fleet report role returns it with M(ansible.builtin.set_stats)
-      as C(sglang_prep_fleet)): per host its C(status), C(error_type), C(zero_jit) (true, false or null) and
-      C(compile_s), the seconds its stages spent running this time (stages that ran; a no-op or an installed bundle
-      adds nothing); the counts of RV(report.summary); where the report was written.
+    - The summary a workflow or a notification reads; the fleet report role returns it with M(ansible.builtin.set_stats)
+      as C(sglang_prep_fleet).
+    - Per host its C(status), C(error_type), C(zero_jit) (true, false or null) and C(compile_s), the seconds its stages
+      spent running this time (stages that ran; a no-op or an installed bundle adds nothing); the counts of
+      RV(report.summary); and where the report was written (null in check mode).
   returned: always
   type: dict
   sample: {"hosts": {"gpu-a": {"status": "changed", "error_type": null, "zero_jit": true, "compile_s": 41.2}},
