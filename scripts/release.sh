@@ -9,6 +9,8 @@ collection=${SGLANG_PREP_COLLECTION:-$here/collections/ansible_collections/sglan
 bin=${VENV:-$here/.venv}/bin
 export PATH=$bin:$PATH  # antsibull-changelog runs ansible-doc for the new plugins
 sed -i -E "s/^version: .*/version: ${version}/" "$collection/galaxy.yml"
+# the runtime reports the same version (manifests, bundles, the sglang_prep_info metric)
+sed -i -E "s/^__version__ = .*/__version__ = \"${version}\"/" "$collection/plugins/module_utils/sglang_prep/__init__.py"
 cd "$collection"
 "$bin/antsibull-changelog" lint
 "$bin/antsibull-changelog" release --version "$version"

@@ -4,6 +4,7 @@ from the fragments (the way every later version is released)."""
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,11 @@ def release_problems(root):
         problems.append("galaxy.yml says %s, but changelogs/changelog.yaml has no release %s: run "
                         "scripts/release.sh %s (antsibull-changelog release) before building the tarball"
                         % (version, version, version))
+    with open(os.path.join(root, "plugins", "module_utils", "sglang_prep", "__init__.py"), encoding="utf-8") as handle:
+        runtime = re.search(r'^__version__ = "([^"]+)"', handle.read(), re.M).group(1)
+    if runtime != version:
+        problems.append("galaxy.yml says %s, but the runtime's __version__ (plugins/module_utils/sglang_prep/__init__.py) "
+                        "says %s: scripts/release.sh sets both" % (version, runtime))
     released = {name for entry in known.values() for name in entry.get("fragments") or []}
     left_over = sorted(set(fragments(root)) & released)
     if left_over:
@@ -82,8 +88,9 @@ def test_a_version_bump_without_a_release_fails_the_check(tmp_path):
         text = handle.read()
     with open(os.path.join(copy, "galaxy.yml"), "w", encoding="utf-8") as handle:
         handle.write(text.replace("version: %s" % galaxy_version(COLLECTION), "version: 99.0.0"))
-    (problem,) = release_problems(copy)
-    assert "galaxy.yml says 99.0.0" in problem and "scripts/release.sh 99.0.0" in problem
+    changelog, runtime = release_problems(copy)
+    assert "galaxy.yml says 99.0.0" in changelog and "scripts/release.sh 99.0.0" in changelog
+    assert "the runtime's __version__" in runtime and "says %s" % galaxy_version(COLLECTION) in runtime
 
 
 def test_a_released_fragment_left_over_fails_the_check(tmp_path):
@@ -103,6 +110,8 @@ def test_release_script_releases_the_next_version_from_the_fragments(tmp_path):
                VENV=os.path.dirname(BIN))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert galaxy_version(copy) == "99.1.0"
+    with open(os.path.join(copy, "plugins", "module_utils", "sglang_prep", "__init__.py"), encoding="utf-8") as handle:
+        assert '__version__ = "99.1.0"' in handle.read()
     assert "prime role - a later change." in releases(copy)["99.1.0"]["changes"]["minor_changes"]
     assert fragments(copy) == [] and release_problems(copy) == []
     with open(os.path.join(copy, "CHANGELOG.rst"), encoding="utf-8") as handle:
