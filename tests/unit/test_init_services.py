@@ -165,7 +165,7 @@ def test_the_port_variables_move_every_service(monkeypatch):
     assert "--web.listen-address=127.0.0.1:9101" in services.command("node_exporter", "/bin/ne", RUN, "127.0.0.1")[0]
     assert "--web.listen-address=127.0.0.1:9091" in services.command("prometheus", "/bin/p", RUN, "127.0.0.1")[0]
     assert services.command("dcgm_exporter", "/bin/d", RUN, "127.0.0.1")[0][-1] == "127.0.0.1:9401"
-    assert services.command("nv_hostengine", "/bin/nv", RUN, "127.0.0.1")[0][4:6] == ["-p", "5556"]
+    assert services.command("nv_hostengine", "/bin/nv", RUN, "127.0.0.1")[0][4:6] == ["--port", "5556"]
     entry = services.record("node_exporter", {"node_exporter": "/bin/ne"}, None, None, "127.0.0.1")
     assert entry["port"] == 9101 and entry["ports"] == {"http": 9101}
 

@@ -120,7 +120,7 @@ def command(name, binary, run_id, listen, telemetry_root=contract.TELEMETRY_ROOT
             return [binary] + args, env
         return [binary, "--config", paths["jaeger_config"]], {}
     if name == "nv_hostengine":
-        return [binary, "-n", "-b", local_address(listen), "-p", str(port(spec)), "--pid", ROOT_SERVICE_DIR + "/nv-hostengine.pid",
+        return [binary, "-n", "-b", local_address(listen), "--port", str(port(spec)), "--pid", ROOT_SERVICE_DIR + "/nv-hostengine.pid",
                 "-f", ROOT_SERVICE_DIR + "/nv-hostengine.log"], {}
     raise ValueError("unknown service %r" % name)
 
