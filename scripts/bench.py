@@ -9,6 +9,8 @@ model), then measures, with the real playbook and the real Docker engine:
                  `docker exec -u devuser <c> python3 -m sglang_prep stage <s> --mode check` per stage,
                  in a row; printed as a ratio. Also the one call the role makes for the same answer,
                  `docker exec ... python3 -m sglang_prep plan` (all stages at once).
+  runtime_check  what the check of the deployed runtime against its manifest costs (every run): the verify
+                 itself, and sglang_host_facts with and without it
   stage_overhead a rebuild of every stage; per stage the runtime's own time (duration_s from the stage
                  JSON) minus the stand-in server's time to ready (server.ready_s): lock, preflight,
                  trigger, teardown, validation and bookkeeping. For serve_check (the zero-JIT proof) also
@@ -262,7 +264,36 @@ def fleet_fanout(bench):
 
 
 # Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
-SCENARIOS = [noop_reprime, stage_overhead, installed_collection, fleet_parallel, fleet_uneven, fleet_fanout]
+def runtime_check(bench):
+    """What the check of the deployed runtime against its manifest (sglang_host_facts, every run) costs: the host's
+    tree verified as the module does it, and the same module call with and without the check (ansible localhost)."""
+    from ansible_collections.sglang.prep.plugins.module_utils import _runtime_manifest as runtime_manifest
+    package = os.path.join(bench.root, "runtime", "sglang_prep")
+    verify = []
+    for _ in range(max(bench.runs, 5)):
+        started = time.monotonic()
+        found = runtime_manifest.verify(package)
+        verify.append(time.monotonic() - started)
+    if found["modified"] or found["missing"] or found["added"] or found["problem"]:
+        raise SystemExit("bench: the bench host's runtime does not match its manifest: %s" % found)
+    ansible = os.path.join(VENV_BIN, "ansible")
+    calls = {}
+    for label, extra in (("without", ""), ("with", " runtime_package=sglang_prep")):
+        times = []
+        for _ in range(bench.runs):
+            elapsed, _out = timed([ansible, "localhost", "-c", "local", "-e", "ansible_python_interpreter=%s" % sys.executable,
+                                   "-m", "sglang.prep.sglang_host_facts", "-a",
+                                   "host_user=%s host_root=%s%s" % (bench.user, bench.root, extra)], env=bench.env)
+            times.append(elapsed)
+        calls[label] = statistics.median(times)
+        log("sglang_host_facts %s the runtime check: %.2f s" % (label, calls[label]))
+    return {"files": len(runtime_manifest.package_files(package)), "verify_median_s": round(statistics.median(verify), 4),
+            "host_facts_without_s": round(calls["without"], 2), "host_facts_with_s": round(calls["with"], 2),
+            "host_facts_delta_s": round(calls["with"] - calls["without"], 2)}
+
+
+SCENARIOS = [noop_reprime, runtime_check, stage_overhead, installed_collection, fleet_parallel, fleet_uneven,
+             fleet_fanout]
 
 
 def table(results):
@@ -273,6 +304,11 @@ def table(results):
                   "bare docker exec --mode check, all stages         %7.2f s" % noop["baseline_median_s"],
                   "ratio                                             %7.1f x" % noop["ratio"],
                   "bare docker exec plan (all stages, one call)      %7.2f s" % noop["plan_median_s"], ""]
+    check = results.get("runtime_check")
+    if check:
+        lines += ["runtime check against its manifest (%d files)    %7.3f s" % (check["files"], check["verify_median_s"]),
+                  "sglang_host_facts without / with the check        %5.2f / %.2f s" % (
+                      check["host_facts_without_s"], check["host_facts_with_s"]), ""]
     over = results.get("stage_overhead")
     if over:
         lines.append("%-11s %12s %16s %12s" % ("stage", "duration_s", "server ready_s", "overhead_s"))
@@ -290,7 +326,7 @@ def table(results):
                                                         fan["fanout_s"], fan["compiles_fanout"], fan["stages_installed_fanout"],
                                                         fan["ratio"]), ""]
     for name, value in results.items():
-        if name not in ("noop_reprime", "stage_overhead", "first_prime_s", "meta", "fleet_fanout"):
+        if name not in ("noop_reprime", "runtime_check", "stage_overhead", "first_prime_s", "meta", "fleet_fanout"):
             lines.append("%s: %s" % (name, json.dumps(value)))
     return "\n".join(lines)
 

@@ -8,12 +8,14 @@ through ansible-playbook where the fault lives there (no RESULT line, bad input)
 
 import json
 import os
+import re
 import shutil
 import threading
 
 import pytest
 
 import fault_harness as fh
+import role_harness as rh
 import stage_harness as h
 from stage_harness import MODEL, RUN_ID, contract
 
@@ -111,6 +113,46 @@ def test_case_04_disk_full_while_a_record_is_written_is_insufficient_disk_and_ne
     if os.path.lexists(attempt + ".tmp"):
         os.unlink(attempt + ".tmp")
     assert box.prime("--stages", "deep_gemm", "inductor").rc == 0
+
+
+def test_case_12_a_disk_that_fills_mid_stage_is_insufficient_disk_with_the_path_and_free_space(box):
+    # the server's own write: FlashInfer's JIT log, which every warm-up appends to, answers with ENOSPC (/dev/full, as a
+    # full file system does); the server dies with the errno in its traceback
+    logs = [os.path.join(top, name) for top, _dirs, names in os.walk(box.profiles(contract.stage_cache_dir("flashinfer")))
+            for name in names if name == "flashinfer_jit.log"]
+    assert logs
+    os.rename(logs[0], logs[0] + ".kept")
+    os.symlink("/dev/full", logs[0])
+    before = box.records()
+    good = box.last_ok("flashinfer")
+    try:
+        full = box.prime("--stages", "flashinfer", "--rebuild", "flashinfer")
+    finally:
+        os.unlink(logs[0])
+        os.rename(logs[0] + ".kept", logs[0])
+    assert full.rc == 1 and full["error_type"] == "insufficient_disk", full
+    message = full["message"]
+    assert "No space left on device" in message and "bytes" in message and "free on its file system" in message, message
+    assert box.stage_json("flashinfer")["status"] == "error" and box.last_ok("flashinfer") == good
+    box.assert_intact(before, may_change=[box.attempt_path("flashinfer")])
+
+    # our own write: the session log, which the stage and its server's output are appended to
+    log = box.host("telemetry", "logs", RUN_ID + ".log")
+    os.rename(log, log + ".kept")
+    os.symlink("/dev/full", log)
+    before = box.records()
+    try:
+        full = box.prime("--stages", "deep_gemm", "--rebuild", "deep_gemm")
+    finally:
+        os.unlink(log)
+        os.rename(log + ".kept", log)
+    assert full.rc == 1 and full["error_type"] == "insufficient_disk", full
+    message = full["message"]
+    assert contract.session_log_path(RUN_ID) in message and "free on its file system" in message, message
+    assert box.stage_json("deep_gemm")["status"] == "error" and box.last_ok("deep_gemm")["status"] == "ok"
+    box.assert_intact(before, may_change=[box.attempt_path("deep_gemm")])
+    again = box.prime("--stages", *fh.PRIMED)  # the markers the failures left re-run both
+    assert again.rc == 0 and again["stages"]["flashinfer"]["status"] == "ok", again
 
 
 # ---------------------------------------------------------------- concurrency
@@ -220,13 +262,18 @@ def test_case_10_a_trailing_slash_is_the_same_model(box):
     (["-e", "prime_tp=0"], 'prime_tp="0": a tensor-parallel size of 1 or more'),
     (["-e", '{"prime_stage_modes": {"moe_tune": "often"}}'], "each stage mapped to ensure or rebuild"),
     (["-e", '{"prime_extra_env": {"SGLANG_PREP_UID": "0"}}'], "not settable"),
-    (["-e", "sglang_prep_serial=abc"], "serial takes a number of hosts per batch"),
+    # a variable the image and the runtime set themselves (#26): refused before the container is recreated with it
+    (["-e", '{"prime_extra_env": {"PYTHONPATH": "/tmp"}}'], 'prime_extra_env.PYTHONPATH="/tmp": not settable'),
+    # the rollout keywords (#26): bad_input like every other variable, not a bare assertion
+    (["-e", "sglang_prep_serial=abc"], 'sglang_prep_serial="abc": serial takes a number of hosts per batch'),
+    (["-e", "sglang_prep_max_fail_percentage=150"], 'sglang_prep_max_fail_percentage="150": max_fail_percentage takes'),
 ])
 def test_case_08_11_bad_input_is_refused_before_any_change(box, extra, named):
     before = box.records()
     container = h.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", box.name).stdout
     rc, out = fh.role_prime(box, *extra)
     assert rc != 0 and named in out, out[-3000:]
+    assert "status: failed (bad_input)" in out, out[-3000:]
     assert "Traceback" not in out
     assert h.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", box.name).stdout == container
     box.assert_intact(before)
@@ -262,3 +309,91 @@ def test_case_06_the_container_dying_mid_stage_is_interrupted_and_says_so(box):
     assert result["failed"] and result["error_type"] == "interrupted", result
     assert "container %s stopped" % box.name in result["msg"]
     box.assert_intact(before)
+
+
+# ---------------------------------------------------------------- the role on a host it primed (#26)
+@pytest.fixture(scope="module")
+def role_host():
+    """A host the role primed (deep_gemm), as an operator's: its own host user, host root and container."""
+    host = rh.RoleHost("sglang-prep-fault-role", 48333, "sglang-prep-fault-role")
+    try:
+        play = host.prime()
+        assert play.rc == 0 and play.recap["failed"] == 0, play
+        yield host
+    finally:
+        host.remove()
+
+
+def started(host):
+    return h.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", host.container).stdout.split()
+
+
+def test_case_13_a_runtime_edited_on_the_host_is_deployed_again_and_its_container_restarted(role_host):
+    engine = role_host.path("runtime", "sglang_prep", "container", "engine.py")
+    with open(engine, encoding="utf-8") as handle:
+        deployed = handle.read()
+    before = started(role_host)
+    with open(engine, "a", encoding="utf-8") as handle:
+        handle.write("import sys  # appended on the host\n")
+    play = role_host.prime()
+    assert play.rc == 0 and play.recap["changed"] > 0, play
+    assert "runtime_modified" in play.text and "sglang_prep/container/engine.py (modified)" in play.text, play
+    with open(engine, encoding="utf-8") as handle:
+        assert handle.read() == deployed
+    now = started(role_host)
+    assert now[0] == before[0] and now[1] != before[1], "the container that ran the edited runtime was not restarted"
+    again = role_host.prime()
+    assert again.rc == 0 and again.recap["changed"] == 0, again
+
+
+def test_case_14_a_noop_reprime_rebuilds_an_unreadable_prep_result_and_says_so(role_host):
+    run_id, _manifest = role_host.run()
+    path = role_host.path("telemetry", os.path.relpath(contract.model_prep_result_path(run_id, rh.MODEL),
+                                                       contract.TELEMETRY_ROOT))
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("{corrupt")
+    before = started(role_host)
+    play = role_host.prime()
+    assert play.rc == 0 and "prep_result.json was rebuilt from the stage files" in play.text, play
+    assert "is unreadable" in play.text, play
+    with open(path, encoding="utf-8") as handle:
+        assert json.load(handle)["status"] == "ok"
+    assert started(role_host) == before
+    again = role_host.prime()
+    assert again.rc == 0 and again.recap["changed"] == 0, again
+
+
+def test_case_15_a_symlinked_profiles_to_a_root_owned_directory_is_refused_before_the_container_starts(role_host):
+    profiles = role_host.path("profiles")
+    target = os.path.join(role_host.base, "root-owned-profiles")
+    os.mkdir(target)  # owned by root: this tier runs as root, like an operator's sudo mkdir
+    os.rename(profiles, profiles + ".kept")
+    os.symlink(target, profiles)
+    before = started(role_host)
+    try:
+        play = role_host.prime()
+    finally:
+        os.unlink(profiles)
+        os.rename(profiles + ".kept", profiles)
+        os.rmdir(target)
+    assert play.rc != 0 and "status: failed (permissions_unexpected)" in play.text, play
+    assert re.search(r"%s \(a symlink to %s\): owner root \(uid 0\)" % (re.escape(profiles), re.escape(target)),
+                     play.text), play
+    assert started(role_host) == before, "the container changed although the check failed"
+
+
+def test_case_16_a_symlinked_model_directory_is_followed_inside_the_models_root_and_refused_outside(role_host):
+    models = role_host.path("models")
+    outside = os.path.join(role_host.base, "outside-model")
+    shutil.copytree(rh.STANDIN_MODEL, outside)
+    os.symlink(outside, os.path.join(models, "elsewhere"))
+    before = started(role_host)
+    play = role_host.prime(model="/models/elsewhere")
+    assert play.rc != 0 and "status: failed (model_invalid)" in play.text, play
+    assert "%s is a symlink to %s" % (os.path.join(models, "elsewhere"), outside) in play.text, play
+    assert "cannot see the model through this link" in play.text, play
+    assert started(role_host) == before
+
+    os.symlink(rh.MODEL_NAME, os.path.join(models, "alias"))  # a relative link inside the models root is followed
+    play = role_host.prime(model="/models/alias")
+    assert play.rc == 0 and play.recap["failed"] == 0, play

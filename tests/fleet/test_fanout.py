@@ -11,6 +11,7 @@ and through the controller; a receiver whose model changed after the groups were
 and primes itself). Last, the faults: a damaged bundle, a full disk, another driver, a failing builder.
 """
 
+import gzip
 import http.server
 import json
 import os
@@ -329,6 +330,93 @@ def test_each_transfer_brings_the_bundle(fleet, store, inventories, bundle_serve
     else:
         assert os.path.isfile(controller_copy)
         assert os.listdir(store) == []
+
+
+SECRET = "planted-secret-4f1d2c9b7a"
+
+
+def stage_model_as(fleet, name, model):
+    """Another stand-in model under the host's models/ (as the host user, as an operator stages one)."""
+    source = os.path.join(REPO, "tests", "standins", "models", model)
+    return fleet_hosts.stage_model(fleet.hosts[name], source)
+
+
+def plant_env_file(fleet, name):
+    """A prime_env_file with a secret (KEY=VALUE, mode 0600, the host user's), as the docs ask for one."""
+    host = fleet.hosts[name]
+    path = os.path.join(host["home"], "planted.env")
+    subprocess.run(["runuser", "-u", host["user"], "--", "sh", "-c",
+                    "umask 077 && printf 'HF_TOKEN=%s\\n' \"$1\" > \"$2\"", "sh", SECRET + "-env-file", path], check=True)
+    return path
+
+
+def files_holding(paths, secret):
+    """Every file under ``paths`` (gzip'd bundles unpacked) whose bytes hold ``secret``."""
+    found = []
+    for top in paths:
+        walk = [(top, [], [""])] if os.path.isfile(top) else os.walk(top)
+        for root, _dirs, files in walk:
+            for name in files:
+                path = os.path.join(root, name) if name else root
+                with open(path, "rb") as handle:
+                    data = handle.read()
+                if path.endswith(".tar.gz"):
+                    data = gzip.decompress(data)
+                if secret.encode() in data:
+                    found.append(path)
+    return found
+
+
+def test_a_receiver_primed_for_two_models_keeps_serving_them_after_a_third_models_bundle(fleet, store, inventories, tmp_path):
+    """fleet2 primed tiny-moe (A) and tiny-moe-int8 (B) itself; then fleet1 builds tiny-moe-fp8-block (C) and fleet2,
+    logged in as root with prime_host_user, receives its bundle over ssh and installs it. A and B still serve from
+    fleet2's caches: every priming stage a noop, the serve check (re-run) with zero JIT. Secrets planted in the run
+    (prime_stage_env, prime_env_file) are in no bundle, manifest, fleet report or log."""
+    model_a, model_b, model_c = "/models/tiny-moe", "/models/tiny-moe-int8", "/models/tiny-moe-fp8-block"
+    for name in ("fleet1", "fleet2"):
+        stage_model_as(fleet, name, "tiny-moe-int8")
+        stage_model_as(fleet, name, "tiny-moe-fp8-block")
+    for model in (model_a, model_b):  # fleet2 primes A (a noop when the tests above left it primed) and B itself
+        run = fleet.prime("--limit", "fleet2", "-e", "model=" + model, inventories=[inventories["one_group"]])
+        assert run.rc == 0, run.tail()
+    rows = dict((row["host"], row) for row in fleet.latest_report()["hosts"])
+    assert rows["fleet2"]["status"] in ("ok", "changed") and rows["fleet2"]["zero_jit"] is True, rows["fleet2"]
+
+    env_files = dict((name, plant_env_file(fleet, name)) for name in ("fleet1", "fleet2"))
+    root_login = extra_inventory(str(tmp_path / "root-login.yml"), {"fleet1": H100, "fleet2": H100}, host_vars={
+        "fleet1": {"prime_env_file": env_files["fleet1"]},
+        "fleet2": {"ansible_user": "root", "prime_host_user": fleet.hosts["fleet2"]["user"], "prime_env_file": env_files["fleet2"]}})
+    secrets = {"prime_stage_env": {"TORCHINDUCTOR_PLANTED_TOKEN": SECRET + "-stage-env"}}
+    extra = ["--limit", "fleet1,fleet2", "-e", "model=" + model_c, "-e", "prime_fanout=true", "-e", "prime_bundle_transfer=ssh",
+             "-e", json.dumps(secrets)]
+    run = fleet.prime(*extra, inventories=[inventories["one_group"], root_login])
+    assert run.rc == 0, run.tail()
+    report = fleet.latest_report()
+    rows = dict((row["host"], row) for row in report["hosts"])
+    digest = rows["fleet1"]["fanout"]["bundle_digest"]
+    assert rows["fleet2"]["fanout"]["installed"] and rows["fleet2"]["fanout"]["bundle_digest"] == digest, rows["fleet2"]
+    assert rows["fleet2"]["stages"][SERVE_CHECK]["status"] == "ok" and rows["fleet2"]["zero_jit"] is True
+    bundle_on_fleet2 = os.path.join(fleet.host_root("fleet2"), "profiles", ".bundles", digest + ".tar.gz")
+    assert os.stat(bundle_on_fleet2).st_uid == fleet.hosts["fleet2"]["uid"], "the ssh transfer left the bundle root-owned"
+    assert owned_by_host_user(fleet, "fleet2") == []
+
+    # no planted secret in any bundle, manifest, fleet report or log
+    places = [os.path.join(fleet.host_root(name), "profiles", ".bundles") for name in ("fleet1", "fleet2")]
+    places += [os.path.join(fleet.host_root(name), "telemetry", "logs") for name in ("fleet1", "fleet2")]
+    places += [fleet.report_dir, run.log_path]
+    for secret in (SECRET + "-stage-env", SECRET + "-env-file"):
+        assert files_holding(places, secret) == [], secret
+
+    # A and B still serve from fleet2's own caches: nothing to prime, and the serve check compiles nothing
+    for model in (model_a, model_b):
+        again = fleet.prime("--limit", "fleet2", "-e", "model=" + model, "-e", json.dumps({"prime_stage_modes": {SERVE_CHECK: "rebuild"}}),
+                            inventories=[inventories["one_group"]])
+        assert again.rc == 0, again.tail()
+        row = dict((r["host"], r) for r in fleet.latest_report()["hosts"])["fleet2"]
+        for stage in PRIMING:
+            assert row["stages"][stage]["ran"] is False, (model, stage, row["stages"][stage])
+        assert row["stages"][SERVE_CHECK]["status"] == "ok" and row["stages"][SERVE_CHECK]["ran"] is True, row["stages"][SERVE_CHECK]
+        assert row["zero_jit"] is True, (model, row["zero_jit_reason"])
 
 
 class ChangeModel(OnFirstBundle):

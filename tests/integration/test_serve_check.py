@@ -73,7 +73,9 @@ def test_on_a_primed_host_the_check_proves_zero_jit_with_evidence_then_ensure_is
     assert len(evidence["requests"]) == len(shapes["prompt_lengths"]) + len(shapes["decode_batch_sizes"])
     assert evidence["caches"] == {} or all(not c.get("added") for c in evidence["caches"].values())
     assert evidence["snapshot"]["before"]["files"] == evidence["snapshot"]["after"]["files"] > 0
-    assert "no cache grew, no JIT log line" in evidence["summary"]
+    assert "caches under /profiles unchanged" in evidence["summary"] and "no JIT log line" in evidence["summary"]
+    assert "no crash on a JIT miss (SGLANG_CRASH_ON_JIT_COMPILE=1" in evidence["summary"]
+    assert evidence["measured"]["caches_unchanged"] is True and evidence["measured"]["triton_autotune_benchmarks"] == 0
     assert os.path.exists(primed.profiles(contract.signature_path("serve_check", MODEL)))
     starts = primed.server_starts()
     again = check(primed)
@@ -102,6 +104,18 @@ def test_a_deleted_triton_cache_entry_fails_the_check_and_a_reprime_passes(prime
     assert finding["cache"] == "triton" and finding["sample"][0].startswith("/profiles/triton/")
     primed.assert_clean("serve_check")
     assert primed.stage("flashinfer", mode="rebuild")["status"] == "ok"
+    assert_proven(primed, check(primed))
+
+
+def test_a_missing_sglang_jit_kernel_is_refused_by_the_server_not_compiled(primed):
+    """SGLANG_CRASH_ON_JIT_COMPILE=1 on the serving server: a miss of SGLang's JIT-kernel cache fails loudly."""
+    [leaf] = glob.glob(primed.host("profiles", "sglang_jit", "*", "sgl_kernel_jit_*", "build-*", "deps-*", "*.so"))
+    os.unlink(leaf)
+    failed = assert_jit(check(primed), "refused to compile it (SGLANG_CRASH_ON_JIT_COMPILE=1) and exited",
+                        "sgl_kernel_jit_fused_add_rmsnorm_")
+    assert failed["serve_check"]["measured"]["crash_on_jit_miss"]["crashed"] is True
+    assert not os.path.exists(leaf)  # nothing was compiled at serve time
+    assert primed.stage("flashinfer", mode="rebuild")["status"] == "ok"  # a priming server compiles it again
     assert_proven(primed, check(primed))
 
 

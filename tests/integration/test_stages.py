@@ -84,6 +84,11 @@ def test_prime_all_stages_then_ensure_is_a_noop_without_servers(box):
         assert lookups["down"]["config_used"] == data["validation"]["moe_config_used"][:-len(".json")] + "_down.json"
     assert "--enable-torch-compile" in box.stage_json("inductor")["server"]["argv"]
     assert box.stage_json("inductor")["validation"]["cache_after"]["count"] > 0  # the inductor cache filled
+    # restarted until a start added nothing: the stand-in's first warm start adds the coordinate-descent configs
+    settled = box.stage_json("inductor")["inductor"]
+    assert settled["settled"] is True and settled["starts"] == 3 and settled["per_start"][-1]["files_changed"] == 0
+    assert box.stage_json("inductor")["static_cuda_launcher"]["needed"] is None  # no torch in the image: left alone
+    assert os.path.isdir(box.profiles(contract.CACHES["cute_dsl"][0]))  # CUTE_DSL_CACHE_DIR under profiles/
 
     starts = box.server_starts()
     compile_log = open(box.profiles(contract.stage_model_dir("deep_gemm", MODEL) + "/compile.log")).read()

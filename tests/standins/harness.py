@@ -29,7 +29,7 @@ STANDIN_PYTHON = STANDINS / "python"
 TINY_MODEL = STANDINS / "models" / "tiny-moe"
 # Inherited variables that would point the stand-in somewhere else than the test wants.
 _FOREIGN = ("SGLANG_", "TRITON_", "TORCHINDUCTOR_", "FLASHINFER_", "DG_JIT_", "CUDA_CACHE_PATH", "TILELANG_",
-            "PYTHONPATH")
+            "CUTE_DSL_", "PYTHONPATH", "TMPDIR")
 
 
 def free_port() -> int:
@@ -41,7 +41,8 @@ def free_port() -> int:
 def standin_env(home: Path, **extra) -> dict:
     """A clean environment for stand-in programs: PYTHONPATH on the stand-ins, HOME in the test dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
-    env.update(PYTHONPATH=str(STANDIN_PYTHON), HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
+    # TMPDIR in the test dir: CuTe DSL's default cache is $TMPDIR/<user>/cutlass_python_cache
+    env.update(PYTHONPATH=str(STANDIN_PYTHON), HOME=str(home), TMPDIR=str(home), PYTHONDONTWRITEBYTECODE="1")
     # the stand-in nvcc first on PATH: DeepGEMM's JIT finds a CUDA home through `which nvcc` on any machine
     env["PATH"] = str(STANDINS / "bin") + os.pathsep + os.environ.get("PATH", "")
     env.update({k: str(v) for k, v in extra.items()})
@@ -71,7 +72,7 @@ def holds_for(condition, duration, interval=0.02) -> bool:
 
 
 def copy_tiny_model(dest: Path, name: str = "tiny-moe") -> Path:
-    """A test model of tests/standins/models (tiny-moe, tiny-moe-fp8-block, tiny-hybrid) copied to ``dest``."""
+    """A test model of tests/standins/models (tiny-moe, tiny-moe-fp8-block, tiny-hybrid, tiny-gdn) copied to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(STANDINS / "models" / name / "config.json", dest / "config.json")
     return dest

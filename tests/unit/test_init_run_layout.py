@@ -183,3 +183,16 @@ def test_init_check_reports_the_server_port(monkeypatch, capsys):
     code = init.check(me(), {contract.ENV_SERVER_PORT: "99999"}, lambda *m: None)
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1][len("RESULT "):])
     assert code == 1 and out["error_type"] == "bad_input" and out["server_port"] is None
+
+
+def test_container_init_clears_what_a_killed_bundle_install_left(roots):
+    """A bundle install killed while unpacking left a bundle-sized staging directory: init removes it and says so."""
+    staged = roots["profiles"] / ".bundle-staging" / "0123456789abcdef-4242"
+    (staged / "new" / "triton" / "abc").mkdir(parents=True)
+    (staged / "new" / "triton" / "abc" / "k.cubin").write_bytes(b"x" * 4096)
+    (staged / "install.json").write_text(json.dumps({"digest": "d" * 64, "model": "/models/m", "owner_pid": 4242,
+                                                     "stages": ["deep_gemm"], "phase": "unpacking"}))
+    out = prepare(roots)
+    assert list((roots["profiles"] / ".bundle-staging").iterdir()) == []
+    log = pathlib.Path(out["log_file"]).read_text()
+    assert "cleared the staging of the interrupted install of bundle %s for /models/m: the model holds its old caches" % ("d" * 64) in log

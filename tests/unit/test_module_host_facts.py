@@ -65,7 +65,8 @@ def test_entries_carry_what_the_ownership_check_reads(tmp_path, capsys):
     assert profiles["mode"] == "0555" and profiles["wusr"] is False and profiles["xusr"] is True
     assert profiles["pw_name"] == ME.pw_name
     link = by_path[str(root / "profiles" / "stale")]
-    assert link["islnk"] and not link["isdir"]  # listed, never followed
+    assert link["islnk"] and not link["isdir"]  # described as itself; what it points to is beside it
+    assert link["lnk_target"] == "/etc" and link["target"]["uid"] == 0 and link["target"]["isdir"]
     assert result["root"]["path"] == str(root) and result["root"]["isdir"]
 
 
@@ -106,3 +107,81 @@ def test_the_env_file_is_looked_at_never_returned(tmp_path, capsys):
     assert "hf_secret" not in json.dumps(result)
     _code, result = run(capsys, host_user=ME.pw_name, host_root=str(tmp_path), env_file=str(tmp_path))
     assert result["env_file"]["isreg"] is False
+
+
+def test_a_symlinked_host_directory_is_followed_and_its_target_described(tmp_path, capsys):
+    root = tree(tmp_path)
+    elsewhere = tmp_path / "elsewhere-profiles"
+    elsewhere.mkdir()
+    (elsewhere / "triton").mkdir()
+    os.rename(root / "profiles", tmp_path / "old-profiles")
+    (root / "profiles").symlink_to(elsewhere)
+    (root / "telemetry" / "gone").symlink_to(tmp_path / "nothing-here")
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(root))
+    by_path = {e["path"]: e for e in result["entries"]}
+    profiles = by_path[str(root / "profiles")]
+    assert profiles["islnk"] and profiles["lnk_source"] == str(elsewhere) and profiles["lnk_target"] == str(elsewhere)
+    assert profiles["target"]["uid"] == os.getuid() and profiles["target"]["isdir"]
+    assert by_path[str(root / "profiles" / "triton")]["isdir"]  # listed below the link
+    assert by_path[str(root / "telemetry" / "gone")]["target"] is None  # leads nowhere
+    (elsewhere / "loop").symlink_to(root)  # a link back up is not followed again
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(root))
+    assert len(result["entries"]) == len({e["path"] for e in result["entries"]})
+
+
+@pytest.mark.parametrize("make, container_path, problem", [
+    (lambda m, t: (m / "alias").symlink_to("org/m"), "/models/org/m", None),
+    (lambda m, t: (m / "alias").symlink_to("/models/org/m"), "/models/org/m", None),
+    (lambda m, t: (m / "alias").symlink_to(m / "org" / "m"), None, "absolute link"),
+    (lambda m, t: (m / "alias").symlink_to(t), None, "outside the models root"),
+    (lambda m, t: (m / "alias").symlink_to("../../outside"), None, "above the models root"),
+    (lambda m, t: (m / "alias").symlink_to("org/missing"), None, "does not exist"),
+])
+def test_a_symlinked_model_directory_is_resolved_as_the_container_resolves_it(tmp_path, capsys, make, container_path,
+                                                                               problem):
+    root = tree(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    make(root / "models", outside)
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(root), model="alias")
+    link = result["model_link"]
+    assert link["link"] == str(root / "models" / "alias") and link["container_path"] == container_path
+    if problem:
+        assert problem in link["problem"]
+    else:
+        assert link["problem"] is None
+        assert str(root / "models" / "alias" / "config.json") in paths(result)
+    _code, plain = run(capsys, host_user=ME.pw_name, host_root=str(root), model="org/m")
+    assert plain["model_link"] is None
+
+
+def test_the_deployed_runtime_is_checked_against_its_manifest(tmp_path, capsys):
+    root = tmp_path / "root"
+    package = root / "runtime" / "sglang_prep"
+    (package / "container").mkdir(parents=True)
+    files = {"__init__.py": b"", "container/engine.py": b"print('engine')\n"}
+    for rel, data in files.items():
+        (package / rel).write_bytes(data)
+    (package / "MANIFEST.sha256").write_text("".join(
+        "%s  %s\n" % (hashlib.sha256(data).hexdigest(), rel) for rel, data in sorted(files.items())))
+    (package / "container" / "__pycache__").mkdir()
+    (package / "container" / "__pycache__" / "engine.cpython-312.pyc").write_bytes(b"x")  # bytecode is not the code
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(root), runtime_package="sglang_prep")
+    check = result["runtime"]
+    assert check["present"] and check["problem"] is None
+    assert check["manifest_sha256"] == hashlib.sha256((package / "MANIFEST.sha256").read_bytes()).hexdigest()
+    assert check["modified"] == check["missing"] == check["added"] == []
+    with open(package / "container" / "engine.py", "a") as handle:
+        handle.write("import os  # appended on the host\n")
+    (package / "__init__.py").unlink()
+    (package / "sitecustomize.py").write_text("")
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(root), runtime_package="sglang_prep")
+    check = result["runtime"]
+    assert check["modified"] == ["container/engine.py"] and check["missing"] == ["__init__.py"]
+    assert check["added"] == ["sitecustomize.py"]
+    (package / "MANIFEST.sha256").write_text("garbage\n")
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(root), runtime_package="sglang_prep")
+    assert "MANIFEST.sha256" in result["runtime"]["problem"]
+    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(root))
+    assert "runtime" not in result

@@ -56,6 +56,8 @@ def prime(tmp_path):
     (["-e", '{"prime_extra_env": {"SGLANG_PREP_UID": "0"}}'],
      'prime_extra_env.SGLANG_PREP_UID="0": not settable: the role and the runtime set SGLANG_PREP_UID themselves'),
     (["-e", '{"prime_extra_env": {"TRITON_CACHE_DIR": "/tmp/x"}}'], "not settable"),
+    (["-e", '{"prime_extra_env": {"PYTHONPATH": "/tmp/x"}}'], 'prime_extra_env.PYTHONPATH="/tmp/x": not settable'),
+    (["-e", '{"prime_stage_env": {"SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN": "0"}}'], "not settable"),
     (["-e", "prime_host_root=relative/dir"], 'prime_host_root="relative/dir": empty'),
     (["-e", '{"prime_extra_server_args": ["--mem-fraction", "0.5"]}'],
      "prime_extra_server_args: extra server argument '--mem-fraction' abbreviates --mem-fraction-static"),
@@ -85,15 +87,35 @@ def test_every_bad_value_is_listed_at_once(prime):
     assert rc != 0 and "3 setting(s) cannot work" in out
 
 
-@pytest.mark.parametrize("extra", [["-e", "sglang_prep_serial=abc"], ["-e", "sglang_prep_serial=-1"],
-                                   ["-e", "sglang_prep_serial=0%"], ["-e", "sglang_prep_max_fail_percentage=150"],
-                                   ["-e", "sglang_prep_max_fail_percentage=-5"]])
-def test_a_rollout_setting_ansible_cannot_use_is_refused_without_a_traceback(prime, extra):
+@pytest.mark.parametrize("extra, named", [
+    (["-e", "sglang_prep_serial=abc"], 'sglang_prep_serial="abc": serial takes a number of hosts per batch'),
+    (["-e", "sglang_prep_serial=-1"], 'sglang_prep_serial="-1": serial takes'),
+    (["-e", "sglang_prep_serial=0%"], 'sglang_prep_serial="0%": serial takes'),
+    (["-e", '{"sglang_prep_serial": [1, "x"]}'], 'sglang_prep_serial=[1, "x"]: serial takes'),
+    (["-e", "sglang_prep_max_fail_percentage=150"], 'sglang_prep_max_fail_percentage="150": max_fail_percentage takes'),
+    (["-e", "sglang_prep_max_fail_percentage=-5"], 'sglang_prep_max_fail_percentage="-5": max_fail_percentage takes'),
+])
+def test_a_rollout_setting_ansible_cannot_use_is_bad_input_without_a_traceback(prime, extra, named):
     rc, out, root = prime(*extra)
     assert rc != 0
-    assert "serial takes a number of hosts per batch" in out
+    assert named in out, out[-3000:]
+    assert "status: failed (bad_input)" in out and "nothing was changed" in out
     assert "Traceback" not in out
     assert not os.path.exists(root)
+
+
+def test_rollout_settings_that_work_pass():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("rollout", os.path.join(
+        COLLECTIONS, "ansible_collections", "sglang", "prep", "plugins", "lookup", "rollout.py"))
+    rollout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rollout)
+    for serial in (None, 1, "3", "25%", "100%", [1, "50%"]):
+        assert rollout.problems(serial, None) == [], serial
+    for fail in (None, 0, "10", 100, "12.5"):
+        assert rollout.problems(None, fail) == [], fail
+    assert len(rollout.problems("0", "101")) == 2
+    assert rollout.problems([], None) and rollout.problems(True, None) and rollout.problems(None, False)
 
 
 def test_a_missing_env_file_is_bad_input(prime, tmp_path):
@@ -108,3 +130,21 @@ def test_a_port_given_on_the_command_line_is_a_port(prime):
     # -e passes strings: a port variable given as "9101" is accepted (only prime_tp is wrong here)
     rc, out, _root = prime("-e", "prime_node_exporter_port=9101", "-e", "prime_tp=0")
     assert rc != 0 and "1 setting(s) cannot work" in out and "prime_tp" in out, out[-3000:]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives the host root to the unprivileged user nobody")
+def test_a_model_symlink_the_container_cannot_follow_is_model_invalid_before_any_change(prime, tmp_path):
+    outside = tmp_path / "outside-model"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    root = tmp_path / "host-root"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "elsewhere").symlink_to(outside)
+    for path in (root, root / "models", outside, outside / "config.json"):
+        os.lchown(path, 65534, 65534)
+    rc, out, _root = prime("-e", "model=/models/elsewhere", "-e", "prime_host_user=nobody")
+    assert rc != 0 and "status: failed (model_invalid)" in out, out[-3000:]
+    text = " ".join(out.split())
+    assert "%s is a symlink to %s" % (root / "models" / "elsewhere", outside) in text
+    assert "cannot see the model through this link" in text and "Nothing was changed" in text
+    assert sorted(os.listdir(root)) == ["models"]  # no directory was created

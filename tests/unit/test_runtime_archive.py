@@ -103,3 +103,26 @@ def test_an_archive_that_writes_outside_the_package_is_refused(tmp_path, name):
     assert (target / "contract.py").read_text() == "deployed\n"
     assert not (tmp_path / "escape.py").exists()
     assert sorted(os.listdir(tmp_path / "runtime")) == ["sglang_prep"]
+
+
+def test_the_archive_ships_a_manifest_the_unpacked_tree_matches(tmp_path):
+    """The host's check (sglang_host_facts, _runtime_manifest.verify) finds nothing changed in a fresh unpack, and
+    names a file edited on the host afterwards; the manifest is the sha256sum format operators can check by hand."""
+    from ansible_collections.sglang.prep.plugins.module_utils import _runtime_manifest as runtime_manifest
+    listed = {}
+    data, _count = runtime_archive.pack(manifest=listed)
+    assert "sglang_prep/MANIFEST.sha256" in names(data)
+    assert listed["sha256"] == hashlib.sha256(listed["text"].encode()).hexdigest()
+    archive = tmp_path / "sglang_prep-x.tar.gz"
+    archive.write_bytes(data)
+    target = tmp_path / "runtime" / "sglang_prep"
+    target.parent.mkdir()
+    assert unpack(archive, target).returncode == 0
+    fresh = runtime_manifest.verify(str(target))
+    assert fresh["manifest_sha256"] == listed["sha256"] and fresh["problem"] is None
+    assert fresh["modified"] == fresh["missing"] == fresh["added"] == []
+    check = subprocess.run(["sha256sum", "--quiet", "-c", "MANIFEST.sha256"], cwd=target, capture_output=True)
+    assert check.returncode == 0, check.stderr
+    with open(target / "container" / "engine.py", "a") as handle:
+        handle.write("# edited on the host\n")
+    assert runtime_manifest.verify(str(target))["modified"] == ["container/engine.py"]

@@ -627,3 +627,43 @@ def test_sigterm_to_the_runner_tears_the_server_down_and_records_interrupted(run
     assert run.stage_json("flashinfer")["error_type"] == "interrupted"
     assert os.path.exists(marker)  # the next ensure re-runs the stage
     assert_clean(run, "flashinfer")
+
+
+def test_a_disk_that_fills_while_the_server_runs_is_insufficient_disk_and_keeps_the_last_success(run):
+    """The server's own write fails with ENOSPC (its FlashInfer JIT log is /dev/full, which answers every write as a
+    full file system does): its traceback names the errno, not the file, so the free space of the caches is given."""
+    first = run.stage("flashinfer")
+    assert first["status"] == "ok", first["message"]
+    good = json.load(open(os.path.join(run.model_dir(), "stages", "flashinfer.last_ok.json")))
+    logs = [os.path.join(top, name) for top, _d, names in os.walk(run.p(contract.stage_cache_dir("flashinfer")))
+            for name in names if name == "flashinfer_jit.log"]
+    assert logs
+    os.unlink(logs[0])
+    os.symlink("/dev/full", logs[0])
+    full = run.stage("flashinfer", mode="rebuild")
+    assert full["status"] == "error" and full["error_type"] == "insufficient_disk", full["message"]
+    assert "No space left on device" in full["message"] and "bytes" in full["message"] and "free" in full["message"]
+    assert run.stage_json("flashinfer")["error_type"] == "insufficient_disk"
+    assert json.load(open(os.path.join(run.model_dir(), "stages", "flashinfer.last_ok.json"))) == good
+    assert_clean(run, "flashinfer")
+
+
+def test_a_session_log_the_disk_refuses_fails_the_stage_naming_the_log(run):
+    first = run.stage("deep_gemm")
+    assert first["status"] == "ok", first["message"]
+    os.unlink(run.log)
+    os.symlink("/dev/full", run.log)
+    full = run.stage("deep_gemm", mode="rebuild")
+    assert full["status"] == "error" and full["error_type"] == "insufficient_disk", full["message"]
+    assert run.log in full["message"] or contract.session_log_path(RUN_ID) in full["message"], full["message"]
+    assert "free on its file system" in full["message"]
+    assert run.stage_json("deep_gemm")["status"] == "error"
+    assert json.load(open(os.path.join(run.model_dir(), "stages", "deep_gemm.last_ok.json")))["status"] == "ok"
+
+
+def test_a_model_symlink_the_container_cannot_follow_names_the_link(run):
+    link = os.path.join(run.base, "models", "elsewhere")
+    os.symlink("/nonexistent/models/m", link)
+    result = run.stage("deep_gemm", model=link)
+    assert result["error_type"] == "model_invalid" and "is a symlink to /nonexistent/models/m" in result["message"]
+    assert result["server"] is None

@@ -70,7 +70,10 @@ def test_prime_runs_every_stage_in_order_with_one_progress_file(run, writes):
     model = do_prime(run)
     assert_state_shape(model)
     assert model["command"] == "prime" and model["status"] == "changed"
-    assert model["error_type"] is None and model["failed_stage"] is None and model["warnings"] == []
+    assert model["error_type"] is None and model["failed_stage"] is None
+    # the stand-in stack (triton 3.4.0, no torch) is not the pinned one: the plan says so, and nothing else warns
+    assert [w for w in model["warnings"] if "priming tables were checked against" not in w] == []
+    assert len(model["warnings"]) == 1 and "triton 3.4.0 (checked against 3.8.0)" in model["warnings"][0]
     assert model["to_run"] == ALL and model["order"] == ALL
     for stage in ALL:
         row = model["stages"][stage]

@@ -121,3 +121,28 @@ def test_the_plan_groups_a_fresh_host_with_the_builder_of_its_bundle(builder, re
     other = plan.plan(contract.STAGE_ORDER, receiver.model, opts, stream=io.StringIO(),
                       env=dict(receiver.env, SGLANG_STANDIN_DRIVER="550.54.15"))
     assert other["bundle_group"] != made["group_key"]
+
+
+def test_a_stage_run_clears_a_killed_install_and_reports_which_caches_the_model_holds(builder, receiver):
+    """A killed install left its staging and markers: the next stage run rolls it back before it runs, and the
+    session log says the model holds its old caches."""
+    made = create(builder)
+    pid = os.fork()
+    if pid == 0:
+        def die(*_args):
+            os.kill(os.getpid(), 9)
+        bundle._apply = die  # killed once the markers and the journal are written, before any live change
+        try:
+            seeding.install(receiver.model, made["path"], options(receiver), stream=io.StringIO(), env=receiver.env)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    staging = os.path.join(receiver.prof, bundle.STAGING_DIR)
+    assert os.listdir(staging), "the killed install left no staging"
+    result = receiver.stage(made["stages"][0])
+    assert os.listdir(staging) == []
+    assert result["status"] in ("ok", "noop", "skipped")
+    with open(receiver.log) as handle:
+        log = handle.read()
+    assert "rolled back the interrupted install of bundle %s for %s: the model holds its old caches" % (
+        made["digest"], receiver.model) in log

@@ -1,5 +1,6 @@
 """Server lifecycle against a small fake HTTP server: readiness latency, early exit, teardown, port policy."""
 
+import errno
 import io
 import os
 import signal
@@ -255,3 +256,30 @@ def test_pump_handles_partial_utf8_and_a_last_line_without_newline(tmp_path):
     pump.join(2)
     assert sink.getvalue().decode("utf-8") == "> café ready\n> last\n"
     assert list(scan.tail) == ["café ready", "last"]
+
+
+def test_a_log_line_of_a_full_disk_is_insufficient_disk():
+    scan = LogScan()
+    scan.feed("[2026-01-01 00:00:00] Scheduler hit an exception: Traceback (most recent call last):")
+    scan.feed("OSError: [Errno 28] No space left on device: '/profiles/triton/ab/k.cubin'")
+    error_type, message = scan.log_failure()
+    assert error_type == "insufficient_disk" and "/profiles/triton/ab/k.cubin" in message and "free disk space" in message
+    quota = LogScan()
+    quota.feed("OSError: [Errno 122] Disk quota exceeded")
+    assert quota.log_failure()[0] == "insufficient_disk"
+    bind = LogScan()
+    bind.feed("ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 30000): address in use")
+    assert bind.log_failure() is None
+
+
+def test_the_pump_keeps_the_first_write_the_disk_refused(tmp_path):
+    read_fd, write_fd = os.pipe()
+    sink = open("/dev/full", "ab", buffering=0)
+    pump = server.OutputPump(read_fd, [(sink, b"[x] ")], None)
+    pump.start()
+    os.write(write_fd, b"one\ntwo\n")
+    os.close(write_fd)
+    pump.join(5)
+    sink.close()
+    path, exc = pump.write_error
+    assert path == "/dev/full" and exc.errno == errno.ENOSPC

@@ -114,3 +114,88 @@ def test_no_tuned_moe_config_logs_the_default_config_warning(tmp_path):
         server.wait_ready()
         log = server.log()
     assert "Using default MoE kernel config. Performance might be sub-optimal! Config file not found at " in log
+
+
+# ---------------------------------------------------------------- the zero-JIT switches (sglang-facts.md 12)
+def hybrid(tmp_path, name="tiny-hybrid"):
+    return copy_tiny_model(Path(tmp_path) / "models" / name, name)
+
+
+def autotune_files(cache):
+    return sorted((cache / "triton").glob("*/*.autotune.json"))
+
+
+def test_without_autotune_caching_every_process_benchmarks_again_and_keeps_nothing(tmp_path):
+    """triton/runtime/autotuner.py: without TRITON_CACHE_AUTOTUNING each process benchmarks its autotuned kernels."""
+    env = {"TRITON_PRINT_AUTOTUNING": "1"}
+    model = hybrid(tmp_path)
+    for _ in range(2):
+        with StandinServer(tmp_path, list(SMALL), env=env, model=model) as server:
+            server.wait_ready()
+            log = server.log()
+        assert "Triton autotuning for function _chunk_scan_fwd_kernel," in log
+    assert autotune_files(server.cache) == []
+
+
+def test_with_autotune_caching_the_second_process_reads_the_result_and_benchmarks_nothing(tmp_path):
+    env = {"TRITON_PRINT_AUTOTUNING": "1", "TRITON_CACHE_AUTOTUNING": "1"}
+    model = hybrid(tmp_path)
+    with StandinServer(tmp_path, list(SMALL), env=env, model=model) as first:
+        first.wait_ready()
+        assert "Triton autotuning for function _bmm_chunk_fwd_kernel," in first.log()
+    stored = autotune_files(first.cache)
+    assert sorted(p.name for p in stored) == ["_bmm_chunk_fwd_kernel.autotune.json",
+                                              "_chunk_scan_fwd_kernel.autotune.json",
+                                              "_chunk_state_fwd_kernel.autotune.json"]
+    assert json.loads(stored[0].read_text())["configs_timings"]
+    with StandinServer(tmp_path, list(SMALL), env=env, model=model) as second:
+        second.wait_ready()
+        assert "Triton autotuning for function" not in second.log()
+
+
+def test_a_cutedsl_linear_attention_kernel_compiles_into_the_cute_dsl_cache_once(tmp_path):
+    model = hybrid(tmp_path, "tiny-gdn")
+    cute = tmp_path / "cute"
+    args = list(SMALL) + ["--linear-attn-backend", "cutedsl"]
+    with StandinServer(tmp_path, args, env={"CUTE_DSL_CACHE_DIR": cute}, model=model) as first:
+        first.wait_ready()
+    kernels = sorted(cute.iterdir())
+    assert len(kernels) == 1 and kernels[0].name.startswith("cutedsl_") and kernels[0].suffix == ".mlir"
+    before = files(cute)
+    with StandinServer(tmp_path, args, env={"CUTE_DSL_CACHE_DIR": cute}, model=model) as second:
+        second.wait_ready()
+    assert files(cute) == before  # a file-cache hit compiles nothing
+    kernels[0].unlink()
+    with StandinServer(tmp_path, list(SMALL), env={"CUTE_DSL_CACHE_DIR": cute}, model=model) as triton_backend:
+        triton_backend.wait_ready()
+    assert list(cute.iterdir()) == []  # the default Triton backend runs no CuTe DSL kernel
+
+
+def test_crash_on_jit_compile_refuses_a_missing_sglang_jit_kernel_with_the_real_message(tmp_path):
+    with start(tmp_path) as first:
+        first.wait_ready()
+    leaves = sorted((first.cache.parent / "home" / ".cache" / "sglang" / "jit").rglob("*.so"))
+    assert leaves
+    with StandinServer(tmp_path, list(SMALL), env={"SGLANG_CRASH_ON_JIT_COMPILE": "1"}) as primed:
+        primed.wait_ready()  # a cached build loads
+    leaves[0].unlink()
+    server = StandinServer(tmp_path, list(SMALL), env={"SGLANG_CRASH_ON_JIT_COMPILE": "1"})
+    with server:
+        assert server.wait_exit(timeout=20) == 1
+    log = server.log()
+    assert "RuntimeError: JIT module 'sgl_kernel_jit_fused_add_rmsnorm_128' has no usable cached build under " in log
+    assert "and SGLANG_CRASH_ON_JIT_COMPILE forbids compiling at runtime." in log
+    assert not leaves[0].exists()
+
+
+def test_a_warm_torch_compile_start_adds_files_once_then_settles(tmp_path):
+    args = list(SMALL) + ["--enable-torch-compile"]
+    added = []
+    seen = {}
+    for _ in range(3):
+        with start(tmp_path, args) as server:
+            server.wait_ready()
+        now = files(server.cache)
+        added.append(len([p for p in now if p not in seen]))
+        seen = now
+    assert added[0] > 0 and added[1] > 0 and added[2] == 0, added

@@ -218,7 +218,7 @@ def test_explicit_cache_env_wins(tmp_path):
     assert list((tmp_path / "triton_cache_dir").glob("*/*.cubin"))
     assert list((tmp_path / "flashinfer_workspace_base" / ".cache" / "flashinfer").glob("*/*/cached_ops/*/*.so"))
     assert list((tmp_path / "torchinductor_cache_dir" / "fxgraph").rglob("*"))
-    assert list((tmp_path / "sglang_jit_cache_dir").glob("*/*.so"))
+    assert list((tmp_path / "sglang_jit_cache_dir").glob("sm90/sgl_kernel_jit_*/build-*/deps-*/sgl_kernel_jit_*.so"))
 
 
 @pytest.mark.parametrize("args, expect_inductor", [
@@ -239,7 +239,7 @@ def test_inductor_only_with_torch_compile_and_decode_graph(tmp_path, args, expec
         assert len(files_under(fxgraph)) == len([1, 2, 4, 8, 12, 16, 24, 32])
 
 
-def test_second_start_compiles_nothing(tmp_path):
+def test_a_start_after_the_first_warm_start_compiles_nothing(tmp_path):
     model = fp8_block(tmp_path)
     with StandinServer(tmp_path, ["--enable-torch-compile"], model=model) as first:
         first.wait_ready()
@@ -253,7 +253,15 @@ def test_second_start_compiles_nothing(tmp_path):
     # like the real server, the lines come again for cached kernels (compile_utils.py logs per kernel group)
     assert second_log.count("Try DeepGEMM JIT Compiling for <") == first_log.count("Try DeepGEMM JIT Compiling for <")
     after = {p: p.stat().st_mtime_ns for p in files_under(second.cache) if p.name != "flashinfer_jit.log"}
-    assert after == snapshot
+    # torch.compile's first warm start compiles the configs coordinate descent visits from the cached winners
+    # (tests/gpu/evidence): Triton files only, nothing else rewritten; the next start adds nothing
+    added = [p for p in after if p not in snapshot]
+    assert added and all(p.relative_to(second.cache).parts[0] == "triton" and "triton_poi_fused_moe_" in p.name
+                         for p in added)
+    assert all(after[p] == snapshot[p] for p in snapshot)
+    with StandinServer(tmp_path, ["--enable-torch-compile"], port=None, model=model) as third:
+        third.wait_ready()
+    assert {p: p.stat().st_mtime_ns for p in files_under(third.cache) if p.name != "flashinfer_jit.log"} == after
 
 
 def test_no_deep_gemm_below_sm90(tmp_path):

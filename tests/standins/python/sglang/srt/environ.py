@@ -57,3 +57,20 @@ def sglang_jit_cache_dir(env=None):
     """SGLANG_JIT_CACHE_DIR; unset -> ~/.cache/sglang/jit (does not follow SGLANG_CACHE_DIR)."""
     env = os.environ if env is None else env
     return os.path.expanduser(env.get("SGLANG_JIT_CACHE_DIR") or "~/.cache/sglang/jit")
+
+
+def cute_dsl_cache_dir(env=None):
+    """CuTe DSL's file cache (nvidia-cutlass-dsl base_dsl/cache_helpers.py): CUTE_DSL_CACHE_DIR, else
+    $TMPDIR/<user>/cutlass_python_cache."""
+    env = os.environ if env is None else env
+    if env.get("CUTE_DSL_CACHE_DIR"):
+        return env["CUTE_DSL_CACHE_DIR"]
+    user = env.get("USER") or env.get("USERNAME") or str(os.getuid())
+    return os.path.join(env.get("TMPDIR") or "/tmp", user, "cutlass_python_cache")
+
+
+def triton_env_bool(name, env=None):
+    """triton/knobs.py env_bool (libtriton getenv_bool): 1, true, yes, on, y (any case) are true; anything else, or
+    unset, is false (tests/contract checks this against the real libtriton)."""
+    env = os.environ if env is None else env
+    return (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on", "y")

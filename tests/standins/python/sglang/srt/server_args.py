@@ -17,6 +17,9 @@ from decimal import Decimal
 
 logger = logging.getLogger("sglang.srt.arg_groups.argparse_actions")
 
+# arg_groups/choices.py LINEAR_ATTN_KERNEL_BACKEND_CHOICES (GDN/KDA kernels)
+LINEAR_ATTN_KERNEL_BACKEND_CHOICES = ["triton", "cutedsl", "flashinfer", "flashkda", "nvidia_kda", "ptx_kda", "helion",
+                                      "intel_xpu"]
 KV_CACHE_DTYPE_CHOICES = ["auto", "fp8_e5m2", "fp8_e4m3", "mxfp8", "bf16", "bfloat16", "nvfp4", "fp4_mx_block16"]
 LOAD_FORMAT_CHOICES = [
     "auto", "pt", "safetensors", "instanttensor", "npcache", "dummy", "sharded_state", "presharded",
@@ -134,6 +137,9 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     # exec (fields/exec_.py)
     add("--attention-backend", type=str, default=None, choices=ATTENTION_BACKEND_CHOICES)
     add("--moe-runner-backend", type=str, default="auto", choices=MOE_RUNNER_BACKEND_CHOICES)
+    add("--linear-attn-backend", type=str, default="triton", choices=LINEAR_ATTN_KERNEL_BACKEND_CHOICES)
+    add("--linear-attn-decode-backend", type=str, default=None, choices=LINEAR_ATTN_KERNEL_BACKEND_CHOICES)
+    add("--linear-attn-prefill-backend", type=str, default=None, choices=LINEAR_ATTN_KERNEL_BACKEND_CHOICES)
     add("--cuda-graph-backend-decode", type=parse_cuda_graph_backend_arg, default=None,
         choices=CUDA_GRAPH_BACKEND_CHOICES)
     add("--cuda-graph-backend-prefill", type=parse_cuda_graph_backend_arg, default=None,

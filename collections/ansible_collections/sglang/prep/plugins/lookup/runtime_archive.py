@@ -15,6 +15,8 @@ description:
   - The same content always gives the same archive (sorted names, fixed times, owners and modes), so its
     checksum says whether a host's deployed copy is current. An archive already built for the same content
     is reused.
+  - The archive holds the manifest C(sglang_prep/MANIFEST.sha256), the SHA-256 of every file in C(sha256sum) format,
+    so the host can check on every run that the unpacked tree is still exactly what was deployed.
   - The role M(ansible.builtin.copy)s the archive to each host as the host user (skipped when the checksum
     matches) and unpacks it there, one transfer instead of one per file.
 options:
@@ -55,6 +57,14 @@ _raw:
     package:
       description: The name of the top directory inside the archive (C(sglang_prep)).
       type: str
+    manifest:
+      description:
+        - The name of the manifest inside the package (C(MANIFEST.sha256)), in C(sha256sum) format, with the SHA-256
+          of every file; M(sglang.prep.sglang_host_facts) checks the deployed tree against it.
+      type: str
+    manifest_sha256:
+      description: SHA-256 of the manifest.
+      type: str
 """
 
 import gzip
@@ -66,6 +76,7 @@ import tempfile
 
 from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.sglang.prep.plugins.module_utils import _runtime_manifest as runtime_manifest
 
 PACKAGE = "sglang_prep"
 SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", PACKAGE)
@@ -73,23 +84,22 @@ SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 def runtime_files(source=SOURCE):
     """(relative path, absolute path) of every file of the package, sorted; bytecode left out."""
-    found = []
-    for top, dirs, files in os.walk(source):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in files:
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            path = os.path.join(top, name)
-            found.append((os.path.relpath(path, source), path))
-    return sorted(found)
+    return [(rel.replace("/", os.sep), path) for rel, path in runtime_manifest.package_files(source)]
 
 
-def pack(source=SOURCE):
-    """The archive's bytes: the package under PACKAGE/, reproducible for the same content."""
+def pack(source=SOURCE, manifest=None):
+    """The archive's bytes: the package under PACKAGE/, with its manifest (PACKAGE/MANIFEST.sha256: the SHA-256 of
+    every file, which the host checks on every run), reproducible for the same content. ``manifest``, a dict, gets
+    the manifest's text and its SHA-256."""
+    digests = dict((rel.replace(os.sep, "/"), runtime_manifest.digest_file(path)) for rel, path in runtime_files(source))
+    listed = runtime_manifest.text(digests).encode("utf-8")
+    if manifest is not None:
+        manifest.update(text=listed.decode("utf-8"), sha256=hashlib.sha256(listed).hexdigest())
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         dirs_done = set()
-        for rel, path in runtime_files(source):
+        files = runtime_files(source) + [(runtime_manifest.NAME, None)]
+        for rel, path in sorted(files):
             parts = rel.split(os.sep)[:-1]
             for depth in range(len(parts) + 1):
                 name = "/".join([PACKAGE] + parts[:depth])
@@ -98,15 +108,18 @@ def pack(source=SOURCE):
                     info = tarfile.TarInfo(name)
                     info.type, info.mode = tarfile.DIRTYPE, 0o755
                     tar.addfile(info)
-            with open(path, "rb") as handle:
-                data = handle.read()
+            if path is None:
+                data = listed
+            else:
+                with open(path, "rb") as handle:
+                    data = handle.read()
             info = tarfile.TarInfo("/".join([PACKAGE] + rel.split(os.sep)))
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
         gz.write(raw.getvalue())
-    return out.getvalue(), len(runtime_files(source))
+    return out.getvalue(), len(files)
 
 
 class LookupModule(LookupBase):
@@ -114,8 +127,9 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         cache_dir = self.get_option("cache_dir") or os.path.join(tempfile.gettempdir(), "sglang-prep-%d" % os.getuid())
+        manifest = {}
         try:
-            data, count = pack()
+            data, count = pack(manifest=manifest)
         except OSError as exc:
             raise AnsibleError("cannot read the sglang_prep runtime at %s as this user (uid %d): %s"
                                % (SOURCE, os.getuid(), exc))
@@ -132,4 +146,5 @@ class LookupModule(LookupBase):
                 os.replace(tmp, path)
         except OSError as exc:
             raise AnsibleError("cannot write the runtime archive under %s: %s (set the lookup's cache_dir)" % (cache_dir, exc))
-        return [{"path": path, "sha256": digest, "files": count, "package": PACKAGE}]
+        return [{"path": path, "sha256": digest, "files": count, "package": PACKAGE,
+                 "manifest": runtime_manifest.NAME, "manifest_sha256": manifest["sha256"]}]

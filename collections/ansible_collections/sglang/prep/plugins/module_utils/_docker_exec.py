@@ -141,6 +141,7 @@ def stage_options_spec():
         moe_dtype=dict(type="str"),
         extra_server_args=dict(type="list", elements="str", default=[]),
         serve_max_prompt_tokens=dict(type="int", no_log=False),
+        require_pinned_stack=dict(type="bool", default=False),
         env=dict(type="dict", default={}),
         user=dict(type="str", default=contract.DEVUSER),
         pointer=dict(type="str"),
@@ -160,6 +161,8 @@ def stage_options_argv(params):
         args.append("--extra-server-arg=%s" % extra)
     if params["serve_max_prompt_tokens"] is not None:
         args.extend(["--serve-max-prompt-tokens", params["serve_max_prompt_tokens"]])
+    if params["require_pinned_stack"]:
+        args.append("--require-pinned-stack")
     if params["moe_batch_sizes"]:
         args.append("--moe-batch-sizes")
         args.extend(params["moe_batch_sizes"])

@@ -20,12 +20,20 @@ description:
     refuses the bundle (V(bundle_unavailable)).
   - With O(state=installed), the same stages are checked on this host. A signature that differs from the
     bundle's refuses it with V(bundle_mismatch) and each differing field (the host then primes itself). Otherwise
-    the disk headroom is checked, the bundle is unpacked into C(profiles/.bundle-staging/), every member is
-    verified (an absolute path, C(..), a link leaving its cache, a device file, a size or sha256 that differs, a
-    truncated archive each refuse it with V(bundle_unsafe) or V(bundle_corrupt)), each cache directory is renamed
-    into place, and each stage is recorded in the current run with status C(installed) (source host, bundle digest)
-    and its signature as if primed here, so the next ensure is a no-op. An interrupted install leaves the old
-    caches in place and no partial one.
+    the manifest is checked as a schema (V(bundle_corrupt) or V(bundle_unsafe) naming the field), and, under one lock
+    for the whole install, the disk headroom is checked, the bundle is unpacked into C(profiles/.bundle-staging/), every
+    member is verified (an absolute path, C(..), a link whose target has C(..) or passes through another link or that
+    the file system resolves out of its cache, a device file, a size or sha256 that differs, a truncated archive each
+    refuse it with V(bundle_unsafe) or V(bundle_corrupt)), and the bundle is merged into this host's caches. An entry
+    this host lacks is added, an equal one kept, one with other bytes refuses the bundle (V(bundle_conflict)), the
+    model's own subtrees are swapped in whole, and nothing of another model is removed. Each stage is recorded in the
+    current run with status C(installed) (source host, bundle digest) and its signature as if primed here, so the next
+    ensure is a no-op.
+  - An install that fails is rolled back at once. A killed one is rolled back by the next container start, stage run or
+    install while its stages are still marked as being installed by it (the model keeps its old caches), and dropped when
+    a later prime superseded it; the model never holds a mix.
+  - With O(state=packed), only the model's caches travel (never another model's subtree, never a signature file), and
+    signature fields that can hold a secret (C(extra_server_args), C(server_env)) travel as digests only.
   - The work is done by the runtime in the container (C(python3 -m sglang_prep bundle create|install)) through
     C(docker exec) as O(user), which has the UID and GID of the host user, so every file written belongs to the host user.
     Moving the bundle between hosts is the playbook's job (docs/fleet.md).
@@ -106,6 +114,10 @@ options:
   serve_max_prompt_tokens:
     description: The serve check's longest prompt (accepted for symmetry; the serve check is never bundled).
     type: int
+  require_pinned_stack:
+    description: Refuse (C(stack_unpinned)) a container whose stack differs from the pinned one (as O(sglang.prep.sglang_stage#module:require_pinned_stack)).
+    type: bool
+    default: false
   env:
     description: Extra environment for the runtime in the container (string values).
     type: dict
@@ -199,6 +211,30 @@ install_s:
   returned: when a bundle was installed
   type: float
   sample: 8.4
+added:
+  description: With O(state=installed), entries this host lacked and the bundle added.
+  returned: when a bundle was installed
+  type: int
+  sample: 9012
+kept:
+  description: With O(state=installed), entries this host already had with the same bytes (left as they were).
+  returned: when a bundle was installed
+  type: int
+  sample: 62
+swapped:
+  description: With O(state=installed), the model's own subtrees (C(<cache>/<model_key>)) swapped in whole.
+  returned: when a bundle was installed
+  type: list
+  elements: str
+  sample: [deep_gemm/Qwen3-30B-A3B-1a2b3c4d, moe_configs/Qwen3-30B-A3B-1a2b3c4d]
+recovered:
+  description:
+    - With O(state=installed), what killed installs had left and this install cleared first, one entry per install
+      (C(bundle), C(model), C(outcome) V(rolled_back), V(dropped) or V(cleared), C(holds) the caches the model holds).
+  returned: when a bundle was installed
+  type: list
+  elements: dict
+  sample: [{"bundle": "9f2c...2c1a", "model": "/models/Qwen3-30B-A3B", "outcome": "rolled_back", "holds": "old"}]
 records:
   description: With O(state=installed), each installed stage's stage JSON (container and host path).
   returned: when a bundle was installed
@@ -230,7 +266,8 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import con
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 KEEP = ("digest", "group_key", "stages", "skipped_stages", "host_path", "path", "archive_bytes", "total_bytes", "file_count",
-        "source_host", "source_run_id", "status", "install_s", "unpack_s", "pack_s", "records", "restored", "created_at",
+        "source_host", "source_run_id", "status", "install_s", "unpack_s", "pack_s", "records", "restored", "recovered",
+        "added", "kept", "swapped", "created_at",
         "collection_version", "message")
 
 
@@ -301,7 +338,8 @@ def run_module():
         module.fail_json(msg="bundle: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
                              % (rc, "\n  ".join(stderr_tail) or "(none)"), error_type="internal_error", rc=rc, cmd=cmd, log_tail=stderr_tail)
     if result.get("status") == "error" or rc != 0:
-        answer = dict((k, result[k]) for k in ("reasons", "path", "stages", "missing", "free_bytes", "required_bytes") if k in result)
+        answer = dict((k, result[k]) for k in ("reasons", "path", "field", "conflicts", "stages", "missing", "free_bytes",
+                                               "required_bytes") if k in result)
         module.fail_json(msg=result.get("message") or "bundle failed (exit code %d)" % rc, changed=False,
                          error_type=result.get("error_type") or "internal_error", cmd=cmd, log_tail=dx.tail(err), **answer)
     answer = dict((k, result[k]) for k in KEEP if k in result)

@@ -173,7 +173,7 @@ table:
       run_id: container-run-20261129T160102Z-1a2b3c4d
       stages: {deep_gemm: {status: ok, ran: true, duration_s: 3.2, error_type: null, reprime_reasons: []}}
       zero_jit: true
-      zero_jit_reason: "yes: 49 requests (13 prompt lengths up to 4096 tokens, 36 decode batch sizes up to 256), no cache grew, no JIT log line"
+      zero_jit_reason: "yes: 49 requests (13 prompt lengths, 36 decode batch sizes): 9 caches under /profiles unchanged (812 files), no JIT log line, ..."
       cache_bytes: 123456
       reprime_reasons: []
       error_type: null

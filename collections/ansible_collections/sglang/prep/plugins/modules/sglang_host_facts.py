@@ -18,6 +18,12 @@ description:
     at most two levels below it (its directories, and what is directly inside them), with owner, mode and
     type, as M(ansible.builtin.find) with O(ansible.builtin.find#module:depth=2) would list them; the same
     for the model directory O(model).
+  - Symbolic links are followed where the container would follow them. A link is listed as itself, with what it
+    points to and the owner and mode of its target (RV(entries)); a directory it points to is listed below it. A
+    model directory reached through a link is resolved the way the container resolves it (RV(model_link)).
+  - With O(runtime_package), the deployed runtime C(<host root>/runtime/<package>) is checked against the manifest
+    its archive shipped (C(MANIFEST.sha256), the SHA-256 of every file), and RV(runtime) names every file modified,
+    missing or added since it was unpacked.
   - Whether O(env_file) is a regular file, and its SHA-256 (never its content).
   - This is an information module. It never changes anything and always returns C(changed=false).
 extends_documentation_fragment:
@@ -52,6 +58,13 @@ options:
       - A file of environment variables for the container, looked at (never read into the result).
     type: str
     default: ""
+  runtime_package:
+    description:
+      - The runtime package deployed under C(<host root>/runtime/) (C(sglang_prep)), to check against its manifest.
+        Empty means no check.
+    type: str
+    default: ""
+    version_added: 1.2.0
 seealso:
   - module: ansible.builtin.setup
   - module: ansible.builtin.getent
@@ -101,11 +114,34 @@ model_dir:
   returned: when O(model) is given
   type: str
   sample: /home/ubuntu/sglang-observability/models/tiny-moe
+model_link:
+  description:
+    - Null when no part of the model directory below C(<host root>/models) is a symbolic link. Otherwise C(link) (the
+      first link, a host path), C(target) (what it points to, as written), C(resolved) (where it leads on the host),
+      C(container_path) (where the container, which sees only the models root, mounted at C(/models), ends up;
+      null when it cannot follow the link) and C(problem) (why it cannot, else null).
+  returned: when O(model) is given
+  type: dict
+  sample: {"link": "/home/ubuntu/sglang-observability/models/m", "target": "/data/m", "resolved": "/data/m",
+           "container_path": null, "problem": "it points to /data/m, outside the models root"}
+runtime:
+  description:
+    - The deployed runtime against its manifest, C(path), C(present), C(manifest_sha256) (of the manifest found,
+      null when there is none), C(modified), C(missing) and C(added) (paths relative to the package) and C(problem)
+      (an unreadable manifest, else null).
+  returned: when O(runtime_package) is given
+  type: dict
+  sample: {"path": "/home/ubuntu/sglang-observability/runtime/sglang_prep", "present": true,
+           "manifest_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+           "modified": ["container/engine.py"], "missing": [], "added": [], "problem": null}
 entries:
   description:
-    - Every entry at most two levels below the host root and the model directory (symbolic links are listed,
-      not followed). Each has C(path), C(uid), C(gid), C(pw_name), C(mode) (octal string), C(isdir), C(isreg),
-      C(islnk), C(wusr) and C(xusr), the fields of M(ansible.builtin.find) of the same names.
+    - Every entry at most two levels below the host root and the model directory. Each has C(path), C(uid), C(gid),
+      C(pw_name), C(mode) (octal string), C(isdir), C(isreg), C(islnk), C(wusr) and C(xusr), the fields of
+      M(ansible.builtin.find) of the same names, of the entry itself (a symbolic link is not followed for them).
+    - A symbolic link also has C(lnk_target) (what it points to, as written), C(lnk_source) (the path it resolves to)
+      and C(target) (C(uid), C(gid), C(pw_name), C(mode), C(isdir), C(isreg), C(wusr), C(xusr) of what it points to,
+      null when that does not exist); the entries of a directory it points to are listed below the link's path.
   returned: always
   type: list
   elements: dict
@@ -124,9 +160,12 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sglang.prep.plugins.module_utils import _runtime_manifest as runtime_manifest
 
 ROOT_NAME = "sglang-observability"
 DEPTH = 2
+MODELS_MOUNT = "/models"  # where the container sees <host root>/models (contract.MODELS_ROOT)
+MAX_LINKS = 40  # as the kernel's ELOOP limit
 
 
 def account(name=None, uid=None):
@@ -142,22 +181,42 @@ def owner_name(uid):
     return found["name"] if found else ""
 
 
+def described(st):
+    mode = st.st_mode
+    return {"uid": st.st_uid, "gid": st.st_gid, "pw_name": owner_name(st.st_uid), "mode": "%04o" % stat.S_IMODE(mode),
+            "isdir": stat.S_ISDIR(mode), "isreg": stat.S_ISREG(mode), "wusr": bool(mode & stat.S_IWUSR),
+            "xusr": bool(mode & stat.S_IXUSR)}
+
+
 def entry(path):
-    """One path as ansible.builtin.find describes it (the fields the role reads), or None when it is absent."""
+    """One path as ansible.builtin.find describes it (the fields the role reads), or None when it is absent.
+
+    A symbolic link is described as itself, plus what it points to (lnk_target, lnk_source) and its target's owner
+    and mode (target; None when it leads nowhere)."""
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    mode = st.st_mode
-    return {"path": path, "uid": st.st_uid, "gid": st.st_gid, "pw_name": owner_name(st.st_uid),
-            "mode": "%04o" % stat.S_IMODE(mode), "isdir": stat.S_ISDIR(mode), "isreg": stat.S_ISREG(mode),
-            "islnk": stat.S_ISLNK(mode), "wusr": bool(mode & stat.S_IWUSR), "xusr": bool(mode & stat.S_IXUSR)}
+    out = dict(described(st), path=path, islnk=stat.S_ISLNK(st.st_mode))
+    if out["islnk"]:
+        try:
+            out["lnk_target"] = os.readlink(path)
+        except OSError:
+            out["lnk_target"] = None
+        out["lnk_source"] = os.path.realpath(path)
+        try:
+            out["target"] = described(os.stat(path))
+        except OSError:
+            out["target"] = None
+    return out
 
 
 def listing(top):
-    """Entries at most DEPTH levels below ``top`` (not ``top`` itself), links listed and never followed."""
+    """Entries at most DEPTH levels below ``top`` (not ``top`` itself). A link is listed, and a directory it points
+    to is listed below it (once: a link back up is not followed again)."""
     found = []
     level = [top]
+    seen = set([os.path.realpath(top)])
     for _depth in range(DEPTH):
         below = []
         for directory in level:
@@ -166,14 +225,71 @@ def listing(top):
             except OSError:
                 continue
             for name in names:
-                described = entry(os.path.join(directory, name))
-                if described is None:
+                item = entry(os.path.join(directory, name))
+                if item is None:
                     continue
-                found.append(described)
-                if described["isdir"]:
-                    below.append(described["path"])
+                found.append(item)
+                is_dir = item["target"] is not None and item["target"]["isdir"] if item["islnk"] else item["isdir"]
+                real = os.path.realpath(item["path"])
+                if is_dir and real not in seen:
+                    seen.add(real)
+                    below.append(item["path"])
         level = below
     return found
+
+
+def model_link(models_root, rel):
+    """How the container resolves /models/<rel>, where it sees only ``models_root``: None when no part of the model
+    directory is a link, else the first link, what it points to, where it leads, the container path it reaches (None
+    when the container cannot follow it) and why not. Relative links resolve from their directory; absolute ones in
+    the container's own file system, where the models root is /models."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    done = []
+    first = None
+    hops = 0
+    problem = None
+    while parts and problem is None:
+        name = parts.pop(0)
+        if name == "..":
+            if not done:
+                problem = "it leads above the models root"
+            else:
+                done.pop()
+            continue
+        here = os.path.join(models_root, *(done + [name]))
+        if not os.path.islink(here):
+            done.append(name)
+            continue
+        hops += 1
+        target = os.readlink(here)
+        if first is None:
+            first = {"link": here, "target": target, "resolved": os.path.realpath(here)}
+        if hops > MAX_LINKS:
+            problem = "it is a loop of symlinks"
+        elif target.startswith("/"):
+            if target == MODELS_MOUNT or target.startswith(MODELS_MOUNT + "/"):
+                done, parts = [], [p for p in target[len(MODELS_MOUNT):].split("/") if p not in ("", ".")] + parts
+                continue
+            host_real = os.path.realpath(here)
+            root_real = os.path.realpath(models_root)
+            if host_real == root_real or host_real.startswith(root_real + "/"):
+                problem = ("it is an absolute link (to %s), which the container resolves in its own file system, "
+                           "where the models root is %s" % (target, MODELS_MOUNT))
+                first["suggest"] = os.path.relpath(host_real, os.path.dirname(here))
+            else:
+                problem = "it points to %s, outside the models root" % target
+        else:
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+    if first is None:
+        return None
+    container_path = None
+    if problem is None:
+        if not os.path.isdir(os.path.join(models_root, *done)):
+            problem = "it points to %s, which does not exist" % first["target"]
+        else:
+            container_path = "/".join([MODELS_MOUNT] + done)
+    first.update(container_path=container_path, problem=problem)
+    return first
 
 
 def env_file_facts(path):
@@ -201,13 +317,25 @@ def host_facts(params):
     root = (params["host_root"] or os.path.join(user["home"] or "/nonexistent", ROOT_NAME)).rstrip("/") or "/"
     result = {"connected_user": connected, "host_user": user, "host_root": root, "root": entry(root),
               "entries": listing(root), "env_file": env_file_facts(params["env_file"])}
+    if params["runtime_package"]:
+        result["runtime"] = runtime_manifest.verify(os.path.join(root, "runtime", params["runtime_package"]))
     if params["model"]:
         model_dir = os.path.join(root, "models", params["model"].strip("/"))
         result["model_dir"] = model_dir
-        if not model_dir.startswith(os.path.join(root, "models") + "/") or not os.path.isdir(model_dir):
+        link = model_link(os.path.join(root, "models"), params["model"].strip("/"))
+        result["model_link"] = link
+        # through a link, what the container reaches (an absolute /models/... link leads nowhere on the host itself),
+        # listed under the model directory's own path
+        real_dir = os.path.join(root, "models", link["container_path"][len(MODELS_MOUNT) + 1:]) \
+            if link and link["container_path"] else model_dir
+        if not model_dir.startswith(os.path.join(root, "models") + "/") or not os.path.isdir(real_dir) \
+                or (link and not link["container_path"]):
             return result
         seen = set(e["path"] for e in result["entries"])
-        result["entries"].extend(e for e in listing(model_dir) if e["path"] not in seen)
+        for item in listing(real_dir):
+            item["path"] = model_dir + item["path"][len(real_dir):]
+            if item["path"] not in seen:
+                result["entries"].append(item)
     return result
 
 
@@ -218,6 +346,7 @@ def run_module():
             host_root=dict(type="str", default=""),
             model=dict(type="str", default=""),
             env_file=dict(type="str", default=""),
+            runtime_package=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )

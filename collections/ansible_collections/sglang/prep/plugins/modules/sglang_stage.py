@@ -155,6 +155,14 @@ options:
       - The longest prompt the V(serve_check) stage sends. Unset means the server's chunked-prefill size.
       - A longer value proves longer contexts (the prompt is sent in chunks); it is part of the check's signature.
     type: int
+  require_pinned_stack:
+    description:
+      - The plan (and so the prime job) compares the container's sglang, torch, triton, flashinfer and deep_gemm
+        versions with the ones the priming tables were checked against (SGLang 0.5.23 and its pins).
+      - V(false) names each difference in the warnings of the plan and the priming state; V(true) refuses with error_type C(stack_unpinned) before any
+        stage runs.
+    type: bool
+    default: false
   env:
     description:
       - Extra environment variables for the runtime process. Only their names are on the command line

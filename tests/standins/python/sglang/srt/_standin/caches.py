@@ -12,8 +12,17 @@ it. Contents are placeholders (deterministic bytes), the layout is the real one:
                (shape-specialized kernels: see ShapeKernels)
   FlashInfer   $FLASHINFER_WORKSPACE_BASE/.cache/flashinfer/<ver>/<arch>/cached_ops/<op>/<op>.so
                and flashinfer_jit.log in <arch>/
-  Inductor     $TORCHINDUCTOR_CACHE_DIR/fxgraph/<k[1:3]>/<k>/<entry> and <cc>/c<hash>.py
-  sglang JIT   $SGLANG_JIT_CACHE_DIR/<kernel>/<kernel>.so
+  Inductor     $TORCHINDUCTOR_CACHE_DIR/fxgraph/<k[1:3]>/<k>/<entry> and <cc>/c<hash>.py; a warm start (FX graph
+               cache hit) re-runs coordinate descent from the cached winners and compiles the configs it visits into
+               $TRITON_CACHE_DIR once (the first warm start adds files, the next adds none: tests/gpu/evidence)
+  sglang JIT   $SGLANG_JIT_CACHE_DIR/<target>/sgl_kernel_jit_<args>/build-<key>/deps-<key>/{sgl_deps.json,<module>.so}
+               (sglang/kernels/jit/utils/compile/cache.py); with SGLANG_CRASH_ON_JIT_COMPILE=1 a miss raises
+               loader.py's RuntimeError instead of compiling
+  autotune     @triton.autotune (triton/runtime/autotuner.py): every process benchmarks its configs again, unless
+               TRITON_CACHE_AUTOTUNING=1 and $TRITON_CACHE_DIR/<hash>/<kernel>.autotune.json holds the result;
+               TRITON_PRINT_AUTOTUNING=1 prints "Triton autotuning for function <kernel>, ..." after each benchmark
+  CuTe DSL     $CUTE_DSL_CACHE_DIR/cutedsl_<hash>.mlir, published from tmp.pid_<pid>_<uuid>/ by os.replace
+               (nvidia-cutlass-dsl base_dsl/cache_helpers.py save_ir)
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ class CacheDirs:
     inductor: str
     flashinfer_base: str
     sglang_jit: str
+    cute_dsl: str
 
     @classmethod
     def from_env(cls, env=None):
@@ -60,6 +70,7 @@ class CacheDirs:
             inductor=pick("TORCHINDUCTOR_CACHE_DIR"),
             flashinfer_base=pick("FLASHINFER_WORKSPACE_BASE"),
             sglang_jit=environ.sglang_jit_cache_dir(env),
+            cute_dsl=environ.cute_dsl_cache_dir(env),
         )
 
     def flashinfer_workspace(self, gpu) -> str:
@@ -405,8 +416,12 @@ def warm_flashinfer(dirs: CacheDirs, model, gpu, kv_torch_dtype, attention_backe
 
 # ------------------------------------------------------------------------------------------ Inductor
 
-def warm_inductor(dirs: CacheDirs, model, compile_bs) -> int:
-    """FX-graph cache entries for each batch size torch.compile captures (decode CUDA graph only)."""
+def warm_inductor(dirs: CacheDirs, model, compile_bs, gpu=None) -> int:
+    """FX-graph cache entries for each batch size torch.compile captures (decode CUDA graph only).
+
+    A batch size whose FX graph was already cached is a warm start: coordinate descent starts again from the cached
+    winner and compiles the neighbouring configs it visits (Triton files), which a later warm start finds cached.
+    """
     written = 0
     for bs in compile_bs:
         key = "f" + base64.b32encode(bytes.fromhex(_digest("fxgraph", model.path, bs))[:20]).decode().lower()
@@ -414,7 +429,81 @@ def warm_inductor(dirs: CacheDirs, model, compile_bs) -> int:
         code_hash = _digest("code", model.path, bs)[:40]
         code = os.path.join(dirs.inductor, code_hash[:2], "c" + code_hash + ".py")
         _write_new(code, f"# torch._inductor generated code for batch size {bs}\n")
-        written += _write_new(os.path.join(entry, _digest("entry", key)[:32]), _payload(entry, 2048))
+        cold = _write_new(os.path.join(entry, _digest("entry", key)[:32]), _payload(entry, 2048))
+        written += cold
+        if not cold and gpu is not None:  # a warm start: the configs coordinate descent visits
+            written += sum(triton_entry(dirs, gpu, "triton_poi_fused_moe_%d" % bs, "coordesc", step, model.hidden_size)
+                           for step in range(2))
+    if written:
+        compile_pause()
+    return written
+
+
+# ------------------------------------------------------------------------------------------ Triton autotune
+
+# sglang/kernels/ops/mamba/triton_ops/ssd_*.py: the @triton.autotune kernels a mamba2 layer runs in prefill
+MAMBA_AUTOTUNED = ("_bmm_chunk_fwd_kernel", "_chunk_scan_fwd_kernel", "_chunk_state_fwd_kernel")
+
+
+def autotune(dirs: CacheDirs, gpu, name, key) -> int:
+    """Autotuner.run for one kernel and key in a new process (its in-memory cache is empty): 1 if a file was written.
+
+    check_disk_cache: with TRITON_CACHE_AUTOTUNING on, a <hash>/<kernel>.autotune.json is read back and nothing is
+    benchmarked; otherwise every config is benchmarked (and, with the switch on, the result stored).
+    """
+    cache = environ.triton_env_bool("TRITON_CACHE_AUTOTUNING")
+    digest = _digest("autotune", TRITON_VERSION, name, gpu.sm, *key)
+    path = os.path.join(dirs.triton, base64.b32encode(bytes.fromhex(digest)).decode().rstrip("="),
+                        name[:150] + ".autotune.json")
+    if cache and os.path.exists(path):
+        return 0
+    started = time.monotonic()
+    compile_pause()  # the benchmark
+    best = "BLOCK_SIZE_M: 64, BLOCK_SIZE_N: 64, BLOCK_SIZE_K: 32, num_warps: 4, num_ctas: 1, num_stages: 3, maxnreg: None"
+    if environ.triton_env_bool("TRITON_PRINT_AUTOTUNING"):
+        print(f"Triton autotuning for function {name},\nwith key as {tuple(key)},\n"
+              f"finished after {time.monotonic() - started:.2f}s,\nbest config selected: {best};", flush=True)
+    if not cache:
+        return 0
+    timings = [[{"kwargs": {"BLOCK_SIZE_M": m, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 32}, "num_warps": 4,
+                 "num_stages": 3}, [0.01 * m, 0.01 * m, 0.01 * m]] for m in (64, 128)]
+    return int(_write_new(path, json.dumps({"key": list(key), "configs_timings": timings})))
+
+
+def warm_autotune(dirs: CacheDirs, model, gpu) -> int:
+    """The first prefill of a process with mamba2 layers runs the SSD kernels, each @triton.autotune'd."""
+    if gpu is None or not model.is_hybrid:
+        return 0
+    key = (model.hf.get("mamba_head_dim") or model.head_dim, model.hf.get("ssm_state_size") or 16, "torch.bfloat16")
+    return sum(autotune(dirs, gpu, name, key) for name in MAMBA_AUTOTUNED)
+
+
+# ------------------------------------------------------------------------------------------ CuTe DSL
+
+def cute_dsl_kernel(dirs: CacheDirs, name, *key) -> int:
+    """Compile one CuTe DSL kernel unless its MLIR is in the file cache (1 if written): cutedsl_<hash>.mlir."""
+    digest = _digest("cute_dsl", name, *key)[:40]
+    final = os.path.join(dirs.cute_dsl, f"cutedsl_{digest}.mlir")
+    if os.path.exists(final):
+        return 0
+    os.makedirs(dirs.cute_dsl, exist_ok=True)
+    staging = os.path.join(dirs.cute_dsl, f"tmp.pid_{os.getpid()}_{uuid.uuid4()}")
+    os.makedirs(staging)
+    with open(os.path.join(staging, os.path.basename(final)), "wb") as f:
+        f.write(_payload(final, 4096, b"ML\xefR"))
+    os.replace(os.path.join(staging, os.path.basename(final)), final)
+    os.removedirs(staging)
+    return 1
+
+
+def warm_cute_dsl(dirs: CacheDirs, model, args, gpu) -> int:
+    """A linear-attention (GDN) model whose decode backend is cutedsl (gdn_backend.py CuteDSLGDNKernel) compiles its
+    CuTe DSL decode kernel in the first forward pass."""
+    decode = args.linear_attn_decode_backend or args.linear_attn_backend
+    gdn = model.architecture == "Qwen3NextForCausalLM" or "linear_attention" in (model.hf.get("layer_types") or [])
+    if gpu is None or not gdn or decode != "cutedsl":
+        return 0
+    written = cute_dsl_kernel(dirs, "gdn_decode", model.hidden_size, model.num_heads, gpu.sm)
     if written:
         compile_pause()
     return written
@@ -422,9 +511,27 @@ def warm_inductor(dirs: CacheDirs, model, compile_bs) -> int:
 
 # ------------------------------------------------------------------------------------------ sglang JIT
 
-def warm_sglang_jit(dirs: CacheDirs, model) -> int:
-    name = f"fused_add_rmsnorm_h{model.hidden_size}"
-    written = _write_new(os.path.join(dirs.sglang_jit, name, name + ".so"), _payload(name, 4096, b"\x7fELF"))
+def sglang_jit_scope(dirs: CacheDirs, gpu, module_args):
+    """(module name, build-key directory) of one sglang.kernels.jit module (cache.py build_key_dir)."""
+    module = "sgl_kernel_jit_" + "_".join(str(a) for a in module_args)
+    target = f"sm{gpu.sm}" if gpu is not None else "cpu"
+    return module, os.path.join(dirs.sglang_jit, target, module, "build-" + _digest("build", module, target)[:16])
+
+
+def warm_sglang_jit(dirs: CacheDirs, model, gpu=None) -> int:
+    """load_jit of the fused add-RMSNorm module: a cached leaf is loaded; a miss compiles and publishes a leaf, or,
+    with SGLANG_CRASH_ON_JIT_COMPILE=1, raises loader.py's RuntimeError before taking the build lock."""
+    module, scope = sglang_jit_scope(dirs, gpu, ("fused_add_rmsnorm", model.hidden_size))
+    leaf = os.path.join(scope, "deps-" + _digest("deps", module)[:16])
+    if os.path.exists(os.path.join(leaf, module + ".so")):
+        return 0
+    if environ.env_bool("SGLANG_CRASH_ON_JIT_COMPILE"):
+        raise RuntimeError(
+            f"JIT module '{module}' has no usable cached build under {scope}, and SGLANG_CRASH_ON_JIT_COMPILE "
+            "forbids compiling at runtime. Seed the cache with prebuilt artifacts matching this environment, or "
+            "unset the flag.")
+    _write_new(os.path.join(leaf, "sgl_deps.json"), json.dumps([["kernels", "csrc/norm.cuh", _digest(module)[:64]]]))
+    written = _write_new(os.path.join(leaf, module + ".so"), _payload(module, 4096, b"\x7fELF"))
     if written:
         compile_pause()
     return int(written)

@@ -192,7 +192,7 @@ class StandinServer:
         """First forward passes: JIT kernels land in the caches; the MoE config is looked up."""
         args, model, gpu = self.args, self.model, self.gpu
         dirs = caches.CacheDirs.from_env()
-        caches.warm_sglang_jit(dirs, model)
+        caches.warm_sglang_jit(dirs, model, gpu)
         caches.warm_deep_gemm(dirs, model, args, gpu)
         self.moe_configs = None
         if model.num_experts and args.moe_runner_backend in ("auto", "triton"):
@@ -202,6 +202,8 @@ class StandinServer:
         if gpu is not None:
             caches.warm_triton(dirs, model, args, gpu, self.attention_backend)
             caches.warm_flashinfer(dirs, model, gpu, torch_dtype, self.attention_backend)
+            caches.warm_cute_dsl(dirs, model, args, gpu)
+            caches.warm_autotune(dirs, model, gpu)
         self.dirs = dirs
 
     def capture_graphs(self, avail):
@@ -233,7 +235,7 @@ class StandinServer:
         if args.enable_torch_compile:
             # torch.compile runs only inside decode CUDA-graph capture (sglang-facts.md 2).
             compile_bs = [bs for bs in capture_bs if bs <= args.torch_compile_max_bs]
-            caches.warm_inductor(self.dirs, self.model, compile_bs)
+            caches.warm_inductor(self.dirs, self.model, compile_bs, self.gpu)
         graph_logger.info(f"Capture target decode CUDA graph end. bs={capture_bs}, elapsed=0.02 s, "
                           f"mem usage=0.12 GB, avail mem={avail - 0.12:.2f} GB.")
 

@@ -115,24 +115,98 @@ CANONICAL_SETTINGS = {
 EXPECTED_KV_TORCH_DTYPES = ("torch.float8_e4m3fn", "torch.float8_e4m3fnuz")
 
 # ---------------------------------------------------------------- caches (real names, sglang-facts.md 6)
-# name -> (container directory, environment variable that points SGLang at it)
+# How a cache bundle (container/bundle.py) installs a cache's entries on a receiver that has caches of its own:
+# BUNDLE_MERGE  the names are keys of what they hold (a hash of the compiled source and its inputs, a MoE shape):
+#               entries are added one by one, an equal one is kept, one that differs refuses the bundle; the
+#               bundled model's own subtree (<cache>/<model_key>/) is swapped whole
+# BUNDLE_MODEL  the cache holds nothing but per-model subtrees: only the bundled model's subtree travels, swapped whole
+BUNDLE_MERGE = "merge"
+BUNDLE_MODEL = "model"
+
+
+class Cache(tuple):
+    """One cache: ``(container directory, environment variable)`` as a pair, and ``bundle`` (BUNDLE_MERGE or BUNDLE_MODEL)."""
+
+    def __new__(cls, path, env, bundle):
+        if bundle not in (BUNDLE_MERGE, BUNDLE_MODEL):
+            raise ValueError("cache %s: bundle must be %r or %r" % (path, BUNDLE_MERGE, BUNDLE_MODEL))
+        self = tuple.__new__(cls, (path, env))
+        self.bundle = bundle
+        return self
+
+
+# name -> Cache(container directory, environment variable that points SGLang at it, how a bundle installs it)
 CACHES = {
-    "sglang": (PROFILES_ROOT + "/sglang", "SGLANG_CACHE_DIR"),
-    "sglang_jit": (PROFILES_ROOT + "/sglang_jit", "SGLANG_JIT_CACHE_DIR"),
-    "deep_gemm": (PROFILES_ROOT + "/deep_gemm", "SGLANG_DG_CACHE_DIR"),
-    "moe_configs": (PROFILES_ROOT + "/moe_configs", "SGLANG_MOE_CONFIG_DIR"),
-    "flashinfer": (PROFILES_ROOT + "/flashinfer", "FLASHINFER_WORKSPACE_BASE"),
-    "torchinductor": (PROFILES_ROOT + "/torchinductor", "TORCHINDUCTOR_CACHE_DIR"),
-    "triton": (PROFILES_ROOT + "/triton", "TRITON_CACHE_DIR"),
-    "cuda": (PROFILES_ROOT + "/nv", "CUDA_CACHE_PATH"),
+    "sglang": Cache(PROFILES_ROOT + "/sglang", "SGLANG_CACHE_DIR", BUNDLE_MERGE),
+    "sglang_jit": Cache(PROFILES_ROOT + "/sglang_jit", "SGLANG_JIT_CACHE_DIR", BUNDLE_MERGE),
+    "deep_gemm": Cache(PROFILES_ROOT + "/deep_gemm", "SGLANG_DG_CACHE_DIR", BUNDLE_MERGE),
+    # configs/triton_<ver>/E=..,N=..,device_name=...json: one file per MoE shape, shared by the models of that shape
+    "moe_configs": Cache(PROFILES_ROOT + "/moe_configs", "SGLANG_MOE_CONFIG_DIR", BUNDLE_MERGE),
+    "flashinfer": Cache(PROFILES_ROOT + "/flashinfer", "FLASHINFER_WORKSPACE_BASE", BUNDLE_MERGE),
+    "torchinductor": Cache(PROFILES_ROOT + "/torchinductor", "TORCHINDUCTOR_CACHE_DIR", BUNDLE_MERGE),
+    "triton": Cache(PROFILES_ROOT + "/triton", "TRITON_CACHE_DIR", BUNDLE_MERGE),
+    "cuda": Cache(PROFILES_ROOT + "/nv", "CUDA_CACHE_PATH", BUNDLE_MERGE),
+    # CuTe DSL (nvidia-cutlass-dsl: FA4, cutedsl MLA/MoE kernels) keeps its compiled MLIR here, one file per kernel
+    # named by the hash of its content (<dsl>_<hash>.mlir, published from a tmp.pid_<pid>_<uuid>/ directory with
+    # os.replace; base_dsl/cache_helpers.py): a content-addressed cache. Unset, it is $TMPDIR/<user>/cutlass_python_cache,
+    # outside /profiles and lost with the container.
+    "cute_dsl": Cache(PROFILES_ROOT + "/cute_dsl", "CUTE_DSL_CACHE_DIR", BUNDLE_MERGE),
 }
-# Environment the role and the runtime set themselves: prime_extra_env and prime_stage_env may not override
-# it (a container started as another UID, or caches pointed elsewhere, would break the run).
+
+
+def cache_bundle_mode(name):
+    """How a bundle installs cache ``name``: its ``bundle`` field (BUNDLE_MERGE for a plain pair, which never removes)."""
+    return getattr(CACHES[name], "bundle", BUNDLE_MERGE)
+
+
+# The zero-JIT switches (sglang-facts.md 12), one home for their names. Every server stage persists Triton's
+# @triton.autotune results (triton/runtime/autotuner.py check_disk_cache: <hash>/<kernel>.autotune.json in
+# TRITON_CACHE_DIR); without it every process benchmarks its autotuned kernels again and nothing is kept.
+ENV_TRITON_CACHE_AUTOTUNING = "TRITON_CACHE_AUTOTUNING"
+# The serve check's server: Triton prints "Triton autotuning for function <name>," for every benchmark it runs (a
+# disk-cache hit prints nothing), and SGLang raises instead of compiling on a miss of its JIT-kernel cache
+# (sglang/kernels/jit/utils/compile/loader.py load_jit: RuntimeError "JIT module '<name>' has no usable cached build
+# under <dir>, and SGLANG_CRASH_ON_JIT_COMPILE forbids compiling at runtime. ..."). The switch covers only
+# sglang.kernels.jit (SGLANG_JIT_CACHE_DIR): not Triton, DeepGEMM, FlashInfer, Inductor or CuTe DSL.
+ENV_TRITON_PRINT_AUTOTUNING = "TRITON_PRINT_AUTOTUNING"
+ENV_CRASH_ON_JIT_COMPILE = "SGLANG_CRASH_ON_JIT_COMPILE"
+SERVE_CHECK_ENV = {ENV_CRASH_ON_JIT_COMPILE: "1", ENV_TRITON_PRINT_AUTOTUNING: "1"}
+SERVER_ENV = {ENV_TRITON_CACHE_AUTOTUNING: "1"}
+# Inductor's static CUDA launcher: "0" turns it off (torch/_inductor/config.py static_cuda_launcher_default). Set on
+# every server stage when the inductor stage's probe finds that the image's torch needs it (container/inductor.py).
+ENV_STATIC_CUDA_LAUNCHER = "TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER"
+# The inductor stage restarts its compiled server until a start adds no cache file, at most this many starts.
+INDUCTOR_MAX_STARTS = 4
+
+# The stack the fidelity tables (sglang-facts.md, the MoE names, the log lines the runtime reads) were checked
+# against: SGLang 0.5.23 and its pins (its wheel's METADATA: torch==2.14.1, flashinfer_python==0.7.2,
+# sgl-deep-gemm==0.2.3.post2; torch 2.14 pairs with Triton 3.8.0). The plan names every probed version that differs;
+# prime_require_pinned_stack makes that a refusal (stack_unpinned). The image recipe's default base is this release.
+FIDELITY_STACK = {
+    "sglang": "0.5.23",
+    "torch": "2.14.1",
+    "triton": "3.8.0",
+    "flashinfer": "0.7.2",
+    "deep_gemm": "0.2.3.post2",
+}
+SGLANG_BASE_IMAGE = "lmsysorg/sglang:v%s-cu130" % FIDELITY_STACK["sglang"]
+
+# The image puts the runtime on Python's path (images/Dockerfile: ENV PYTHONPATH=RUNTIME_MOUNT): the container's
+# init and every stage import sglang_prep from there.
+ENV_PYTHONPATH = "PYTHONPATH"
+# What every stage server gets from the runtime besides the caches (container/argv.py server_env): the canonical
+# context length is above most models' maximum, which SGLang refuses without it.
+ENV_LONGER_CONTEXT = "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN"
+# Environment the role, the image and the runtime set themselves: prime_extra_env and prime_stage_env may not
+# override it (a container started as another UID, without its runtime on the path, or caches pointed elsewhere
+# would break the run; devuser's HOME, USER and LOGNAME come from its passwd entry).
 RESERVED_ENV = tuple(
     [ENV_UID, ENV_GID] + sorted(ENV_HOST_ROOTS.values())
-    + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, ENV_TELEMETRY_KEEP_RUNS, "HOME"]
+    + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, ENV_TELEMETRY_KEEP_RUNS, "HOME", "USER", "LOGNAME",
+       ENV_PYTHONPATH, ENV_LONGER_CONTEXT]
     + [ENV_TELEMETRY_SERVICES, ENV_TELEMETRY_PORTS]
-    + sorted(var for _path, var in CACHES.values()) + ["DG_JIT_CACHE_DIR"])
+    + sorted(var for _path, var in CACHES.values()) + ["DG_JIT_CACHE_DIR"]
+    + sorted(set(SERVE_CHECK_ENV) | set(SERVER_ENV) | {ENV_STATIC_CUDA_LAUNCHER}))
 # Which cache holds a stage's output and its per-model signature/log directory.
 STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
@@ -178,8 +252,14 @@ ERROR_TYPES = (
     "signature_drift",
     "interrupted",
     "internal_error",
-    # serve_check: the serving configuration JIT-compiled (a cache grew, or a JIT log line appeared)
+    # serve_check: the serving configuration JIT-compiled (a cache grew, a JIT or Triton autotune log line appeared,
+    # or the server refused to compile a missing SGLang JIT kernel and exited)
     "jit_at_serve_time",
+    # inductor: every start of its compiled server, up to INDUCTOR_MAX_STARTS, still added cache files
+    "inductor_not_settled",
+    # plan: a probed version (sglang, torch, triton, flashinfer, deep_gemm) differs from FIDELITY_STACK and
+    # prime_require_pinned_stack is on
+    "stack_unpinned",
     # host-side failures the prime role reports (before or around the container)
     "bad_host_user",
     "engine_unreachable",
@@ -193,12 +273,15 @@ ERROR_TYPES = (
     "unreachable",
     "not_run",
     # cache bundles (container/bundle.py): a member that would write outside the caches (absolute path, '..',
-    # a link leaving its cache, a device file); a checksum, size or truncation fault; a receiver whose
+    # a link leaving its cache or passing through another link, another model's signature); a manifest that is not
+    # the checked schema, a checksum, size or truncation fault; a receiver whose
     # signature differs from the bundle's; no bundle to install (its builder failed, or it is not there)
     "bundle_unsafe",
     "bundle_corrupt",
     "bundle_mismatch",
     "bundle_unavailable",
+    # an entry the bundle carries exists on this host with other bytes: nothing was installed, the host primes itself
+    "bundle_conflict",
 )
 
 # The runtime CLI's machine-readable answer: the last stdout line that starts with this prefix,

@@ -33,7 +33,9 @@ SERVER_KERNEL_INPUTS = (
     "quantization_files_sha256", "server_env",
 )
 # Signature inputs that every stage which launches a server records as well.
-SERVER_INPUTS = ("settings", "server_flags", "extra_server_args") + SERVER_KERNEL_INPUTS
+# runtime_env: the switches the runtime itself sets on its servers (contract.SERVER_ENV, and the inductor probe's
+# TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER): a server primed without them compiled and tuned other things.
+SERVER_INPUTS = ("settings", "server_flags", "extra_server_args", "runtime_env") + SERVER_KERNEL_INPUTS
 # The serving args that change the shapes (or the file name) the MoE tuner tunes for, and the checkpoint's
 # quantization files: moe_tune records them too.
 MOE_SHAPE_INPUTS = ("ep_size", "quantization", "disable_shared_experts_fusion", "quantization_files_sha256")

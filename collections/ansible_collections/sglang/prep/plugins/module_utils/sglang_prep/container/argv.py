@@ -70,7 +70,7 @@ def server_argv(stage, model_path, tp=1, port=contract.SERVER_PORT, host="127.0.
     return argv
 
 
-def server_env(base_env, stage=None):
+def server_env(base_env, stage=None, static_launcher_off=False):
     """Environment of a stage server: the caller's, plus every cache under /profiles.
 
     The canonical context length exceeds most models' derived maximum, which SGLang
@@ -78,11 +78,22 @@ def server_env(base_env, stage=None):
     sgl-deep-gemm itself reads, gets the value of SGLANG_DG_CACHE_DIR: SGLang copies it over only
     after deep_gemm is imported, and any earlier import would otherwise use $HOME/.dj. A precompile
     stage gets compile_deep_gemm's environment as well.
+
+    Every server persists Triton's autotune results (contract.SERVER_ENV: TRITON_CACHE_AUTOTUNING=1), so what a
+    priming server benchmarked is read back by the next one. The serve check's server also gets
+    contract.SERVE_CHECK_ENV: SGLang's SGLANG_CRASH_ON_JIT_COMPILE=1 (a miss of its JIT-kernel cache raises instead
+    of compiling) and TRITON_PRINT_AUTOTUNING=1 (every autotune benchmark prints a line the check reads).
+    ``static_launcher_off``: TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=0 (the inductor probe decides it, inductor.py).
     """
     env = dict(base_env)
     env.update(contract.cache_env())
     env["DG_JIT_CACHE_DIR"] = env[contract.CACHES["deep_gemm"][1]]
-    env["SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN"] = "1"
+    env[contract.ENV_LONGER_CONTEXT] = "1"
+    env.update(contract.SERVER_ENV)
     if stage is not None and registry.get(stage).precompile:
         env.update(PRECOMPILE_ENV)
+    if stage is not None and stage not in registry.priming_stages():
+        env.update(contract.SERVE_CHECK_ENV)
+    if static_launcher_off:
+        env[contract.ENV_STATIC_CUDA_LAUNCHER] = "0"
     return env

@@ -106,17 +106,21 @@ BUNDLES_DIR_TEXT = ".bundles"  # bundle.BUNDLES_DIR (kept out of the import-ligh
 BUNDLE_DESCRIPTION = """\
 Seed identical hosts from one builder instead of compiling on each (docs/fleet.md).
 
-create: check every priming stage as ensure would; the primed ones (noop) are packed into
-/profiles/.bundles/<sha256>.tar.gz with a manifest (group key, each stage's signature, every file's
+create: check every priming stage as ensure would; the model's caches of the primed ones (noop) are
+packed into /profiles/.bundles/<sha256>.tar.gz (never another model's subtree, never a signature file)
+with a manifest (group key, each stage's signature as a digest plus its non-secret fields, every file's
 path, size and sha256, source host, creation time, collection version) and a sidecar <sha256>.json.
 Refused (bundle_unavailable) while a stage would still run.
 
-install: check the same stages on this host; a signature that differs from the bundle's refuses it
-(bundle_mismatch, with each differing field). Otherwise: disk headroom check, unpack into
-/profiles/.bundle-staging/, verify every member (bundle_unsafe, bundle_corrupt), rename each cache
-into place, write each stage's signature as if primed here and record its stage JSON with status
-installed (source host, bundle digest). An interrupted install leaves the old caches. The last
-stdout line is RESULT <outcome>."""
+install: check the manifest as a schema (bundle_corrupt, bundle_unsafe, naming the field) and the same
+stages on this host; a signature that differs from the bundle's refuses it (bundle_mismatch, with each
+differing field). Otherwise, under one lock for the whole install: disk headroom check, unpack into
+/profiles/.bundle-staging/, verify every member and resolve every link (bundle_unsafe, bundle_corrupt),
+merge: add each entry this host lacks, keep an equal one, refuse one with other bytes (bundle_conflict),
+swap the model's own subtrees in whole; nothing of another model is removed. Each stage's signature is
+written as if primed here and its stage JSON recorded with status installed (source host, bundle digest).
+A failed install is rolled back; a killed one is rolled back (or dropped, once a later prime superseded
+it) by the next container start, stage run or install. The last stdout line is RESULT <outcome>."""
 
 REPORT_DESCRIPTION = """\
 Return the priming state of the current run from what it has recorded: one row per stage from its
@@ -126,7 +130,7 @@ nothing. The last stdout line is RESULT <priming state>. Exit code 0 whenever it
 (read status)."""
 
 STAGE_OPTIONS = ("tp", "port", "lock_timeout", "ready_timeout", "disk_headroom_mb", "moe_batch_sizes", "moe_dtype",
-                 "extra_server_args", "telemetry_timeout", "serve_max_prompt_tokens", "pointer")
+                 "extra_server_args", "telemetry_timeout", "serve_max_prompt_tokens", "require_pinned_stack", "pointer")
 
 
 def _positive_int(text):
@@ -185,6 +189,10 @@ def _stage_options(parser):
     parser.add_argument("--serve-max-prompt-tokens", type=_positive_int, default=None, metavar="N",
                         help="serve_check: the longest prompt it sends (default: the server's chunked-prefill size; "
                         "longer prompts are sent in chunks and prove longer contexts)")
+    parser.add_argument("--require-pinned-stack", action="store_true",
+                        help="plan and prime: refuse (stack_unpinned) when the container's sglang, torch, triton, "
+                        "flashinfer or deep_gemm differs from the versions the priming tables were checked against "
+                        "(SGLang %s and its pins); without it each difference is a warning" % contract.FIDELITY_STACK["sglang"])
     parser.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
 

@@ -19,10 +19,10 @@ import time
 import traceback
 
 from .. import contract, jsonio, manifest
-from . import argv, ledger, locks, metrics, probe, sessionlog, signature, state
+from . import argv, bundle, ledger, locks, metrics, probe, sessionlog, signature, state
 from ..errors import PrepError
 from .layout import Layout
-from .preflight import (ensure_writable_dir, os_failure, require_free_disk, require_writable_file,
+from .preflight import (DISK_ERRNOS, ensure_writable_dir, os_failure, require_free_disk, require_writable_file,
                         require_writable_tree, writable_hint)
 from .procs import describe_port_holders, port_is_free
 from .server import kill_orphan_group
@@ -42,6 +42,8 @@ DEFAULTS = {
     "telemetry_timeout": 20.0,
     # serve_check: the longest prompt it sends (None: the server's chunked-prefill size)
     "serve_max_prompt_tokens": None,
+    # plan and prime: a probed version other than contract.FIDELITY_STACK refuses (stack_unpinned) instead of warning
+    "require_pinned_stack": False,
     "pointer": None,
     "python": "python3",
     # plan only: {stage: signature fields} of earlier stages that would run, so a stage that depends on
@@ -90,6 +92,7 @@ class StageContext(object):
         self.locking = False
         self.result = None
         self.progress_cb = progress
+        self.disk_error = None  # (path, OSError) of the first session-log line the disk refused (ENOSPC, EDQUOT)
 
     def attach_run(self, run_manifest):
         self.manifest = run_manifest
@@ -116,8 +119,9 @@ class StageContext(object):
         if self.log_writes and self.session_log_fs:
             try:
                 sessionlog.log(self.session_log_fs, "stage:" + self.stage, message)
-            except OSError:
-                pass
+            except OSError as exc:
+                if exc.errno in DISK_ERRNOS and self.disk_error is None:
+                    self.disk_error = (self.session_log_fs, exc)
 
     def warn(self, message):
         if message not in self.result["warnings"]:
@@ -346,6 +350,12 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
             ctx.pointer_info, run_manifest = manifest.load_current(ctx.pointer)
             ctx.attach_run(run_manifest)
             if not os.path.isdir(model):
+                if os.path.islink(model):
+                    raise PrepError("model_invalid", "model directory %s is a symlink to %s, which does not exist in "
+                                    "the container: the container sees only the host's models root, mounted at %s; "
+                                    "put the model itself under it, or make the link point to a directory there "
+                                    "with a relative path" % (model, os.readlink(model), contract.MODELS_ROOT),
+                                    model=model)
                 raise PrepError("model_not_found", "model directory %s does not exist in the container; models are "
                                 "mounted from the host models root at %s (pass /models/<name>)"
                                 % (model, contract.MODELS_ROOT), model=model)
@@ -355,7 +365,11 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
             if ctx.mode == "check":
                 _check(ctx, runner)
             else:
+                stale = []  # what a killed bundle install left, cleared before the stage's directories are made (never waits)
+                bundle.clear_stale(ctx.layout.profiles_root, stale.append)
                 _preflight(ctx, runner)
+                for note in stale:
+                    ctx.say("bundle staging: " + note)
                 ctx.say("%s %s for %s (tp %d), run %s" % (ctx.mode, stage, model, ctx.tp, ctx.run_id))
                 ctx.locking = True
                 lock = locks.StageLock(ctx.layout.fs(contract.lock_path(stage)), stage, ctx.run_id,
@@ -382,6 +396,9 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                     result["ran"] = True
                     runner.preflight()
                     runner.run()
+                    if ctx.disk_error is not None:  # a stage whose session log lost lines to a full disk is not primed
+                        raise os_failure(ctx.disk_error[1], "%s: appending to the session log" % stage,
+                                         path=ctx.layout.contract_path(ctx.disk_error[0]))
                     finished = ledger.iso(ledger.utc_now())
                     signature.write(ctx.layout.fs(contract.signature_path(stage, model)), stage,
                                     result["signature"], ctx.run_id, finished, round(time.monotonic() - start, 3))

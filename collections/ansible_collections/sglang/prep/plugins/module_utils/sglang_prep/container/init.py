@@ -27,7 +27,7 @@ import sys
 import time
 
 from .. import __version__, caches, contract, jsonio, manifest, pointer
-from . import identity, jaeger_config, metrics, pid1
+from . import bundle, identity, jaeger_config, metrics, pid1
 from . import prometheus_config, retention, runid, services, sessionlog, state
 from ..errors import PrepError
 from .permissions import require_writable
@@ -134,6 +134,8 @@ def prepare_run(run_id, user, host_roots, found, listen, started_at, image, tele
             jsonio.write_text_atomic(paths["jaeger_config"], jaeger_config.render_v2(paths["jaeger_dir"], listen))
     pruned = retention.prune(telemetry_root, run_id, keep_runs)
     out["warnings"].extend(pruned["warnings"])
+    # what a killed bundle install left: rolled back or dropped, each outcome in the session log (bundle.clear_stale)
+    bundle.clear_stale(profiles_root, lambda message: sessionlog.log(log_file, SOURCE, "bundle staging: " + message))
     out.update({"log_file": log_file, "storage": paths, "pruned": pruned["pruned"], "keep_runs": keep_runs})
     return out
 

@@ -23,7 +23,7 @@ import os
 import time
 
 from .. import registry
-from . import bundle, engine, ledger, state
+from . import bundle, engine, ledger, stack, state
 from .probe import Probe
 
 REBUILD_REASON = {"field": "mode", "old": None, "new": "rebuild"}
@@ -77,6 +77,8 @@ def check(stages, model, options=None, rebuild=(), stream=None, env=None):
     recorded, problems = view.recorded()
     base_env = dict(os.environ if env is None else env)
     shared = Probe(options.get("python") or engine.DEFAULTS["python"], base_env)
+    # the pinned stack first: a refusal (stack_unpinned) comes before any stage is asked
+    problems = list(problems) + stack.check(shared, options.get("require_pinned_stack"))
     rows = {}
     planned = {}  # signatures the stages that run before will record: their dependents see those
     for stage in stages:

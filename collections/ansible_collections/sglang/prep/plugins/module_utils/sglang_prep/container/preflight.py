@@ -99,13 +99,45 @@ def _refuse(path, what, host_of):
         path=path, host_path=host, owner_seen=permissions.owner_text(path), owner_expected="%d:%d" % (uid, gid))
 
 
-def os_failure(exc, doing):
-    """The PrepError a person can act on for an OSError of a write: insufficient_disk (ENOSPC, EDQUOT),
-    permissions_unexpected (EACCES, EPERM, EROFS); None for any other errno (a defect)."""
-    path = getattr(exc, "filename", None)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return PrepError("insufficient_disk", "%s: no space left on the device behind %s (%s): free disk space on "
-                         "the host and run again" % (doing, path or "the path written", exc.strerror or exc), path=path)
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def free_space(path):
+    """(the path measured: ``path`` or its nearest existing parent, its file system's free bytes), or (None, None)."""
+    probe = path
+    while probe:
+        try:
+            st = os.statvfs(probe)
+            return probe, st.f_bavail * st.f_frsize
+        except OSError:
+            parent = os.path.dirname(probe)
+            if parent == probe:
+                break
+            probe = parent
+    return None, None
+
+
+def free_text(path, host_of=None):
+    """'<path> (host <path>): <n> bytes (<m> MiB) free on its file system', or '' when it cannot be measured."""
+    measured, free = free_space(path)
+    if measured is None:
+        return ""
+    host = host_of(measured) if host_of else None
+    return "%s%s: %d bytes (%.1f MiB) free on its file system" % (
+        measured, " (host %s)" % host if host else "", free, free / 1048576.0)
+
+
+def os_failure(exc, doing, path=None, host_of=None):
+    """The PrepError a person can act on for an OSError of a write: insufficient_disk (ENOSPC, EDQUOT: the path and
+    the free space of its file system), permissions_unexpected (EACCES, EPERM, EROFS); None for any other errno (a
+    defect). ``path`` names the file written when the error does not (a write to an open file)."""
+    path = getattr(exc, "filename", None) or path
+    if exc.errno in DISK_ERRNOS:
+        free = free_text(path, host_of) if path else ""
+        return PrepError("insufficient_disk", "%s: no space left on the device behind %s (%s)%s: free disk space on "
+                         "the host and run again" % (doing, path or "the path written", exc.strerror or exc,
+                                                     "; " + free if free else ""),
+                         path=path, free_bytes=free_space(path)[1] if path else None)
     if exc.errno in PERMISSION_ERRNOS:
         shown = path or "the path written"
         owner = permissions.owner_text(path or "/")

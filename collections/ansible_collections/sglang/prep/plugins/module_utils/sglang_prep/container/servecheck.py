@@ -23,25 +23,43 @@ from .. import contract, registry
 CACHE_BY_DIR = dict((os.path.basename(path), name) for name, (path, _env) in contract.CACHES.items())
 NOISE_SUFFIXES = (".lock", ".log")
 NOISE_DIRS = ("locks", "tmp")
+# Staging directories that are renamed into place when complete: CuTe DSL's tmp.pid_<pid>_<uuid>/ and SGLang's JIT
+# .staging-<uuid>/ (their published files are what counts)
+NOISE_DIR_PREFIXES = ("tmp.pid_", ".staging-")
 SKIPPED = ("moe_configs/.work",)
 SAMPLE = 5
 # Which priming stage should have left what a cache gained (or what a log line says is missing).
 OWNER_OF_CACHE = dict((stage.cache, stage.name) for stage in registry.PRIMING_STAGES)
+# Triton autotuning and SGLang's JIT kernels are primed by whichever server stage runs those kernels.
+SERVER_PRIMING_STAGES = ", ".join(s for s in registry.server_stages() if s in registry.priming_stages())
 OWNER_OF_LINE = {
     "deep_gemm_session": "deep_gemm", "deep_gemm_compile": "deep_gemm", "flashinfer_build": "flashinfer",
     "moe_default": "moe_tune", "moe_down_fallback": "moe_tune",
+    "triton_autotune": SERVER_PRIMING_STAGES, "sglang_jit_crash": SERVER_PRIMING_STAGES,
 }
 # Log lines that prove a compile (or a missing tuned config) by themselves. Real SGLang logs the DeepGEMM
 # lines in every server that warms up, cached kernels included (sglang-facts.md 3), so those count only
 # with new DeepGEMM kernels in the cache.
-DEFINITE_LINES = ("flashinfer_build", "moe_default", "moe_down_fallback")
+DEFINITE_LINES = ("flashinfer_build", "moe_default", "moe_down_fallback", "triton_autotune", "sglang_jit_crash")
+# Lines whose evidence names the kernels (the autotuned function, the SGLang JIT module)
+NAMED_LINES = ("triton_autotune", "sglang_jit_crash")
 LINE_WORDS = {
     "deep_gemm_session": "DeepGEMM JIT pre-compile session",
     "deep_gemm_compile": "DeepGEMM JIT compile",
     "flashinfer_build": "FlashInfer JIT build",
     "moe_default": "default MoE kernel config (no tuned config found)",
     "moe_down_fallback": "down-projection MoE config missing (tuned up-projection config reused)",
+    "triton_autotune": "Triton autotune benchmark (no persisted result)",
+    "sglang_jit_crash": "SGLang JIT kernel missing from its cache: the server refused to compile it "
+                        "(SGLANG_CRASH_ON_JIT_COMPILE=1) and exited",
 }
+# What the check cannot see: compiles that leave no file in a watched cache.
+NOT_MEASURED = (
+    "CUDA graph capture (never cached: every start captures again)",
+    "in-memory compilation that writes no file (dynamo tracing at every start; CuTe DSL lowers its cached MLIR to "
+    "a cubin in every process)",
+    "caches outside /profiles (a compiler whose cache variable is not set by the runtime)",
+)
 STARTUP = "server start-up (weights, CUDA graph capture, built-in warm-up)"
 TEARDOWN = "teardown"
 DECODE_FALLBACK_MAX_BS = 32
@@ -68,7 +86,7 @@ def is_noise(rel):
     name = parts[-1]
     if name.endswith(NOISE_SUFFIXES) or name.startswith(".tmp"):
         return True
-    if any(part in NOISE_DIRS for part in parts[:-1]):
+    if any(part in NOISE_DIRS or part.startswith(NOISE_DIR_PREFIXES) for part in parts[:-1]):
         return True
     return len(parts) == 3 and name == "signature.json"
 
@@ -293,7 +311,7 @@ def verdict(before, after, jit_lines, windows, serving_args, primed_args, chunk,
     for line in jit_lines:
         phase = phase_of(int(line["t"] * 1e9), windows)
         lines.append({"kind": line["kind"], "text": line["text"], "match": line.get("match") or line["text"],
-                      "phase": phase})
+                      "name": line.get("name"), "phase": phase})
     by_kind = {}
     for line in lines:
         by_kind.setdefault(line["kind"], []).append(line)
@@ -307,8 +325,11 @@ def verdict(before, after, jit_lines, windows, serving_args, primed_args, chunk,
         if not group:
             continue
         triggered = _count(l["phase"] for l in group)
-        findings.append({"kind": kind, "cache": None, "evidence": "%s: %d log line%s" % (
-            LINE_WORDS[kind], len(group), "" if len(group) == 1 else "s"), "files": 0, "sample": [],
+        names = sorted(set(l["name"] for l in group if l.get("name"))) if kind in NAMED_LINES else []
+        findings.append({"kind": kind, "cache": None, "evidence": "%s: %d log line%s%s" % (
+            LINE_WORDS[kind], len(group), "" if len(group) == 1 else "s",
+            " (%s%s)" % (", ".join(names[:4]), ", ..." if len(names) > 4 else "") if names else ""),
+            "kernels": names, "files": 0, "sample": [],
             "triggered_by": _triggers(triggered, "line"), "phases": list(triggered),
             "should_have_primed": OWNER_OF_LINE[kind], "log_lines": [l["text"] for l in group[:SAMPLE]]})
     differing = dict((stage, args) for stage, args in sorted((primed_args or {}).items())
@@ -374,10 +395,37 @@ def message(findings, causes):
     return out
 
 
+def measured(evidence, before, after, server_env):
+    """What the check measured, field by field, and what it cannot see: the verdict claims no more than this."""
+    counts = evidence.get("jit_line_counts") or {}
+    crash = server_env.get(contract.ENV_CRASH_ON_JIT_COMPILE) == "1"
+    printing = server_env.get(contract.ENV_TRITON_PRINT_AUTOTUNING) == "1"
+    return {
+        "caches_unchanged": not any(f["kind"] == "cache" for f in evidence.get("findings") or []),
+        "caches_watched": dict((name, path) for name, (path, _env) in sorted(contract.CACHES.items())),
+        "files_before": len(before), "files_after": len(after),
+        "jit_log_lines": sum(n for kind, n in counts.items() if kind not in ("triton_autotune", "sglang_jit_crash")),
+        "jit_line_kinds_scanned": [kind for kind in sorted(LINE_WORDS) if kind not in ("triton_autotune", "sglang_jit_crash")],
+        "triton_autotune_benchmarks": counts.get("triton_autotune", 0) if printing else None,
+        "crash_on_jit_miss": {"switch": "%s=%s" % (contract.ENV_CRASH_ON_JIT_COMPILE, "1" if crash else "unset"),
+                              "covers": "SGLang's own JIT kernels (sglang.kernels.jit, %s)" % contract.CACHES["sglang_jit"][0],
+                              "crashed": bool(counts.get("sglang_jit_crash"))},
+        "not_measured": list(NOT_MEASURED),
+    }
+
+
 def summary_text(evidence, requests_done):
-    """One line for a passing check: what was driven and that nothing grew."""
+    """One line for a passing check: what was driven and exactly what was measured (evidence["measured"])."""
     shapes = evidence.get("shapes") or {}
-    return "%d requests (%d prompt lengths up to %s tokens, %d decode batch sizes up to %s), no cache grew, " \
-           "no JIT log line" % (requests_done, len(shapes.get("prompt_lengths") or []),
-                                max(shapes.get("prompt_lengths") or [0]), len(shapes.get("decode_batch_sizes") or []),
-                                max(shapes.get("decode_batch_sizes") or [0]))
+    facts = evidence.get("measured") or {}
+    crash = facts.get("crash_on_jit_miss") or {}
+    text = "%d requests (%d prompt lengths up to %s tokens, %d decode batch sizes up to %s): %d caches under %s " \
+           "unchanged (%d files), no JIT log line" % (
+               requests_done, len(shapes.get("prompt_lengths") or []), max(shapes.get("prompt_lengths") or [0]),
+               len(shapes.get("decode_batch_sizes") or []), max(shapes.get("decode_batch_sizes") or [0]),
+               len(facts.get("caches_watched") or {}), contract.PROFILES_ROOT, facts.get("files_after") or 0)
+    if facts.get("triton_autotune_benchmarks") is not None:
+        text += ", no Triton autotune benchmark"
+    if crash.get("switch", "").endswith("=1"):
+        text += ", no crash on a JIT miss (%s: SGLang's own JIT kernels)" % crash["switch"]
+    return text

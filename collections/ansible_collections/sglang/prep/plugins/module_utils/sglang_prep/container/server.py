@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import errno
 import json
 import os
 import signal
@@ -57,6 +58,7 @@ class OutputPump(threading.Thread):
         self.fd = fd
         self.sinks = sinks  # [(binary append handle, line prefix bytes)]
         self.scan = scan
+        self.write_error = None  # (path, OSError) of the first log write the disk refused (ENOSPC, EDQUOT)
 
     def _emit(self, line):
         if self.scan is not None:
@@ -65,7 +67,10 @@ class OutputPump(threading.Thread):
         for handle, prefix in self.sinks:
             try:
                 handle.write(prefix + data)
-            except (OSError, ValueError):
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT) and self.write_error is None:
+                    self.write_error = (getattr(handle, "name", None), exc)
+            except ValueError:
                 pass
 
     def run(self):

@@ -20,10 +20,10 @@ import time
 
 from . import argv as argv_mod
 from .. import caches, contract, jsonio, registry
-from . import deepgemm, moe, probe, server, servecheck, serving_inputs, signature, telemetry_probe
+from . import deepgemm, inductor, moe, preflight, probe, server, servecheck, serving_inputs, signature, telemetry_probe
 from .moe import is_moe_model, model_config
 from ..errors import PrepError
-from .validate import LogScan
+from .validate import DISK_PATH_RE, LogScan
 
 MOE_TUNER_ENV = "SGLANG_PREP_MOE_TUNER"
 MOE_TUNER_CANDIDATES = (
@@ -174,8 +174,40 @@ class StageRunner(object):
         """Last word on the result (every mode and outcome) before it is written: fields of the stage's own."""
 
     def error_map(self, scan):
-        """(error_type, message) the stage's log explains, or None."""
-        return scan.log_failure() if scan is not None else None
+        """(error_type, message) the stage's log explains, or None. A full disk names the file the log names (else
+        the fullest file system of the caches) and its free space."""
+        mapped = scan.log_failure() if scan is not None else None
+        if mapped and mapped[0] == "insufficient_disk":
+            mapped = (mapped[0], "%s. Free now: %s" % (mapped[1], self.disk_free_text(scan.failure[1])))
+        return mapped
+
+    def disk_free_text(self, line):
+        """The free space behind the file a disk-full log line names, else of the fullest file system of the caches."""
+        ctx = self.ctx
+
+        def host_of(fs_path):
+            return ctx.host_path(ctx.layout.contract_path(fs_path))
+
+        named = DISK_PATH_RE.search(line or "")
+        if named:
+            return preflight.free_text(named.group(1), host_of) or named.group(1)
+        measured = []
+        for path, _env in contract.CACHES.values():
+            where, free = preflight.free_space(ctx.layout.fs(path))
+            if where is not None:
+                measured.append((free, where))
+        if not measured:
+            return "unknown"
+        return "%s (the fullest file system of the caches)" % preflight.free_text(min(measured)[1], host_of)
+
+    def output_disk_error(self, proc):
+        """PrepError(insufficient_disk) when the process's output could not be appended to a log (ENOSPC), else None."""
+        failed = getattr(getattr(proc, "pump", None), "write_error", None)
+        if not failed:
+            return None
+        path, exc = failed
+        return preflight.os_failure(exc, "%s: appending the output of %s to %s" % (self.name, proc.argv[0], path),
+                                    path=path, host_of=lambda p: self.ctx.host_path(self.ctx.layout.contract_path(p)))
 
 
 class ServerStage(StageRunner):
@@ -195,6 +227,8 @@ class ServerStage(StageRunner):
         inputs["settings"] = dict(contract.CANONICAL_SETTINGS)
         inputs["server_flags"] = list(argv_mod.STAGE_SWITCHES[self.name])
         inputs["extra_server_args"] = list(self.ctx.extra_server_args)
+        inputs["runtime_env"] = dict((k, v) for k, v in sorted(argv_mod.server_env({}, self.name).items())
+                                     if k in contract.SERVER_ENV or k in contract.SERVE_CHECK_ENV)
         ctx = self.ctx
         inputs.update(serving_inputs.kernel_args(ctx.extra_server_args, probe.compute_capability_major(
             ctx.probe.get("compute_capability"))))
@@ -205,6 +239,13 @@ class ServerStage(StageRunner):
 
     def preflight_dirs(self):
         return super().preflight_dirs() + [MOE_CONFIGS_TREE]
+
+    def static_launcher_off(self):
+        """True when the server gets TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=0 (the stages that compile with Inductor)."""
+        return False
+
+    def server_env(self):
+        return argv_mod.server_env(self.ctx.base_env, self.name, static_launcher_off=self.static_launcher_off())
 
     def build_command(self):
         ctx = self.ctx
@@ -224,7 +265,7 @@ class ServerStage(StageRunner):
         primed_before = self.primed_snapshot()
         self.before_server()
         argv = self.build_command()
-        env = ctx.layout.env(argv_mod.server_env(ctx.base_env, self.name))
+        env = ctx.layout.env(self.server_env())
         self.scan = LogScan()
         srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port)
         self.server = srv
@@ -278,6 +319,7 @@ class ServerStage(StageRunner):
         mapped = self.error_map(self.scan)
         if mapped:  # the server's own log names the root cause of whatever went wrong
             error = PrepError(mapped[0], mapped[1], lifecycle=error.message if error else None)
+        error = error or self.output_disk_error(srv)  # the disk filled while the server's output was logged
         if error is None:
             kv = self.scan.kv_drift()
             if kv:
@@ -510,8 +552,74 @@ class FlashinferStage(WarmupStage):
         return "flashinfer warmed in %.1f s: %s" % (seconds, info.get("summary") or "no summary")
 
 
-class InductorStage(WarmupStage):
+class StaticLauncherProbe(object):
+    """Mixin of the stages whose servers may compile with Inductor: the probe of inductor.py decides the launcher."""
+
+    def launcher_decision(self):
+        ctx = self.ctx
+        if "static_cuda_launcher" not in ctx.result:
+            env = ctx.layout.env(argv_mod.server_env(ctx.base_env))
+            decision = inductor.probe_static_launcher(ctx.python, env)
+            ctx.result["static_cuda_launcher"] = decision
+            ctx.say("static CUDA launcher: %s" % decision["reason"])
+        return ctx.result["static_cuda_launcher"]
+
+    def static_launcher_off(self):
+        return bool(self.launcher_decision().get("needed"))
+
+
+class InductorStage(StaticLauncherProbe, WarmupStage):
+    """TorchInductor warm-up that restarts its compiled server until a start adds no cache file.
+
+    On a real GPU one warm start is not enough (inductor.py): the stage starts the server again while the last start
+    added or rewrote a file under /profiles, at most contract.INDUCTOR_MAX_STARTS times, and records every start
+    (``inductor``: settled, starts, per_start). A server that never settles fails with inductor_not_settled.
+    """
+
     name = "inductor"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.start_number = 0
+
+    def after_generate(self, srv):
+        """The telemetry probe once, on the first start: the restarts only settle the caches."""
+        if self.start_number <= 1:
+            super().after_generate(srv)
+
+    def run(self):
+        ctx = self.ctx
+        self.launcher_decision()
+        before = servecheck.snapshot(ctx.layout.profiles_root)
+
+        def start_once(number):
+            self.start_number = number
+            if number > 1:
+                ctx.say("restarting the compiled server (start %d): the last start still changed the caches" % number)
+            ServerStage.run(self)
+            return ctx.result.get("primed") or {}
+
+        cache_dir = ctx.layout.fs(contract.stage_cache_dir(self.name))
+        first = caches.dir_stats(cache_dir)
+        outcome = inductor.until_settled(start_once, contract.INDUCTOR_MAX_STARTS, ctx.say)
+        ctx.result["inductor"] = outcome
+        validation = ctx.result.setdefault("validation", {})
+        validation["cache_before"] = first  # before the first start: the stage's cache over all its starts
+        validation["cache_after"] = caches.dir_stats(cache_dir)
+        ctx.result["primed"] = self.primed(before, servecheck.snapshot(ctx.layout.profiles_root))
+        if not outcome["settled"]:
+            raise PrepError("inductor_not_settled", "the compiled server still changed the caches on each of its %d "
+                            "starts (files per start: %s), so serving would compile too: read the session log for what "
+                            "it compiles; a torch whose static CUDA launcher re-tunes cached kernels needs "
+                            "TORCHINDUCTOR_USE_STATIC_CUDA_LAUNCHER=0 (probe: %s)" % (
+                                outcome["starts"], ", ".join(str(p["files_changed"]) for p in outcome["per_start"]),
+                                ctx.result["static_cuda_launcher"]["reason"]),
+                            starts=outcome["starts"])
+
+    def success_message(self, seconds):
+        outcome = self.ctx.result.get("inductor") or {}
+        return "inductor warmed in %.1f s: settled after %d start%s (the last added no cache file)" % (
+            seconds, outcome.get("starts", 1), "" if outcome.get("starts", 1) == 1 else "s")
 
     def describe_artifacts(self):
         out = super().describe_artifacts()
@@ -701,6 +809,11 @@ class MoeTuneStage(StageRunner):
             mapped = self.error_map(scan)
             if mapped:
                 raise PrepError(mapped[0], mapped[1])
+        disk = self.output_disk_error(proc)
+        if disk is not None:
+            ctx.result["log_tail"] = list(scan.tail)
+            raise disk
+        if code != 0:
             raise PrepError("tuner_failed", "%s exited with code %s for batch size %d; its output is in log_tail and "
                             "the session log" % (what, code, size), exit_code=code)
         files = sorted(glob.glob(os.path.join(cwd, "*.json")))
@@ -781,7 +894,7 @@ class MoeTuneStage(StageRunner):
             shutil.rmtree(self.ctx.layout.fs(self.work), ignore_errors=True)
 
 
-class ServeCheckStage(WarmupStage):
+class ServeCheckStage(StaticLauncherProbe, WarmupStage):
     """The zero-JIT proof: the serving configuration, driven over the shapes serving meets, changes no cache.
 
     Every cache under /profiles is snapshotted before the server starts and after its teardown
@@ -816,6 +929,7 @@ class ServeCheckStage(WarmupStage):
         return files
 
     def before_server(self):
+        self.launcher_decision()
         self.before = self._snapshot("before")
         info = servecheck.summary(self.before)
         self.ctx.say("snapshot of %s before the serving server starts: %d files, %d bytes (%.2f s)" % (
@@ -882,6 +996,7 @@ class ServeCheckStage(WarmupStage):
         evidence["serving_args"] = list(ctx.extra_server_args)
         evidence["snapshot"] = {"before": servecheck.summary(self.before), "after": servecheck.summary(after),
                                 "seconds": self.snapshot_s}
+        evidence["measured"] = servecheck.measured(evidence, self.before, after, self.server_env())
         completed = error is None and self.shapes is not None and all(r["ok"] for r in self.request_log)
         if evidence["zero_jit"] and not completed:
             evidence["zero_jit"] = None  # nothing compiled, but the check did not get through: no verdict
@@ -893,6 +1008,12 @@ class ServeCheckStage(WarmupStage):
             ctx.say(evidence["summary"])
         elif evidence["zero_jit"] is False:
             ctx.say("JIT at serve time: " + evidence["message"])
+            crashed = [f for f in evidence["findings"] if f["kind"] == "sglang_jit_crash"]
+            if crashed and error is not None:  # the refusal to compile is why the server exited: that is the finding
+                return PrepError("jit_at_serve_time", evidence["message"], lifecycle=error.message,
+                                 kernels=crashed[0].get("kernels"),
+                                 findings=[dict((k, f[k]) for k in ("evidence", "triggered_by", "should_have_primed"))
+                                           for f in evidence["findings"]])
             if error is None:
                 return PrepError("jit_at_serve_time", evidence["message"],
                                  findings=[dict((k, f[k]) for k in ("evidence", "triggered_by", "should_have_primed"))

@@ -24,6 +24,13 @@ KV_DTYPE_RES = (
 )
 # error_type -> (patterns, what to do). First match in this order wins.
 FAILURE_PATTERNS = (
+    # a file system the server writes filled up while it ran (ENOSPC, EDQUOT): Python's OSError text, which names the
+    # file when the call that failed had one (open, mkdir, rename), not when a write to an open file failed
+    ("insufficient_disk", (
+        re.compile(r"[^\n]*\[Errno (?:28|122)\][^\n]*"),
+        re.compile(r"[^\n]*(?:No space left on device|Disk quota exceeded)[^\n]*"),
+    ), "a file system the server writes (its caches under %s, or /tmp) is full: free disk space on the host file "
+       "system behind it and run again" % contract.PROFILES_ROOT),
     ("not_enough_memory", (
         re.compile(r"Not enough memory\. Please try to increase --mem-fraction-static[^\n]*"),
         re.compile(r"Loaded weights leave no GPU memory for the KV cache[^\n]*"),
@@ -81,10 +88,20 @@ JIT_LINE_RES = (
     ("moe_default", re.compile(r"Using default MoE kernel config\. Performance might be sub-optimal! "
                                r"Config file not found at (.+?), you can create them")),
     ("moe_down_fallback", re.compile(r"Down MoE config file not found at (.+?_down\.json)")),
+    # triton/runtime/autotuner.py Autotuner.run with TRITON_PRINT_AUTOTUNING=1: printed after every benchmark it ran
+    # (a result read from the disk cache prints nothing)
+    ("triton_autotune", re.compile(r"Triton autotuning for function (\w+)")),
+    # sglang/kernels/jit/utils/compile/loader.py load_jit with SGLANG_CRASH_ON_JIT_COMPILE=1 on a cache miss
+    ("sglang_jit_crash", re.compile(r"JIT module '([^']+)' has no usable cached build under (\S+), and "
+                                    r"SGLANG_CRASH_ON_JIT_COMPILE forbids compiling")),
 )
 JIT_LINES_KEPT = 200
 # The decode CUDA-graph batch sizes a server captured, from its capture log line (when it prints them).
 DECODE_CAPTURE_RE = re.compile(r"Capture \w+ decode CUDA graph end\. bs=\[([\d, ]*)\]")
+
+
+# The file a disk-full OSError names: "... No space left on device: '/profiles/triton/x/y.cubin'".
+DISK_PATH_RE = re.compile(r"(?:No space left on device|Disk quota exceeded): '([^']+)'")
 
 
 class LogScan(object):
@@ -128,7 +145,7 @@ class LogScan(object):
                 self.jit_counts[kind] += 1
                 if len(self.jit_lines) < JIT_LINES_KEPT:
                     self.jit_lines.append({"kind": kind, "text": line[:400], "match": found.group(0)[:300],
-                                           "t": time.time()})
+                                           "name": found.group(1) if found.groups() else None, "t": time.time()})
                 break
         match = DECODE_CAPTURE_RE.search(line)
         if match:
