@@ -8,12 +8,13 @@ COLLECTION := collections/ansible_collections/sglang/prep
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: help venv docker images demo test test-unit test-contract test-integration test-faults lint sanity \
-        molecule test-fleet bench clean
+        molecule test-fleet bench release clean
 
 help:
 	@echo "make demo   prime a local demo host (stand-in image, tiny model) and show the result"
 	@echo "make test   every test tier: unit, contract, integration, faults, lint, sanity, molecule, fleet"
 	@echo "make bench  no-op re-prime and fleet timings"
+	@echo "make release VERSION=x.y.z  release the collection from its changelog fragments"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt scripts/find-python.sh
@@ -60,6 +61,10 @@ test-fleet: venv images
 
 bench: venv images
 	$(BIN)/python scripts/bench.py
+
+# make release VERSION=1.2.0: galaxy.yml's version and the changelog's new section, from the fragments
+release: venv
+	@scripts/release.sh $(VERSION)
 
 clean:
 	rm -rf $(VENV) .cache

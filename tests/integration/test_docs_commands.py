@@ -320,12 +320,13 @@ def host_files(root):
 
 
 def changes_nothing(line):
-    """--check, inspect and validate change nothing; validate with prime_serve_check=rebuild runs the zero-JIT
+    """--check, inspect, validate and preflight change nothing; validate with prime_serve_check=rebuild runs the zero-JIT
     check again on purpose (it records that stage), so it is not held to that."""
     argv = line.argv
     if "prime_serve_check=rebuild" in argv:
         return False
-    return "--check" in argv or any(a.endswith(("inspect.yml", "validate.yml", ".inspect", ".validate")) for a in argv)
+    return "--check" in argv or any(a.endswith(("inspect.yml", "validate.yml", "preflight.yml", ".inspect", ".validate",
+                                                ".preflight")) for a in argv)
 
 
 def assert_sample(line, output):

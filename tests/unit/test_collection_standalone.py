@@ -18,7 +18,8 @@ BIN = os.path.dirname(sys.executable)
 EXAMPLE_CFG = os.path.join(COLLECTION, "examples", "ansible.cfg")
 SHIPPED = ["CHANGELOG.rst", "images/Dockerfile", "images/optional/README.md", "examples/inventory/fleet.example.yml", "examples/ansible.cfg",
            "docs/air-gapped.md", "playbooks/tasks/require_targets.yml", "examples/prometheus/sglang-prep.rules.yml",
-           "examples/prometheus/sglang-prep.rules.test.yml"]
+           "examples/prometheus/sglang-prep.rules.test.yml", "LICENSE", "meta/execution-environment.yml",
+           "meta/ee-bindep.txt", "examples/execution-environment.yml"]
 
 
 def clean_env(**extra):

@@ -1,5 +1,6 @@
 """Telemetry services: commands, start as a new session, readiness, early exit, stop, versions."""
 
+import json
 import os
 import sys
 import textwrap
@@ -11,6 +12,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "collections"))
 sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
 
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, services  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
 from harness import free_port  # noqa: E402  (the stand-in harness's one copy)
@@ -69,7 +71,8 @@ def me():
 def fake_service(monkeypatch, tmp_path):
     """A service spec named 'node_exporter' whose probe points at a free port; returns (port, log)."""
     port = free_port()
-    spec = services.SPEC_BY_NAME["node_exporter"]._replace(port=port, probe=("http", "/metrics"))
+    monkeypatch.setenv(contract.ENV_TELEMETRY_PORTS, json.dumps({"node_exporter": port}))
+    spec = services.SPEC_BY_NAME["node_exporter"]._replace(probe=("http", "/metrics"))
     monkeypatch.setitem(services.SPEC_BY_NAME, "node_exporter", spec)
     return port, str(tmp_path / "session.log")
 
@@ -154,3 +157,40 @@ def test_versions_are_collected_concurrently(tmp_path):
     versions = services.collect_versions(services.start_version_probes(found, me(), dict(os.environ)))
     assert versions == {"prometheus": "9.9.9", "node_exporter": "9.9.9", "dcgm_exporter": "9.9.9"}
     assert time.monotonic() - began < 1.4  # three 0.5 s probes side by side, not one after another
+
+
+def test_the_port_variables_move_every_service(monkeypatch):
+    monkeypatch.setenv(contract.ENV_TELEMETRY_PORTS, json.dumps({"node_exporter": 9101, "prometheus": 9091,
+                                                                 "dcgm_exporter": 9401, "nv_hostengine": 5556}))
+    assert "--web.listen-address=127.0.0.1:9101" in services.command("node_exporter", "/bin/ne", RUN, "127.0.0.1")[0]
+    assert "--web.listen-address=127.0.0.1:9091" in services.command("prometheus", "/bin/p", RUN, "127.0.0.1")[0]
+    assert services.command("dcgm_exporter", "/bin/d", RUN, "127.0.0.1")[0][-1] == "127.0.0.1:9401"
+    assert services.command("nv_hostengine", "/bin/nv", RUN, "127.0.0.1")[0][4:6] == ["--port", "5556"]
+    entry = services.record("node_exporter", {"node_exporter": "/bin/ne"}, None, None, "127.0.0.1")
+    assert entry["port"] == 9101 and entry["ports"] == {"http": 9101}
+
+
+def test_a_service_left_out_is_not_looked_for_and_recorded_disabled_without_a_warning():
+    found = services.discover("/usr/bin:/bin", chosen=("prometheus",))
+    assert found["node_exporter"] is None
+    entry = services.record("node_exporter", found, None, None, "127.0.0.1", chosen=False)
+    assert entry["status"] == "disabled" and entry["warnings"] == []
+
+
+@pytest.mark.parametrize("env, words", [
+    ({contract.ENV_TELEMETRY_SERVICES: "prometheus,node-exporter"}, "node-exporter, which is not a telemetry service"),
+    ({contract.ENV_TELEMETRY_PORTS: "9101"}, "is not a JSON object of ports"),
+    ({contract.ENV_TELEMETRY_PORTS: '{"node": 9101}'}, "'node', which is not a telemetry port"),
+    ({contract.ENV_TELEMETRY_PORTS: '{"node_exporter": 70000}'}, "node_exporter=70000, which is not a TCP port"),
+])
+def test_bad_service_settings_are_bad_input(env, words):
+    with pytest.raises(PrepError) as caught:
+        contract.telemetry_services(env)
+        contract.service_ports(env)
+    assert caught.value.error_type == "bad_input" and words in caught.value.message
+
+
+def test_the_default_is_every_service_on_its_usual_port():
+    assert contract.telemetry_services({}) == contract.TELEMETRY_SERVICES
+    assert contract.service_ports({}) == contract.SERVICE_PORTS
+    assert contract.telemetry_services({contract.ENV_TELEMETRY_SERVICES: "none"}) == ()

@@ -42,7 +42,8 @@ def test_every_documented_option_has_a_default_except_the_required_model():
 
 
 # Defaults taken from the runtime's contract (one home), documented in words instead of restated.
-FROM_CONTRACT = {"prime_stages": "{{ lookup('sglang.prep.contract', 'STAGE_ORDER') }}"}
+FROM_CONTRACT = {"prime_stages": "{{ lookup('sglang.prep.contract', 'STAGE_ORDER') }}",
+                 "prime_telemetry_services": "{{ lookup('sglang.prep.contract', 'TELEMETRY_SERVICES') }}"}
 
 
 @pytest.mark.parametrize("name", sorted(DEFAULTS))
@@ -89,3 +90,10 @@ def test_every_variable_is_in_the_usage_guide():
     with open(os.path.join(ROLE, "..", "..", "docs", "usage.md")) as handle:
         guide = handle.read()
     assert [name for name in list(DEFAULTS) + ["prime_model"] if "| `%s` |" % name not in guide] == []
+
+
+def test_every_telemetry_port_has_its_variable_with_the_contracts_default():
+    assert {name[len("prime_"):-len("_port")]: DEFAULTS[name] for name in DEFAULTS
+            if name.endswith("_port") and name != "prime_server_port"} == contract.SERVICE_PORTS
+    for service, keys in contract.SERVICE_PORT_KEYS.items():
+        assert service in contract.TELEMETRY_SERVICES and all(key in contract.SERVICE_PORTS for key in keys)

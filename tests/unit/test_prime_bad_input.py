@@ -64,6 +64,14 @@ def prime(tmp_path):
     (["-e", '{"prime_extra_server_args": ["--cuda-graph-backend-d=disabled"]}'], "abbreviates --cuda-graph-backend-decode"),
     (["-e", '{"prime_extra_server_args": ["--config", "/models/serve.yaml"]}'], "'--config' is refused: --config merges"),
     (["-e", '{"prime_extra_server_args": ["--cuda-graph-config={}"]}'], "--cuda-graph-config replaces the per-phase"),
+    (["-e", "prime_node_exporter_port=70000"], 'prime_node_exporter_port="70000": a TCP port, 1 to 65535'),
+    (["-e", '{"prime_telemetry_services": ["prometheus", "node-exporter"]}'], "(node-exporter is not one)"),
+    (["-e", "prime_dcgm_exporter_port=9090"],
+     "prime_dcgm_exporter_port=9090: a port no other telemetry service (nor prime_server_port) uses"),
+    (["-e", "prime_metrics_textfile_dir=textfile"], 'prime_metrics_textfile_dir="textfile": empty, or the absolute path'),
+    (["-e", '{"prime_registry_login": {"registry": "r.example.com", "username": "u"}}'],
+     "prime_registry_login (keys registry, username): the keys registry, username and password"),
+    (["-e", "prime_env_file_src=/nonexistent/container.env"], 'prime_env_file_src="/nonexistent/container.env": not a file'),
 ])
 def test_a_value_that_cannot_work_is_bad_input_and_changes_nothing(prime, extra, named):
     rc, out, root = prime(*extra)
@@ -116,6 +124,12 @@ def test_a_missing_env_file_is_bad_input(prime, tmp_path):
     assert "missing.env does not exist" in out and "status: failed (bad_input)" in out
     assert not os.path.exists(root)
 
+
+
+def test_a_port_given_on_the_command_line_is_a_port(prime):
+    # -e passes strings: a port variable given as "9101" is accepted (only prime_tp is wrong here)
+    rc, out, _root = prime("-e", "prime_node_exporter_port=9101", "-e", "prime_tp=0")
+    assert rc != 0 and "1 setting(s) cannot work" in out and "prime_tp" in out, out[-3000:]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="gives the host root to the unprivileged user nobody")

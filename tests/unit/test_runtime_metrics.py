@@ -20,7 +20,7 @@ sys.path.insert(0, HERE)
 from test_runtime_engine import Run  # noqa: E402
 from test_runtime_prime import do_prime  # noqa: E402
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import __version__, contract  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import metrics, state  # noqa: E402
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -97,7 +97,11 @@ def test_a_stage_writes_the_metrics_of_the_run_from_its_priming_state(run):
     families = parse(textfile(run))
     assert set(families) == {"sglang_prep_stage_status", "sglang_prep_stage_duration_seconds",
                              "sglang_prep_stage_last_success_timestamp_seconds", "sglang_prep_stage_signature_match",
-                             "sglang_prep_cache_bytes", "sglang_prep_cache_files"}
+                             "sglang_prep_cache_bytes", "sglang_prep_cache_files", "sglang_prep_info"}
+    ((info_labels, info_value),) = families["sglang_prep_info"]["samples"].items()
+    info = dict(info_labels)
+    assert info_value == 1 and info["version"] == __version__ and info["model"]
+    assert info["gpu"] and info["signature_group"], "the GPU and signature group of the stage's signature"
     # an enum: one series per status, 1 for the stage's own
     for status in state.ROW_STATUSES:
         assert value(families, "sglang_prep_stage_status", stage="deep_gemm", model="tiny-moe-fp8-block", status=status) == (

@@ -22,7 +22,7 @@ options:
     description: The value of C(sglang_prep_max_fail_percentage) (null when unset).
     type: raw
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -30,7 +30,7 @@ options:
     type: str
     default: ""
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

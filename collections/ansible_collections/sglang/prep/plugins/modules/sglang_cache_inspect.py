@@ -53,7 +53,7 @@ seealso:
   - module: sglang.prep.sglang_stage
   - module: sglang.prep.sglang_pointer_wait
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -93,7 +93,7 @@ notes:
 seealso:
   - module: sglang.prep.sglang_stage
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
@@ -148,6 +148,18 @@ report:
       description: One row per host; see RV(table).
       type: list
       elements: dict
+stats:
+  description:
+    - The summary a workflow or a notification reads; the fleet report role returns it with M(ansible.builtin.set_stats)
+      as C(sglang_prep_fleet).
+    - Per host its C(status), C(error_type), C(zero_jit) (true, false or null) and C(compile_s), the seconds its stages
+      spent running this time (stages that ran; a no-op or an installed bundle adds nothing); the counts of
+      RV(report.summary); and where the report was written (null in check mode).
+  returned: always
+  type: dict
+  sample: {"hosts": {"gpu-a": {"status": "changed", "error_type": null, "zero_jit": true, "compile_s": 41.2}},
+           "summary": {"hosts": 1, "ok": 0, "changed": 1, "failed": 0, "zero_jit": {"proven": 1, "primed": 1, "jit": 0}},
+           "report": "reports/fleet-report-20261129T160211Z.json"}
 table:
   description: One row per host, sorted by host name.
   returned: always
@@ -395,6 +407,27 @@ def build_report(reports, hosts=(), unreachable=(), context=None, now=None):
     return report, warnings
 
 
+def compile_seconds(row):
+    """Seconds the host's stages spent running this time: the stages that ran (a noop or an install adds nothing)."""
+    total = 0.0
+    for stage in row["stages"].values():
+        duration = stage.get("duration_s")
+        if stage.get("ran") and isinstance(duration, (int, float)) and not isinstance(duration, bool):
+            total += duration
+    return round(total, 3)
+
+
+def stats(report, json_path=None):
+    """The summary for set_stats: per host status, error_type, zero_jit and compile_s; the counts; the report file."""
+    summary = dict((key, value) for key, value in report["summary"].items() if key not in ("signature_groups", "fanout"))
+    return {
+        "hosts": dict((row["host"], {"status": row["status"], "error_type": row["error_type"], "zero_jit": row["zero_jit"],
+                                     "compile_s": compile_seconds(row)}) for row in report["hosts"]),
+        "summary": summary,
+        "report": json_path,
+    }
+
+
 # ---------------------------------------------------------------- markdown
 
 def _cell(value):
@@ -639,6 +672,7 @@ def main():
         latest_markdown_path=os.path.join(report_dir, LATEST + ".md"),
         written=False,
         pruned=[],
+        stats=stats(report, json_path if not module.check_mode else None),
     )
     for warning in warnings:
         module.warn(warning)

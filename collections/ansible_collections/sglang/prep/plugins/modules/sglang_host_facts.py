@@ -70,7 +70,7 @@ seealso:
   - module: ansible.builtin.getent
   - module: ansible.builtin.find
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

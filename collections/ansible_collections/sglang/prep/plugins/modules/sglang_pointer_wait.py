@@ -64,7 +64,7 @@ seealso:
   - module: ansible.builtin.wait_for
   - module: sglang.prep.sglang_stage
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -202,7 +202,7 @@ seealso:
   - module: sglang.prep.sglang_pointer_wait
   - module: sglang.prep.sglang_cache_inspect
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

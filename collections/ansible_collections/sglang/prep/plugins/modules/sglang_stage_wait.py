@@ -65,7 +65,7 @@ options:
 seealso:
   - module: sglang.prep.sglang_stage
 author:
-  - sglang.prep contributors (!UNKNOWN)
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

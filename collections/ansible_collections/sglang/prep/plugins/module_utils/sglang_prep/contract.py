@@ -11,6 +11,8 @@ signature fields) are rows of registry.py; the names below are derived from it.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import posixpath
 
 from . import registry
@@ -62,7 +64,8 @@ ENV_SERVER_PORT = "SGLANG_PREP_SERVER_PORT"
 ENV_TELEMETRY_KEEP_RUNS = "SGLANG_PREP_TELEMETRY_KEEP_RUNS"
 TELEMETRY_KEEP_RUNS = 10  # default of ENV_TELEMETRY_KEEP_RUNS
 
-# Telemetry service ports (inside the container's network namespace).
+# Telemetry service ports (inside the container's network namespace): the defaults; ENV_TELEMETRY_PORTS
+# overrides any of them (service_ports()), so the container's services never collide with a host's own exporters.
 SERVICE_PORTS = {
     "prometheus": 9090,
     "node_exporter": 9100,
@@ -71,7 +74,23 @@ SERVICE_PORTS = {
     "jaeger_otlp_http": 4318,
     "jaeger_ui": 16686,
     "jaeger_admin": 14269,
+    "nv_hostengine": 5555,
 }
+# The telemetry services init may start, in start order; ENV_TELEMETRY_SERVICES (comma-separated) chooses
+# some of them (unset: every one the image has). Each service's ports are the SERVICE_PORTS keys it owns.
+TELEMETRY_SERVICES = ("prometheus", "node_exporter", "dcgm_exporter", "jaeger", "nv_hostengine")
+SERVICE_PORT_KEYS = {
+    "prometheus": ("prometheus",),
+    "node_exporter": ("node_exporter",),
+    "dcgm_exporter": ("dcgm_exporter",),
+    "jaeger": ("jaeger_otlp_grpc", "jaeger_otlp_http", "jaeger_ui", "jaeger_admin"),
+    "nv_hostengine": ("nv_hostengine",),
+}
+ENV_TELEMETRY_SERVICES = "SGLANG_PREP_TELEMETRY_SERVICES"
+ENV_TELEMETRY_PORTS = "SGLANG_PREP_TELEMETRY_PORTS"  # JSON object {SERVICE_PORTS key: port}
+# Where the role mounts the host's node_exporter textfile directory (prime_metrics_textfile_dir): when it is
+# mounted, the metrics textfile is written there too, for the host's own node_exporter.
+TEXTFILE_MOUNT = "/textfile_collector"
 
 # ---------------------------------------------------------------- stages (rows of registry.py)
 STAGE_ORDER = registry.ORDER
@@ -185,6 +204,7 @@ RESERVED_ENV = tuple(
     [ENV_UID, ENV_GID] + sorted(ENV_HOST_ROOTS.values())
     + [ENV_IMAGE, ENV_GIT_REVISION, ENV_LISTEN, ENV_SERVER_PORT, ENV_TELEMETRY_KEEP_RUNS, "HOME", "USER", "LOGNAME",
        ENV_PYTHONPATH, ENV_LONGER_CONTEXT]
+    + [ENV_TELEMETRY_SERVICES, ENV_TELEMETRY_PORTS]
     + sorted(var for _path, var in CACHES.values()) + ["DG_JIT_CACHE_DIR"]
     + sorted(set(SERVE_CHECK_ENV) | set(SERVER_ENV) | {ENV_STATIC_CUDA_LAUNCHER}))
 # Which cache holds a stage's output and its per-model signature/log directory.
@@ -337,6 +357,53 @@ def progress_path(run_id, telemetry_root=TELEMETRY_ROOT):
 def metrics_path(telemetry_root=TELEMETRY_ROOT):
     """The node_exporter textfile of the priming state, rewritten at init and after every stage."""
     return telemetry_root + METRICS_DIR[len(TELEMETRY_ROOT):] + "/" + METRICS_NAME
+
+
+def telemetry_services(env=None):
+    """The telemetry services chosen by ENV_TELEMETRY_SERVICES (unset: all); PrepError(bad_input) for an unknown one."""
+    from .errors import PrepError  # pylint: disable=import-outside-toplevel
+    text = ((os.environ if env is None else env).get(ENV_TELEMETRY_SERVICES) or "").strip()
+    if not text:
+        return TELEMETRY_SERVICES
+    if text == "none":
+        return ()
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TELEMETRY_SERVICES]
+    if unknown:
+        raise PrepError("bad_input", "%s=%r names %s, which is not a telemetry service: choose from %s (or 'none')"
+                        % (ENV_TELEMETRY_SERVICES, text, ", ".join(unknown), ", ".join(TELEMETRY_SERVICES)),
+                        value=text)
+    return tuple(name for name in TELEMETRY_SERVICES if name in names)
+
+
+def service_ports(env=None):
+    """SERVICE_PORTS with the overrides of ENV_TELEMETRY_PORTS; PrepError(bad_input) for a bad one."""
+    from .errors import PrepError  # pylint: disable=import-outside-toplevel
+    text = ((os.environ if env is None else env).get(ENV_TELEMETRY_PORTS) or "").strip()
+    ports = dict(SERVICE_PORTS)
+    if not text:
+        return ports
+    try:
+        given = json.loads(text)
+    except ValueError:
+        given = None
+    if not isinstance(given, dict):
+        raise PrepError("bad_input", "%s=%r is not a JSON object of ports ({\"node_exporter\": 9101})"
+                        % (ENV_TELEMETRY_PORTS, text), value=text)
+    for key, value in given.items():
+        if key not in SERVICE_PORTS:
+            raise PrepError("bad_input", "%s names %r, which is not a telemetry port: choose from %s"
+                            % (ENV_TELEMETRY_PORTS, key, ", ".join(SERVICE_PORTS)), value=text)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise PrepError("bad_input", "%s gives %s=%r, which is not a TCP port (1 to 65535)"
+                            % (ENV_TELEMETRY_PORTS, key, value), value=text)
+        ports[key] = value
+    return ports
+
+
+def textfile_path(mount=TEXTFILE_MOUNT):
+    """The metrics textfile in the host's node_exporter textfile directory (mounted at TEXTFILE_MOUNT)."""
+    return mount + "/" + METRICS_NAME
 
 
 def session_log_path(run_id, telemetry_root=TELEMETRY_ROOT):

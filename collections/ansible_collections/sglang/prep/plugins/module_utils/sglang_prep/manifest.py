@@ -97,7 +97,7 @@ def telemetry_surfaces(services, listen_host, server_port=contract.SERVER_PORT):
     def url(scheme, port, path=""):
         return "%s%s:%d%s" % (scheme, listen_host, port, path)
 
-    ports = contract.SERVICE_PORTS
+    ports = contract.service_ports()
     return {
         "prometheus": url("http://", ports["prometheus"]) if up("prometheus") else None,
         "node_exporter": url("http://", ports["node_exporter"], "/metrics") if up("node_exporter") else None,

@@ -210,6 +210,8 @@ def run(options, env=None):
 
     try:
         port = server_port(env)
+        chosen = contract.telemetry_services(env)
+        service_ports = contract.service_ports(env)
     except PrepError as exc:
         report("error (%s): %s" % (exc.error_type, exc.message), "no run was published (no pointer); init exits")
         return 1
@@ -218,7 +220,7 @@ def run(options, env=None):
     listen = _listen(env)
     keep_runs, keep_warning = retention.keep_runs(env)
     host_roots = host_roots_from_env(env)
-    found = services.discover(env.get("PATH"))
+    found = services.discover(env.get("PATH"), chosen)
     versions_pending = services.start_version_probes(found, user, env)
     try:
         layout = identity.run_as(user, prepare_run, run_id, user, host_roots, found, listen, started_at,
@@ -228,7 +230,8 @@ def run(options, env=None):
         report("error (%s): %s" % (exc.error_type, exc.message), "no run was published (no pointer); init exits")
         return 1
     report.log_file = layout["log_file"]
-    report("run %s: session log %s; stage servers on port %d" % (run_id, layout["log_file"], port))
+    report("run %s: session log %s; stage servers on port %d; telemetry ports %s" % (
+        run_id, layout["log_file"], port, ", ".join("%s %d" % item for item in sorted(service_ports.items()))))
     if layout["stale_pointer"]:
         report("removed the previous run's pointer (%s)" % layout["stale_pointer"])
     if keep_warning:
@@ -246,7 +249,7 @@ def run(options, env=None):
     entries_by_service = {}
     warnings = list(layout["warnings"])
     for name in found:
-        entry = services.record(name, found, by_name.get(name), versions.get(name), listen)
+        entry = services.record(name, found, by_name.get(name), versions.get(name), listen, chosen=name in chosen)
         entries_by_service[name] = entry
         warnings.extend(entry["warnings"])
         report(_service_line(name, entry))
@@ -286,6 +289,8 @@ def run(options, env=None):
 
 
 def _service_line(name, entry):
+    if entry["status"] == "disabled":
+        return "service %s: not started (%s leaves it out)" % (name, contract.ENV_TELEMETRY_SERVICES)
     if entry["status"] == "missing":
         return "service %s: missing" % name
     if entry["status"] == "failed":

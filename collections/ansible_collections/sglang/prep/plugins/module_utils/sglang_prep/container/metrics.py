@@ -19,6 +19,13 @@ Families (base units, HELP and TYPE lines; labels ``stage`` and ``model``, the m
   sglang_prep_stage_signature_match{stage,model}          1 primed for the current signature, 0 it would run again
   sglang_prep_cache_bytes{cache}, sglang_prep_cache_files{cache}
   sglang_prep_serve_zero_jit{stage,model}                 only for a row with a ``zero_jit`` value (a serve check)
+  sglang_prep_info{version,image,gpu,signature_group,model}  always 1: what the host runs, to group by (the
+                                                          collection version, the image, the GPU model and the
+                                                          hardware/toolchain signature group, "" when not known)
+
+When the role mounts the host's node_exporter textfile directory at contract.TEXTFILE_MOUNT
+(``prime_metrics_textfile_dir``), the same text is written there too, atomically, as devuser and with mode
+0644 whatever devuser's umask, so the exporter's own user (``node-exp``, ``prometheus``) can read it.
 
 A write that fails is a warning; it never fails a stage or the init.
 """
@@ -28,7 +35,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from .. import contract
+from .. import __version__, contract
 from . import ledger, state as states
 
 STATUSES = states.ROW_STATUSES
@@ -49,6 +56,8 @@ FAMILIES = (
     ("sglang_prep_cache_files", "gauge", "Files in the cache directory under /profiles."),
     ("sglang_prep_serve_zero_jit", "gauge",
      "1 when the serve check measured no JIT compilation at serve time, 0 when it saw one."),
+    ("sglang_prep_info", "gauge",
+     "Always 1: the sglang.prep version, the image, the GPU and the signature group of the host's priming state."),
 )
 
 
@@ -112,9 +121,19 @@ def model_label(row):
     return contract.model_slug(model) if model else ""
 
 
-def samples(model_state):
+def info_labels(model_state, image=None):
+    """The labels of sglang_prep_info: what the host runs ("" where not known)."""
+    gpu = model_state.get("gpu") or {}
+    models = [model_label(row) for row in (model_state.get("stages") or {}).values() if isinstance(row, dict)]
+    return (("version", __version__), ("image", image or ""), ("gpu", gpu.get("device_name") or ""),
+            ("signature_group", model_state.get("signature_group") or ""),
+            ("model", next((m for m in models if m), "")))
+
+
+def samples(model_state, image=None):
     """{family: [(labels, value)]} of a priming state, in the state's stage order."""
     out = dict((name, []) for name, _type, _help in FAMILIES)
+    out["sglang_prep_info"].append((info_labels(model_state, image), 1))
     rows = model_state.get("stages") or {}
     for stage in model_state.get("order") or list(rows):
         row = rows.get(stage)
@@ -141,9 +160,9 @@ def samples(model_state):
     return out
 
 
-def render(model_state):
+def render(model_state, image=None):
     """The textfile of a priming state: HELP and TYPE once per family, then its samples (families without any left out)."""
-    collected = samples(model_state)
+    collected = samples(model_state, image)
     lines = []
     for name, kind, text in FAMILIES:
         if not collected[name]:
@@ -161,14 +180,18 @@ def path(layout=None, telemetry_root=contract.TELEMETRY_ROOT):
     return layout.fs(target) if layout is not None else target
 
 
-def write(text, target):
-    """Write the textfile atomically: node_exporter reads only ``*.prom``, so the temporary file is never read."""
+def write(text, target, mode=None):
+    """Write the textfile atomically: node_exporter reads only ``*.prom``, so the temporary file is never read.
+
+    With ``mode`` the new file gets exactly that mode (it is this process's own new file, set before the rename)."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = "%s.%d.tmp" % (target, os.getpid())
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     finally:
@@ -193,7 +216,20 @@ def publish(view, model_state=None):
                 rows[stage] = model_state["stages"][stage]
             order = list(recorded["order"]) + [s for s in touched if s not in recorded["order"]]
             recorded = dict(recorded, stages=rows, order=order)
-        write(render(recorded), path(view.layout))
-        return None
+        text = render(recorded, image=view.manifest.get("image"))
+        write(text, path(view.layout))
     except Exception as exc:  # metrics never fail a stage
         return "the metrics textfile %s could not be written: %s" % (contract.metrics_path(), exc)
+    return publish_textfile(text)
+
+
+def publish_textfile(text, mount=contract.TEXTFILE_MOUNT):
+    """The same text in the host's node_exporter textfile directory, when the role mounted it; a warning or None."""
+    if not os.path.isdir(mount):
+        return None
+    try:
+        write(text, contract.textfile_path(mount), mode=0o644)
+        return None
+    except Exception as exc:  # metrics never fail a stage
+        return ("the metrics textfile %s (the host's node_exporter textfile directory, prime_metrics_textfile_dir) "
+                "could not be written: %s" % (contract.textfile_path(mount), exc))

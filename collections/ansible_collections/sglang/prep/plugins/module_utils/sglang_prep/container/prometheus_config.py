@@ -37,7 +37,7 @@ def scrape_jobs(listen, exporters, server_port=contract.SERVER_PORT):
     jobs = []
     for job, exporter in JOB_EXPORTER:
         if exporter in exporters:
-            jobs.append((job, host_port(host, contract.SERVICE_PORTS[exporter]), SCRAPE_INTERVAL_S))
+            jobs.append((job, host_port(host, contract.service_ports()[exporter]), SCRAPE_INTERVAL_S))
     # Stage servers always bind 127.0.0.1 (argv.server_argv).
     jobs.append(("sglang", host_port("127.0.0.1", int(server_port)), SGLANG_SCRAPE_INTERVAL_S))
     return jobs

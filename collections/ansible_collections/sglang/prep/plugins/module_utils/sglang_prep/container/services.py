@@ -26,39 +26,48 @@ from . import identity, jaeger_config
 from ..errors import PrepError
 from .prometheus_config import host_port, local_address
 
-NV_HOSTENGINE_PORT = 5555  # DCGM's default; dcgm-exporter connects to it when it is present
 ROOT_SERVICE_DIR = "/tmp"  # root-only services keep their files here, never under a bind mount
 
-Spec = collections.namedtuple("Spec", "name binaries optional as_root port probe missing_warning")
+# port_key: the contract.SERVICE_PORTS key of the port the readiness probe asks (contract.service_ports() says
+# which port that is in this container: ENV_TELEMETRY_PORTS may move it)
+Spec = collections.namedtuple("Spec", "name binaries optional as_root port_key probe missing_warning")
 
 SPECS = (
-    Spec("prometheus", ("prometheus",), False, False, contract.SERVICE_PORTS["prometheus"],
+    Spec("prometheus", ("prometheus",), False, False, "prometheus",
          ("http", "/-/ready"),
          "prometheus is not installed in the image: no metrics are stored for this run "
          "(images/Dockerfile installs the Debian/Ubuntu 'prometheus' package)"),
     Spec("node_exporter", ("prometheus-node-exporter", "node_exporter"), False, False,
-         contract.SERVICE_PORTS["node_exporter"], ("http", "/"),
+         "node_exporter", ("http", "/"),
          "node_exporter is not installed in the image: no host metrics for this run "
          "(images/Dockerfile installs the 'prometheus-node-exporter' package)"),
-    Spec("dcgm_exporter", ("dcgm-exporter",), True, False, contract.SERVICE_PORTS["dcgm_exporter"],
+    Spec("dcgm_exporter", ("dcgm-exporter",), True, False, "dcgm_exporter",
          ("http", "/metrics"),
          "dcgm-exporter is not installed in the image: no GPU metrics for this run "
          "(bake it in through images/optional/, see docs/container-init.md)"),
-    Spec("jaeger", ("jaeger", "jaeger-all-in-one"), True, False, contract.SERVICE_PORTS["jaeger_ui"],
+    Spec("jaeger", ("jaeger", "jaeger-all-in-one"), True, False, "jaeger_ui",
          ("http", "/"),
          "jaeger is not installed in the image: traces are not collected for this run "
          "(bake a Jaeger v2 binary in through images/optional/, see docs/container-init.md)"),
-    Spec("nv_hostengine", ("nv-hostengine",), True, True, NV_HOSTENGINE_PORT, ("tcp", None), None),
+    Spec("nv_hostengine", ("nv-hostengine",), True, True, "nv_hostengine", ("tcp", None), None),
 )
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 EXPORTERS = ("node_exporter", "dcgm_exporter")
 
 
-def discover(path_env=None):
-    """{service name: absolute binary path or None} for every spec, from PATH."""
+def port(spec):
+    """The port ``spec``'s readiness probe asks in this container (contract.service_ports())."""
+    return contract.service_ports()[spec.port_key]
+
+
+def discover(path_env=None, chosen=None):
+    """{service name: absolute binary path or None} for every spec, from PATH; a service not ``chosen`` (a list
+    of names, None for all) is not looked for (None)."""
     found = {}
     for spec in SPECS:
         found[spec.name] = None
+        if chosen is not None and spec.name not in chosen:
+            continue
         for binary in spec.binaries:
             where = shutil.which(binary, path=path_env)
             if where:
@@ -83,8 +92,8 @@ def storage(run_id, telemetry_root=contract.TELEMETRY_ROOT):
 def ports(name):
     """The ports a service listens on (jaeger has several)."""
     if name == "jaeger":
-        return {key[len("jaeger_"):]: port for key, port in contract.SERVICE_PORTS.items() if key.startswith("jaeger_")}
-    return {"http" if name != "nv_hostengine" else "tcp": SPEC_BY_NAME[name].port}
+        return {key[len("jaeger_"):]: number for key, number in contract.service_ports().items() if key.startswith("jaeger_")}
+    return {"http" if name != "nv_hostengine" else "tcp": port(SPEC_BY_NAME[name])}
 
 
 def command(name, binary, run_id, listen, telemetry_root=contract.TELEMETRY_ROOT):
@@ -94,24 +103,24 @@ def command(name, binary, run_id, listen, telemetry_root=contract.TELEMETRY_ROOT
     if name == "prometheus":
         return [binary, "--config.file=" + paths["prometheus_config"],
                 "--storage.tsdb.path=" + paths["prometheus_tsdb"],
-                "--web.listen-address=" + host_port(listen, spec.port), "--log.level=warn"], {}
+                "--web.listen-address=" + host_port(listen, port(spec)), "--log.level=warn"], {}
     if name == "node_exporter":
         # systemd needs D-Bus, which containers lack (Debian enables the collector): it would log an
         # error into the session log at every scrape.
         # the textfile collector reads the priming state's metrics (container/metrics.py) from a directory
         # devuser writes: the image's default (/var/lib/prometheus/node-exporter) is root's
-        return [binary, "--web.listen-address=" + host_port(listen, spec.port), "--log.level=warn",
+        return [binary, "--web.listen-address=" + host_port(listen, port(spec)), "--log.level=warn",
                 "--no-collector.systemd",
                 "--collector.textfile.directory=" + os.path.dirname(contract.metrics_path(telemetry_root))], {}
     if name == "dcgm_exporter":
-        return [binary, "-a", host_port(listen, spec.port)], {}
+        return [binary, "-a", host_port(listen, port(spec))], {}
     if name == "jaeger":
         if os.path.basename(binary) == "jaeger-all-in-one":
             args, env = jaeger_config.v1_args_env(paths["jaeger_dir"], listen)
             return [binary] + args, env
         return [binary, "--config", paths["jaeger_config"]], {}
     if name == "nv_hostengine":
-        return [binary, "-n", "-b", local_address(listen), "--pid", ROOT_SERVICE_DIR + "/nv-hostengine.pid",
+        return [binary, "-n", "-b", local_address(listen), "--port", str(port(spec)), "--pid", ROOT_SERVICE_DIR + "/nv-hostengine.pid",
                 "-f", ROOT_SERVICE_DIR + "/nv-hostengine.log"], {}
     raise ValueError("unknown service %r" % name)
 
@@ -199,9 +208,9 @@ def probe(spec, listen, timeout=0.3):
     kind, path = spec.probe
     try:
         if kind == "tcp":
-            with socket.create_connection((host, spec.port), timeout=timeout):
+            with socket.create_connection((host, port(spec)), timeout=timeout):
                 return True
-        conn = http.client.HTTPConnection(host, spec.port, timeout=timeout)
+        conn = http.client.HTTPConnection(host, port(spec), timeout=timeout)
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -215,7 +224,7 @@ def probe(spec, listen, timeout=0.3):
 
 def probe_url(spec, listen):
     kind, path = spec.probe
-    address = host_port(local_address(listen), spec.port)
+    address = host_port(local_address(listen), port(spec))
     return address if kind == "tcp" else "http://%s%s" % (address, path)
 
 
@@ -361,14 +370,18 @@ def collect_versions(probes, timeout_s=5.0):
     return versions
 
 
-def record(name, found, svc, version, listen):
-    """The manifest entry of one service (status running|missing|failed)."""
+def record(name, found, svc, version, listen, chosen=True):
+    """The manifest entry of one service (status running|missing|failed, or disabled when not ``chosen``:
+    contract.ENV_TELEMETRY_SERVICES left it out, e.g. because the host runs its own)."""
     spec = SPEC_BY_NAME[name]
     entry = {
-        "status": "missing", "binary": found.get(name), "pid": None, "port": spec.port, "ports": ports(name),
+        "status": "missing", "binary": found.get(name), "pid": None, "port": port(spec), "ports": ports(name),
         "listen": listen, "version": version, "user": "root" if spec.as_root else contract.DEVUSER,
         "optional": spec.optional, "ready_s": None, "output": None, "error": None, "warnings": [],
     }
+    if not chosen:
+        entry["status"] = "disabled"
+        return entry
     if svc is None:
         if spec.missing_warning:
             entry["warnings"].append(spec.missing_warning)
