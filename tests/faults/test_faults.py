@@ -335,6 +335,10 @@ def test_case_13_a_runtime_edited_on_the_host_is_deployed_again_and_its_containe
     before = started(role_host)
     with open(engine, "a", encoding="utf-8") as handle:
         handle.write("import sys  # appended on the host\n")
+    check = role_host.playbook("validate.yml")  # validate names it and changes nothing
+    assert check.rc != 0 and "runtime_modified: " in check.text, check
+    assert "sglang_prep/container/engine.py (modified)" in check.text, check
+    assert started(role_host) == before
     play = role_host.prime()
     assert play.rc == 0 and play.recap["changed"] > 0, play
     assert "runtime_modified" in play.text and "sglang_prep/container/engine.py (modified)" in play.text, play
