@@ -226,6 +226,8 @@ def build_corpus(model, stage_args):
         "all switches": m + ["--enable-metrics", "--enable-trace", "--enable-torch-compile",
                              "--torch-compile-max-bs", "16", "--enable-metrics-for-all-schedulers",
                              "--otlp-traces-endpoint", "localhost:4317", "--trace-modules", "request"],
+        "secret options": m + ["--api-key", "s3cret", "--admin-api-key=adm1n", "--ssl-keyfile-password", "pw"],
+        "secret option prefixes": m + ["--api", "s3cret", "--adm", "adm1n", "--ssl-keyfile", "/k.pem"],
         "misc": m + ["--chunked-prefill-size", "-1", "--watchdog-timeout", "600", "--log-level", "debug",
                      "--skip-server-warmup", "--trust-remote-code", "--served-model-name", "tiny",
                      "--device", "cpu"],

@@ -297,6 +297,34 @@ def test_case_11_a_stage_env_secret_never_reaches_the_async_job_file_or_the_outp
             assert secret not in handle.read(), path
 
 
+
+def files_holding(root, needle):
+    found = []
+    for top, _dirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(top, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as handle:
+                    if needle.encode() in handle.read():
+                        found.append(path)
+    return found
+
+
+def test_case_11_an_api_key_among_the_extra_server_args_reaches_the_server_but_no_file_or_output(box, tmp_path):
+    secret = "sk-fault-tier-4p1k3y"
+    async_dir = str(tmp_path / "async")
+    wait = {"name": "wait", "ansible.builtin.async_status": {"jid": "{{ job.ansible_job_id }}"}, "register": "done",
+            "until": "done.finished", "retries": 300, "delay": 1}
+    out = box.module({"stages": ["flashinfer"], "operation": "prime", "extra_server_args": ["--api-key", secret]},
+                     task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True, async_dir=async_dir)
+    assert "failed=0" in out and "--extra-server-arg=<redacted>" in out, out[-3000:]
+    assert secret not in out  # no cmd, no invocation, no -vvv output
+    for root in (async_dir, box.host("telemetry"), box.host("profiles")):
+        assert not files_holding(root, secret), root  # async job file, session log, stage JSON, signatures, logs
+    with open(box.host("telemetry", "logs", RUN_ID + ".log"), errors="replace") as handle:
+        log = handle.read()
+    assert "api_key='<redacted>'" in log  # the server got the key (it logs its server_args) and the log masks it
+
 # ---------------------------------------------------------------- last: the container dies mid-stage
 def test_case_06_the_container_dying_mid_stage_is_interrupted_and_says_so(box):
     before = box.records()

@@ -490,3 +490,18 @@ def test_a_smuggled_reserved_flag_is_bad_input_before_any_docker_call(docker, ca
     assert rc == 1 and out["error_type"] == "bad_input"
     assert named in out["msg"] and repr(extra[0]) in out["msg"]
     assert calls() == []
+
+
+def test_secret_server_option_values_reach_the_runtime_but_never_the_result(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(NOOP))
+    key, admin = "sk-planted-4f1c", "adm-planted-9e2b"
+    rc, out = run(base(path, extra_server_args=["--api-key", key, "--admin-api-key=" + admin, "--log-level=info"],
+                       _ansible_inject_invocation=True), capsys)
+    assert rc == 0
+    runtime = exec_call(calls())[-1]
+    assert "--extra-server-arg=" + key in runtime and "--extra-server-arg=--admin-api-key=" + admin in runtime
+    assert key not in json.dumps(out) and admin not in json.dumps(out)  # no cmd, no invocation, no async file
+    assert out["invocation"]["module_args"]["extra_server_args"] == [
+        "--api-key", "<redacted>", "--admin-api-key=<redacted>", "--log-level=info"]
+    assert "--extra-server-arg=<redacted>" in out["cmd"] and "--extra-server-arg=--log-level=info" in out["cmd"]

@@ -200,6 +200,34 @@ def test_a_changed_input_reruns_exactly_that_stage_and_names_the_field(run):
     assert run.stage("deep_gemm", env=newer)["status"] == "noop"
 
 
+
+def files_holding(root, needle):
+    """Every regular file under ``root`` whose bytes contain ``needle``."""
+    found = []
+    for where, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(where, name)
+            if not os.path.islink(path):
+                with open(path, "rb") as handle:
+                    if needle.encode("utf-8") in handle.read():
+                        found.append(path)
+    return found
+
+
+def test_a_secret_server_option_reaches_the_server_but_no_record_and_still_reprimes(run):
+    key, admin = "sk-planted-4f1c", "adm-planted-9e2b"
+    first = run.stage("flashinfer", extra_server_args=["--api-key", key, "--admin-api-key=" + admin])
+    assert first["status"] == "ok", first["message"]
+    assert first["server"]["argv"][-3:] == ["--api-key", "<redacted>", "--admin-api-key=<redacted>"]
+    for secret in (key, admin):
+        assert not files_holding(run.base, secret)  # session log, stage JSON, signature.json, prep_result.json
+        assert secret not in json.dumps(first) and secret not in run.stderr.getvalue()
+    assert "--api-key <redacted> --admin-api-key=<redacted>" in open(run.log).read()
+    assert run.stage("flashinfer", extra_server_args=["--api-key", key, "--admin-api-key=" + admin])["status"] == "noop"
+    rotated = run.stage("flashinfer", extra_server_args=["--api-key", "sk-rotated-77aa", "--admin-api-key=" + admin])
+    assert rotated["status"] == "ok" and [r["field"] for r in rotated["reprime_reasons"]] == ["extra_server_args"]
+    assert "sk-rotated-77aa" not in json.dumps(rotated) and not files_holding(run.base, "sk-rotated-77aa")
+
 def test_a_failure_keeps_earlier_results_and_leaves_the_marker(run):
     assert run.stage("deep_gemm")["status"] == "ok"
     earlier = run.stage_json("deep_gemm")

@@ -283,3 +283,21 @@ def test_the_pump_keeps_the_first_write_the_disk_refused(tmp_path):
     sink.close()
     path, exc = pump.write_error
     assert path == "/dev/full" and exc.errno == errno.ENOSPC
+
+
+def test_the_output_pump_shows_no_secret_in_a_log_or_the_scan(tmp_path):
+    """SGLang logs its server_args (api_key included): the pump masks the secret values it was given."""
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import server as server_mod
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.validate import LogScan
+    log = tmp_path / "session.log"
+    scan = LogScan()
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"server_args=ServerArgs(api_key='sk-planted-4f1c', port=30000)\nready\n")
+    os.close(write_fd)
+    with open(str(log), "ab", buffering=0) as handle:
+        pump = server_mod.OutputPump(read_fd, [(handle, b"[s] ")], scan, secrets=["sk-planted-4f1c"])
+        pump.start()
+        pump.join(10)
+    text = log.read_text()
+    assert "sk-planted-4f1c" not in text and "api_key='<redacted>'" in text and "[s] ready" in text
+    assert not [line for line in scan.tail if "sk-planted" in line]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, server_flags
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 LOG_TAIL_LINES = 20
@@ -167,6 +167,27 @@ def stage_options_argv(params):
         args.append("--moe-batch-sizes")
         args.extend(params["moe_batch_sizes"])
     return args
+
+
+EXTRA_ARG_PREFIX = "--extra-server-arg="
+
+
+def shown_cmd(cmd):
+    """``cmd`` as a result may show it: the values of secret server options among its extra server args masked."""
+    at = [i for i, arg in enumerate(cmd) if isinstance(arg, str) and arg.startswith(EXTRA_ARG_PREFIX)]
+    shown = list(cmd)
+    masked = server_flags.redact_args([cmd[i][len(EXTRA_ARG_PREFIX):] for i in at])
+    for i, extra in zip(at, masked):
+        shown[i] = EXTRA_ARG_PREFIX + extra
+    return shown
+
+
+def hide_secret_args(params):
+    """The extra server args as given, after masking secret values in ``params`` (so in every result's invocation,
+    and an async job's result file): the caller builds the runtime's argv from ``dict(params, extra_server_args=...)``."""
+    raw = list(params["extra_server_args"])
+    params["extra_server_args"] = server_flags.redact_args(raw)
+    return raw
 
 
 def parse_result(stdout):

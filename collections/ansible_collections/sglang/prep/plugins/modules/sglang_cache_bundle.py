@@ -320,10 +320,11 @@ def run_module():
         supports_check_mode=True,
     )
     params = module.params
+    raw_extra = dx.hide_secret_args(params)  # a secret server option's value appears in no result
     refuse(module, params)
     docker = dx.docker_binary(module, params["docker_cli"])
-    argv = bundle_argv(params)
-    cmd = dx.exec_argv(docker, params["container"], argv, user=params["user"], env=params["env"])
+    argv = bundle_argv(dict(params, extra_server_args=raw_extra))
+    cmd = dx.shown_cmd(dx.exec_argv(docker, params["container"], argv, user=params["user"], env=params["env"]))
     try:
         dx.require_running(module, docker, params["container"])
     except PrepError as exc:

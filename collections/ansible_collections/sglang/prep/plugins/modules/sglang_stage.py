@@ -584,6 +584,7 @@ def run_module():
     # result file on the host) names the keys only
     raw_env = dict(params["env"])
     params["env"] = dict.fromkeys(raw_env, ENV_NOT_RECORDED)
+    raw_extra = dx.hide_secret_args(params)  # and a secret server option's value is masked there too
     bad_modes = sorted("%s: %s" % (k, v) for k, v in params["stage_modes"].items()
                        if k not in contract.STAGE_ORDER or v not in ("ensure", "rebuild"))
     if bad_modes:
@@ -601,7 +602,7 @@ def run_module():
                          error_type="model_not_found")
     if params["tp"] < 1:
         module.fail_json(msg="tp must be 1 or more, got %d" % params["tp"])
-    refused = server_flags.extra_args_problems(params["extra_server_args"])
+    refused = server_flags.extra_args_problems(raw_extra)
     if refused:
         module.fail_json(msg="; ".join(refused), error_type="bad_input", refused=refused)
     env = {}
@@ -612,11 +613,12 @@ def run_module():
 
     docker = dx.docker_binary(module, params["docker_cli"])
     operation = "plan" if params["operation"] == "prime" and module.check_mode else params["operation"]
+    given = dict(params, extra_server_args=raw_extra)
     if params["stages"]:
-        argv = stages_args(params, operation)
+        argv = stages_args(given, operation)
     else:
-        argv = stage_args(params, "check" if module.check_mode else params["mode"])
-    cmd = dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env)
+        argv = stage_args(given, "check" if module.check_mode else params["mode"])
+    cmd = dx.shown_cmd(dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env))
     if params["container_spec"]:
         if operation != "plan":
             module.fail_json(msg="container_spec goes with operation=plan only", error_type="bad_input")

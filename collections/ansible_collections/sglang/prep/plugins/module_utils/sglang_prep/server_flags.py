@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: sglang.prep contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which extra SGLang server arguments the priming policy refuses, and why.
+"""Which extra SGLang server arguments the priming policy refuses, and why; which ones carry a secret.
 
 Also the one place that reads extra server arguments as SGLang does (``read_args``): every scanner of the
 runtime (moe.py, deepgemm.py, serving_inputs.py, the mamba policy) asks it, so ``--ep-s 8`` is ``--ep-size 8``
@@ -14,6 +14,8 @@ the sglang_stage module) apply the same check.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from .sglang_options import OPTIONS, SGLANG_VERSION
 
@@ -157,3 +159,70 @@ def read_args(extra_args):
 def arg_value(extra_args, dest, default=None):
     """One setting as SGLang reads it from the extra server arguments, or ``default`` when they do not set it."""
     return read_args(extra_args).get(dest, default)
+
+
+# SGLang's own options whose value is a secret (server_args.py: --api-key, --admin-api-key, --ssl-keyfile-password).
+# Wherever extra server arguments or a server command line are recorded (session log, stage JSON, signatures, module
+# results), their values appear as REDACTED, or in a signature as a digest (a new secret still re-primes).
+SECRET_FLAGS = ("--api-key", "--admin-api-key", "--ssl-keyfile-password")
+# Real options that are a prefix of a secret option but name another, non-secret option (argparse takes an exact
+# match first). tests/contract checks this list against the real parser.
+NOT_SECRET_PREFIXES = ("--ssl-keyfile",)
+REDACTED = "<redacted>"
+
+
+def secret_flag(name):
+    """True when SGLang's parser may read option ``name`` (no ``=value``) as a secret-bearing option.
+
+    argparse prefix semantics: the exact option, or any prefix of it that is not itself another option (an
+    ambiguous prefix is refused by SGLang; masking its value anyway costs nothing).
+    """
+    if not name.startswith("--") or len(name) <= 2 or name in NOT_SECRET_PREFIXES:
+        return False
+    return any(flag.startswith(name) for flag in SECRET_FLAGS)
+
+
+def _mask(value, digest):
+    if not digest:
+        return REDACTED
+    return "<redacted sha256:%s>" % hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def _secret_spots(args):
+    """[(index, head, value)] for each item of ``args`` that is (head + value) with value a secret option's value:
+    ``--api-key=VALUE`` (head ``--api-key=``), or the item after a bare ``--api-key`` (head empty; whatever it
+    looks like: argparse refuses a dash-led value anyway)."""
+    spots = []
+    pending = False
+    for index, arg in enumerate(args):
+        if not isinstance(arg, str):
+            pending = False
+        elif pending:
+            spots.append((index, "", arg))
+            pending = False
+        else:
+            name, sep, value = arg.partition("=")
+            if secret_flag(name):
+                if sep:
+                    spots.append((index, name + sep, value))
+                else:
+                    pending = True
+    return spots
+
+
+def redact_args(args, digest=False):
+    """``args`` (a server command line or extra server arguments) with every secret option's value masked.
+
+    Both ``--api-key VALUE`` and ``--api-key=VALUE``. ``digest``: the mask names the value's sha256 (for recorded
+    signatures, so that a new secret still differs); otherwise it is a plain REDACTED.
+    """
+    out = list(args)
+    for index, head, value in _secret_spots(args):
+        out[index] = head + _mask(value, digest)
+    return out
+
+
+def secret_values(args):
+    """The non-empty values ``args`` give SGLang's secret options, longest first: what a server's own output
+    (SGLang logs its server_args, api_key included) must not show."""
+    return sorted(set(value for _index, _head, value in _secret_spots(args) if value), key=len, reverse=True)

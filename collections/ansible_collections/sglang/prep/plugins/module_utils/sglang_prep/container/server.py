@@ -23,6 +23,7 @@ import time
 
 from . import httpc, procs
 from ..errors import PrepError
+from ..server_flags import REDACTED
 from .validate import split_lines
 
 POLL_S = 0.1
@@ -53,14 +54,17 @@ def _die_with_parent():
 class OutputPump(threading.Thread):
     """Copies a child's combined stdout/stderr to log files, line by line, and feeds a LogScan."""
 
-    def __init__(self, fd, sinks, scan):
+    def __init__(self, fd, sinks, scan, secrets=()):
         super().__init__(name="sglang-prep-output", daemon=True)
         self.fd = fd
         self.sinks = sinks  # [(binary append handle, line prefix bytes)]
         self.scan = scan
         self.write_error = None  # (path, OSError) of the first log write the disk refused (ENOSPC, EDQUOT)
+        self.secrets = [secret for secret in secrets if secret]  # shown as REDACTED in every line (logs, log tails)
 
     def _emit(self, line):
+        for secret in self.secrets:  # SGLang logs its server_args, api_key included
+            line = line.replace(secret, REDACTED)
         if self.scan is not None:
             self.scan.feed(line)
         data = line.encode("utf-8", "replace") + b"\n"
@@ -98,8 +102,9 @@ class OutputPump(threading.Thread):
 class ManagedProcess(object):
     """A subprocess in its own process group with its output pumped to log sinks."""
 
-    def __init__(self, argv, env, sinks, scan, say, cwd=None):
+    def __init__(self, argv, env, sinks, scan, say, cwd=None, secrets=()):
         self.argv = list(argv)
+        self.secrets = list(secrets)
         self.env = env
         self.sinks = sinks
         self.scan = scan
@@ -126,7 +131,7 @@ class ManagedProcess(object):
         finally:
             os.close(write_fd)
         self.started = time.monotonic()
-        self.pump = OutputPump(read_fd, self.sinks, self.scan)
+        self.pump = OutputPump(read_fd, self.sinks, self.scan, self.secrets)
         self.pump.start()
         return self.proc.pid
 
@@ -188,8 +193,8 @@ class ManagedProcess(object):
 class StageServer(ManagedProcess):
     """An SGLang server on a strict port: readiness, one generate, teardown."""
 
-    def __init__(self, argv, env, sinks, scan, say, host, port):
-        super().__init__(argv, env, sinks, scan, say)
+    def __init__(self, argv, env, sinks, scan, say, host, port, secrets=()):
+        super().__init__(argv, env, sinks, scan, say, secrets=secrets)
         self.host = host
         self.port = int(port)
         self.base = "http://%s:%d" % (host, self.port)

@@ -19,7 +19,7 @@ import shutil
 import time
 
 from . import argv as argv_mod
-from .. import caches, contract, jsonio, registry
+from .. import caches, contract, jsonio, registry, server_flags
 from . import deepgemm, inductor, moe, preflight, probe, server, servecheck, serving_inputs, signature, telemetry_probe
 from .moe import is_moe_model, model_config
 from ..errors import PrepError
@@ -226,7 +226,8 @@ class ServerStage(StageRunner):
         inputs = super().signature_inputs()
         inputs["settings"] = dict(contract.CANONICAL_SETTINGS)
         inputs["server_flags"] = list(argv_mod.STAGE_SWITCHES[self.name])
-        inputs["extra_server_args"] = list(self.ctx.extra_server_args)
+        # a secret option's value is recorded as its digest: a new secret still re-primes, and none is written down
+        inputs["extra_server_args"] = server_flags.redact_args(self.ctx.extra_server_args, digest=True)
         inputs["runtime_env"] = dict((k, v) for k, v in sorted(argv_mod.server_env({}, self.name).items())
                                      if k in contract.SERVER_ENV or k in contract.SERVE_CHECK_ENV)
         ctx = self.ctx
@@ -271,9 +272,11 @@ class ServerStage(StageRunner):
             ctx.say(ctx.result["mamba_cache"]["deviation"])
         env = ctx.layout.env(self.server_env())
         self.scan = LogScan()
-        srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port)
+        srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port,
+                                 secrets=server_flags.secret_values(argv))
         self.server = srv
-        info = {"argv": argv, "pid": None, "port": ctx.port, "ready_s": None, "ready_path": None,
+        shown = server_flags.redact_args(argv)  # what the stage JSON and the session log show of the command line
+        info = {"argv": shown, "pid": None, "port": ctx.port, "ready_s": None, "ready_path": None,
                 "generate": None, "teardown": None, "exit_code": None}
         ctx.result["server"] = info
         error = None
@@ -283,7 +286,7 @@ class ServerStage(StageRunner):
             pid = srv.start()
             info["pid"] = pid
             ctx.note_process(pid, "sglang")
-            ctx.say("server pid %d starting on %s:%d: %s" % (pid, ctx.host, ctx.port, " ".join(argv)))
+            ctx.say("server pid %d starting on %s:%d: %s" % (pid, ctx.host, ctx.port, " ".join(shown)))
             srv.wait_ready(ctx.ready_timeout)
             info["ready_s"] = srv.ready_s
             info["ready_path"] = srv.ready_path
@@ -1031,14 +1034,15 @@ class ServeCheckStage(StaticLauncherProbe, WarmupStage):
         default_expected = self.default_config_expected()
         if default_expected:  # no tuner can write the name SGLang reads: its default config is what serving gets
             jit_lines = [line for line in jit_lines if line["kind"] not in ("moe_default", "moe_down_fallback")]
-        evidence = servecheck.verdict(self.before, after, jit_lines, self.windows, ctx.extra_server_args,
+        serving_args = server_flags.redact_args(ctx.extra_server_args, digest=True)  # as the signatures record them
+        evidence = servecheck.verdict(self.before, after, jit_lines, self.windows, serving_args,
                                       self.primed_args(), (self.shapes or {}).get("chunked_prefill_size") or
                                       contract.CANONICAL_SETTINGS["chunked_prefill_size"], self.request_log,
                                       contract.PROFILES_ROOT)
         evidence["moe_default_config_expected"] = default_expected
         evidence["shapes"] = self.shapes
         evidence["requests"] = self.request_log
-        evidence["serving_args"] = list(ctx.extra_server_args)
+        evidence["serving_args"] = server_flags.redact_args(ctx.extra_server_args)
         evidence["snapshot"] = {"before": servecheck.summary(self.before), "after": servecheck.summary(after),
                                 "seconds": self.snapshot_s}
         evidence["measured"] = servecheck.measured(evidence, self.before, after, self.server_env())
