@@ -192,8 +192,8 @@ class StageRunner(object):
         if named:
             return preflight.free_text(named.group(1), host_of) or named.group(1)
         measured = []
-        for path, _env in contract.CACHES.values():
-            where, free = preflight.free_space(ctx.layout.fs(path))
+        for cache in contract.CACHES.values():
+            where, free = preflight.free_space(ctx.layout.fs(cache[0]))
             if where is not None:
                 measured.append((free, where))
         if not measured:
