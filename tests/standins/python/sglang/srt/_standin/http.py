@@ -250,6 +250,8 @@ class ServerState:
 # srt/utils/auth.py: paths open without a key (matched by prefix), and this stand-in's ADMIN_OPTIONAL endpoints
 AUTH_OPEN_PREFIXES = ("/health", "/ready", "/metrics")
 ADMIN_OPTIONAL_PATHS = ("/flush_cache",)
+# the middleware's ORJSONResponse bodies
+DENIED_BODY = {401: b'{"error":"Unauthorized"}', 403: b'{"error":"Forbidden"}'}
 
 
 def auth_status(method, path, authorization, api_key, admin_api_key):
@@ -304,7 +306,7 @@ class Handler(BaseHTTPRequestHandler):
         denied = auth_status(method, path, self.headers.get("Authorization"), getattr(args, "api_key", None),
                              getattr(args, "admin_api_key", None))
         if denied is not None:  # ORJSONResponse's compact body
-            return self._send(denied, b'{"error":"Unauthorized"}' if denied == 401 else b'{"error":"Forbidden"}')
+            return self._send(denied, DENIED_BODY[denied])
         routes = {
             "GET": {"/health": self.health, "/health_generate": self.health, "/ready": self.ready,
                     "/v1/models": self.models, "/model_info": self.model_info,
