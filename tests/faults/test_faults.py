@@ -310,14 +310,48 @@ def files_holding(root, needle):
     return found
 
 
+def docker_exec_cmdlines():
+    """The argv of every `docker exec` process on this host now (from /proc/*/cmdline: what `ps` shows anyone)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = [part.decode("utf-8", "replace") for part in handle.read().split(b"\0") if part]
+        except OSError:
+            continue
+        if len(argv) > 1 and os.path.basename(argv[0]) == "docker" and argv[1] == "exec":
+            found.append(argv)
+    return found
+
+
 def test_case_11_an_api_key_among_the_extra_server_args_reaches_the_server_but_no_file_or_output(box, tmp_path):
     secret = "sk-fault-tier-4p1k3y"
     async_dir = str(tmp_path / "async")
     wait = {"name": "wait", "ansible.builtin.async_status": {"jid": "{{ job.ansible_job_id }}"}, "register": "done",
             "until": "done.finished", "retries": 300, "delay": 1}
-    out = box.module({"stages": ["flashinfer"], "operation": "prime", "extra_server_args": ["--api-key", secret]},
-                     task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True, async_dir=async_dir)
-    assert "failed=0" in out and "--extra-server-arg=<redacted>" in out, out[-3000:]
+    seen, done = [], threading.Event()
+
+    def watch():  # every docker exec the prime runs, while it runs: the runtime's is the one with sglang_prep prime
+        while not done.is_set():
+            seen.extend(argv for argv in docker_exec_cmdlines() if argv not in seen)
+            done.wait(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        out = box.module({"stages": ["flashinfer"], "operation": "prime", "extra_server_args": ["--api-key", secret]},
+                         task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True,
+                         async_dir=async_dir)
+    finally:
+        done.set()
+        watcher.join()
+    # the prime succeeds against a server that enforces the key (the stand-in answers 401 without it, as SGLang does)
+    assert "failed=0" in out and contract.ENV_EXTRA_SERVER_ARGS in out, out[-3000:]
+    runtime = [argv for argv in seen if "sglang_prep" in argv and "prime" in argv]
+    assert runtime, seen  # the watcher saw the runtime's docker exec while the stage ran
+    assert not [argv for argv in seen if any(secret in arg for arg in argv)], seen  # no key in the process list
     assert secret not in out  # no cmd, no invocation, no -vvv output
     for root in (async_dir, box.host("telemetry"), box.host("profiles")):
         assert not files_holding(root, secret), root  # async job file, session log, stage JSON, signatures, logs

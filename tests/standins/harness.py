@@ -147,10 +147,10 @@ class StandinServer:
         return self.log_path.read_text(errors="replace")
 
     # ------------------------------------------------------------------ HTTP
-    def request(self, method, path, body=None, timeout=5.0):
+    def request(self, method, path, body=None, timeout=5.0, headers=None):
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers=dict({"Content-Type": "application/json"}, **(headers or {})))
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, resp.read().decode()

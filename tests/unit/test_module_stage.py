@@ -492,16 +492,30 @@ def test_a_smuggled_reserved_flag_is_bad_input_before_any_docker_call(docker, ca
     assert calls() == []
 
 
-def test_secret_server_option_values_reach_the_runtime_but_never_the_result(docker, capsys):
+def test_secret_server_option_values_reach_the_runtime_but_never_a_command_line_or_the_result(docker, capsys, tmp_path):
     path, configure, calls = docker
     configure(stdout=result_line(NOOP))
     key, admin = "sk-planted-4f1c", "adm-planted-9e2b"
-    rc, out = run(base(path, extra_server_args=["--api-key", key, "--admin-api-key=" + admin, "--log-level=info"],
-                       _ansible_inject_invocation=True), capsys)
+    extra = ["--api-key", key, "--admin-api-key=" + admin, "--log-level=info"]
+    rc, out = run(base(path, extra_server_args=extra, _ansible_inject_invocation=True), capsys)
     assert rc == 0
     runtime = exec_call(calls())[-1]
-    assert "--extra-server-arg=" + key in runtime and "--extra-server-arg=--admin-api-key=" + admin in runtime
+    # no argv of the docker CLI (the host's process list) carries a secret: the extra args travel by environment
+    assert key not in json.dumps(calls()) and admin not in json.dumps(calls())
+    assert not [arg for arg in runtime if arg.startswith("--extra-server-arg")]
+    assert runtime[runtime.index("-e") + 1] == contract.ENV_EXTRA_SERVER_ARGS
+    seen = [json.loads(line) for line in open(str(tmp_path / "calls.jsonl") + ".env")]
+    assert {contract.ENV_EXTRA_SERVER_ARGS: json.dumps(extra)} in seen  # in order, all of them, for the runtime
     assert key not in json.dumps(out) and admin not in json.dumps(out)  # no cmd, no invocation, no async file
     assert out["invocation"]["module_args"]["extra_server_args"] == [
         "--api-key", "<redacted>", "--admin-api-key=<redacted>", "--log-level=info"]
-    assert "--extra-server-arg=<redacted>" in out["cmd"] and "--extra-server-arg=--log-level=info" in out["cmd"]
+    assert contract.ENV_EXTRA_SERVER_ARGS in out["cmd"]
+
+
+def test_extra_server_args_without_a_secret_stay_on_the_runtime_command_line(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(NOOP))
+    rc, out = run(base(path, extra_server_args=["--log-level=info"]), capsys)
+    assert rc == 0
+    runtime = exec_call(calls())[-1]
+    assert "--extra-server-arg=--log-level=info" in runtime and contract.ENV_EXTRA_SERVER_ARGS not in runtime

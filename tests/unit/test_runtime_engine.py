@@ -697,3 +697,19 @@ def test_a_model_symlink_the_container_cannot_follow_names_the_link(run):
     result = run.stage("deep_gemm", model=link)
     assert result["error_type"] == "model_invalid" and "is a symlink to /nonexistent/models/m" in result["message"]
     assert result["server"] is None
+
+
+def test_the_cli_takes_extra_server_args_from_the_environment_and_drops_the_variable(monkeypatch, capsys):
+    """The host passes secret-bearing extra server args in contract.ENV_EXTRA_SERVER_ARGS (never on argv): the runtime
+    appends them to any --extra-server-arg, in order, and no server it starts inherits the variable."""
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import cli
+    monkeypatch.setenv(contract.ENV_EXTRA_SERVER_ARGS, json.dumps(["--api-key", "sk-env-5a1e", "--admin-api-key=adm"]))
+    assert cli.main(["argv", "flashinfer", "--model", "/models/m", "--extra-server-arg=--log-level=info"]) == 0
+    served = json.loads(capsys.readouterr().out)
+    assert served[-4:] == ["--log-level=info", "--api-key", "sk-env-5a1e", "--admin-api-key=adm"]
+    assert contract.ENV_EXTRA_SERVER_ARGS not in os.environ
+    monkeypatch.setenv(contract.ENV_EXTRA_SERVER_ARGS, '{"--api-key": "x"}')
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["argv", "flashinfer", "--model", "/models/m"])
+    assert exited.value.code == 2
+    assert "%s must hold a JSON list of strings" % contract.ENV_EXTRA_SERVER_ARGS in capsys.readouterr().err

@@ -71,6 +71,33 @@ def test_generate_and_schema_errors(tmp_path):
         assert status == 400 and json.loads(body)["error"] == 'invalid type: string "x", expected i64'
 
 
+def test_api_key_guards_every_path_but_health_ready_and_metrics(tmp_path):
+    key = "sk-standin-31d0"
+    with StandinServer(tmp_path, ["--skip-tokenizer-init", "--enable-metrics", "--api-key", key]) as server:
+        server.wait_ready()
+        for path in ("/health", "/health_generate", "/ready", "/metrics"):
+            assert server.status(path) == 200, path  # probes and scrapes need no key
+        for method, path, body in (("POST", "/generate", GENERATE), ("GET", "/server_info", None),
+                                   ("GET", "/model_info", None), ("GET", "/v1/models", None),
+                                   ("GET", "/no_such_path", None)):
+            for headers in (None, {"Authorization": "Bearer wrong"}, {"Authorization": key},
+                            {"Authorization": "Basic " + key}):
+                assert server.request(method, path, body, headers=headers) == (401, '{"error":"Unauthorized"}'), path
+        for scheme in ("Bearer", "bearer"):
+            status, body = server.request("POST", "/generate", GENERATE, headers={"Authorization": "%s %s" % (scheme, key)})
+            assert status == 200 and len(json.loads(body)["output_ids"]) == 8
+        status, _ = server.request("GET", "/server_info", headers={"Authorization": "Bearer " + key})
+        assert status == 200
+
+
+def test_admin_api_key_alone_leaves_normal_endpoints_open(tmp_path):
+    with StandinServer(tmp_path, ["--skip-tokenizer-init", "--admin-api-key", "adm-31d0"]) as server:
+        server.wait_ready()
+        assert server.post("/generate", GENERATE)[0] == 200
+        assert server.post("/flush_cache", None)[0] == 401
+        assert server.request("POST", "/flush_cache", headers={"Authorization": "Bearer adm-31d0"})[0] == 200
+
+
 def test_generate_text_with_tokenizer(tmp_path):
     with StandinServer(tmp_path) as server:
         server.wait_ready()

@@ -157,8 +157,9 @@ def stage_options_argv(params):
                          ("pointer", "--pointer")):
         if params[option] is not None:
             args.extend([flag, params[option]])
-    for extra in params["extra_server_args"]:
-        args.append("--extra-server-arg=%s" % extra)
+    if not extra_args_env(params["extra_server_args"]):  # else they travel in the environment (extra_args_env)
+        for extra in params["extra_server_args"]:
+            args.append("--extra-server-arg=%s" % extra)
     if params["serve_max_prompt_tokens"] is not None:
         args.extend(["--serve-max-prompt-tokens", params["serve_max_prompt_tokens"]])
     if params["require_pinned_stack"]:
@@ -167,6 +168,16 @@ def stage_options_argv(params):
         args.append("--moe-batch-sizes")
         args.extend(params["moe_batch_sizes"])
     return args
+
+
+def extra_args_env(extra_args):
+    """``{contract.ENV_EXTRA_SERVER_ARGS: <JSON list>}`` when the extra server args carry a secret (``--api-key ...``),
+    else ``{}``. Then all of them (in their order) reach the runtime through ``docker exec -e`` and the docker CLI's
+    environment, and none is on the command line (stage_options_argv leaves them out): no secret in a process list."""
+    extra = [str(arg) for arg in extra_args]
+    if server_flags.redact_args(extra) == extra:
+        return {}
+    return {contract.ENV_EXTRA_SERVER_ARGS: json.dumps(extra)}
 
 
 EXTRA_ARG_PREFIX = "--extra-server-arg="

@@ -324,7 +324,8 @@ def run_module():
     refuse(module, params)
     docker = dx.docker_binary(module, params["docker_cli"])
     argv = bundle_argv(dict(params, extra_server_args=raw_extra))
-    cmd = dx.shown_cmd(dx.exec_argv(docker, params["container"], argv, user=params["user"], env=params["env"]))
+    env = dict(params["env"], **dx.extra_args_env(raw_extra))  # secret-bearing extra server args: by environment
+    cmd = dx.shown_cmd(dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env))
     try:
         dx.require_running(module, docker, params["container"])
     except PrepError as exc:
@@ -333,7 +334,7 @@ def run_module():
         module.exit_json(changed=True, cmd=cmd, status="would_" + ("pack" if params["state"] == "packed" else "install"),
                          msg="check mode: would %s (nothing run)" % ("pack this host's primed caches" if params["state"] == "packed"
                                                                      else "install %s" % params["bundle"]))
-    rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=params["env"])
+    rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None:
         stderr_tail = dx.tail(err) or dx.tail(out)
         module.fail_json(msg="bundle: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"

@@ -610,6 +610,10 @@ def run_module():
         if not isinstance(value, str):
             module.fail_json(msg="env value of %s must be a string; quote it in YAML (%s: \"...\")" % (key, key))
         env[key] = value
+    if contract.ENV_EXTRA_SERVER_ARGS in env:
+        module.fail_json(msg="env may not set %s: the module passes extra_server_args in it" % contract.ENV_EXTRA_SERVER_ARGS,
+                         error_type="bad_input")
+    env.update(dx.extra_args_env(raw_extra))  # secret-bearing extra server args: by environment, not argv
 
     docker = dx.docker_binary(module, params["docker_cli"])
     operation = "plan" if params["operation"] == "prime" and module.check_mode else params["operation"]

@@ -8,11 +8,17 @@
   GET  /server_info, /get_server_info
   POST|PUT /generate               schema-checked body; unknown sampling_params keys -> 400
   GET  /metrics                    only with --enable-metrics (404 otherwise)
+
+With --api-key (and/or --admin-api-key) every request passes SGLang's auth middleware first
+(srt/utils/auth.py decide_request_auth): /health*, /ready*, /metrics* and OPTIONS are always open; any
+other path needs `Authorization: Bearer <api-key>` (/flush_cache, ADMIN_OPTIONAL: the admin key when one
+is set), else 401 {"error":"Unauthorized"}. tests/contract checks the decisions against the real function.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import socketserver
@@ -241,6 +247,33 @@ class ServerState:
         }
 
 
+# srt/utils/auth.py: paths open without a key (matched by prefix), and this stand-in's ADMIN_OPTIONAL endpoints
+AUTH_OPEN_PREFIXES = ("/health", "/ready", "/metrics")
+ADMIN_OPTIONAL_PATHS = ("/flush_cache",)
+# the middleware's ORJSONResponse bodies
+DENIED_BODY = {401: b'{"error":"Unauthorized"}', 403: b'{"error":"Forbidden"}'}
+
+
+def auth_status(method, path, authorization, api_key, admin_api_key):
+    """None when SGLang's auth middleware lets the request through, else the HTTP status it answers (401, 403)."""
+    if method == "OPTIONS" or path.startswith(AUTH_OPEN_PREFIXES):
+        return None
+
+    def bearer_is(expected):
+        if not authorization:
+            return False
+        parts = authorization.split(" ", 1)
+        return len(parts) == 2 and parts[0].lower() == "bearer" and hmac.compare_digest(parts[1], expected)
+
+    if path in ADMIN_OPTIONAL_PATHS:
+        key = admin_api_key or api_key
+    else:
+        key = api_key
+    if key and not bearer_is(key):
+        return 401
+    return None
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "uvicorn"
@@ -269,6 +302,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, method):
         path = self.path.split("?", 1)[0]
+        args = self.state.args
+        denied = auth_status(method, path, self.headers.get("Authorization"), getattr(args, "api_key", None),
+                             getattr(args, "admin_api_key", None))
+        if denied is not None:  # ORJSONResponse's compact body
+            return self._send(denied, DENIED_BODY[denied])
         routes = {
             "GET": {"/health": self.health, "/health_generate": self.health, "/ready": self.ready,
                     "/v1/models": self.models, "/model_info": self.model_info,

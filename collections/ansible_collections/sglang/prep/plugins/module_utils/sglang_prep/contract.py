@@ -59,6 +59,10 @@ DEFAULT_LISTEN = "127.0.0.1"
 # The stage servers' port: init writes it into the Prometheus scrape config and the manifest
 # (server_port), and stage runs use the manifest's value unless --port says otherwise.
 ENV_SERVER_PORT = "SGLANG_PREP_SERVER_PORT"
+# Extra server arguments that carry a secret (--api-key ...) reach the runtime in this variable (a JSON list of
+# strings, taken after any --extra-server-arg), never on a command line: the host passes `docker exec -e NAME`
+# and the value through the docker CLI's environment. The runtime removes it from its own environment at once.
+ENV_EXTRA_SERVER_ARGS = "SGLANG_PREP_EXTRA_SERVER_ARGS"
 # How many runs keep their per-run telemetry data (telemetry/prometheus/<run_id>/, telemetry/jaeger/<run_id>/):
 # init prunes the older ones at start; 0 keeps every run's.
 ENV_TELEMETRY_KEEP_RUNS = "SGLANG_PREP_TELEMETRY_KEEP_RUNS"

@@ -353,6 +353,21 @@ def decide(model, tp=1, extra_args=(), device_name="NVIDIA H200", triton_kernels
     return out
 
 
+def carried_extra_args(environ):
+    """The extra server arguments the host passed in contract.ENV_EXTRA_SERVER_ARGS (removed from ``environ``, so no
+    server or tool started from here inherits them): a list of strings, or the problem as a string."""
+    text = environ.pop(contract.ENV_EXTRA_SERVER_ARGS, None)
+    if text is None:
+        return []
+    try:
+        carried = json.loads(text)
+    except ValueError:
+        carried = None
+    if not isinstance(carried, list) or not all(isinstance(arg, str) for arg in carried):
+        return "%s must hold a JSON list of strings (extra server arguments)" % contract.ENV_EXTRA_SERVER_ARGS
+    return carried
+
+
 def main(args=None):
     args = sys.argv[1:] if args is None else list(args)
     if args[:1] == ["init"]:
@@ -360,6 +375,11 @@ def main(args=None):
         return init.main(args[1:])
     parser = build_parser()
     ns = parser.parse_args(args)
+    carried = carried_extra_args(os.environ)
+    if hasattr(ns, "extra_server_args"):
+        if isinstance(carried, str):
+            parser.error(carried)
+        ns.extra_server_args = list(ns.extra_server_args) + carried
     if ns.command == "decide":
         try:
             out = decide(ns.model, ns.tp, ns.extra_server_args, ns.device_name, ns.triton_kernels)

@@ -32,10 +32,16 @@ class Response(object):
         return "HTTP %d: %s" % (self.status, self.body.strip()[:500])
 
 
-def call(url, payload=None, timeout=5.0, method=None):
+def bearer(key):
+    """The request headers that present ``key`` as SGLang's --api-key expects (``Authorization: Bearer <key>``); none
+    without a key. The headers are never logged or recorded."""
+    return {"Authorization": "Bearer %s" % key} if key else {}
+
+
+def call(url, payload=None, timeout=5.0, method=None, headers=None):
     """GET (or POST with a JSON payload) url; never raises for HTTP or connection errors."""
     data = None
-    headers = {}
+    headers = dict(headers or {})
     if payload is not None:
         data = json.dumps(payload).encode("utf-8")
         headers["Content-Type"] = "application/json"

@@ -193,8 +193,11 @@ class ManagedProcess(object):
 class StageServer(ManagedProcess):
     """An SGLang server on a strict port: readiness, one generate, teardown."""
 
-    def __init__(self, argv, env, sinks, scan, say, host, port, secrets=()):
+    def __init__(self, argv, env, sinks, scan, say, host, port, secrets=(), api_key=None):
         super().__init__(argv, env, sinks, scan, say, secrets=secrets)
+        # SGLang's --api-key guards every endpoint but /health*, /ready*, /metrics* (srt/utils/auth.py): each
+        # request here presents it as a bearer token
+        self.auth = httpc.bearer(api_key)
         self.host = host
         self.port = int(port)
         self.base = "http://%s:%d" % (host, self.port)
@@ -235,7 +238,7 @@ class StageServer(ManagedProcess):
                     "stuck or slow: read the session log, or raise --ready-timeout if it is still compiling"
                     % (self.base + paths[0], float(timeout_s), last.describe() if last else "none"),
                     timeout_s=float(timeout_s))
-            resp = httpc.call(self.base + paths[0], timeout=max(0.2, min(5.0, deadline - now)))
+            resp = httpc.call(self.base + paths[0], timeout=max(0.2, min(5.0, deadline - now)), headers=self.auth)
             if resp.status == 200:
                 self.ready_s = round(time.monotonic() - self.started, 3)
                 self.ready_path = paths[0]
@@ -247,13 +250,13 @@ class StageServer(ManagedProcess):
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
     def get_json(self, path, timeout=5.0):
-        resp = httpc.call(self.base + path, timeout=timeout)
+        resp = httpc.call(self.base + path, timeout=timeout, headers=self.auth)
         return resp.json() if resp.status == 200 else None
 
     def generate(self, body=None, what=None, timeout_s=GENERATE_TIMEOUT_S):
         """POST /generate (the warm-up request unless ``body`` is given; ``what`` names it in a failure)."""
         body = GENERATE_BODY if body is None else body
-        resp = httpc.call(self.base + "/generate", payload=body, timeout=timeout_s)
+        resp = httpc.call(self.base + "/generate", payload=body, timeout=timeout_s, headers=self.auth)
         if resp.status == 200:
             return resp.json()
         if self.proc.poll() is not None:

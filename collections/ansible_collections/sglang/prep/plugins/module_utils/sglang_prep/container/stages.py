@@ -273,7 +273,8 @@ class ServerStage(StageRunner):
         env = ctx.layout.env(self.server_env())
         self.scan = LogScan()
         srv = server.StageServer(argv, env, self.log_sinks(), self.scan, ctx.say, ctx.host, ctx.port,
-                                 secrets=server_flags.secret_values(argv))
+                                 secrets=server_flags.secret_values(argv),
+                                 api_key=server_flags.arg_value(ctx.extra_server_args, "api_key"))
         self.server = srv
         shown = server_flags.redact_args(argv)  # what the stage JSON and the session log show of the command line
         info = {"argv": shown, "pid": None, "port": ctx.port, "ready_s": None, "ready_path": None,
