@@ -25,11 +25,12 @@ def test_sshd_accepts_public_keys_only_on_the_fleet_addresses():
     paths = fleet_hosts.paths()
     config = fleet_hosts.sshd_config(paths, fleet_hosts.hosts(3)).splitlines()
     assert "PasswordAuthentication no" in config and "KbdInteractiveAuthentication no" in config
-    assert "PubkeyAuthentication yes" in config and "PermitRootLogin no" in config
+    # root logs in by key only (a fleet whose inventory says ansible_user: root with prime_host_user), never by password
+    assert "PubkeyAuthentication yes" in config and "PermitRootLogin prohibit-password" in config
     assert [line for line in config if line.startswith("ListenAddress")] == [
         "ListenAddress 127.0.0.11", "ListenAddress 127.0.0.12", "ListenAddress 127.0.0.13"]
     assert "PidFile " + paths["pid"] in config and "HostKey " + paths["host_key"] in config
-    assert "AllowUsers sgfleet1 sgfleet2 sgfleet3" in config
+    assert "AllowUsers sgfleet1 sgfleet2 sgfleet3 root" in config
 
 
 def test_inventory_reaches_each_host_as_its_own_user_over_ssh():
