@@ -377,13 +377,8 @@ def test_case_06_the_container_dying_mid_stage_is_interrupted_and_says_so(box):
 @pytest.fixture(scope="module")
 def role_host():
     """A host the role primed (deep_gemm), as an operator's: its own host user, host root and container."""
-    host = rh.RoleHost("sglang-prep-fault-role", 48333, "sglang-prep-fault-role")
-    try:
-        play = host.prime()
-        assert play.rc == 0 and play.recap["failed"] == 0, play
+    with rh.primed_host("sglang-prep-fault-role", 48333, "sglang-prep-fault-role") as host:
         yield host
-    finally:
-        host.remove()
 
 
 def started(host):

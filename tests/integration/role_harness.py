@@ -5,6 +5,7 @@ operator would), the host root a fresh directory it owns, the model the tiny sta
 test image; ansible-playbook runs from the repository root with its ansible.cfg, as a user would run it.
 """
 
+import contextlib
 import json
 import os
 import pwd
@@ -160,3 +161,15 @@ class RoleHost(object):
         shutil.rmtree(self.base, ignore_errors=True)
         if self.created_user:
             subprocess.run(["userdel", "--remove", self.user.pw_name], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def primed_host(user, uid, container):
+    """A RoleHost the role primed (the prime must pass), removed afterwards: a module fixture's host."""
+    host = RoleHost(user, uid, container)
+    try:
+        play = host.prime()
+        assert play.rc == 0 and play.recap["failed"] == 0, play
+        yield host
+    finally:
+        host.remove()

@@ -23,13 +23,8 @@ HOST_UID = 48321  # not root, not 1000
 
 @pytest.fixture(scope="module")
 def primed():
-    host = rh.RoleHost(HOST_USER, HOST_UID, "sglang-prep-rollout-it")
-    try:
-        play = host.prime()
-        assert play.rc == 0 and play.recap["failed"] == 0, play
+    with rh.primed_host(HOST_USER, HOST_UID, "sglang-prep-rollout-it") as host:
         yield host
-    finally:
-        host.remove()
 
 
 def snapshot(host):
