@@ -12,8 +12,7 @@ import tarfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep")
+from unit_support.paths import COLLECTION, REPO
 BIN = os.path.dirname(sys.executable)
 EXAMPLE_CFG = os.path.join(COLLECTION, "examples", "ansible.cfg")
 SHIPPED = ["CHANGELOG.rst", "images/Dockerfile", "images/optional/README.md", "examples/inventory/fleet.example.yml", "examples/ansible.cfg",

@@ -10,8 +10,7 @@ import sys
 
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep")
+from unit_support.paths import COLLECTION, REPO
 BUILDER = os.path.join(os.path.dirname(sys.executable), "ansible-builder")
 
 

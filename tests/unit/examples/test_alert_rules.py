@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from unit_support.paths import REPO
 RULES_DIR = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "examples", "prometheus")
 CENTRAL_LABELS = {"instance", "job", "stage", "model", "status", "cache", "version", "image", "gpu", "signature_group"}
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from unit_support.paths import REPO
 BIN = os.path.dirname(sys.executable)
 
 

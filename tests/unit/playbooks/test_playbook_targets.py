@@ -11,8 +11,7 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS = os.path.join(REPO, "collections")
+from unit_support.paths import COLLECTIONS, REPO
 PLAYBOOKS = os.path.join(COLLECTIONS, "ansible_collections", "sglang", "prep", "playbooks")
 NAMES = sorted(os.path.basename(p)[:-len(".yml")] for p in glob.glob(os.path.join(PLAYBOOKS, "*.yml")))
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")

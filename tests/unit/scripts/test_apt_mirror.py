@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "apt_mirror.py"
+from unit_support.paths import REPO
+
+SCRIPT = Path(REPO) / "scripts" / "apt_mirror.py"
 _spec = importlib.util.spec_from_file_location("apt_mirror", SCRIPT)
 apt_mirror = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(apt_mirror)

@@ -11,8 +11,7 @@ import sys
 
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep")
+from unit_support.paths import COLLECTION, REPO
 BIN = os.path.dirname(sys.executable)
 CHANGELOG = os.path.join(BIN, "antsibull-changelog")
 

@@ -2,13 +2,11 @@
 
 import json
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standins"))
-from harness import StandinServer, holds_for, wait_for  # noqa: E402
+from harness import StandinServer, holds_for, wait_for
 
 
 @pytest.mark.parametrize("fault, code, text", [

@@ -7,11 +7,9 @@ the prefill graphs cover). A deleted cache entry is compiled again by the next s
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standins"))
-from harness import StandinServer, copy_tiny_model  # noqa: E402
+from harness import StandinServer, copy_tiny_model
 
 SMALL = ["--chunked-prefill-size", "512", "--cuda-graph-max-bs-decode", "8"]
 

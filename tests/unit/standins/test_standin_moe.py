@@ -4,12 +4,10 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standins"))
-from harness import STANDIN_PYTHON, STANDINS, TINY_MODEL, StandinServer, standin_env  # noqa: E402
+from harness import STANDIN_PYTHON, STANDINS, TINY_MODEL, StandinServer, standin_env
 
 TUNER = STANDINS / "benchmark" / "kernels" / "fused_moe_triton" / "tuning_fused_moe_triton.py"
 SHIPPED = STANDIN_PYTHON / "sglang" / "srt" / "layers" / "moe" / "moe_runner" / "triton_utils"

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standins"))
-from harness import StandinServer, copy_tiny_model, standin_env, wait_for  # noqa: E402
+from harness import StandinServer, copy_tiny_model, standin_env, wait_for
 
 GENERATE = {"input_ids": [0, 1, 2, 3], "sampling_params": {"max_new_tokens": 8, "temperature": 0}}
 

@@ -5,12 +5,10 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standins"))
-from harness import STANDINS, free_port, standin_env, wait_for  # noqa: E402
+from harness import STANDINS, free_port, standin_env, wait_for
 
 NVIDIA_SMI = STANDINS / "bin" / "nvidia-smi"
 DCGM = STANDINS / "bin" / "dcgm-exporter"

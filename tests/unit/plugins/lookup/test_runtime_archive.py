@@ -17,10 +17,9 @@ import tarfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
+from unit_support.paths import REPO
 
-from ansible_collections.sglang.prep.plugins.lookup import runtime_archive  # noqa: E402
+from ansible_collections.sglang.prep.plugins.lookup import runtime_archive
 
 UNPACK = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "roles", "prime", "files",
                       "unpack_runtime.py")

@@ -7,19 +7,15 @@ field-level reasons.
 """
 
 import json
-import os
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
-from test_module_stage import docker, exec_call  # noqa: E402,F401  (docker is a fixture)
+from unit_support.modules import exec_call
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_cache_bundle  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.modules import sglang_cache_bundle
 
 DIGEST = "ab" * 32
 INSTALLED = {"status": "installed", "changed": True, "digest": DIGEST, "group_key": "4b1f0c2d3e4f5a6b",

@@ -2,18 +2,14 @@
 
 import json
 import os
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_cache_inspect  # noqa: E402
-from test_module_pointer_wait import RUN_ID, host_root, pointer_path, write_run  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.modules import sglang_cache_inspect
+from unit_support.modules import RUN_ID, host_root, pointer_path, write_run
 
 
 def run(args, capsys, check_mode=False):

@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
+from unit_support.paths import REPO
 
-from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report as fr  # noqa: E402
+from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report as fr
 
 PRIMED = {"host": "gpu-a", "status": "changed", "zero_jit": True, "stages": {
     "deep_gemm": {"status": "ok", "ran": True, "duration_s": 30.5},

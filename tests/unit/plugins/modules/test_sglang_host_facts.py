@@ -8,15 +8,12 @@ import hashlib
 import json
 import os
 import pwd
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_host_facts  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sglang.prep.plugins.modules import sglang_host_facts
 
 ME = pwd.getpwuid(os.getuid())
 

@@ -6,20 +6,16 @@ the manifest's required fields); the docker CLI is a recording fake.
 
 import json
 import os
-import sys
 import threading
 import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest, pointer  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_pointer_wait  # noqa: E402
-from test_module_stage import EXITED, RUNNING, docker  # noqa: E402,F401  (the fake docker CLI fixture)
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest, pointer
+from ansible_collections.sglang.prep.plugins.modules import sglang_pointer_wait
+from unit_support.modules import EXITED, RUNNING
 
 RUN_ID = "container-run-20261129T160740Z-339c4104"
 

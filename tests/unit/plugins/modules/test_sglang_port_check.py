@@ -4,15 +4,12 @@ process holding it), a free one is free; nothing changes."""
 import json
 import os
 import socket
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_port_check  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sglang.prep.plugins.modules import sglang_port_check
 
 
 def run(args, capsys):

@@ -5,19 +5,14 @@ runtime results (the same shapes the stage engine prints), so these tests need n
 """
 
 import json
-import os
-import sys
-import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import wording  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_stage  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import wording
+from ansible_collections.sglang.prep.plugins.modules import sglang_stage
+from unit_support.modules import EXITED, RUNNING, exec_call
 
 RUN_ID = "container-run-20261129T160740Z-339c4104"
 SIGNATURE = {"device_name": "NVIDIA H100 80GB HBM3", "compute_capability": "sm_90", "cuda": "12.8",
@@ -38,69 +33,6 @@ WOULD_RUN = dict(NOOP, mode="check", status="would_run", would_run=True, previou
 FAILED = dict(NOOP, ran=True, status="error", status_code=1, error_type="readiness_timeout",
               message="the server did not become ready within 600 s; see log_tail",
               log_tail=["[2026-11-29 16:07:41] Load weight begin.", "[2026-11-29 16:17:41] still loading"])
-
-FAKE_DOCKER = textwrap.dedent("""\
-    #!%s
-    # Fake docker CLI for unit tests: records argv, answers from a JSON config.
-    import json, os, sys
-    cfg = json.load(open(os.environ["FAKE_DOCKER_CONFIG"]))
-    with open(os.environ["FAKE_DOCKER_CALLS"], "a") as calls:
-        calls.write(json.dumps(sys.argv[1:]) + "\\n")
-    # docker exec -e NAME takes the value from the CLI's environment: record what the container would get
-    names = [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "-e" and "=" not in sys.argv[i + 1]]
-    with open(os.environ["FAKE_DOCKER_CALLS"] + ".env", "a") as seen:
-        seen.write(json.dumps(dict((n, os.environ.get(n)) for n in names)) + "\\n")
-    cmd = sys.argv[1]
-    if cmd == "inspect":
-        if cfg.get("state") is None:
-            sys.stderr.write("Error: No such container: %%s\\n" %% sys.argv[-1])
-            sys.exit(1)
-        if "{{json .}}" in sys.argv:  # the whole container
-            print(json.dumps({"State": cfg["state"], "Config": {"Labels": cfg.get("labels", {})},
-                              "Image": cfg.get("image_id")}))
-        else:
-            print(json.dumps(cfg["state"]))
-    elif cmd == "image":  # image inspect --format {{.Id}} <name>
-        if cfg.get("images", {}).get(sys.argv[-1]) is None:
-            sys.stderr.write("Error: No such image: %%s\\n" %% sys.argv[-1])
-            sys.exit(1)
-        print(cfg["images"][sys.argv[-1]])
-    elif cmd == "logs":
-        sys.stderr.write(cfg.get("logs", ""))
-    elif cmd == "exec":
-        if "state_after_exec" in cfg:  # the container dies while the runtime runs
-            cfg["state"] = cfg.pop("state_after_exec")
-            json.dump(cfg, open(os.environ["FAKE_DOCKER_CONFIG"], "w"))
-        sys.stdout.write(cfg.get("stdout", ""))
-        sys.stderr.write(cfg.get("stderr", ""))
-        sys.exit(cfg.get("rc", 0))
-    """) % sys.executable
-
-RUNNING = {"Status": "running", "Running": True, "Paused": False, "ExitCode": 0, "Error": ""}
-EXITED = {"Status": "exited", "Running": False, "Paused": False, "ExitCode": 1, "Error": ""}
-
-
-@pytest.fixture
-def docker(tmp_path, monkeypatch):
-    """Write the fake docker CLI; returns (path, configure(**cfg), calls())."""
-    path = tmp_path / "docker"
-    path.write_text(FAKE_DOCKER)
-    path.chmod(0o755)
-    config = tmp_path / "docker.json"
-    calls = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_DOCKER_CONFIG", str(config))
-    monkeypatch.setenv("FAKE_DOCKER_CALLS", str(calls))
-
-    def configure(**cfg):
-        cfg.setdefault("state", RUNNING)
-        config.write_text(json.dumps(cfg))
-
-    def recorded():
-        return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
-
-    configure()
-    return str(path), configure, recorded
-
 
 def worded(result):
     """The result as the runtime prints it: every stage result and row carries the runtime's own wording."""
@@ -129,10 +61,6 @@ def base(docker_path, **extra):
     args = {"container": "sglang-prep", "stage": "deep_gemm", "model": "/models/tiny-moe", "docker_cli": docker_path}
     args.update(extra)
     return args
-
-
-def exec_call(calls):
-    return [c for c in calls if c[0] == "exec"]
 
 
 def test_noop_is_ok_and_unchanged(docker, capsys):

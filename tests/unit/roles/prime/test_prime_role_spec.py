@@ -5,16 +5,14 @@ is missing there (or documented with another value) is a variable users cannot d
 """
 
 import os
-import sys
 
 import pytest
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
+from unit_support.paths import REPO
 
-from ansible_collections.sglang.prep.plugins.lookup import contract as contract_lookup  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.lookup import contract as contract_lookup
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 
 ROLE = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "roles", "prime")
 

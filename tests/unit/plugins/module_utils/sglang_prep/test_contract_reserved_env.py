@@ -3,14 +3,11 @@ prime_stage_env may not set it (the role refuses it with bad_input before anythi
 
 import os
 import re
-import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep")
-sys.path.insert(0, os.path.join(REPO, "collections"))
+from unit_support.paths import COLLECTION
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv, identity  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv, identity
 
 
 def test_what_every_stage_server_gets_from_the_runtime_is_reserved():

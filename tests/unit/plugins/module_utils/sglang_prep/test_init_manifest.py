@@ -1,16 +1,12 @@
 """The run manifest built by the container init: schema, paths, surfaces, caches."""
 
 import json
-import os
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import services  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import services
 
 RUN = "container-run-20251010T183737Z-e37a089d"
 HOST = "/home/ubuntu/sglang-observability"

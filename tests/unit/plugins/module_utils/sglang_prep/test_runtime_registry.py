@@ -8,19 +8,16 @@ server switches, probed fields, help text) is derived, not restated.
 
 import io
 import os
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
-from test_runtime_engine import Run, cli  # noqa: E402
+from unit_support.runtime import cli
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import caches, contract, manifest, registry  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import caches, contract, manifest, registry
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (
     argv, engine, ledger, signature, stages)
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 
 def disagreements(rows, runners):
@@ -106,11 +103,6 @@ def test_help_lists_every_registry_stage_with_its_summary():
             assert "  " + row.name + " " in text and first_words in text
     show = cli("argv", "--help").stdout
     assert "(%s)" % ", ".join(argv.SERVER_STAGES) in " ".join(show.split())
-
-
-@pytest.fixture
-def run(tmp_path):
-    return Run(str(tmp_path))
 
 
 def _ctx(run, stage):

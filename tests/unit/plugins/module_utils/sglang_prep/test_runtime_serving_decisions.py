@@ -3,16 +3,12 @@ argument reading with SGLang's prefix rule (server_flags.read_args), DeepGEMM us
 --max-mamba-cache-size policy (mamba.policy, argv.server_argv)."""
 
 import json
-import os
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (
     argv, deepgemm, mamba, serving_inputs)
 
 

@@ -3,15 +3,11 @@
 tests/contract/test_secret_flags.py checks the list of secret options against the real parser.
 """
 
-import os
-import sys
 
 import pytest
 
-COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "collections")
-sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags
 
 R = server_flags.REDACTED
 

@@ -3,16 +3,13 @@
 import os
 import pathlib
 import shutil
-import sys
 import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 UBUNTU_PASSWD = """root:x:0:0:root:/root:/bin/bash
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin

@@ -4,22 +4,18 @@ The supervisor runs in a separate Python process made a child subreaper (what PI
 container), so orphans are reparented to it exactly as they are to the container init.
 """
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS = os.path.join(REPO, "collections")
-sys.path.insert(0, COLLECTIONS)
+from unit_support.paths import collections_env
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import pid1  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import pid1
 
 SUPERVISED = textwrap.dedent("""
     import ctypes, os, sys, time
-    sys.path.insert(0, %(collections)r)
     from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, pid1, services
 
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, like PID 1
@@ -57,8 +53,8 @@ def wait_for(condition, timeout_s=5.0):
 
 
 def test_reaps_orphans_forwards_sigterm_and_kills_stragglers(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", SUPERVISED % {"collections": COLLECTIONS, "log": str(tmp_path / "log")}],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", SUPERVISED % {"log": str(tmp_path / "log")}],
+                            stdout=subprocess.PIPE, text=True, env=collections_env())
     try:
         assert proc.stdout.readline().strip() == "READY"
         # the orphaned sleep was reparented to the supervisor ...

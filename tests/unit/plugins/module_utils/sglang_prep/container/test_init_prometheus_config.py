@@ -1,16 +1,12 @@
 """The per-run Prometheus configuration: scrape jobs, targets, intervals, run_id labels."""
 
-import os
-import sys
 
 import pytest
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import jaeger_config  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import prometheus_config  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import jaeger_config
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import prometheus_config
 
 RUN = "container-run-20251010T183737Z-e37a089d"
 

@@ -2,15 +2,12 @@
 Jaeger directories, never the current run's, never anything that does not look like a run directory."""
 
 import os
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, init, retention  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, init, retention
 
 CURRENT = "container-run-20261130T120000Z-0000000c"
 OLDER = ["container-run-20261130T11%02d00Z-0000000%d" % (minute, minute) for minute in range(1, 6)]  # oldest first

@@ -4,17 +4,14 @@ import json
 import os
 import pathlib
 import shutil
-import sys
 import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest, pointer  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, init, services  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest, pointer
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, init, services
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 RUN = "container-run-20251010T183737Z-e37a089d"
 FOUND = {"prometheus": "/usr/bin/prometheus", "node_exporter": "/usr/bin/prometheus-node-exporter",

@@ -1,15 +1,11 @@
 """Run ids of container starts: container-run-<UTC yyyymmddThhmmssZ>-<8 hex>."""
 
 import calendar
-import os
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import runid  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import runid
 
 
 def test_run_id_is_utc_timestamp_plus_eight_hex():

@@ -8,14 +8,11 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
-sys.path.insert(0, os.path.join(REPO, "tests", "standins"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, services  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
-from harness import free_port  # noqa: E402  (the stand-in harness's one copy)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import identity, services
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+from harness import free_port
 
 RUN = "container-run-20251010T183737Z-e37a089d"
 

@@ -12,18 +12,15 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tarfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import bundle, locks, signature  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.layout import Layout  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import bundle, locks, signature
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.layout import Layout
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 MODEL = "/models/tiny-moe"
 STAGES = ("deep_gemm", "moe_tune", "inductor")

@@ -12,11 +12,9 @@ import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from test_runtime_engine import STANDINS, Run  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv, deepgemm  # noqa: E402
+from unit_support.runtime import STANDINS, Run
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv, deepgemm
 
 @pytest.fixture
 def run(tmp_path):

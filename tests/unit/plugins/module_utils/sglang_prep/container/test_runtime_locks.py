@@ -1,6 +1,5 @@
 """Stage locks (flock): waiting with heartbeats, lock_timeout naming the holder, no stale lock after kill -9."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -8,28 +7,25 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS = os.path.join(REPO, "collections")
-sys.path.insert(0, COLLECTIONS)
+from unit_support.paths import collections_env
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import locks  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import locks
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 HOLDER = """
 import sys, time
-sys.path.insert(0, %r)
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import locks
 lock = locks.StageLock(sys.argv[1], "deep_gemm", "run-holder", 5, lambda m: None).acquire()
 print("held", flush=True)
 time.sleep(60)
-""" % COLLECTIONS
+"""
 
 
 @pytest.fixture
 def holder(tmp_path):
     """A separate process holding the lock (the way a concurrent stage run would)."""
     path = str(tmp_path / "deep_gemm.lock")
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, path], stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, path], stdout=subprocess.PIPE, env=collections_env())
     assert proc.stdout.readline().strip() == b"held"
     yield path, proc
     proc.kill()

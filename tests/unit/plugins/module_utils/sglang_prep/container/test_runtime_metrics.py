@@ -9,19 +9,15 @@ tests/integration/test_prometheus_rules.py. The stages run on the fake container
 import datetime
 import os
 import re
-import sys
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
-from test_runtime_engine import Run  # noqa: E402
-from test_runtime_prime import do_prime  # noqa: E402
+from unit_support.runtime import do_prime
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import __version__, contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import metrics, state  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import __version__, contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import metrics, state
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -78,11 +74,6 @@ def parse(text):
 
 def value(families, name, **labels):
     return families[name]["samples"].get(frozenset(labels.items()))
-
-
-@pytest.fixture
-def run(tmp_path):
-    return Run(str(tmp_path))
 
 
 def textfile(run):

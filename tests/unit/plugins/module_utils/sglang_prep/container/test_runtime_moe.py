@@ -5,15 +5,11 @@ bf16, FP8-block and W8A8-int8 test models in tests/contract/test_real_moe_names.
 """
 
 import json
-import os
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import moe  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import moe
 
 MIXTRAL = {"architectures": ["MixtralForCausalLM"], "num_local_experts": 8, "intermediate_size": 256,
            "torch_dtype": "bfloat16"}

@@ -9,33 +9,11 @@ import os
 import subprocess
 import sys
 
-import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from test_runtime_engine import RUN_ID, RUNTIME, Run  # noqa: E402
-
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import plan, probe  # noqa: E402
-
-ALL = list(contract.STAGE_ORDER)
-
-
-@pytest.fixture
-def run(tmp_path):
-    return Run(str(tmp_path))
-
-
-def make_plan(run, stages=ALL, env=None, rebuild=(), **options):
-    options.setdefault("pointer", run.pointer)
-    options.setdefault("port", run.port)
-    options.setdefault("disk_headroom_mb", 1)
-    options.setdefault("moe_batch_sizes", [1, 2])
-    full_env = dict(run.env)
-    full_env.update(env or {})
-    return plan.plan(stages, run.model, options, rebuild=rebuild, stream=open(os.devnull, "w"), env=full_env)
-
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import plan, probe
+from unit_support.paths import RUNTIME
+from unit_support.runtime import ALL, RUN_ID, make_plan
 
 def prime_all(run):
     for stage in ALL:

@@ -14,24 +14,15 @@ import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from test_runtime_engine import RUN_ID, RUNTIME, Run, assert_clean  # noqa: E402
-from test_runtime_state import ALL, HOST_TELEMETRY, assert_state_shape  # noqa: E402
-
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (  # noqa: E402
-    engine, locks, prime, progress, state)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (
+    engine, locks, progress, state)
+from unit_support.paths import RUNTIME
+from unit_support.runtime import ALL, HOST_TELEMETRY, RUN_ID, assert_clean, assert_state_shape, do_prime
 
 PROGRESS_HOST = "%s/container_runs/%s/progress.json" % (HOST_TELEMETRY, RUN_ID)
 PROGRESS_KEYS = {"schema_version", "run_id", "pid", "started_at", "updated_at", "state", "stages", "index", "count",
                  "stage", "step", "elapsed_s", "stage_elapsed_s", "eta_s", "log_file", "finished", "error_type", "message"}
-
-
-@pytest.fixture
-def run(tmp_path):
-    return Run(str(tmp_path))
 
 
 @pytest.fixture
@@ -46,19 +37,6 @@ def writes(monkeypatch):
 
     monkeypatch.setattr(progress.ProgressWriter, "write", recording)
     return seen
-
-
-def do_prime(run, stages=ALL, env=None, rebuild=(), **options):
-    options.setdefault("pointer", run.pointer)
-    options.setdefault("port", run.port)
-    options.setdefault("disk_headroom_mb", 1)
-    options.setdefault("moe_batch_sizes", [1, 2])
-    options.setdefault("telemetry_timeout", 0.5)
-    full_env = dict(run.env)
-    full_env.update(env or {})
-    run.stderr_path = os.path.join(run.base, "prime.stderr")
-    with open(run.stderr_path, "w") as stream:
-        return prime.prime(stages, run.model, options, rebuild=rebuild, stream=stream, env=full_env)
 
 
 def progress_file(run):

@@ -7,13 +7,11 @@ import errno
 import json
 import os
 import shutil
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_runtime_engine import RUN_ID, Run, assert_clean, run  # noqa: E402,F401  (run: the fixture)
+from unit_support.runtime import RUN_ID, assert_clean
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (
     engine, ledger, locks, signature, state)
 
 

@@ -15,14 +15,12 @@ import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
-from test_runtime_engine import RUNTIME, Run  # noqa: E402
+from unit_support.runtime import RUNTIME, Run
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import bundle, plan, seeding  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import bundle, plan, seeding
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 PRIMING = list(registry.priming_stages())
 

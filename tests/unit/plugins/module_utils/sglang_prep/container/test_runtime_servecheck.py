@@ -9,20 +9,17 @@ after a passing check.
 import glob
 import os
 import shutil
-import sys
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
-from test_runtime_engine import Run  # noqa: E402
+from unit_support.runtime import Run
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry, wording  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry, wording
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (
     ledger, plan, servecheck)
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.validate import LogScan  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.validate import LogScan
 
 DG_TAG = "sm90_fp8_gemm_1d2d"
 MOE_NAME = "E=257,N=256,device_name=NVIDIA_H200,dtype=fp8_w8a8,block_shape=[128, 128]"

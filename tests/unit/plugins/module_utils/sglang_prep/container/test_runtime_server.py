@@ -12,15 +12,12 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS = os.path.join(REPO, "collections")
-sys.path.insert(0, COLLECTIONS)
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "standins"))
-from harness import free_port  # noqa: E402  (the stand-in harness's one copy)
+from unit_support.paths import collections_env
+from harness import free_port
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import procs, server  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.validate import LogScan  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import procs, server
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.validate import LogScan
 
 # A test double with SGLang's endpoint semantics: /ready and /health 503 until ready, POST /generate.
 FAKE_SERVER = textwrap.dedent("""\
@@ -223,16 +220,15 @@ def test_orphan_group_of_a_dead_runner_is_killed_only_when_it_matches():
 
 RUNNER = """
 import sys, time
-sys.path.insert(0, %r)
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import server
 proc = server.ManagedProcess([sys.executable, "-c", "import time; time.sleep(60)"], None, [], None, lambda m: None)
 print(proc.start(), flush=True)
 time.sleep(60)
-""" % COLLECTIONS
+"""
 
 
 def test_kill_9_of_the_runner_takes_its_server_down():
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER], stdout=subprocess.PIPE)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER], stdout=subprocess.PIPE, env=collections_env())
     child = int(runner.stdout.readline())
     assert procs.alive(child)
     runner.kill()

@@ -6,15 +6,12 @@ container/serving_inputs.py from the extra server args, the checkpoint and the s
 
 import json
 import os
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from test_runtime_engine import Run  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import registry  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import serving_inputs  # noqa: E402
+from unit_support.runtime import Run
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import registry
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import serving_inputs
 
 
 @pytest.fixture(scope="module")

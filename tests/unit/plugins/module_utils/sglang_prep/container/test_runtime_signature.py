@@ -6,10 +6,9 @@ import stat
 import sys
 import textwrap
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
+from unit_support.paths import REPO
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import probe, signature  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import probe, signature
 
 H100 = {"device_name": "NVIDIA H100 80GB HBM3", "compute_capability": "sm_90", "cuda": "12.8",
         "driver_version": "570.148.08", "torch_version": "2.8.0", "triton_version": "3.4.0",

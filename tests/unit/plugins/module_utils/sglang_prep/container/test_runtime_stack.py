@@ -10,18 +10,13 @@ import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import stack
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+from unit_support.paths import COLLECTION, RUNTIME
+from unit_support.runtime import make_plan
 
-from test_runtime_engine import RUNTIME, Run  # noqa: E402
-from test_runtime_plan import make_plan  # noqa: E402
-
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import stack  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(HERE))
-DOCKERFILE = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "images", "Dockerfile")
+DOCKERFILE = os.path.join(COLLECTION, "images", "Dockerfile")
 PINNED = {"sglang_version": "0.5.23", "torch_version": "2.14.1+cu130", "triton_version": "3.8.0",
           "flashinfer_version": "0.7.2", "deep_gemm_version": "0.2.3.post2"}
 
@@ -56,11 +51,6 @@ def test_every_differing_version_is_named_by_default_and_refused_on_request():
         stack.check(Facts(facts), require=True)
     assert caught.value.error_type == "stack_unpinned" and "lmsysorg/sglang:v0.5.23-cu130" in caught.value.message
     assert caught.value.details["differences"] == diffs
-
-
-@pytest.fixture
-def run(tmp_path):
-    return Run(str(tmp_path))
 
 
 def test_the_plan_warns_about_the_stand_in_stack_and_refuses_it_when_asked(run):

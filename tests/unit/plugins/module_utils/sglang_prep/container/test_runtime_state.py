@@ -9,46 +9,11 @@ import os
 import subprocess
 import sys
 
-import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from test_runtime_engine import RUN_ID, RUNTIME, Run  # noqa: E402
-
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import plan, state  # noqa: E402
-
-ALL = list(contract.STAGE_ORDER)
-HOST_TELEMETRY = "/home/u/obs/telemetry"
-STATE_KEYS = {"schema_version", "command", "status", "error_type", "message", "failed_stage", "run", "order", "stages",
-              "to_run", "caches", "aggregate", "prep_result", "prep_result_path", "prep_result_problem", "gpu", "signature_group", "progress",
-              "finished_at", "duration_s", "warnings", "zero_jit", "zero_jit_reason"}
-ROW_KEYS = {"stage", "status", "ran", "mode", "planned_mode", "action", "action_reason", "duration_s", "error_type",
-            "message", "reprime_reasons", "reason", "signature", "previous_signature", "signature_group", "stage_json",
-            "stage_json_host", "cache", "log_tail", "warnings", "zero_jit"}
-
-
-@pytest.fixture
-def run(tmp_path):
-    return Run(str(tmp_path))
-
-
-# the plan adds what the fleet's fan-out groups hosts by (docs/runtime.md, plan)
-PLAN_KEYS = {"bundle_group", "bundle_to_run"}
-
-
-def assert_state_shape(model):
-    assert set(model) == STATE_KEYS | (PLAN_KEYS if model.get("command") == "plan" else set())
-    json.dumps(model)  # plain JSON all the way down
-    assert list(model["stages"]) == model["order"]
-    for stage, row in model["stages"].items():
-        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
-        assert row["stage"] == stage and row["status"] in state.ROW_STATUSES
-        assert set(row["cache"]) >= {"name", "host_path", "bytes", "files"}
-        assert row["cache"]["name"] == contract.STAGE_CACHE[stage]
-        assert isinstance(row["reason"], str) and row["reason"].startswith(stage)
-
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import plan, state
+from unit_support.paths import RUNTIME
+from unit_support.runtime import ALL, HOST_TELEMETRY, RUN_ID, assert_state_shape
 
 def test_plan_is_the_same_model_with_check_answers(run):
     model = plan.plan(ALL, run.model, {"pointer": run.pointer, "port": run.port, "moe_batch_sizes": [1, 2]},

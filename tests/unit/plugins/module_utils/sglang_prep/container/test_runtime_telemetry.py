@@ -1,8 +1,6 @@
 """Telemetry probe against a fake Prometheus API: only a sample scraped after the warm-up counts."""
 
 import json
-import os
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,10 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import telemetry_probe  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import telemetry_probe
 
 RUN = "container-run-20260101T000000Z-00000001"
 

@@ -3,12 +3,9 @@ contract.TEXTFILE_MOUNT): written only when mounted, atomically, readable by eve
 
 import os
 import stat
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "collections"))
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import metrics  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import metrics
 
 TEXT = '# HELP sglang_prep_cache_bytes x\n# TYPE sglang_prep_cache_bytes gauge\nsglang_prep_cache_bytes{cache="a"} 1\n'
 

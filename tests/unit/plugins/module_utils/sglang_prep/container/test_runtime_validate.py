@@ -1,14 +1,10 @@
 """Log validation: the real SGLang 0.5.23 lines (sglang-facts.md 3) map to the right verdicts."""
 
-import os
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import validate  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import validate
 
 KV_OK = "[2026-11-29 12:00:00 TP0] KV Cache is allocated. dtype: torch.float8_e4m3fn, #tokens: 1000, K size: 1.00 GB, V size: 1.00 GB"
 KV_MLA = "[2026-11-29 12:00:00 TP0] KV Cache is allocated. dtype: torch.float8_e4m3fn, #tokens: 1000, KV size: 2.00 GB"

@@ -8,20 +8,16 @@ again, a lost CuTe DSL kernel is compiled again, and the inductor stage records 
 
 import glob
 import os
-import sys
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
-from test_runtime_engine import Run  # noqa: E402
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (
     argv, inductor, servecheck)
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.validate import LogScan  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.validate import LogScan
 
 AUTOTUNE_LINE = "Triton autotuning for function _chunk_scan_fwd_kernel,"
 CRASH_LINE = ("RuntimeError: JIT module 'sgl_kernel_jit_fused_add_rmsnorm_7168' has no usable cached build under "
@@ -154,11 +150,6 @@ def test_settling_stops_at_the_first_start_that_changes_nothing_and_is_bounded()
 
 
 # ---------------------------------------------------------------- the stages, with the stand-in server
-@pytest.fixture
-def run(tmp_path):
-    return Run(str(tmp_path))
-
-
 def test_the_inductor_stage_restarts_until_a_start_adds_nothing_and_records_each_start(run):
     result = run.stage("inductor")
     assert result["status"] == "ok", result["message"]
