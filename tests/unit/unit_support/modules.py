@@ -26,6 +26,104 @@ def run_module(module, args, capsys, check_mode=False, diff=False):
     return exit_info.value.code, json.loads(capsys.readouterr().out)
 
 
+# ---------------------------------------------------------------- module tests as tables: argv in, output out
+
+class Has(object):
+    """In an expected output: texts the actual value contains (a message, say; a list: its lines), not the whole value."""
+
+    def __init__(self, *texts):
+        self.texts = texts
+
+    def __repr__(self):
+        return "Has%r" % (self.texts,)
+
+    def within(self, got):
+        text = "\n".join(got) if isinstance(got, list) else got
+        return isinstance(text, str) and all(part in text for part in self.texts)
+
+
+ABSENT = type("Absent", (), {"__repr__": lambda self: "ABSENT"})()  # in an expected output: a key that is not there
+
+
+def fill(value, names):
+    """The value with every "{name}" of names replaced in its strings (a case's paths depend on tmp_path)."""
+    if isinstance(value, Has):
+        return Has(*fill(value.texts, names))
+    if isinstance(value, str):
+        for name, real in names.items():
+            if value == "{%s}" % name and not isinstance(real, str):
+                return real  # a whole value, a port number say
+            value = value.replace("{%s}" % name, str(real))
+        return value
+    if isinstance(value, dict):
+        return {key: fill(item, names) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(fill(item, names) for item in value)
+    return value
+
+
+def assert_holds(got, want, where="result"):
+    """got holds want: every key of a wanted dict and each item of a wanted list of dicts (recursively), a Has
+    text within, anything else equal."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict), "%s: %r is not a dict" % (where, got)
+        for key, item in want.items():
+            if item is ABSENT:
+                assert key not in got, "%s has %r: %r" % (where, key, got[key])
+                continue
+            assert key in got, "%s lacks %r: %r" % (where, key, sorted(got))
+            assert_holds(got[key], item, "%s[%r]" % (where, key))
+    elif isinstance(want, list) and any(isinstance(item, (dict, Has)) for item in want):
+        assert isinstance(got, list) and len(got) == len(want), "%s: %r is not %d long" % (where, got, len(want))
+        for index, (have, item) in enumerate(zip(got, want)):
+            assert_holds(have, item, "%s[%d]" % (where, index))
+    elif isinstance(want, Has):
+        assert want.within(got), "%s: %r does not hold %r" % (where, got, want)
+    else:
+        assert got == want, "%s: %r != %r" % (where, got, want)
+
+
+def assert_runs(argv, runs):
+    """Each run (a list of arguments) stands in argv in that order, next to each other."""
+    for run in runs:
+        starts = [i for i in range(len(argv) - len(run) + 1) if argv[i:i + len(run)] == list(run)]
+        assert starts, "%r not in %r" % (run, argv)
+
+
+class Case(object):
+    """One row of a module's table: the module args in; the exit code, (part of) the JSON result and the
+    `docker exec` argv out. docker: what the fake docker CLI answers; exec_argv None: no exec may run."""
+
+    def __init__(self, id, args, rc=0, result=None, exec_argv=(), docker=None, check_mode=False, given=()):
+        self.id, self.args, self.rc, self.result = id, args, rc, result or {}
+        self.exec_argv, self.docker, self.check_mode, self.given = exec_argv, docker or {}, check_mode, given
+
+    def __repr__(self):
+        return self.id
+
+    def check(self, module, capsys, docker=None, **names):
+        """Run the module on this case and check what it returned (names fill the case's "{name}" fields)."""
+        if docker is not None:
+            path, configure, calls = docker
+            configure(**fill(self.docker, names))
+            names = dict(names, docker=path)
+        rc, result = run_module(module, fill(self.args, names), capsys, check_mode=self.check_mode)
+        assert rc == self.rc, result
+        assert_holds(result, fill(self.result, names))
+        if docker is not None:
+            execs = exec_call(calls())
+            if self.exec_argv is None:
+                assert execs == []
+            else:
+                assert_runs(execs[0] if execs else [], fill(self.exec_argv, names))
+        return result
+
+
+def cases(*rows):
+    """pytest.mark.parametrize over a table of Case rows, each named by its id."""
+    return pytest.mark.parametrize("case", rows, ids=[row.id for row in rows])
+
+
 # ---------------------------------------------------------------- the fake docker CLI
 
 FAKE_DOCKER = textwrap.dedent("""\

@@ -1,97 +1,56 @@
 """sglang_cache_bundle: packs or installs a cache bundle through `docker exec` and translates the RESULT line.
 
-The docker CLI is test_module_stage's fake (records every argv, answers with a recorded runtime result), so
-these tests need no Docker: they check the argv the runtime gets (the stage settings the signatures depend
-on), refusal of bad input before anything runs, `changed`, and that a refusal keeps its error_type and the
-field-level reasons.
+A table: module args in; exit code, result and the runtime argv out. The docker CLI is the recording fake of
+conftest.py (answers with a recorded runtime result), so these tests need no Docker: they check the argv the
+runtime gets (the stage settings the signatures depend on), refusal of bad input before anything runs,
+`changed`, and that a refusal keeps its error_type and the field-level reasons.
 """
 
 import json
 
-import pytest
-
-
-from unit_support.modules import exec_call
-
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.modules import sglang_cache_bundle
+from unit_support.modules import Case, Has, cases
 
 DIGEST = "ab" * 32
+BUNDLE = "/profiles/.bundles/%s.tar.gz" % DIGEST
 INSTALLED = {"status": "installed", "changed": True, "digest": DIGEST, "group_key": "4b1f0c2d3e4f5a6b",
              "stages": ["deep_gemm", "moe_tune", "flashinfer", "inductor"], "source_host": "gpu-01", "install_s": 1.5,
              "file_count": 12, "total_bytes": 4096, "archive_bytes": 2048, "message": "installed deep_gemm, ... from bundle abab"}
 MISMATCH = {"status": "error", "status_code": 1, "error_type": "bundle_mismatch", "command": "bundle",
             "message": "this host's signature differs from the bundle's: deep_gemm.driver_version '570.148.08' -> '550.54.15'",
             "reasons": [{"stage": "deep_gemm", "field": "driver_version", "old": "570.148.08", "new": "550.54.15"}]}
+PACKED = {"status": "ok", "changed": True, "digest": DIGEST, "stages": ["deep_gemm"], "host_path": "/h/p/.bundles/x.tar.gz"}
+INSTALL = {"container": "sglang-prep", "state": "installed", "model": "/models/tiny-moe", "docker_cli": "{docker}",
+           "bundle": BUNDLE, "sha256": DIGEST, "tp": 2, "moe_batch_sizes": [1, 8],
+           "extra_server_args": ["--enable-mixed-chunk"]}
+PACK = {"container": "c", "state": "packed", "model": "/models/tiny-moe", "docker_cli": "{docker}", "source_host": "gpu-01"}
 
 
-def run(args, capsys, check_mode=False):
-    args = dict(args)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            sglang_cache_bundle.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+def answer(result, rc=0):
+    return {"stdout": contract.RESULT_PREFIX + json.dumps(result) + "\n", "rc": rc}
 
 
-def install_args(path, **extra):
-    args = {"container": "sglang-prep", "state": "installed", "model": "/models/tiny-moe", "docker_cli": path,
-            "bundle": "/profiles/.bundles/%s.tar.gz" % DIGEST, "sha256": DIGEST, "tp": 2, "moe_batch_sizes": [1, 8],
-            "extra_server_args": ["--enable-mixed-chunk"]}
-    args.update(extra)
-    return args
-
-
-def test_install_runs_the_runtime_with_the_stage_settings_and_reports_changed(docker, capsys):
-    path, configure, calls = docker
-    configure(stdout=contract.RESULT_PREFIX + json.dumps(INSTALLED) + "\n")
-    rc, out = run(install_args(path), capsys)
-    assert rc == 0 and out["changed"] is True and out["status"] == "installed" and out["digest"] == DIGEST
-    argv = exec_call(calls())[0]
-    assert argv[:4] == ["exec", "-u", contract.DEVUSER, "sglang-prep"]
-    tail = argv[4:]
-    assert tail[:5] == ["python3", "-m", "sglang_prep", "bundle", "install"]
-    assert tail[tail.index("--bundle") + 1] == "/profiles/.bundles/%s.tar.gz" % DIGEST
-    assert tail[tail.index("--sha256") + 1] == DIGEST
-    assert tail[tail.index("--tp") + 1] == "2" and "--extra-server-arg=--enable-mixed-chunk" in tail
-    assert tail[tail.index("--moe-batch-sizes") + 1:tail.index("--moe-batch-sizes") + 3] == ["1", "8"]
-
-
-def test_a_mismatch_fails_with_its_error_type_and_reasons(docker, capsys):
-    path, configure, _calls = docker
-    configure(stdout=contract.RESULT_PREFIX + json.dumps(MISMATCH) + "\n", rc=1)
-    rc, out = run(install_args(path), capsys)
-    assert rc == 1 and out["failed"] is True and out["changed"] is False
-    assert out["error_type"] == "bundle_mismatch" and "driver_version" in out["msg"]
-    assert out["reasons"] == MISMATCH["reasons"]
-
-
-def test_pack_passes_the_source_host(docker, capsys):
-    path, configure, calls = docker
-    packed = {"status": "ok", "changed": True, "digest": DIGEST, "stages": ["deep_gemm"], "host_path": "/h/p/.bundles/x.tar.gz"}
-    configure(stdout=contract.RESULT_PREFIX + json.dumps(packed) + "\n")
-    rc, out = run({"container": "c", "state": "packed", "model": "/models/tiny-moe", "docker_cli": path, "source_host": "gpu-01"}, capsys)
-    assert rc == 0 and out["changed"] is True and out["host_path"] == "/h/p/.bundles/x.tar.gz"
-    tail = exec_call(calls())[0][4:]
-    assert tail[4] == "create" and tail[tail.index("--source-host") + 1] == "gpu-01"
-
-
-@pytest.mark.parametrize("extra,needle", [
-    ({"model": "tiny-moe"}, "not under /models"),
-    ({"sha256": "xyz"}, "64 lowercase hex"),
-    ({"state": "packed", "stages": ["serve_check"]}, "only priming stages"),
-])
-def test_bad_input_is_refused_before_anything_runs(docker, capsys, extra, needle):
-    path, configure, calls = docker
-    rc, out = run(install_args(path, **extra), capsys)
-    assert rc == 1 and needle in out["msg"]
-    assert exec_call(calls()) == []
-
-
-def test_check_mode_runs_nothing(docker, capsys):
-    path, _configure, calls = docker
-    rc, out = run(install_args(path), capsys, check_mode=True)
-    assert rc == 0 and out["changed"] is True and out["status"] == "would_install"
-    assert exec_call(calls()) == []
+@cases(
+    Case("install runs the runtime with the stage settings", INSTALL, docker=answer(INSTALLED),
+         result={"changed": True, "status": "installed", "digest": DIGEST},
+         exec_argv=[["exec", "-u", contract.DEVUSER, "sglang-prep", "python3", "-m", "sglang_prep", "bundle", "install"],
+                    ["--bundle", BUNDLE], ["--sha256", DIGEST], ["--tp", "2"], ["--extra-server-arg=--enable-mixed-chunk"],
+                    ["--moe-batch-sizes", "1", "8"]]),
+    Case("a mismatch fails with its error_type and reasons", INSTALL, docker=answer(MISMATCH, rc=1), rc=1,
+         result={"failed": True, "changed": False, "error_type": "bundle_mismatch", "msg": Has("driver_version"),
+                 "reasons": MISMATCH["reasons"]}),
+    Case("pack passes the source host", PACK, docker=answer(PACKED),
+         result={"changed": True, "host_path": "/h/p/.bundles/x.tar.gz"},
+         exec_argv=[["sglang_prep", "bundle", "create"], ["--source-host", "gpu-01"]]),
+    Case("a model outside /models is refused", dict(INSTALL, model="tiny-moe"), rc=1,
+         result={"msg": Has("not under /models")}, exec_argv=None),
+    Case("a bad sha256 is refused", dict(INSTALL, sha256="xyz"), rc=1,
+         result={"msg": Has("64 lowercase hex")}, exec_argv=None),
+    Case("only priming stages are packed", dict(PACK, stages=["serve_check"]), rc=1,
+         result={"msg": Has("only priming stages")}, exec_argv=None),
+    Case("check mode runs nothing", INSTALL, check_mode=True,
+         result={"changed": True, "status": "would_install"}, exec_argv=None),
+)
+def test_cache_bundle(case, capsys, docker):
+    case.check(sglang_cache_bundle, capsys, docker)

@@ -1,24 +1,15 @@
-"""sglang_cache_inspect: the cache snapshot from the manifest's canonical paths, partial markers included."""
+"""sglang_cache_inspect: the cache snapshot from the manifest's canonical paths, partial markers included.
+
+A table: what the host holds (given) and the module args in; exit code and result out."""
 
 import json
 import os
 
-import pytest
-
-
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.modules import sglang_cache_inspect
-from unit_support.modules import RUN_ID, host_root, pointer_path, write_run
+from unit_support.modules import ABSENT, RUN_ID, Case, Has, cases, host_root, pointer_path, write_run
 
-
-def run(args, capsys, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            sglang_cache_inspect.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+MODEL = "/models/tiny-moe"
 
 
 def profiles_path(root, container_path):
@@ -32,63 +23,54 @@ def fill(root, cache, files):
         (directory / name).write_bytes(b"x" * size)
 
 
-def test_snapshot_reports_every_cache_from_the_manifest(tmp_path, capsys):
+def write(root, container_path, data):
+    path = profiles_path(root, container_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+
+
+GIVEN = {
+    "run": write_run,
+    "no pointer": lambda root: os.remove(pointer_path(root)),
+    "deep_gemm and inductor files": lambda root: (fill(root, "deep_gemm", {"a.cubin": 1000, "b.cubin": 24}),
+                                                  fill(root, "torchinductor", {"graph": 7})),
+    "an interrupted moe_tune": lambda root: write(root, contract.marker_path("moe_tune"),
+                                                  {"owner_pid": 1, "started_at": "2026-11-29T16:00:00Z"}),
+    "a deep_gemm signature": lambda root: write(root, contract.signature_path("deep_gemm", MODEL),
+                                                {"stage": "deep_gemm", "fields": {"tp": 1}}),
+}
+DEEP_GEMM_DIR = "{root}/profiles/" + os.path.relpath(contract.CACHES["deep_gemm"][0], contract.PROFILES_ROOT)
+
+
+@cases(
+    Case("the snapshot reports every cache of the manifest", {"pointer": "{pointer}"},
+         given=["run", "deep_gemm and inductor files"],
+         result={"changed": False, "run_id": RUN_ID, "profiles_root": "{root}/profiles", "total_bytes": 1031,
+                 "caches": dict({name: {} for name in contract.CACHES},
+                                deep_gemm={"exists": True, "size": 1024, "count": 2, "partial": False,
+                                           "host_path": DEEP_GEMM_DIR},
+                                flashinfer={"exists": False})}),
+    Case("an interrupted stage marks its cache partial", {"pointer": "{pointer}"}, given=["run", "an interrupted moe_tune"],
+         result={"partial_stages": ["moe_tune"], "msg": Has("interrupted stages: moe_tune"),
+                 "caches": {contract.STAGE_CACHE["moe_tune"]: {"partial": True, "partial_stages": ["moe_tune"]}}}),
+    Case("the recorded signatures of a model", {"pointer": "{pointer}", "model": MODEL}, given=["run", "a deep_gemm signature"],
+         result={"signatures": dict({stage: None for stage in contract.STAGE_ORDER if stage != "deep_gemm"},
+                                    deep_gemm={"stage": "deep_gemm", "fields": {"tp": 1}})}),
+    Case("a manifest can be given directly", {"manifest": "{manifest}"}, given=["run", "no pointer"], check_mode=True,
+         result={"manifest": "{manifest}"}),
+    Case("no fallback when the pointer is missing", {"pointer": "{pointer}"}, rc=1,
+         result={"error_type": "bad_pointer", "msg": Has("does not exist"), "caches": ABSENT}),
+    Case("pointer and manifest are exclusive", {"pointer": "/a", "manifest": "/b"}, rc=1,
+         result={"msg": Has("mutually exclusive")}),
+)
+def test_cache_inspect(case, capsys, tmp_path):
     root = host_root(tmp_path)
-    write_run(root)
-    fill(root, "deep_gemm", {"a.cubin": 1000, "b.cubin": 24})
-    fill(root, "torchinductor", {"graph": 7})
-    rc, out = run({"pointer": pointer_path(root)}, capsys)
-    assert rc == 0 and out["changed"] is False
-    assert set(out["caches"]) == set(contract.CACHES)
-    dg = out["caches"]["deep_gemm"]
-    assert dg["exists"] is True and dg["size"] == 1024 and dg["count"] == 2 and dg["partial"] is False
-    assert dg["host_path"] == str(profiles_path(root, contract.CACHES["deep_gemm"][0]))
-    assert out["caches"]["flashinfer"]["exists"] is False
-    assert out["total_bytes"] == 1031
-    assert out["run_id"] == RUN_ID and out["profiles_root"] == str(root / "profiles")
-
-
-def test_an_interrupted_stage_marks_its_cache_partial(tmp_path, capsys):
-    root = host_root(tmp_path)
-    write_run(root)
-    marker = profiles_path(root, contract.marker_path("moe_tune"))
-    marker.parent.mkdir(parents=True)
-    marker.write_text(json.dumps({"owner_pid": 1, "started_at": "2026-11-29T16:00:00Z"}))
-    rc, out = run({"pointer": pointer_path(root)}, capsys)
-    assert out["partial_stages"] == ["moe_tune"]
-    cache = out["caches"][contract.STAGE_CACHE["moe_tune"]]
-    assert cache["partial"] is True and cache["partial_stages"] == ["moe_tune"]
-    assert "interrupted stages: moe_tune" in out["msg"]
-
-
-def test_recorded_signatures_for_a_model(tmp_path, capsys):
-    root = host_root(tmp_path)
-    write_run(root)
-    model = "/models/tiny-moe"
-    signature = profiles_path(root, contract.signature_path("deep_gemm", model))
-    signature.parent.mkdir(parents=True)
-    signature.write_text(json.dumps({"stage": "deep_gemm", "fields": {"tp": 1}}))
-    rc, out = run({"pointer": pointer_path(root), "model": model}, capsys)
-    assert out["signatures"]["deep_gemm"]["fields"] == {"tp": 1}
-    assert out["signatures"]["moe_tune"] is None
-    assert list(out["signatures"]) == list(contract.STAGE_ORDER)
-
-
-def test_a_manifest_can_be_given_directly(tmp_path, capsys):
-    root = host_root(tmp_path)
-    host_manifest = write_run(root)
-    os.remove(pointer_path(root))
-    rc, out = run({"manifest": host_manifest}, capsys, check_mode=True)
-    assert rc == 0 and out["manifest"] == host_manifest
-
-
-def test_no_fallback_when_the_pointer_is_missing(tmp_path, capsys):
-    root = host_root(tmp_path)
-    rc, out = run({"pointer": pointer_path(root)}, capsys)
-    assert rc == 1 and out["error_type"] == "bad_pointer" and "does not exist" in out["msg"]
-    assert "caches" not in out
-
-
-def test_pointer_and_manifest_are_exclusive(tmp_path, capsys):
-    rc, out = run({"pointer": "/a", "manifest": "/b"}, capsys)
-    assert rc == 1 and "mutually exclusive" in out["msg"]
+    manifest = None
+    for step in case.given:
+        made = GIVEN[step](root)
+        manifest = made if isinstance(made, str) else manifest  # write_run returns the host manifest's path
+    result = case.check(sglang_cache_inspect, capsys, root=root, pointer=pointer_path(root), manifest=manifest)
+    if "signatures" in case.result:
+        assert list(result["signatures"]) == list(contract.STAGE_ORDER)
+    if "caches" in case.result and case.result["caches"] is not ABSENT:
+        assert set(result["caches"]) == set(contract.CACHES)

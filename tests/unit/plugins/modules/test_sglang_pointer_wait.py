@@ -1,7 +1,8 @@
 """sglang_pointer_wait: waits for the run pointer, reads the run it names, never changes anything.
 
-Pointer and manifest are written exactly as the container init writes them (pointer.write_pointer,
-the manifest's required fields); the docker CLI is a recording fake.
+Pointer and manifest are written exactly as the container init writes them (unit_support.modules.write_run);
+the docker CLI is the recording fake of conftest.py. Most cases are a table: what the host holds (given) and
+the module args in; exit code and result out. The waits themselves are timed below it.
 """
 
 import json
@@ -9,166 +10,94 @@ import os
 import threading
 import time
 
-import pytest
-
-
-from ansible.module_utils.testing import patch_module_args
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest, pointer
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.modules import sglang_pointer_wait
-from unit_support.modules import EXITED, RUNNING
-
-RUN_ID = "container-run-20261129T160740Z-339c4104"
-
-
-def host_root(tmp_path):
-    root = tmp_path / "sglang-observability"
-    for name in contract.HOST_SUBDIRS:
-        (root / name).mkdir(parents=True)
-    (root / "telemetry" / "container_runs").mkdir()
-    return root
+from unit_support.modules import (EXITED, RUNNING, RUN_ID, Case, Has, cases, host_root, pointer_path, run_module,
+                                  write_run)
 
 
-def write_run(root, run_id=RUN_ID, host_key=True):
-    """Manifest first, then the pointer (as the init does). Returns the host manifest path."""
-    telemetry = str(root / "telemetry")
-    cpaths = manifest.container_paths(run_id)
-    hroots = {name: str(root / name) for name in contract.HOST_SUBDIRS}
-    data = {field: None for field in manifest.REQUIRED_FIELDS}
-    data.update(schema_version=contract.SCHEMA_VERSION, container_run_id=run_id,
-                paths={"container": cpaths, "host": manifest.host_paths(cpaths, hroots)})
-    host_manifest = os.path.join(telemetry, "container_runs", run_id + ".json")
-    with open(host_manifest, "w") as handle:
-        json.dump(data, handle)
-    pointer.write_pointer(cpaths["manifest"], host_manifest if host_key else None, telemetry_root=telemetry)
-    return host_manifest
+def garbage_pointer(root):
+    with open(pointer_path(root), "w") as handle:
+        handle.write("not a pointer\n")
 
 
-def run(args, capsys, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            sglang_pointer_wait.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+def incomplete_manifest(root):
+    with open(write_run(root), "w") as handle:
+        json.dump({"container_run_id": RUN_ID}, handle)
 
 
-def pointer_path(root):
-    return str(root / "telemetry" / contract.POINTER_NAME)
+GIVEN = {
+    "nothing": lambda root: None,
+    "a run": write_run,
+    "a garbage pointer": garbage_pointer,
+    "a pointer without the host path": lambda root: write_run(root, host_key=False),
+    "a pointer to a missing manifest": lambda root: os.remove(write_run(root)),
+    "an incomplete manifest": incomplete_manifest,
+}
+POINTER = {"path": "{pointer}"}
+OTHER_UID = os.getuid() + 4242
 
 
-def test_reads_the_run_the_pointer_names(tmp_path, capsys):
+@cases(
+    Case("reads the run the pointer names", POINTER, given="a run",
+         result={"changed": False, "found": True, "run_id": RUN_ID,
+                 "manifest": "{root}/telemetry/container_runs/%s.json" % RUN_ID,
+                 "manifest_container": "/telemetry/container_runs/%s.json" % RUN_ID,
+                 "log_file": "{root}/telemetry/logs/%s.log" % RUN_ID,
+                 "paths": {"host": {"profiles_root": "{root}/profiles"}, "container": {"profiles_root": "/profiles"}}}),
+    Case("times out with pointer_timeout", dict(POINTER, timeout=0.5, sleep=0.05), given="nothing", rc=1,
+         result={"error_type": "pointer_timeout", "msg": Has("did not appear within 0.5 s")}),
+    Case("a stopped container fails at once with its logs",
+         dict(POINTER, timeout=60, container="sglang-prep", docker_cli="{docker}"), given="nothing", rc=1,
+         docker={"state": EXITED, "logs": "permissions_unexpected: /profiles is owned by root (uid 0), expected uid 4242\n"},
+         result={"error_type": "container_not_running", "msg": Has("owned by root"), "log_tail": Has("owned by root")}),
+    Case("a garbage pointer is bad_pointer", POINTER, given="a garbage pointer", rc=1,
+         result={"error_type": "bad_pointer", "msg": Has("not KEY=VALUE")}),
+    Case("a pointer without the host path is bad_pointer", POINTER, given="a pointer without the host path", rc=1,
+         result={"error_type": "bad_pointer", "msg": Has(contract.POINTER_HOST_KEY)}),
+    Case("a pointer to a missing manifest is bad_manifest", POINTER, given="a pointer to a missing manifest", rc=1,
+         result={"error_type": "bad_manifest", "msg": Has("does not exist")}),
+    Case("an incomplete manifest is bad_manifest", POINTER, given="an incomplete manifest", rc=1,
+         result={"error_type": "bad_manifest", "msg": Has("lacks")}),
+    Case("files of another owner are refused, naming both owners", dict(POINTER, expected_uid=OTHER_UID), given="a run",
+         rc=1, result={"error_type": "permissions_unexpected",
+                       "msg": Has("uid %d" % os.getuid(), "uid %d" % OTHER_UID, "chown")}),
+    Case("check mode does not wait for a missing pointer", dict(POINTER, timeout=60), given="nothing", check_mode=True,
+         result={"found": False, "changed": False, "msg": Has("does not wait")}),
+    Case("check mode reads an existing pointer", POINTER, given="a run", check_mode=True, result={"run_id": RUN_ID}),
+)
+def test_pointer_wait(case, capsys, tmp_path, docker):
     root = host_root(tmp_path)
-    host_manifest = write_run(root)
-    rc, out = run({"path": pointer_path(root)}, capsys)
-    assert rc == 0 and out["changed"] is False and out["found"] is True
-    assert out["run_id"] == RUN_ID
-    assert out["manifest"] == host_manifest
-    assert out["manifest_container"] == "/telemetry/container_runs/%s.json" % RUN_ID
-    assert out["log_file"] == str(root / "telemetry" / "logs" / (RUN_ID + ".log"))
-    assert out["paths"]["host"]["profiles_root"] == str(root / "profiles")
-    assert out["paths"]["container"]["profiles_root"] == "/profiles"
+    GIVEN[case.given](root)
+    started = time.monotonic()
+    case.check(sglang_pointer_wait, capsys, docker, root=root, pointer=pointer_path(root))
+    assert time.monotonic() - started < 10  # no case waits out a 60 s timeout
+
+
+def wait_while_the_run_appears(args, root, delay, capsys):
+    timer = threading.Timer(delay, write_run, args=(root,))
+    timer.start()
+    try:
+        started = time.monotonic()
+        rc, out = run_module(sglang_pointer_wait, args, capsys)
+    finally:
+        timer.join()
+    return rc, out, time.monotonic() - started
 
 
 def test_waits_until_the_pointer_appears(tmp_path, capsys):
     root = host_root(tmp_path)
-    timer = threading.Timer(0.6, write_run, args=(root,))
-    timer.start()
-    try:
-        started = time.monotonic()
-        rc, out = run({"path": pointer_path(root), "timeout": 20, "sleep": 0.05}, capsys)
-    finally:
-        timer.join()
+    rc, out, waited = wait_while_the_run_appears({"path": pointer_path(root), "timeout": 20, "sleep": 0.05}, root, 0.6,
+                                                 capsys)
     assert rc == 0 and out["run_id"] == RUN_ID
-    assert 0.5 < time.monotonic() - started < 5
-
-
-def test_times_out_with_pointer_timeout(tmp_path, capsys):
-    root = host_root(tmp_path)
-    started = time.monotonic()
-    rc, out = run({"path": pointer_path(root), "timeout": 0.5, "sleep": 0.05}, capsys)
-    assert rc == 1 and out["error_type"] == "pointer_timeout"
-    assert "did not appear within 0.5 s" in out["msg"]
-    assert time.monotonic() - started < 5
-
-
-def test_a_stopped_container_fails_at_once_with_its_logs(tmp_path, capsys, docker):
-    path, configure, calls = docker
-    configure(state=EXITED, logs="permissions_unexpected: /profiles is owned by root (uid 0), expected uid 4242\n")
-    root = host_root(tmp_path)
-    started = time.monotonic()
-    rc, out = run({"path": pointer_path(root), "timeout": 60, "container": "sglang-prep", "docker_cli": path}, capsys)
-    assert rc == 1 and out["error_type"] == "container_not_running"
-    assert "owned by root" in out["msg"] and out["log_tail"]
-    assert time.monotonic() - started < 10  # not the 60 s timeout
+    assert 0.5 < waited < 5
 
 
 def test_a_running_container_is_waited_for(tmp_path, capsys, docker):
     path, configure, calls = docker
     configure(state=RUNNING)
     root = host_root(tmp_path)
-    timer = threading.Timer(0.4, write_run, args=(root,))
-    timer.start()
-    try:
-        rc, out = run({"path": pointer_path(root), "timeout": 20, "container": "sglang-prep", "docker_cli": path}, capsys)
-    finally:
-        timer.join()
+    rc, out, _waited = wait_while_the_run_appears(
+        {"path": pointer_path(root), "timeout": 20, "container": "sglang-prep", "docker_cli": path}, root, 0.4, capsys)
     assert rc == 0 and out["run_id"] == RUN_ID
     assert any(c[0] == "inspect" for c in calls())
-
-
-def test_garbage_pointer_is_bad_pointer(tmp_path, capsys):
-    root = host_root(tmp_path)
-    with open(pointer_path(root), "w") as handle:
-        handle.write("not a pointer\n")
-    rc, out = run({"path": pointer_path(root)}, capsys)
-    assert rc == 1 and out["error_type"] == "bad_pointer" and "not KEY=VALUE" in out["msg"]
-
-
-def test_pointer_without_host_path_is_bad_pointer(tmp_path, capsys):
-    root = host_root(tmp_path)
-    write_run(root, host_key=False)
-    rc, out = run({"path": pointer_path(root)}, capsys)
-    assert rc == 1 and out["error_type"] == "bad_pointer" and contract.POINTER_HOST_KEY in out["msg"]
-
-
-def test_pointer_to_a_missing_manifest_is_bad_manifest(tmp_path, capsys):
-    root = host_root(tmp_path)
-    os.remove(write_run(root))
-    rc, out = run({"path": pointer_path(root)}, capsys)
-    assert rc == 1 and out["error_type"] == "bad_manifest" and "does not exist" in out["msg"]
-
-
-def test_incomplete_manifest_is_bad_manifest(tmp_path, capsys):
-    root = host_root(tmp_path)
-    host_manifest = write_run(root)
-    with open(host_manifest, "w") as handle:
-        json.dump({"container_run_id": RUN_ID}, handle)
-    rc, out = run({"path": pointer_path(root)}, capsys)
-    assert rc == 1 and out["error_type"] == "bad_manifest" and "lacks" in out["msg"]
-
-
-def test_files_of_another_owner_are_refused_with_both_owners(tmp_path, capsys):
-    root = host_root(tmp_path)
-    write_run(root)
-    other = os.getuid() + 4242
-    rc, out = run({"path": pointer_path(root), "expected_uid": other}, capsys)
-    assert rc == 1 and out["error_type"] == "permissions_unexpected"
-    assert "uid %d" % os.getuid() in out["msg"] and "uid %d" % other in out["msg"]
-    assert "chown" in out["msg"]
-
-
-def test_check_mode_does_not_wait_for_a_missing_pointer(tmp_path, capsys):
-    root = host_root(tmp_path)
-    started = time.monotonic()
-    rc, out = run({"path": pointer_path(root), "timeout": 60}, capsys, check_mode=True)
-    assert rc == 0 and out["found"] is False and out["changed"] is False
-    assert "does not wait" in out["msg"]
-    assert time.monotonic() - started < 5
-
-
-def test_check_mode_reads_an_existing_pointer(tmp_path, capsys):
-    root = host_root(tmp_path)
-    write_run(root)
-    rc, out = run({"path": pointer_path(root)}, capsys, check_mode=True)
-    assert rc == 0 and out["run_id"] == RUN_ID
-

@@ -1,22 +1,13 @@
 """sglang_port_check: a port a real listener holds is busy (with the service and variable to change and the
-process holding it), a free one is free; nothing changes."""
+process holding it), a free one is free; nothing changes. A table: module args in, result out."""
 
-import json
 import os
 import socket
 
 import pytest
 
-
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sglang.prep.plugins.modules import sglang_port_check
-
-
-def run(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            sglang_port_check.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+from unit_support.modules import Case, Has, cases
 
 
 @pytest.fixture
@@ -34,14 +25,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("listen", ["127.0.0.1", "0.0.0.0"])
-def test_a_taken_port_is_busy_with_its_service_variable_and_holder(listener, capsys, listen):
-    other = free_port()
-    rc, out = run({"listen": listen, "ports": [
-        {"service": "node_exporter", "port": listener, "variable": "prime_node_exporter_port"},
-        {"service": "prometheus", "port": other, "variable": "prime_prometheus_port"}]}, capsys)
-    assert rc == 0 and out["changed"] is False
-    (busy,) = out["busy"]
-    assert busy["service"] == "node_exporter" and busy["variable"] == "prime_node_exporter_port"
-    assert busy["port"] == listener and "pid %d" % os.getpid() in busy["holders"]
-    assert out["free"] == [{"service": "prometheus", "port": other, "variable": "prime_prometheus_port"}]
+NODE_EXPORTER = {"service": "node_exporter", "port": "{taken}", "variable": "prime_node_exporter_port"}
+PROMETHEUS = {"service": "prometheus", "port": "{free}", "variable": "prime_prometheus_port"}
+
+
+@cases(*[
+    Case("a taken port is busy with its service, variable and holder on %s" % listen,
+         {"listen": listen, "ports": [NODE_EXPORTER, PROMETHEUS]},
+         result={"changed": False, "busy": [dict(NODE_EXPORTER, holders=Has("pid {pid}"))], "free": [PROMETHEUS]})
+    for listen in ("127.0.0.1", "0.0.0.0")
+] + [
+    Case("free ports are free", {"ports": [PROMETHEUS]}, result={"changed": False, "busy": [], "free": [PROMETHEUS]}),
+])
+def test_port_check(case, capsys, listener):
+    case.check(sglang_port_check, capsys, taken=listener, free=free_port(), pid=os.getpid())
