@@ -51,7 +51,7 @@ def fill(value, names):
         return Has(*fill(value.texts, names))
     if isinstance(value, str):
         for name, real in names.items():
-            if value == "{%s}" % name and not isinstance(real, str):
+            if value == "{%s}" % name and isinstance(real, (int, float, list, dict)):
                 return real  # a whole value, a port number say
             value = value.replace("{%s}" % name, str(real))
         return value
@@ -94,9 +94,10 @@ class Case(object):
     """One row of a module's table: the module args in; the exit code, (part of) the JSON result and the
     `docker exec` argv out. docker: what the fake docker CLI answers; exec_argv None: no exec may run."""
 
-    def __init__(self, id, args, rc=0, result=None, exec_argv=(), docker=None, check_mode=False, given=()):
+    def __init__(self, id, args, rc=0, result=None, exec_argv=(), docker=None, check_mode=False, given=(), **more):
         self.id, self.args, self.rc, self.result = id, args, rc, result or {}
         self.exec_argv, self.docker, self.check_mode, self.given = exec_argv, docker or {}, check_mode, given
+        self.more = more  # what a module's own table adds (checked by its test)
 
     def __repr__(self):
         return self.id

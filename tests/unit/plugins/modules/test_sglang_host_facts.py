@@ -11,18 +11,15 @@ import pwd
 
 import pytest
 
-
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sglang.prep.plugins.modules import sglang_host_facts
+from unit_support.modules import Case, cases, run_module
 
 ME = pwd.getpwuid(os.getuid())
+SECRETS = b"HF_TOKEN=hf_secret\n"
 
 
 def run(capsys, **args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            sglang_host_facts.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(sglang_host_facts, args, capsys)
 
 
 def tree(tmp_path):
@@ -39,17 +36,36 @@ def paths(result):
     return {e["path"] for e in result["entries"]}
 
 
-def test_lists_the_host_root_two_levels_deep_and_the_model_directory(tmp_path, capsys):
+@cases(
+    Case("lists the host root two levels deep and the model directory",
+         {"host_user": ME.pw_name, "host_root": "{root}//", "model": "org/m"},
+         result={"changed": False, "host_root": "{root}", "model_dir": "{root}/models/org/m"},  # trailing slashes dropped
+         listed=["telemetry", "telemetry/container_runs", "runtime/sglang_prep", "models/org/m/config.json",
+                 "models/org/m/sub"],
+         not_listed=["telemetry/container_runs/deep.json"]),  # three levels below the host root
+    Case("a missing host root is null and lists nothing", {"host_user": ME.pw_name, "host_root": "{tmp}/absent"},
+         result={"root": None, "entries": []}),
+    Case("the default host root is in the host user's home", {"host_user": ME.pw_name},
+         result={"host_root": os.path.join(ME.pw_dir, "sglang-observability"),
+                 "host_user": {"name": ME.pw_name, "uid": ME.pw_uid, "gid": ME.pw_gid, "home": ME.pw_dir, "found": True},
+                 "connected_user": {"uid": os.getuid()}}),
+    Case("an unknown host user is not found", {"host_user": "no-such-user-sglang", "host_root": "{tmp}"},
+         result={"host_user": {"found": False, "uid": None}}),
+    Case("the env file is looked at, never returned",
+         {"host_user": ME.pw_name, "host_root": "{tmp}", "env_file": "{tmp}/secrets.env"},
+         result={"env_file": {"isreg": True, "sha256": hashlib.sha256(SECRETS).hexdigest()}}, never="hf_secret"),
+    Case("an env file that is a directory is not a regular file",
+         {"host_user": ME.pw_name, "host_root": "{tmp}", "env_file": "{tmp}"}, result={"env_file": {"isreg": False}}),
+)
+def test_host_facts(case, capsys, tmp_path):
     root = tree(tmp_path)
-    code, result = run(capsys, host_user=ME.pw_name, host_root=str(root) + "//", model="org/m")
-    assert code == 0 and result["changed"] is False
-    assert result["host_root"] == str(root)  # trailing slashes dropped
+    (tmp_path / "secrets.env").write_bytes(SECRETS)
+    result = case.check(sglang_host_facts, capsys, root=root, tmp=tmp_path)
     found = paths(result)
-    assert {str(root / "telemetry"), str(root / "telemetry" / "container_runs"), str(root / "runtime" / "sglang_prep"),
-            str(root / "models" / "org" / "m" / "config.json"), str(root / "models" / "org" / "m" / "sub")} <= found
-    assert str(root / "telemetry" / "container_runs" / "deep.json") not in found  # three levels below the host root
-    assert result["model_dir"] == str(root / "models" / "org" / "m")
+    assert {str(root / rel) for rel in case.more.get("listed", [])} <= found
+    assert not {str(root / rel) for rel in case.more.get("not_listed", [])} & found
     assert len(found) == len(result["entries"])  # each path once
+    assert case.more.get("never", "\0") not in json.dumps(result)
 
 
 def test_entries_carry_what_the_ownership_check_reads(tmp_path, capsys):
@@ -67,24 +83,6 @@ def test_entries_carry_what_the_ownership_check_reads(tmp_path, capsys):
     assert result["root"]["path"] == str(root) and result["root"]["isdir"]
 
 
-def test_a_missing_host_root_is_null_and_lists_nothing(tmp_path, capsys):
-    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(tmp_path / "absent"))
-    assert result["root"] is None and result["entries"] == []
-
-
-def test_the_default_host_root_is_in_the_host_users_home(capsys):
-    _code, result = run(capsys, host_user=ME.pw_name)
-    assert result["host_root"] == os.path.join(ME.pw_dir, "sglang-observability")
-    assert result["host_user"] == {"name": ME.pw_name, "uid": ME.pw_uid, "gid": ME.pw_gid, "home": ME.pw_dir,
-                                   "found": True}
-    assert result["connected_user"]["uid"] == os.getuid()
-
-
-def test_an_unknown_host_user_is_not_found(tmp_path, capsys):
-    _code, result = run(capsys, host_user="no-such-user-sglang", host_root=str(tmp_path))
-    assert result["host_user"]["found"] is False and result["host_user"]["uid"] is None
-
-
 def test_an_unnamed_host_user_is_the_connecting_one_or_sudo_user(capsys, monkeypatch):
     monkeypatch.delenv("SUDO_USER", raising=False)
     _code, result = run(capsys)
@@ -94,16 +92,6 @@ def test_an_unnamed_host_user_is_the_connecting_one_or_sudo_user(capsys, monkeyp
         monkeypatch.setenv("SUDO_USER", "nobody")
         _code, result = run(capsys)
         assert result["host_user"]["name"] == "nobody" and result["host_user"]["found"]
-
-
-def test_the_env_file_is_looked_at_never_returned(tmp_path, capsys):
-    env_file = tmp_path / "secrets.env"
-    env_file.write_text("HF_TOKEN=hf_secret\n")
-    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(tmp_path), env_file=str(env_file))
-    assert result["env_file"] == {"isreg": True, "sha256": hashlib.sha256(b"HF_TOKEN=hf_secret\n").hexdigest()}
-    assert "hf_secret" not in json.dumps(result)
-    _code, result = run(capsys, host_user=ME.pw_name, host_root=str(tmp_path), env_file=str(tmp_path))
-    assert result["env_file"]["isreg"] is False
 
 
 def test_a_symlinked_host_directory_is_followed_and_its_target_described(tmp_path, capsys):
