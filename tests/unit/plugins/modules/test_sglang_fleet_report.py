@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from unit_support.paths import REPO
-
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report as fr
+from unit_support import modules
+from unit_support.modules import Case, Has, cases
+from unit_support.paths import REPO
 
 
 def prime_report(host, status="changed", group="g-h100", device="NVIDIA H100 80GB HBM3", cc="9.0", **extra):
@@ -41,6 +41,9 @@ def prime_report(host, status="changed", group="g-h100", device="NVIDIA H100 80G
     return report
 
 
+ONE = prime_report("gpu-1")
+
+
 def broken_report(host):
     return {
         "host": host, "status": "failed", "failed_task": "sglang.prep.prime : Verify host directories",
@@ -51,13 +54,7 @@ def broken_report(host):
 
 
 def run_module(args, capsys, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            fr.main()
-    out = json.loads(capsys.readouterr().out)
-    return exit_info.value.code, out
+    return modules.run_module(fr, args, capsys, check_mode=check_mode)
 
 
 def test_every_targeted_host_gets_a_row_and_none_is_dropped():
@@ -240,32 +237,24 @@ def test_a_later_batch_rewrites_the_report_of_its_run(tmp_path, capsys):
     assert "did not reach it" in on_disk["hosts"][2]["message"]
 
 
-def test_a_name_that_is_not_a_report_name_is_refused(tmp_path, capsys):
-    for name in ("../../etc/passwd", "fleet-report-latest", "fleet-report-20261129T160211Z/x"):
-        code, out = run_module({"reports": [], "report_dir": str(tmp_path), "name": name}, capsys)
-        assert code == 1 and "is not the name of a fleet report" in out["msg"], name
-    assert os.listdir(tmp_path) == []
-
-
-def test_check_mode_builds_the_report_and_writes_nothing(tmp_path, capsys):
-    args = {"reports": [prime_report("gpu-1")], "report_dir": str(tmp_path / "reports")}
-    code, out = run_module(args, capsys, check_mode=True)
-    assert code == 0 and out["report"]["summary"]["hosts"] == 1 and "| gpu-1 |" in out["markdown"]
-    assert not (tmp_path / "reports").exists()
-
-
-def test_unwritable_report_dir_names_path_and_owner(tmp_path, capsys):
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("x")
-    code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": str(blocker / "reports")}, capsys)
-    assert code == 1 and out["failed"] is True
-    assert str(blocker / "reports") in out["msg"]
-    assert "owned by" in out["msg"] and "this runs as" in out["msg"]
-
-
-def test_module_refuses_a_report_without_host(tmp_path, capsys):
-    code, out = run_module({"reports": [{"status": "ok"}], "report_dir": str(tmp_path)}, capsys)
-    assert code == 1 and "no 'host' key" in out["msg"]
+@cases(*[
+    Case("the name %s is refused" % name, {"reports": [], "report_dir": "{tmp}", "name": name}, rc=1,
+         result={"msg": Has("is not the name of a fleet report")})
+    for name in ("../../etc/passwd", "fleet-report-latest", "fleet-report-20261129T160211Z/x")
+] + [
+    Case("a report without host is refused", {"reports": [{"status": "ok"}], "report_dir": "{tmp}"}, rc=1,
+         result={"msg": Has("no 'host' key")}),
+    Case("a negative keep is refused", {"reports": [], "report_dir": "{tmp}", "keep": -1}, rc=1,
+         result={"msg": Has("keep must be 0")}),
+    Case("an unwritable report dir names path and owner", {"reports": [ONE], "report_dir": "{tmp}/not-a-dir/reports"},
+         rc=1, result={"failed": True, "msg": Has("{tmp}/not-a-dir/reports", "owned by", "this runs as")}),
+    Case("check mode builds the report and writes nothing", {"reports": [ONE], "report_dir": "{tmp}/reports"},
+         check_mode=True, result={"report": {"summary": {"hosts": 1}}, "markdown": Has("| gpu-1 |")}),
+])
+def test_module_input(case, tmp_path, capsys):
+    (tmp_path / "not-a-dir").write_text("x")
+    case.check(fr, capsys, tmp=tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["not-a-dir"]  # nothing written
 
 
 def test_reprime_reasons_are_short_in_the_table_and_complete_in_the_json():
@@ -386,12 +375,6 @@ def test_check_mode_neither_writes_nor_prunes(tmp_path, capsys):
     assert code == 0 and out["written"] is False and out["pruned"] == []
     assert "| gpu-1 |" in out["markdown"]
     assert sorted(os.listdir(report_dir)) == before
-
-
-def test_a_negative_keep_is_refused(tmp_path, capsys):
-    code, out = run_module({"reports": [], "report_dir": str(tmp_path), "keep": -1}, capsys)
-    assert code == 1 and "keep must be 0" in out["msg"]
-    assert os.listdir(tmp_path) == []
 
 
 def test_prune_sorts_by_stamp_then_same_second_suffix():
