@@ -14,55 +14,20 @@ Proves:
       one, with the same parsed values and the same error lines, and declares its flags the same way.
 """
 
-import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".cache" / "sglang-contract-venv" / "bin" / "python"
-MODULE_UTILS = REPO / "collections" / "ansible_collections" / "sglang" / "prep" / "plugins" / "module_utils"
-STANDIN_PYTHON = REPO / "tests" / "standins" / "python"
-TINY_MODEL = REPO / "tests" / "standins" / "models" / "tiny-moe"
-PROBE = Path(__file__).with_name("parser_probe.py")
-RESULT_MARK = "PARSER-PROBE-RESULT "
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv as argv_mod
+from contract_probe import TINY_MODEL, require_venv, run_probe, stage_server_args
+
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
-
-sys.path.insert(0, str(MODULE_UTILS))
-from sglang_prep.container import argv as argv_mod  # noqa: E402
-from sglang_prep import contract  # noqa: E402
-
-LAUNCH_PREFIX = ["python3", "-m", "sglang.launch_server"]
 
 
 # ---------------------------------------------------------------------------------------- helpers
-
-def _clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
-    env["PYTHONNOUSERSITE"] = "1"
-    env.update(extra)
-    return env
-
-
-def run_probe(mode, corpus, cache_dir, standin=False):
-    if standin:
-        cmd = [str(VENV_PYTHON), "-S", str(PROBE), mode]
-        env = _clean_env(PYTHONPATH=str(STANDIN_PYTHON), SGLANG_CACHE_DIR=str(cache_dir))
-    else:
-        cmd = [str(VENV_PYTHON), str(PROBE), mode]
-        env = _clean_env(SGLANG_CACHE_DIR=str(cache_dir))
-    proc = subprocess.run(cmd, input=json.dumps(corpus), capture_output=True, text=True, env=env,
-                          timeout=600, cwd=str(cache_dir))
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    assert proc.returncode == 0 and lines, (
-        "parser probe failed (rc=%s): %s\n%s" % (proc.returncode, " ".join(cmd), proc.stderr[-4000:]))
-    return json.loads(lines[-1][len(RESULT_MARK):])
-
 
 def error_line(stderr):
     """The argparse error line (`sglang serve: error: ...`), or None."""
@@ -70,25 +35,11 @@ def error_line(stderr):
     return found[-1].strip() if found else None
 
 
-def stage_server_args(stage, model):
-    """Server arguments of a stage, from the runtime CLI (python3 -m sglang_prep argv)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "sglang_prep", "argv", stage, "--model", str(model), "--tp", "1"],
-        capture_output=True, text=True, env=_clean_env(PYTHONPATH=str(MODULE_UTILS)), timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    argv = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert argv[:3] == LAUNCH_PREFIX, argv
-    return argv[3:]
-
-
 # ---------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="session")
 def venv_python():
-    if not VENV_PYTHON.exists():
-        pytest.fail("the contract venv %s is missing: run scripts/contract-venv.sh "
-                    "(`make test-contract` runs it first)" % VENV_PYTHON.parent.parent)
-    return VENV_PYTHON
+    return require_venv()
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,10 @@ return series, with $instance at Grafana's "All" value."""
 import json
 import os
 import shutil
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import init_harness as h  # noqa: E402
+import init_harness as h
 
 DASHBOARD = os.path.join(h.REPO, "collections", "ansible_collections", "sglang", "prep", "examples", "grafana",
                          "sglang-prep.json")

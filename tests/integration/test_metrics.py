@@ -10,15 +10,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import init_harness as h  # noqa: E402
+import init_harness as h
 
-sys.path.insert(0, os.path.join(h.REPO, "collections"))
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 
 RULES_DIR = os.path.join(h.REPO, "collections", "ansible_collections", "sglang", "prep", "examples", "prometheus")
 FAST = {"SGLANG_STANDIN_START_DELAY_S": "0.05", "SGLANG_STANDIN_COMPILE_S": "0.01"}

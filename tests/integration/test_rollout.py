@@ -8,12 +8,10 @@ next prime, which then records its stages in the new run (bad_pointer heals).
 
 import os
 import re
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import role_harness as rh  # noqa: E402
+import role_harness as rh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates a host user and runs Docker as root, like molecule")
 
