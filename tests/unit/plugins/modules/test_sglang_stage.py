@@ -8,11 +8,10 @@ import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import wording
 from ansible_collections.sglang.prep.plugins.modules import sglang_stage
-from unit_support.modules import EXITED, RUNNING, exec_call
+from unit_support.modules import EXITED, RUNNING, exec_call, run_module
 
 RUN_ID = "container-run-20261129T160740Z-339c4104"
 SIGNATURE = {"device_name": "NVIDIA H100 80GB HBM3", "compute_capability": "sm_90", "cuda": "12.8",
@@ -46,15 +45,7 @@ def result_line(result, before="progress on stdout that is not the result\n"):
 
 
 def run(args, capsys, check_mode=False, diff=False):
-    args = dict(args)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            sglang_stage.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(sglang_stage, args, capsys, check_mode=check_mode, diff=diff)
 
 
 def base(docker_path, **extra):

@@ -282,6 +282,16 @@ def craft(path, members, manifest_files=None, extra_manifest=None):
     return path
 
 
+def refused(tmp_path, members, **manifest):
+    """Install a crafted bundle on a receiver that holds an older cache: the PrepError it raises, the cache untouched."""
+    target, before = receiver_with_old_cache(tmp_path)
+    path = craft(str(tmp_path / "b.tar.gz"), members, **manifest)
+    with pytest.raises(PrepError) as err:
+        bundle.install(path, target, MODEL, current(), headroom_mb=0)
+    assert_untouched(target, before)
+    return err.value
+
+
 def member(name, kind=tarfile.REGTYPE, linkname=""):
     info = tarfile.TarInfo(name)
     info.type = kind
@@ -308,71 +318,37 @@ UNSAFE = {
 }
 
 
+@pytest.mark.parametrize("hidden", [False, True], ids=["listed as they are", "hidden by the manifest"])
 @pytest.mark.parametrize("case", sorted(UNSAFE))
-def test_unsafe_members_are_refused(tmp_path, case):
-    target, before = receiver_with_old_cache(tmp_path)
-    path = craft(str(tmp_path / "evil.tar.gz"), UNSAFE[case])  # the manifest lists the members as they are
-    with pytest.raises(PrepError) as err:
-        bundle.install(path, target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type == "bundle_unsafe", err.value.message
-    assert_untouched(target, before)
+def test_unsafe_members_are_refused(tmp_path, case, hidden):
+    """Refused whether the manifest lists the members as they are or lists a harmless file instead."""
+    manifest = {"manifest_files": [{"path": "triton/ok", "type": "file", "size": 1, "sha256": "0" * 64}]} if hidden else {}
+    err = refused(tmp_path, UNSAFE[case], **manifest)
+    assert err.error_type == "bundle_unsafe", err.message
     assert not os.path.exists(os.path.join(str(tmp_path), "etc")) and not os.path.exists(os.path.join(str(tmp_path), "evil"))
 
 
-@pytest.mark.parametrize("case", sorted(UNSAFE))
-def test_unsafe_members_are_refused_even_when_the_manifest_hides_them(tmp_path, case):
-    """The manifest lists a harmless file; the archive carries the unsafe member: refused all the same."""
-    target, before = receiver_with_old_cache(tmp_path)
-    path = craft(str(tmp_path / "evil.tar.gz"), UNSAFE[case],
-                 manifest_files=[{"path": "triton/ok", "type": "file", "size": 1, "sha256": "0" * 64}])
-    with pytest.raises(PrepError) as err:
-        bundle.install(path, target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type == "bundle_unsafe", err.value.message
-    assert_untouched(target, before)
+def listed(path, data):
+    return {"path": path, "type": "file", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def test_a_member_whose_bytes_differ_from_the_manifest_is_refused(tmp_path):
-    target, before = receiver_with_old_cache(tmp_path)
-    path = craft(str(tmp_path / "b.tar.gz"), [(member("triton/k.cubin"), b"real bytes")],
-                 manifest_files=[{"path": "triton/k.cubin", "type": "file", "size": 10, "sha256": hashlib.sha256(b"other byte").hexdigest()}])
-    with pytest.raises(PrepError) as err:
-        bundle.install(path, target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type == "bundle_corrupt" and "sha256" in err.value.message
-    assert_untouched(target, before)
-
-
-def test_a_member_whose_size_differs_from_the_manifest_is_refused(tmp_path):
-    target, before = receiver_with_old_cache(tmp_path)
-    path = craft(str(tmp_path / "b.tar.gz"), [(member("triton/k.cubin"), b"real bytes")],
-                 manifest_files=[{"path": "triton/k.cubin", "type": "file", "size": 99, "sha256": hashlib.sha256(b"real bytes").hexdigest()}])
-    with pytest.raises(PrepError) as err:
-        bundle.install(path, target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type == "bundle_corrupt" and "99" in err.value.message
-    assert_untouched(target, before)
-
-
-def test_a_file_listed_but_missing_from_the_archive_is_refused(tmp_path):
-    target, before = receiver_with_old_cache(tmp_path)
-    data = b"kernel"
-    listed = [{"path": "triton/k.cubin", "type": "file", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
-              {"path": "triton/gone.cubin", "type": "file", "size": 1, "sha256": "0" * 64}]
-    path = craft(str(tmp_path / "b.tar.gz"), [(member("triton/k.cubin"), data)], manifest_files=listed)
-    with pytest.raises(PrepError) as err:
-        bundle.install(path, target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type == "bundle_corrupt" and "truncated" in err.value.message
-    assert_untouched(target, before)
+@pytest.mark.parametrize("manifest_files, needle", [
+    pytest.param([listed("triton/k.cubin", b"other byte")], "sha256", id="bytes that differ from the manifest"),
+    pytest.param([dict(listed("triton/k.cubin", b"real bytes"), size=99)], "99", id="a size that differs from the manifest"),
+    pytest.param([listed("triton/k.cubin", b"real bytes"), listed("triton/gone.cubin", b"x")], "truncated",
+                 id="a file listed but missing from the archive"),
+])
+def test_a_member_that_is_not_what_the_manifest_lists_is_corrupt(tmp_path, manifest_files, needle):
+    err = refused(tmp_path, [(member("triton/k.cubin"), b"real bytes")], manifest_files=manifest_files)
+    assert err.error_type == "bundle_corrupt" and needle in err.message
 
 
 def test_a_member_written_through_a_symlinked_directory_is_refused(tmp_path):
     """triton/d -> sub (inside the cache) then triton/d/x: a file may not be written through a link."""
-    target, before = receiver_with_old_cache(tmp_path)
     members = [(member("triton/sub", tarfile.DIRTYPE), None), (member("triton/d", tarfile.SYMTYPE, "sub"), None),
                (member("triton/d/x"), b"x")]
-    path = craft(str(tmp_path / "b.tar.gz"), members)
-    with pytest.raises(PrepError) as err:
-        bundle.install(path, target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type == "bundle_unsafe" and "symlink" in err.value.message
-    assert_untouched(target, before)
+    err = refused(tmp_path, members)
+    assert err.error_type == "bundle_unsafe" and "symlink" in err.message
 
 
 def test_pack_refuses_a_link_that_leaves_the_cache(tmp_path):
@@ -552,17 +528,13 @@ BAD_MANIFESTS = {
 @pytest.mark.parametrize("case", sorted(BAD_MANIFESTS))
 def test_a_malformed_manifest_is_refused_naming_its_field_never_a_traceback(tmp_path, case):
     change, field = BAD_MANIFESTS[case]
-    target, before = receiver_with_old_cache(tmp_path)
     change = dict(change)
     manifest_files = change.pop("files", None)
     if "files_raw" in change:
         change["files"] = change.pop("files_raw")  # written as it is, after the counts are made
-    path = craft(str(tmp_path / "bad.tar.gz"), [(member("triton/k"), b"k")], manifest_files=manifest_files, extra_manifest=change)
-    with pytest.raises(PrepError) as err:
-        bundle.install(path, target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type in ("bundle_corrupt", "bundle_unsafe"), err.value.message
-    assert err.value.details.get("field") == field, (err.value.details, err.value.message)
-    assert_untouched(target, before)
+    err = refused(tmp_path, [(member("triton/k"), b"k")], manifest_files=manifest_files, extra_manifest=change)
+    assert err.error_type in ("bundle_corrupt", "bundle_unsafe"), err.message
+    assert err.details.get("field") == field, (err.details, err.message)
 
 
 def test_a_manifest_that_is_not_json_is_corrupt(tmp_path):
