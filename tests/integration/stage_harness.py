@@ -10,7 +10,6 @@ Host directories are created and chowned here, in test setup (the operator's job
 import json
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 

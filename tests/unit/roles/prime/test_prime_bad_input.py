@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
+import yaml
+
 from unit_support.paths import COLLECTIONS, REPO
+
 PLAYBOOK = os.path.join(REPO, "playbooks", "prime.yml")
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 INVENTORY = """
@@ -19,6 +22,14 @@ sglang_nodes:
       ansible_connection: local
       ansible_python_interpreter: "{{ ansible_playbook_python }}"
 """
+
+# the bad values and what names them: data, shared with the fault tier (tests/faults/test_faults.py)
+BAD_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bad_input.yaml")
+
+
+def rows(table):
+    with open(BAD_INPUT, encoding="utf-8") as handle:
+        return [pytest.param(row["extra"], row["named"], id=row["named"][:60]) for row in yaml.safe_load(handle)[table]]
 
 
 @pytest.fixture()
@@ -40,38 +51,7 @@ def prime(tmp_path):
     return _run
 
 
-@pytest.mark.parametrize("extra, named", [
-    (["-e", "prime_server_port=70000"], 'prime_server_port="70000": a TCP port, 1 to 65535'),
-    (["-e", "prime_stage_poll=0"], 'prime_stage_poll="0": a number of seconds above 0'),
-    (["-e", "prime_stage_timeout=0"], 'prime_stage_timeout="0": a number of seconds above 0'),
-    (["-e", "prime_tp=-1"], 'prime_tp="-1": a tensor-parallel size of 1 or more'),
-    (["-e", '{"prime_moe_batch_sizes": [0, 8]}'], "prime_moe_batch_sizes=[0, 8]: batch sizes of 1 or more"),
-    (["-e", '{"prime_disk_headroom_mb": -1}'], "prime_disk_headroom_mb=-1: unset (null) or 0 MiB or more"),
-    (["-e", '{"prime_stages": []}'], "prime_stages=[]: one or more of deep_gemm"),
-    (["-e", '{"prime_stages": ["deep_gemm", "warp"]}'], 'prime_stages=["deep_gemm", "warp"]: one or more of'),
-    (["-e", '{"prime_stage_modes": {"warp": "rebuild"}}'], 'prime_stage_modes={"warp": "rebuild"}: keys from'),
-    (["-e", '{"prime_stage_modes": {"moe_tune": "often"}}'], "each stage mapped to ensure or rebuild"),
-    (["-e", '{"prime_stage_env": {"HF_TOKEN_LEN": 5}}'], "prime_stage_env.HF_TOKEN_LEN=5: a string (quote it in YAML)"),
-    (["-e", '{"prime_extra_env": {"SGLANG_PREP_UID": "0"}}'],
-     'prime_extra_env.SGLANG_PREP_UID="0": not settable: the role and the runtime set SGLANG_PREP_UID themselves'),
-    (["-e", '{"prime_extra_env": {"TRITON_CACHE_DIR": "/tmp/x"}}'], "not settable"),
-    (["-e", '{"prime_extra_env": {"PYTHONPATH": "/tmp/x"}}'], 'prime_extra_env.PYTHONPATH="/tmp/x": not settable'),
-    (["-e", '{"prime_stage_env": {"SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN": "0"}}'], "not settable"),
-    (["-e", "prime_host_root=relative/dir"], 'prime_host_root="relative/dir": empty'),
-    (["-e", '{"prime_extra_server_args": ["--mem-fraction", "0.5"]}'],
-     "prime_extra_server_args: extra server argument '--mem-fraction' abbreviates --mem-fraction-static"),
-    (["-e", '{"prime_extra_server_args": ["--cuda-graph-backend-d=disabled"]}'], "abbreviates --cuda-graph-backend-decode"),
-    (["-e", '{"prime_extra_server_args": ["--config", "/models/serve.yaml"]}'], "'--config' is refused: --config merges"),
-    (["-e", '{"prime_extra_server_args": ["--cuda-graph-config={}"]}'], "--cuda-graph-config replaces the per-phase"),
-    (["-e", "prime_node_exporter_port=70000"], 'prime_node_exporter_port="70000": a TCP port, 1 to 65535'),
-    (["-e", '{"prime_telemetry_services": ["prometheus", "node-exporter"]}'], "(node-exporter is not one)"),
-    (["-e", "prime_dcgm_exporter_port=9090"],
-     "prime_dcgm_exporter_port=9090: a port no other telemetry service (nor prime_server_port) uses"),
-    (["-e", "prime_metrics_textfile_dir=textfile"], 'prime_metrics_textfile_dir="textfile": empty, or the absolute path'),
-    (["-e", '{"prime_registry_login": {"registry": "r.example.com", "username": "u"}}'],
-     "prime_registry_login (keys registry, username): the keys registry, username and password"),
-    (["-e", "prime_env_file_src=/nonexistent/container.env"], 'prime_env_file_src="/nonexistent/container.env": not a file'),
-])
+@pytest.mark.parametrize("extra, named", rows("values"))
 def test_a_value_that_cannot_work_is_bad_input_and_changes_nothing(prime, extra, named):
     rc, out, root = prime(*extra)
     assert rc != 0
@@ -86,14 +66,7 @@ def test_every_bad_value_is_listed_at_once(prime):
     assert rc != 0 and "3 setting(s) cannot work" in out
 
 
-@pytest.mark.parametrize("extra, named", [
-    (["-e", "sglang_prep_serial=abc"], 'sglang_prep_serial="abc": serial takes a number of hosts per batch'),
-    (["-e", "sglang_prep_serial=-1"], 'sglang_prep_serial="-1": serial takes'),
-    (["-e", "sglang_prep_serial=0%"], 'sglang_prep_serial="0%": serial takes'),
-    (["-e", '{"sglang_prep_serial": [1, "x"]}'], 'sglang_prep_serial=[1, "x"]: serial takes'),
-    (["-e", "sglang_prep_max_fail_percentage=150"], 'sglang_prep_max_fail_percentage="150": max_fail_percentage takes'),
-    (["-e", "sglang_prep_max_fail_percentage=-5"], 'sglang_prep_max_fail_percentage="-5": max_fail_percentage takes'),
-])
+@pytest.mark.parametrize("extra, named", rows("rollout"))
 def test_a_rollout_setting_ansible_cannot_use_is_bad_input_without_a_traceback(prime, extra, named):
     rc, out, root = prime(*extra)
     assert rc != 0
