@@ -19,12 +19,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv as argv_mod
 from contract_probe import TINY_MODEL, require_venv, run_probe, stage_server_args
 
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
+CORPUS = Path(__file__).with_name("parser_corpus.yaml")
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -142,47 +144,11 @@ def test_real_parser_rejects_store_true_with_value(real_parse, corpus_index):
 # ---------------------------------------------------------------------------------------- (b) stand-in vs real
 
 def build_corpus(model, stage_args):
-    m = ["--model-path", str(model)]
+    """The stages' argv, then every line of parser_corpus.yaml with {model} filled in."""
     corpus = {"stage %s" % stage: args for stage, args in stage_args.items()}
-    corpus.update({
-        "minimal": m,
-        "--enable-metrics false": m + ["--enable-metrics", "false"],
-        "--enable-trace true": m + ["--enable-trace", "true"],
-        "--enable-torch-compile true": m + ["--enable-torch-compile", "true"],
-        "--enable-metrics=true": m + ["--enable-metrics=true"],
-        "bad kv dtype": m + ["--kv-cache-dtype", "fp9"],
-        "kv fp8_e5m2": m + ["--kv-cache-dtype", "fp8_e5m2"],
-        "--context-length 272k": m + ["--context-length", "272k"],
-        "--max-prefill-tokens 1Mi": m + ["--max-prefill-tokens", "1Mi"],
-        "IEC decimal": m + ["--context-length", "1.5Mi"],
-        "bad human int": m + ["--context-length", "12x"],
-        "missing --model-path": [],
-        "missing --model-path, other flags": ["--kv-cache-dtype", "fp8_e4m3", "--enable-metrics"],
-        "unknown flag": m + ["--no-such-flag"],
-        "removed flag (ambiguous prefix)": m + ["--cuda-graph-max-bs", "8"],
-        "ambiguous prefix": m + ["--context", "272000"],
-        "graph batch sizes": m + ["--cuda-graph-max-bs-decode", "64", "--cuda-graph-bs-decode", "1", "2", "4"],
-        "--tp 2 (prefix)": m + ["--tp", "2"],
-        "--tensor-parallel-size": m + ["--tensor-parallel-size", "2"],
-        "--ep alias": m + ["--ep", "2"],
-        "--disable-cuda-graph": m + ["--disable-cuda-graph"],
-        "--cuda-graph-backend-decode disabled": m + ["--cuda-graph-backend-decode", "disabled"],
-        "retired graph backend": m + ["--cuda-graph-backend-prefill", "tc_piecewise"],
-        "--load-format dummy --skip-tokenizer-init": m + ["--load-format", "dummy", "--skip-tokenizer-init"],
-        "bad load format": m + ["--load-format", "ckpt"],
-        "bad float": m + ["--mem-fraction-static", "abc"],
-        "--model alias": ["--model", str(model), "--port", "30001", "--host", "0.0.0.0"],
-        "attention backend": m + ["--attention-backend", "flashinfer", "--moe-runner-backend", "triton"],
-        "bad attention backend": m + ["--attention-backend", "fa9"],
-        "all switches": m + ["--enable-metrics", "--enable-trace", "--enable-torch-compile",
-                             "--torch-compile-max-bs", "16", "--enable-metrics-for-all-schedulers",
-                             "--otlp-traces-endpoint", "localhost:4317", "--trace-modules", "request"],
-        "secret options": m + ["--api-key", "s3cret", "--admin-api-key=adm1n", "--ssl-keyfile-password", "pw"],
-        "secret option prefixes": m + ["--api", "s3cret", "--adm", "adm1n", "--ssl-keyfile", "/k.pem"],
-        "misc": m + ["--chunked-prefill-size", "-1", "--watchdog-timeout", "600", "--log-level", "debug",
-                     "--skip-server-warmup", "--trust-remote-code", "--served-model-name", "tiny",
-                     "--device", "cpu"],
-    })
+    with open(CORPUS, encoding="utf-8") as handle:
+        rows = yaml.safe_load(handle)
+    corpus.update({name: [arg.replace("{model}", str(model)) for arg in args] for name, args in rows.items()})
     return corpus
 
 

@@ -19,11 +19,6 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container 
 
 
 @pytest.fixture(scope="module")
-def image():
-    return h.ensure_image()
-
-
-@pytest.fixture(scope="module")
 def running(image):
     root = h.HostRoot()
     box = h.Container(root, image=image).run()

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from harness import free_port  # the stand-in harness's one copy (tests/standins, on sys.path by pytest.ini)
 
@@ -109,13 +110,8 @@ class Run(object):
         return self.prof + contract_path[len(contract.PROFILES_ROOT):]
 
     def tree(self):
-        out = {}
-        for root, dirs, files in os.walk(self.base):
-            for name in dirs + files:
-                path = os.path.join(root, name)
-                st = os.lstat(path)
-                out[path] = (st.st_size, st.st_mtime_ns)
-        return out
+        """Every path under the run (links not followed) with its size and mtime: what a no-op leaves as it was."""
+        return {str(path): (st.st_size, st.st_mtime_ns) for path in Path(self.base).rglob("*") for st in [path.lstat()]}
 
     def server_lines(self, stage):
         with open(self.log) as handle:
