@@ -178,13 +178,19 @@ def test_case_05_two_primes_of_one_host_never_run_two_stage_servers(box):
     assert box.last_ok("inductor")["status"] in ("ok", "noop")
 
 
+def rebuild_in_the_background(box, stage):
+    """A detached module job that rebuilds ``stage`` with a slow server start, once that server has started."""
+    starts = box.server_starts()
+    job = box.module({"stages": [stage], "operation": "prime", "stage_modes": {stage: "rebuild"},
+                      "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
+    h.wait_for(lambda: box.server_starts() > starts, 120, "the %s server of the module's job" % stage, poll_s=0.2)
+    return job
+
+
 # ---------------------------------------------------------------- misclassified failures
 def test_case_06_a_killed_runner_is_interrupted_and_the_next_prime_recovers(box):
     before = box.records()
-    starts = box.server_starts()
-    job = box.module({"stages": ["flashinfer"], "operation": "prime", "stage_modes": {"flashinfer": "rebuild"},
-                      "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
-    h.wait_for(lambda: box.server_starts() > starts, 120, "the flashinfer server of the module's job", poll_s=0.2)
+    job = rebuild_in_the_background(box, "flashinfer")
     assert box.kill_job()
     result = fh.module_result(job)
     assert result["failed"] and result["error_type"] == "interrupted", result
@@ -359,10 +365,7 @@ def test_case_11_an_api_key_among_the_extra_server_args_reaches_the_server_but_n
 # ---------------------------------------------------------------- last: the container dies mid-stage
 def test_case_06_the_container_dying_mid_stage_is_interrupted_and_says_so(box):
     before = box.records()
-    starts = box.server_starts()
-    job = box.module({"stages": ["inductor"], "operation": "prime", "stage_modes": {"inductor": "rebuild"},
-                      "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
-    h.wait_for(lambda: box.server_starts() > starts, 120, "the inductor server of the module's job", poll_s=0.2)
+    job = rebuild_in_the_background(box, "inductor")
     h.docker("kill", box.name)
     result = fh.module_result(job)
     assert result["failed"] and result["error_type"] == "interrupted", result

@@ -202,6 +202,15 @@ def test_another_model_is_refused(tmp_path, built):
     assert_untouched(target, before)
 
 
+def install_refused(target, before, path, **options):
+    """Install the bundle at path: the PrepError it raises, with the receiver's cache (before) untouched."""
+    options.setdefault("headroom_mb", 0)
+    with pytest.raises(PrepError) as err:
+        bundle.install(path, target, MODEL, current(), **options)
+    assert_untouched(target, before)
+    return err.value
+
+
 def test_a_corrupted_bundle_is_refused_by_its_sha256(tmp_path, built):
     _root, manifest = built
     target, before = receiver_with_old_cache(tmp_path)
@@ -210,15 +219,10 @@ def test_a_corrupted_bundle_is_refused_by_its_sha256(tmp_path, built):
         byte = handle.read(1)
         handle.seek(-1, os.SEEK_CUR)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(PrepError) as err:
-        bundle.install(manifest["path"], target, MODEL, current(), expected_sha256=manifest["digest"], headroom_mb=0)
-    assert err.value.error_type == "bundle_corrupt" and manifest["digest"] in err.value.message
-    assert_untouched(target, before)
+    err = install_refused(target, before, manifest["path"], expected_sha256=manifest["digest"])
+    assert err.error_type == "bundle_corrupt" and manifest["digest"] in err.message
     # without the expected digest the damage is still found while unpacking (gzip CRC, member sha256)
-    with pytest.raises(PrepError) as err:
-        bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type == "bundle_corrupt"
-    assert_untouched(target, before)
+    assert install_refused(target, before, manifest["path"]).error_type == "bundle_corrupt"
 
 
 def test_a_truncated_transfer_is_refused(tmp_path, built):
@@ -226,20 +230,15 @@ def test_a_truncated_transfer_is_refused(tmp_path, built):
     target, before = receiver_with_old_cache(tmp_path)
     with open(manifest["path"], "r+b") as handle:
         handle.truncate(os.path.getsize(manifest["path"]) * 2 // 3)
-    with pytest.raises(PrepError) as err:
-        bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=0)
-    assert err.value.error_type == "bundle_corrupt"
-    assert_untouched(target, before)
+    assert install_refused(target, before, manifest["path"]).error_type == "bundle_corrupt"
 
 
 def test_too_little_disk_is_refused_before_unpacking(tmp_path, built):
     _root, manifest = built
     target, before = receiver_with_old_cache(tmp_path)
     st = os.statvfs(target)
-    with pytest.raises(PrepError) as err:
-        bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=st.f_bavail * st.f_frsize // 1048576 + 1)
-    assert err.value.error_type == "insufficient_disk" and "free" in err.value.message
-    assert_untouched(target, before)
+    err = install_refused(target, before, manifest["path"], headroom_mb=st.f_bavail * st.f_frsize // 1048576 + 1)
+    assert err.error_type == "insufficient_disk" and "free" in err.message
 
 
 # ---------------------------------------------------------------- crafted bundles
@@ -285,11 +284,7 @@ def craft(path, members, manifest_files=None, extra_manifest=None):
 def refused(tmp_path, members, **manifest):
     """Install a crafted bundle on a receiver that holds an older cache: the PrepError it raises, the cache untouched."""
     target, before = receiver_with_old_cache(tmp_path)
-    path = craft(str(tmp_path / "b.tar.gz"), members, **manifest)
-    with pytest.raises(PrepError) as err:
-        bundle.install(path, target, MODEL, current(), headroom_mb=0)
-    assert_untouched(target, before)
-    return err.value
+    return install_refused(target, before, craft(str(tmp_path / "b.tar.gz"), members, **manifest))
 
 
 def member(name, kind=tarfile.REGTYPE, linkname=""):
