@@ -84,7 +84,7 @@ def assert_holds(got, want, where="result"):
 
 
 def assert_runs(argv, runs):
-    """Each run (a list of arguments) stands in argv in that order, next to each other."""
+    """Each run (a list of arguments) stands somewhere in argv, its arguments next to each other."""
     for run in runs:
         starts = [i for i in range(len(argv) - len(run) + 1) if argv[i:i + len(run)] == list(run)]
         assert starts, "%r not in %r" % (run, argv)
