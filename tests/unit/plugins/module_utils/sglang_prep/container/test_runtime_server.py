@@ -60,10 +60,10 @@ FAKE_SERVER = textwrap.dedent("""\
 
     def become_ready():
         time.sleep(float(env("FAKE_READY_AFTER", "0")))
-        state["ready"] = True
-        if env("FAKE_READY_FILE"):
+        if env("FAKE_READY_FILE"):  # written before the server answers ready: a test that saw it ready reads it whole
             with open(env("FAKE_READY_FILE"), "w") as handle:
                 handle.write(repr(time.time()))
+        state["ready"] = True
         print("The server is fired up and ready to roll!", flush=True)
 
     if env("FAKE_EXIT_AFTER"):
