@@ -118,7 +118,7 @@ def test_the_graph_is_read():
     """The graph has the collection's parts, with the edges that are known to exist."""
     graph = import_graph()
     assert "module_utils.sglang_prep.container.stages" in graph
-    assert "module_utils.sglang_prep.contract" in graph["module_utils.sglang_prep.container.stages"]
+    assert "module_utils.sglang_prep.contract" in graph["module_utils.sglang_prep.container.runner"]
     assert "module_utils.sglang_prep.registry" in graph["module_utils.sglang_prep.contract"]
     assert "module_utils._docker_exec" in graph["modules.sglang_stage"]
     assert set(layer_of(name) for name in graph) == set(LAYERS)

@@ -123,8 +123,8 @@ def exec_argv(docker, container, argv, user=contract.DEVUSER, env=None):
 
 
 def runtime_argv(subcommand, *args):
-    """``python3 -m sglang_prep <subcommand> ...`` (the runtime package mounted in the container)."""
-    return ["python3", "-m", "sglang_prep", subcommand] + [str(a) for a in args]
+    """``python3 -m sglang_prep <subcommand> ...`` (contract.RUNTIME_ENTRY_POINT: the package mounted in the container)."""
+    return list(contract.RUNTIME_ENTRY_POINT) + [subcommand] + [str(a) for a in args]
 
 
 def stage_options_spec():

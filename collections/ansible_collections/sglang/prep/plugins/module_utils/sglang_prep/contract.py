@@ -28,6 +28,10 @@ HF_ROOT = "/home/devuser/.cache/huggingface"
 DEVUSER = "devuser"
 DEVUSER_HOME = "/home/devuser"
 RUNTIME_MOUNT = "/opt/sglang-prep"  # parent of the read-only sglang_prep package
+# The runtime: the package the role deploys and the container mounts, and how every layer starts it (the
+# container's entrypoint with "init", the host modules' docker exec with a subcommand, the CLI's own name).
+RUNTIME_PACKAGE = "sglang_prep"
+RUNTIME_ENTRY_POINT = ("python3", "-m", RUNTIME_PACKAGE)
 
 POINTER_NAME = "container_run_meta.env"
 # The label on the prime container carrying the digest of all its settings (the role's container spec): a
@@ -104,7 +108,7 @@ MODES = ("ensure", "rebuild", "check")
 STATUSES = ("ok", "error", "noop", "skipped", "would_run", "installed")
 SERVER_PORT = 30000  # default of ENV_SERVER_PORT
 
-# The canonical priming settings (hard policy; notebook section 8). Every stage
+# The canonical priming settings (hard policy, docs/runtime.md). Every stage
 # server gets them as explicit CLI flags, built in argv.py and nowhere else.
 # --max-mamba-cache-size is not among them: at 1 a hybrid (mamba/linear-attention) model has no request slot
 # (max_mamba_cache_size // 3 with the radix cache, sglang-facts.md 10) and fails to start, so SGLang sizes
@@ -212,8 +216,10 @@ RESERVED_ENV = tuple(
     + [ENV_TELEMETRY_SERVICES, ENV_TELEMETRY_PORTS]
     + sorted(var for _path, var in CACHES.values()) + ["DG_JIT_CACHE_DIR"]
     + sorted(set(SERVE_CHECK_ENV) | set(SERVER_ENV) | {ENV_STATIC_CUDA_LAUNCHER}))
-# Which cache holds a stage's output and its per-model signature/log directory.
+# Which cache holds a stage's output (None: the stage leaves nothing on disk), and where its per-model records
+# (signature.json, compile.log) live: two columns of the registry, declared apart.
 STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
+STAGE_RECORDS = dict((stage.name, stage.records) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
 
 # The priming state as Prometheus metrics (container/metrics.py): node_exporter's textfile directory.
@@ -247,6 +253,24 @@ def manifest_path(run_id, telemetry_root=TELEMETRY_ROOT):
 
 def run_dir(run_id, telemetry_root=TELEMETRY_ROOT):
     return "%s/container_runs/%s" % (telemetry_root, run_id)
+
+
+def model_path(text, models_root=MODELS_ROOT):
+    """A model's container path as every layer takes it (the one home of this check and of its message).
+
+    Trailing slashes are dropped (/models/m/ is /models/m). With ``models_root`` (the default), it must name a
+    directory under the models root (/models/<name>, no '..'), else PrepError(model_not_found); ``models_root=None``
+    only normalises (the runtime CLI, which is also run on paths of a test's own tree).
+    """
+    path = (text or "").rstrip("/") or (text or "")
+    if models_root is None:
+        return path
+    rest = path[len(models_root) + 1:] if path.startswith(models_root + "/") else ""
+    if not rest or ".." in rest.split("/") or rest.startswith("/"):
+        raise PrepError("model_not_found", "model %r is not under %s: give the model's path inside the container, "
+                        "e.g. %s/<name> for <host root>/models/<name> on the host"
+                        % (text, models_root, models_root), model=text)
+    return path
 
 
 def model_key(model_path):
@@ -367,7 +391,15 @@ def marker_path(stage):
 
 
 def stage_cache_dir(stage):
-    return CACHES[STAGE_CACHE[stage]][0]
+    """The directory of the cache a stage fills, or None for a stage without an on-disk cache."""
+    name = STAGE_CACHE[stage]
+    return CACHES[name][0] if name else None
+
+
+def stage_records_dir(stage):
+    """profiles/<records>/: the directory of a stage's per-model records (its cache's directory by default)."""
+    name = STAGE_RECORDS[stage]
+    return CACHES[name][0] if name in CACHES else PROFILES_ROOT + "/" + name
 
 
 def model_slug(model_path):
@@ -377,8 +409,8 @@ def model_slug(model_path):
 
 
 def stage_model_dir(stage, model_path):
-    """profiles/<cache>/<model_key>/: the stage's signature.json (and compile.log for deep_gemm)."""
-    return "%s/%s" % (stage_cache_dir(stage), model_key(model_path))
+    """profiles/<records>/<model_key>/: the stage's signature.json (and compile.log for deep_gemm)."""
+    return "%s/%s" % (stage_records_dir(stage), model_key(model_path))
 
 
 def signature_path(stage, model_path):

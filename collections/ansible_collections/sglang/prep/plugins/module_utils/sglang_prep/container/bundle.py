@@ -179,9 +179,10 @@ def _host_log(rel):
 
 
 def _model_caches():
-    """The cache directories that hold per-model subtrees (<cache>/<model_key>/): those of the stages."""
-    names = set(contract.STAGE_CACHE.values()) | set(n for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL)
-    return set(caches.relative_to_profiles(contract.CACHES[name][0]) for name in names)
+    """The directories that hold per-model subtrees (<dir>/<model_key>/): the stages' records, per-model caches."""
+    paths = [contract.stage_records_dir(stage) for stage in contract.STAGE_ORDER]
+    paths += [contract.CACHES[n][0] for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL]
+    return set(caches.relative_to_profiles(path) for path in paths)
 
 
 def model_subtree(rel):

@@ -20,11 +20,11 @@ from .. import contract, registry
 from ..errors import PrepError
 from .moe import TUNER_DTYPES as MOE_TUNER_DTYPES
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR = 0, 1  # argparse exits 2 on a usage error
 
 EPILOG_EXIT = """exit codes:
   0  ok, noop, would_run or skipped
-  1  the stage (or prime, inspect, aggregate) failed: see error_type and message in the RESULT line
+  1  the stage (or prime, report, aggregate) failed: see error_type and message in the RESULT line
   2  usage error (bad arguments)"""
 
 
@@ -148,8 +148,8 @@ def _port(text):
 
 
 def _model_path(text):
-    """The model directory as given, without trailing slashes (/models/m/ is /models/m)."""
-    return text.rstrip("/") or text
+    """The model directory as given, without trailing slashes (/models/m/ is /models/m): contract.model_path."""
+    return contract.model_path(text, models_root=None)
 
 
 def _positive_float(text):
@@ -203,9 +203,9 @@ def _stages_option(parser):
 
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
+    parser = argparse.ArgumentParser(prog=" ".join(contract.RUNTIME_ENTRY_POINT), description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,bundle,report,inspect,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,bundle,report,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -231,15 +231,6 @@ def build_parser():
     report.add_argument("--model", default=None, type=_model_path,
                         help="the model the rows must be recorded for (a stage recorded for another one is not_run)")
     report.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
-
-    inspect = sub.add_parser("inspect", help="report caches, markers and this run's stage results (reads only)",
-                             description="Print the current run's manifest, a snapshot of every cache under /profiles "
-                             "(size, file count, partial when an in-progress marker is left), the run's stage JSONs "
-                             "and prep_result.json. Writes nothing. The last stdout line is RESULT <json>.",
-                             epilog=EPILOG_EXIT, formatter_class=formatter)
-    inspect.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
-    inspect.add_argument("--model", default=None, type=_model_path,
-                         help="whose stage results to show (default: the model the run recorded last)")
 
     agg = sub.add_parser("aggregate", help="rebuild prep_result.json from the run's stage files",
                          description="Rebuild every model's /telemetry/container_runs/<run_id>/models/<model_key>/prep_result.json "
@@ -429,8 +420,6 @@ def main(args=None):
                 payload = seeding.install(ns.model, ns.bundle, options, expected_sha256=ns.sha256, stream=sys.stderr)
         elif ns.command == "report":
             payload = state.report(ns.stages, ns.model, ns.pointer)
-        elif ns.command == "inspect":
-            payload = engine.inspect(ns.pointer, ns.model)
         else:
             payload = engine.aggregate(ns.pointer, ns.model)
     except PrepError as exc:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: sglang.prep contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The stage orchestrator (notebook sections 6 and 11).
+"""The stage orchestrator (docs/architecture.md, docs/runtime.md).
 
 pointer -> manifest -> permission and disk preflight -> lock (heartbeats, timeout) -> signature
 check -> in-progress marker -> run -> validate -> signature -> stage JSON (atomic) -> aggregate
@@ -186,9 +186,9 @@ def _restore_signal_handlers(previous):
 
 def _engine_dirs(ctx, runner):
     stage = ctx.stage
-    dirs = [contract.stage_cache_dir(stage), contract.stage_model_dir(stage, ctx.model), contract.LOCKS_DIR,
-            contract.IN_PROGRESS_DIR, contract.run_dir(ctx.run_id),
-            os.path.dirname(contract.stage_json_path(ctx.run_id, stage, ctx.model))]
+    dirs = [path for path in (contract.stage_cache_dir(stage), contract.stage_model_dir(stage, ctx.model),
+                              contract.LOCKS_DIR, contract.IN_PROGRESS_DIR, contract.run_dir(ctx.run_id),
+                              os.path.dirname(contract.stage_json_path(ctx.run_id, stage, ctx.model))) if path]
     for path in runner.preflight_dirs():
         if path not in dirs:
             dirs.append(path)
@@ -208,7 +208,7 @@ def _preflight(ctx, runner):
     for path in _engine_dirs(ctx, runner):
         require_writable_tree(ctx.layout.fs(path), host_of=host_of)
     ctx.log_writes = True
-    cache_dir = contract.stage_cache_dir(ctx.stage)
+    cache_dir = contract.stage_cache_dir(ctx.stage) or contract.stage_records_dir(ctx.stage)
     require_free_disk(ctx.layout.fs(cache_dir), ctx.disk_headroom_mb, shown=cache_dir)
 
 
@@ -488,24 +488,6 @@ def _publish_metrics(ctx):
         warning = "the metrics textfile could not be written: %s" % exc
     if warning:
         ctx.warn(warning)
-
-
-def inspect(pointer=None, model=None):
-    """The current run's manifest, cache snapshot, stage results and aggregate of ``model`` (default: the run's
-    latest model), and every model the run recorded (reads only)."""
-    ptr, run_manifest = manifest.load_current(pointer)
-    from .. import caches
-    view = state.RunView(loaded=(ptr, run_manifest), model=model)
-    stages, problems = view.recorded()
-    prep = view.prep_result()
-    if view.prep_problem:
-        problems.append(view.prep_problem)
-    host_profiles = (run_manifest.get("paths", {}).get("host") or {}).get("profiles_root")
-    return {"run_id": view.run_id, "manifest": run_manifest, "model": view.model,
-            "models": ledger.run_models(view.layout, view.run_id),
-            "caches": caches.snapshot(view.layout.profiles_root, host_profiles),
-            "in_progress": caches.in_progress_stages(view.layout.profiles_root),
-            "stages": stages, "problems": problems, "prep_result": prep}
 
 
 def aggregate(pointer=None, model=None):
