@@ -235,6 +235,26 @@ ERROR_TYPES = _ERROR_TYPES
 # followed by one line of JSON. Host modules parse it; nothing else on stdout is a contract.
 RESULT_PREFIX = "RESULT "
 
+# The options a stage run, a plan and a bundle install share, as the host modules name them and as the runtime CLI
+# takes them (one table: _docker_exec.stage_options_argv writes the command line from it, and a unit test holds the
+# runtime's parser to it). form: "value" (--flag V, when set), "values" (--flag V V ..., when not empty), "switch"
+# (the bare flag, when true), "repeat" (--flag=V for each; the extra server args, which travel in the environment
+# instead when one of them is a secret).
+STAGE_OPTION_FLAGS = (
+    ("model", "--model", "value"),
+    ("tp", "--tp", "value"),
+    ("port", "--port", "value"),
+    ("lock_timeout", "--lock-timeout", "value"),
+    ("ready_timeout", "--ready-timeout", "value"),
+    ("disk_headroom_mb", "--disk-headroom-mb", "value"),
+    ("moe_dtype", "--moe-dtype", "value"),
+    ("pointer", "--pointer", "value"),
+    ("extra_server_args", "--extra-server-arg", "repeat"),
+    ("serve_max_prompt_tokens", "--serve-max-prompt-tokens", "value"),
+    ("require_pinned_stack", "--require-pinned-stack", "switch"),
+    ("moe_batch_sizes", "--moe-batch-sizes", "values"),
+)
+
 
 def cache_env():
     """Environment that points every SGLang cache at /profiles."""
