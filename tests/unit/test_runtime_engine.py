@@ -551,7 +551,7 @@ def test_without_a_port_a_stage_uses_the_runs_server_port(run):
 def test_report_and_aggregate(run):
     run.stage("deep_gemm", env={"SGLANG_STANDIN_FAULT": "oom"})
     out = state.report(pointer=run.pointer)
-    assert out["run_id"] == RUN_ID and out["stages"]["deep_gemm"]["error_type"] == "not_enough_memory"
+    assert out["run"]["run_id"] == RUN_ID and out["stages"]["deep_gemm"]["error_type"] == "not_enough_memory"
     assert out["stages"]["deep_gemm"]["cache"]["partial"] is True
     agg = engine.aggregate(run.pointer)
     assert agg["status"] == "error" and agg["stages_missing"] == ["moe_tune", "flashinfer", "inductor", "serve_check"]
@@ -623,7 +623,7 @@ def test_cli_stage_prints_one_result_line_last(run):
     assert payload["error_type"] == "bad_pointer"
     report = cli("report", "--pointer", run.pointer)
     assert report.returncode == 0
-    assert json.loads(report.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])["run_id"] == RUN_ID
+    assert json.loads(report.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])["run"]["run_id"] == RUN_ID
 
 
 def test_noop_is_fast(run):
