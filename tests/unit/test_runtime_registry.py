@@ -1,4 +1,4 @@
-"""The stage registry (registry.py) against the runners (container/stages.py): one table, and the code agrees.
+"""The stage registry (registry.py) against the runners (container/stages.RUNNERS): one table, and the code agrees.
 
 Fails when a row and its runner disagree: names, order, server or not (ServerStage subclasses exactly
 the rows that launch a server), warm-up or not, the switches, the cache the runner fills, the
