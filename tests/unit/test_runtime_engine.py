@@ -554,7 +554,7 @@ def test_report_and_aggregate(run):
     assert out["run"]["run_id"] == RUN_ID and out["stages"]["deep_gemm"]["error_type"] == "not_enough_memory"
     assert out["stages"]["deep_gemm"]["cache"]["partial"] is True
     agg = engine.aggregate(run.pointer)
-    assert agg["status"] == "error" and agg["stages_missing"] == ["moe_tune", "flashinfer", "inductor", "serve_check"]
+    assert agg["status"] == "error" and agg["stages_missing"] == list(contract.STAGE_ORDER[1:])
     assert agg["run"]["device_name"] == "NVIDIA H100 80GB HBM3" and agg["run"]["settings"]["source"] == "flags"
 
 
