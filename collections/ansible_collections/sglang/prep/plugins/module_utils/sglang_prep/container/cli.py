@@ -20,11 +20,11 @@ from .. import contract, registry
 from ..errors import PrepError
 from .moe import TUNER_DTYPES as MOE_TUNER_DTYPES
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR = 0, 1  # argparse exits 2 on a usage error
 
 EPILOG_EXIT = """exit codes:
   0  ok, noop, would_run or skipped
-  1  the stage (or prime, inspect, aggregate) failed: see error_type and message in the RESULT line
+  1  the stage (or prime, report, aggregate) failed: see error_type and message in the RESULT line
   2  usage error (bad arguments)"""
 
 
@@ -148,8 +148,8 @@ def _port(text):
 
 
 def _model_path(text):
-    """The model directory as given, without trailing slashes (/models/m/ is /models/m)."""
-    return text.rstrip("/") or text
+    """The model directory as given, without trailing slashes (/models/m/ is /models/m): contract.model_path."""
+    return contract.model_path(text, models_root=None)
 
 
 def _positive_float(text):
@@ -203,9 +203,9 @@ def _stages_option(parser):
 
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
+    parser = argparse.ArgumentParser(prog=" ".join(contract.RUNTIME_ENTRY_POINT), description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,bundle,report,inspect,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,bundle,report,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -231,15 +231,6 @@ def build_parser():
     report.add_argument("--model", default=None, type=_model_path,
                         help="the model the rows must be recorded for (a stage recorded for another one is not_run)")
     report.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
-
-    inspect = sub.add_parser("inspect", help="report caches, markers and this run's stage results (reads only)",
-                             description="Print the current run's manifest, a snapshot of every cache under /profiles "
-                             "(size, file count, partial when an in-progress marker is left), the run's stage JSONs "
-                             "and prep_result.json. Writes nothing. The last stdout line is RESULT <json>.",
-                             epilog=EPILOG_EXIT, formatter_class=formatter)
-    inspect.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
-    inspect.add_argument("--model", default=None, type=_model_path,
-                         help="whose stage results to show (default: the model the run recorded last)")
 
     agg = sub.add_parser("aggregate", help="rebuild prep_result.json from the run's stage files",
                          description="Rebuild every model's /telemetry/container_runs/<run_id>/models/<model_key>/prep_result.json "
@@ -368,6 +359,66 @@ def carried_extra_args(environ):
     return carried
 
 
+def _print_offline(ns, parser):
+    """``decide`` and ``argv``: answers from the model directory alone, printed as one JSON line (no RESULT prefix)."""
+    try:
+        if ns.command == "decide":
+            out = decide(ns.model, ns.tp, ns.extra_server_args, ns.device_name, ns.triton_kernels)
+        elif ns.stage == "moe_tune":
+            out = _tuner_argv(ns)
+        else:
+            out = argv_mod.server_argv(ns.stage, ns.model, tp=ns.tp, port=ns.port, extra_args=ns.extra_server_args)
+    except (argv_mod.ArgvError, ValueError) as exc:
+        if ns.command == "decide" and not isinstance(exc, argv_mod.ArgvError):
+            raise
+        parser.error(str(exc))
+    sys.stdout.write(json.dumps(out, sort_keys=ns.command == "decide") + "\n")
+    return EXIT_OK
+
+
+def _plan(ns, options):
+    from . import plan
+    return plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
+
+
+def _prime(ns, options):
+    from . import prime
+    return prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
+
+
+def _bundle(ns, options):
+    from . import seeding
+    if ns.action == "create":
+        return seeding.create(ns.model, options, stages=ns.stages, source_host=ns.source_host, out_dir=ns.out,
+                              stream=sys.stderr)
+    if not ns.bundle:
+        raise PrepError("bad_input", "bundle install needs --bundle <path of the bundle inside the container>")
+    return seeding.install(ns.model, ns.bundle, options, expected_sha256=ns.sha256, stream=sys.stderr)
+
+
+def _report(ns, _options):
+    from . import state
+    return state.report(ns.stages, ns.model, ns.pointer)
+
+
+def _aggregate(ns, _options):
+    from . import engine
+    return engine.aggregate(ns.pointer, ns.model)
+
+
+# The subcommands that answer with a RESULT line, and whether a payload with status error exits 1.
+COMMANDS = {"plan": (_plan, False), "prime": (_prime, True), "bundle": (_bundle, False), "report": (_report, False),
+            "aggregate": (_aggregate, False)}
+
+
+def _run_stage(ns, options):
+    from . import engine, state
+    result = engine.run_stage(ns.stage, ns.model, dict(options, mode=ns.mode))
+    result["reason"] = state.reason(ns.stage, result)
+    emit(result)
+    return EXIT_ERROR if result["status"] == "error" else EXIT_OK
+
+
 def main(args=None):
     args = sys.argv[1:] if args is None else list(args)
     if args[:1] == ["init"]:
@@ -380,24 +431,9 @@ def main(args=None):
         if isinstance(carried, str):
             parser.error(carried)
         ns.extra_server_args = list(ns.extra_server_args) + carried
-    if ns.command == "decide":
-        try:
-            out = decide(ns.model, ns.tp, ns.extra_server_args, ns.device_name, ns.triton_kernels)
-        except argv_mod.ArgvError as exc:
-            parser.error(str(exc))
-        sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
-        return EXIT_OK
-    if ns.command == "argv":
-        try:
-            if ns.stage == "moe_tune":
-                out = _tuner_argv(ns)
-            else:
-                out = argv_mod.server_argv(ns.stage, ns.model, tp=ns.tp, port=ns.port, extra_args=ns.extra_server_args)
-        except (argv_mod.ArgvError, ValueError) as exc:
-            parser.error(str(exc))
-        sys.stdout.write(json.dumps(out) + "\n")
-        return EXIT_OK
-    from . import engine, state
+    if ns.command in ("decide", "argv"):
+        return _print_offline(ns, parser)
+    options = None
     if ns.command in ("stage", "plan", "prime", "bundle"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
@@ -405,38 +441,14 @@ def main(args=None):
             parser.error(str(exc))
         options = dict((key, getattr(ns, key)) for key in STAGE_OPTIONS)
     if ns.command == "stage":
-        result = engine.run_stage(ns.stage, ns.model, dict(options, mode=ns.mode))
-        result["reason"] = state.reason(ns.stage, result)
-        emit(result)
-        return EXIT_ERROR if result["status"] == "error" else EXIT_OK
+        return _run_stage(ns, options)
+    command, status_exits = COMMANDS[ns.command]
     try:
-        if ns.command == "plan":
-            from . import plan
-            payload = plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
-        elif ns.command == "prime":
-            from . import prime
-            payload = prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
-            emit(payload)
-            return EXIT_ERROR if payload["status"] == "error" else EXIT_OK
-        elif ns.command == "bundle":
-            from . import seeding
-            if ns.action == "create":
-                payload = seeding.create(ns.model, options, stages=ns.stages, source_host=ns.source_host, out_dir=ns.out,
-                                         stream=sys.stderr)
-            elif not ns.bundle:
-                raise PrepError("bad_input", "bundle install needs --bundle <path of the bundle inside the container>")
-            else:
-                payload = seeding.install(ns.model, ns.bundle, options, expected_sha256=ns.sha256, stream=sys.stderr)
-        elif ns.command == "report":
-            payload = state.report(ns.stages, ns.model, ns.pointer)
-        elif ns.command == "inspect":
-            payload = engine.inspect(ns.pointer, ns.model)
-        else:
-            payload = engine.aggregate(ns.pointer, ns.model)
+        payload = command(ns, options)
     except PrepError as exc:
         # a bundle refusal carries its field-level reasons (and paths) for the caller
         extra = dict(exc.details) if ns.command == "bundle" else {}
         emit(_error_payload(exc, command=ns.command, **extra))
         return EXIT_ERROR
     emit(payload)
-    return EXIT_OK
+    return EXIT_ERROR if status_exits and payload["status"] == "error" else EXIT_OK

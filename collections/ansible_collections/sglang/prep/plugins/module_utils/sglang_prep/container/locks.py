@@ -60,7 +60,6 @@ class StageLock(object):
         self.say = say
         self.heartbeat_s = heartbeat_s
         self.fd = None
-        self.waited_s = 0.0
 
     def acquire(self):
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -99,7 +98,6 @@ class StageLock(object):
             os.close(fd)
             raise
         self.fd = fd
-        self.waited_s = round(time.monotonic() - start, 3)
         record = json.dumps({"pid": os.getpid(), "run_id": self.run_id, "stage": self.stage,
                              "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         os.ftruncate(fd, 0)

@@ -150,7 +150,7 @@ class RunView(object):
 def _cache_entry(stage, snapshot):
     name = contract.STAGE_CACHE[stage]
     entry = (snapshot.get("caches") or {}).get(name) or {}
-    return {"name": name, "path": contract.CACHES[name][0], "host_path": entry.get("host_path"),
+    return {"name": name, "path": contract.stage_cache_dir(stage), "host_path": entry.get("host_path"),
             "bytes": entry.get("size", 0), "files": entry.get("count", 0), "partial": bool(entry.get("partial"))}
 
 
