@@ -1,4 +1,4 @@
-"""sglang_host_facts: the prime role's one look at a host before it changes anything.
+"""sglang_host_info (formerly sglang_host_facts): the prime role's one look at a host before it changes anything.
 
 Who connects, who the host user is, the host root and the model directory two levels deep (as
 ansible.builtin.find with depth 2 lists them) and the env file, on a real temporary file tree.
@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "collections"))
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_host_facts  # noqa: E402
+from ansible_collections.sglang.prep.plugins.modules import sglang_host_info  # noqa: E402
 
 ME = pwd.getpwuid(os.getuid())
 
@@ -24,7 +24,7 @@ ME = pwd.getpwuid(os.getuid())
 def run(capsys, **args):
     with patch_module_args(args):
         with pytest.raises(SystemExit) as exit_info:
-            sglang_host_facts.main()
+            sglang_host_info.main()
     return exit_info.value.code, json.loads(capsys.readouterr().out)
 
 

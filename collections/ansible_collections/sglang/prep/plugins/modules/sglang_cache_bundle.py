@@ -37,11 +37,12 @@ description:
   - The work is done by the runtime in the container (C(python3 -m sglang_prep bundle create|install)) through
     C(docker exec) as O(user), which has the UID and GID of the host user, so every file written belongs to the host user.
     Moving the bundle between hosts is the playbook's job (docs/fleet.md).
-  - Give it the same stage settings as M(sglang.prep.sglang_stage) (the role's module_defaults do), since the signatures
+  - Give it the same stage settings as M(sglang.prep.sglang_prime) (the role's module_defaults do), since the signatures
     compared depend on them.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - sglang.prep._container
+  - sglang.prep._stage_options
 attributes:
   check_mode:
     support: partial
@@ -51,19 +52,11 @@ attributes:
   platform:
     platforms: posix
 options:
-  container:
-    description: Name or ID of the running prime container.
-    type: str
-    required: true
   state:
     description:
       - V(packed) packs this host's primed caches (the builder); V(installed) installs O(bundle) (a receiver).
     type: str
     choices: [packed, installed]
-    required: true
-  model:
-    description: Model path inside the container (under C(/models)), as for M(sglang.prep.sglang_stage).
-    type: str
     required: true
   bundle:
     description:
@@ -82,55 +75,26 @@ options:
     description: With O(state=packed), the priming stages to bundle (default all of them; skipped ones stay out).
     type: list
     elements: str
-  tp:
-    description: Tensor parallel size (part of every signature).
-    type: int
-    default: 1
   port:
-    description: The stage servers' port (only checked, nothing is started).
+    description: The stage servers' port (part of the signatures checked; nothing is started).
     type: int
     default: 30000
   lock_timeout:
-    description: Seconds to wait for the stage locks (a stage running on this host) before V(lock_timeout).
+    description: Seconds to wait for the stage locks (a stage running on this host) before C(error_type=lock_timeout).
     type: float
   ready_timeout:
-    description: Accepted for symmetry with M(sglang.prep.sglang_stage); nothing is started.
+    description: Accepted for symmetry with M(sglang.prep.sglang_prime); nothing is started.
     type: float
   disk_headroom_mb:
-    description: Free space (MiB) that must remain under C(profiles/) after the bundle is unpacked, else V(insufficient_disk).
+    description:
+      - Free space (MiB) that must remain under C(profiles/) after the bundle is unpacked, else
+        C(error_type=insufficient_disk).
     type: int
-  moe_batch_sizes:
-    description: The MoE tuner batch sizes (part of the moe_tune signature).
-    type: list
-    elements: int
-  moe_dtype:
-    description: The MoE tuner dtype (part of the moe_tune signature).
-    type: str
-  extra_server_args:
-    description: Extra SGLang server arguments (part of the server stages' signatures).
-    type: list
-    elements: str
-    default: []
   serve_max_prompt_tokens:
     description: The serve check's longest prompt (accepted for symmetry; the serve check is never bundled).
     type: int
-  require_pinned_stack:
-    description: Refuse (C(stack_unpinned)) a container whose stack differs from the pinned one (as O(sglang.prep.sglang_stage#module:require_pinned_stack)).
-    type: bool
-    default: false
-  env:
-    description: Extra environment for the runtime in the container (string values).
-    type: dict
-    default: {}
-  user:
-    description: The container user the runtime runs as (the host user's UID:GID).
-    type: str
-    default: devuser
-  pointer:
-    description: Pointer file inside the container (default C(/telemetry/container_run_meta.env)).
-    type: str
 seealso:
-  - module: sglang.prep.sglang_stage
+  - module: sglang.prep.sglang_prime
   - module: sglang.prep.sglang_cache_inspect
 author:
   - Seed 0be3ddc0 maintainers (@maintainers)
@@ -262,6 +226,7 @@ cmd:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
+from ansible_collections.sglang.prep.plugins.module_utils._priming import ENV_NOT_RECORDED
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
@@ -320,11 +285,13 @@ def run_module():
         supports_check_mode=True,
     )
     params = module.params
-    raw_extra = dx.hide_secret_args(params)  # a secret server option's value appears in no result
     refuse(module, params)
+    raw_env = dict(params["env"])
+    params["env"] = dict.fromkeys(raw_env, ENV_NOT_RECORDED)  # env values appear in no result (nor its invocation)
+    raw_extra = dx.hide_secret_args(params)  # nor does a secret server option's value
     docker = dx.docker_binary(module, params["docker_cli"])
     argv = bundle_argv(dict(params, extra_server_args=raw_extra))
-    env = dict(params["env"], **dx.extra_args_env(raw_extra))  # secret-bearing extra server args: by environment
+    env = dict(raw_env, **dx.extra_args_env(raw_extra))  # secret-bearing extra server args: by environment
     cmd = dx.shown_cmd(dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env))
     try:
         dx.require_running(module, docker, params["container"])

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: sglang_host_facts
+module: sglang_host_info
 short_description: Identify the host user and look at its host root, in one call (info module)
 version_added: 1.1.0
 description:
@@ -25,17 +25,13 @@ description:
     its archive shipped (C(MANIFEST.sha256), the SHA-256 of every file), and RV(runtime) names every file modified,
     missing or added since it was unpacked.
   - Whether O(env_file) is a regular file, and its SHA-256 (never its content).
-  - This is an information module. It never changes anything and always returns C(changed=false).
+  - This is an information module. It never changes anything and always returns C(changed=false). It returns
+    its answer as plain keys, not as C(ansible_facts).
+  - Until 1.2.0 this module was called C(sglang.prep.sglang_host_facts); that name still works, with a deprecation
+    warning, until 2.0.0.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Reads only, so it runs unchanged in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - sglang.prep._attributes.info
 options:
   host_user:
     description:
@@ -75,7 +71,7 @@ author:
 
 EXAMPLES = r"""
 - name: Look at the host before priming it for the user ubuntu
-  sglang.prep.sglang_host_facts:
+  sglang.prep.sglang_host_info:
     host_user: ubuntu
     model: tiny-moe
   register: host
@@ -308,7 +304,7 @@ def env_file_facts(path):
     return described
 
 
-def host_facts(params):
+def host_info(params):
     connected = account(uid=os.getuid()) or {"name": str(os.getuid()), "uid": os.getuid(), "gid": os.getgid(),
                                              "home": os.environ.get("HOME", "/")}
     name = params["host_user"] or (os.environ.get("SUDO_USER", "") if connected["uid"] == 0 else connected["name"])
@@ -350,7 +346,7 @@ def run_module():
         ),
         supports_check_mode=True,
     )
-    module.exit_json(changed=False, **host_facts(module.params))
+    module.exit_json(changed=False, **host_info(module.params))
 
 
 def main():
