@@ -181,7 +181,7 @@ def test_case_05_two_primes_of_one_host_never_run_two_stage_servers(box):
 def test_case_06_a_killed_runner_is_interrupted_and_the_next_prime_recovers(box):
     before = box.records()
     starts = box.server_starts()
-    job = box.module({"stages": ["flashinfer"], "operation": "prime", "stage_modes": {"flashinfer": "rebuild"},
+    job = box.module({"stages": ["flashinfer"], "stage_modes": {"flashinfer": "rebuild"},
                       "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
     h.wait_for(lambda: box.server_starts() > starts, 120, "the flashinfer server of the module's job", poll_s=0.2)
     assert box.kill_job()
@@ -286,7 +286,7 @@ def test_case_11_a_stage_env_secret_never_reaches_the_async_job_file_or_the_outp
     # as the role runs the job: async with poll 0, then waited for (the job file stays, as the role's does)
     wait = {"name": "wait", "ansible.builtin.async_status": {"jid": "{{ job.ansible_job_id }}"}, "register": "done",
             "until": "done.finished", "retries": 300, "delay": 1}
-    out = box.module({"stages": list(fh.PRIMED), "operation": "prime", "env": {"HF_TOKEN": secret}},
+    out = box.module({"stages": list(fh.PRIMED), "env": {"HF_TOKEN": secret}},
                      task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True, async_dir=async_dir)
     assert "failed=0" in out and "- HF_TOKEN" in out, out[-3000:]  # the name is in the cmd, its value nowhere
     assert secret not in out
@@ -341,7 +341,7 @@ def test_case_11_an_api_key_among_the_extra_server_args_reaches_the_server_but_n
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        out = box.module({"stages": ["flashinfer"], "operation": "prime", "extra_server_args": ["--api-key", secret]},
+        out = box.module({"stages": ["flashinfer"], "extra_server_args": ["--api-key", secret]},
                          task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True,
                          async_dir=async_dir)
     finally:
@@ -363,7 +363,7 @@ def test_case_11_an_api_key_among_the_extra_server_args_reaches_the_server_but_n
 def test_case_06_the_container_dying_mid_stage_is_interrupted_and_says_so(box):
     before = box.records()
     starts = box.server_starts()
-    job = box.module({"stages": ["inductor"], "operation": "prime", "stage_modes": {"inductor": "rebuild"},
+    job = box.module({"stages": ["inductor"], "stage_modes": {"inductor": "rebuild"},
                       "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
     h.wait_for(lambda: box.server_starts() > starts, 120, "the inductor server of the module's job", poll_s=0.2)
     h.docker("kill", box.name)
