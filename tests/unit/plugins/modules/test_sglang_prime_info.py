@@ -153,3 +153,31 @@ def test_a_stopped_container_still_answers_with_a_warning(host, capsys, tmp_path
     assert rc == 0 and out["container_state"] == "exited, exit code 137"
     assert out["state"]["stages"]["deep_gemm"]["status"] == "ok"
     assert "container sglang-prep is not running" in json.dumps(out["warnings"])
+
+
+def documented_queries():
+    """The JMESPath queries docs/modules.md runs over sglang_prime_info's state (community.general.json_query)."""
+    import re
+    with open(os.path.join(os.path.dirname(sglang_prime_info.__file__), os.pardir, os.pardir, "docs",
+                           "modules.md")) as handle:
+        text = handle.read()
+    found = re.findall(r"info\.state \| community\.general\.json_query\((\\\"|')(.+?)\1\)", text)
+    assert len(found) == 2, found
+    return [query for _quote, query in found]
+
+
+def test_the_documented_jmespath_queries_answer_over_the_state(host, capsys):
+    import jmespath
+    host.record("deep_gemm")
+    host.record("moe_tune", status="error", ran=True, error_type="tuner_failed", message="the tuner exited with 1")
+    marker = host.layout.fs(contract.marker_path("moe_tune"))  # the tuner was interrupted: its cache is partial
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    with open(marker, "w") as handle:
+        json.dump({"owner_pid": 1}, handle)
+    failed_query, partial_query = documented_queries()
+    rc, out = run({"pointer": host.pointer, "model": MODEL}, capsys)
+    assert rc == 0
+    ((stage, error_type, reason),) = jmespath.search(failed_query, out["state"])
+    assert (stage, error_type) == ("moe_tune", "tuner_failed") and reason.startswith("moe_tune failed (tuner_failed)")
+    assert jmespath.search(partial_query, out["state"]) == [
+        host.layout.fs(contract.CACHES[contract.STAGE_CACHE["moe_tune"]][0])]
