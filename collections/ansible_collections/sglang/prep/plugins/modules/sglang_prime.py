@@ -138,7 +138,7 @@ log_tail:
   sample: ["RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."]
 plan:
   description:
-    - Per stage the runtime's check result (the keys of RV(stage_result)) plus C(planned_mode)
+    - Per stage the runtime's check result (the keys of RV(sglang.prep.sglang_stage#module:stage_result)) plus C(planned_mode)
       (V(ensure) or V(rebuild)), C(action), C(action_reason) and C(reason) (one line, worded by the runtime, saying what it would do, and why).
     - C(action) is V(run) (the stage would run, or its check failed and a run records the failure),
       V(record) (primed, but the current container run has no matching stage JSON yet, so an ensure records

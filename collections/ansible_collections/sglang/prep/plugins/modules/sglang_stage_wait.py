@@ -10,7 +10,8 @@ module: sglang_stage_wait
 short_description: Wait for a host's priming job and show its progress, one line per change
 version_added: 1.1.0
 description:
-  - Waits for the asynchronous job that M(sglang.prep.sglang_prime) started with C(async) and C(poll=0), and returns that job's result (the priming state) when it ends.
+  - Waits for the asynchronous job that M(sglang.prep.sglang_prime) started with C(async) and C(poll=0), and returns
+    that job's result (the priming state) when it ends.
   - While it waits it reads the progress file the runtime rewrites at every change (which stage, which step
     of it, for example the MoE batch size, and the estimated time left) and prints one line per change, so
     a long tune shows where it is instead of a retry counter.
