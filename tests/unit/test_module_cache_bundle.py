@@ -99,3 +99,16 @@ def test_check_mode_runs_nothing(docker, capsys):
     rc, out = run(install_args(path), capsys, check_mode=True)
     assert rc == 0 and out["changed"] is True and out["status"] == "would_install"
     assert exec_call(calls()) == []
+
+
+def test_env_values_reach_the_runtime_but_never_the_result(docker, capsys, tmp_path):
+    path, configure, calls = docker
+    configure(stdout=contract.RESULT_PREFIX + json.dumps(INSTALLED) + "\n")
+    secret = "hf_bundle_s3cr3t"
+    rc, out = run(install_args(path, env={"HF_TOKEN": secret}, _ansible_inject_invocation=True), capsys)
+    assert rc == 0 and secret not in json.dumps(out)
+    assert out["invocation"]["module_args"]["env"] == {"HF_TOKEN": "VALUE_NOT_RECORDED"}
+    argv = exec_call(calls())[0]
+    assert argv[argv.index("-e") + 1] == "HF_TOKEN" and secret not in json.dumps(argv)
+    with open(os.environ["FAKE_DOCKER_CALLS"] + ".env") as seen:  # what docker exec hands the container
+        assert json.loads(seen.read().splitlines()[-1]) == {"HF_TOKEN": secret}
