@@ -14,7 +14,7 @@ description:
     O(stages) would do and why, then runs every stage that plan sends to run, in order, as one job
     (C(python3 -m sglang_prep prime)). The runtime stops at the first failure and returns the priming state
     (RV(state)).
-  - The job writes a progress file (the run directory's C(progress.json)) that M(sglang.prep.sglang_stage_wait)
+  - The job writes a progress file (the run directory's C(progress.json)) that M(sglang.prep.sglang_prime_wait)
     reads while it runs. The prime role runs it with C(async) and C(poll=0), so that each host runs its whole
     stage list without waiting for the others.
   - C(changed) is true when a stage ran and succeeded. A failed stage fails the task with RV(error_type) and a
@@ -84,7 +84,7 @@ notes:
 seealso:
   - module: sglang.prep.sglang_stage
   - module: sglang.prep.sglang_prime_info
-  - module: sglang.prep.sglang_stage_wait
+  - module: sglang.prep.sglang_prime_wait
 author:
   - Seed 0be3ddc0 maintainers (@maintainers)
 """
@@ -111,7 +111,7 @@ EXAMPLES = r"""
   when: plan.to_run | length > 0
 
 - name: Wait for the job, one line per progress change
-  sglang.prep.sglang_stage_wait:
+  sglang.prep.sglang_prime_wait:
     jid: "{{ job.ansible_job_id }}"
     progress: "{{ plan.state.run.progress_file }}"
   when: plan.to_run | length > 0

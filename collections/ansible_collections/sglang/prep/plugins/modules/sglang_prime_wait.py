@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: sglang_stage_wait
+module: sglang_prime_wait
 short_description: Wait for a host's priming job and show its progress, one line per change
 version_added: 1.1.0
 description:
@@ -79,7 +79,7 @@ EXAMPLES = r"""
   register: job
 
 - name: Wait for it, one line per progress change
-  sglang.prep.sglang_stage_wait:
+  sglang.prep.sglang_prime_wait:
     jid: "{{ job.ansible_job_id }}"
     progress: /home/ubuntu/sglang-observability/telemetry/container_runs/RUN_ID/progress.json
     timeout: 86400
