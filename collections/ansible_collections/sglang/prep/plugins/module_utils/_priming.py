@@ -22,6 +22,7 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import con
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import manifest as manifests
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import pointer as pointers
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import ledger
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import signature as signatures
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import state as states
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.layout import Layout
@@ -410,7 +411,7 @@ class HostRunView(states.RunView):
     def __init__(self, loaded, layout, model):
         states.RunView.__init__(self, loaded=loaded, model=model)
         self.layout = layout
-        self.model = model or states.ledger.latest_model(layout, self.run_id)
+        self.model = model or ledger.latest_model(layout, self.run_id)
 
 
 def recorded_signatures(view, model):
