@@ -10,7 +10,7 @@ model), then measures, with the real playbook and the real Docker engine:
                  in a row; printed as a ratio. Also the one call the role makes for the same answer,
                  `docker exec ... python3 -m sglang_prep plan` (all stages at once).
   runtime_check  what the check of the deployed runtime against its manifest costs (every run): the verify
-                 itself, and sglang_host_facts with and without it
+                 itself, and sglang_host_info with and without it
   stage_overhead a rebuild of every stage; per stage the runtime's own time (duration_s from the stage
                  JSON) minus the stand-in server's time to ready (server.ready_s): lock, preflight,
                  trigger, teardown, validation and bookkeeping. For serve_check (the zero-JIT proof) also
@@ -265,7 +265,7 @@ def fleet_fanout(bench):
 
 # Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
 def runtime_check(bench):
-    """What the check of the deployed runtime against its manifest (sglang_host_facts, every run) costs: the host's
+    """What the check of the deployed runtime against its manifest (sglang_host_info, every run) costs: the host's
     tree verified as the module does it, and the same module call with and without the check (ansible localhost)."""
     from ansible_collections.sglang.prep.plugins.module_utils import _runtime_manifest as runtime_manifest
     package = os.path.join(bench.root, "runtime", "sglang_prep")
@@ -282,11 +282,11 @@ def runtime_check(bench):
         times = []
         for _ in range(bench.runs):
             elapsed, _out = timed([ansible, "localhost", "-c", "local", "-e", "ansible_python_interpreter=%s" % sys.executable,
-                                   "-m", "sglang.prep.sglang_host_facts", "-a",
+                                   "-m", "sglang.prep.sglang_host_info", "-a",
                                    "host_user=%s host_root=%s%s" % (bench.user, bench.root, extra)], env=bench.env)
             times.append(elapsed)
         calls[label] = statistics.median(times)
-        log("sglang_host_facts %s the runtime check: %.2f s" % (label, calls[label]))
+        log("sglang_host_info %s the runtime check: %.2f s" % (label, calls[label]))
     return {"files": len(runtime_manifest.package_files(package)), "verify_median_s": round(statistics.median(verify), 4),
             "host_facts_without_s": round(calls["without"], 2), "host_facts_with_s": round(calls["with"], 2),
             "host_facts_delta_s": round(calls["with"] - calls["without"], 2)}
@@ -307,7 +307,7 @@ def table(results):
     check = results.get("runtime_check")
     if check:
         lines += ["runtime check against its manifest (%d files)    %7.3f s" % (check["files"], check["verify_median_s"]),
-                  "sglang_host_facts without / with the check        %5.2f / %.2f s" % (
+                  "sglang_host_info without / with the check        %5.2f / %.2f s" % (
                       check["host_facts_without_s"], check["host_facts_with_s"]), ""]
     over = results.get("stage_overhead")
     if over:

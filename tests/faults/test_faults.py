@@ -181,7 +181,7 @@ def test_case_05_two_primes_of_one_host_never_run_two_stage_servers(box):
 def rebuild_in_the_background(box, stage):
     """A detached module job that rebuilds ``stage`` with a slow server start, once that server has started."""
     starts = box.server_starts()
-    job = box.module({"stages": [stage], "operation": "prime", "stage_modes": {stage: "rebuild"},
+    job = box.module({"stages": [stage], "stage_modes": {stage: "rebuild"},
                       "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
     h.wait_for(lambda: box.server_starts() > starts, 120, "the %s server of the module's job" % stage, poll_s=0.2)
     return job
@@ -289,7 +289,7 @@ def test_case_11_a_stage_env_secret_never_reaches_the_async_job_file_or_the_outp
     # as the role runs the job: async with poll 0, then waited for (the job file stays, as the role's does)
     wait = {"name": "wait", "ansible.builtin.async_status": {"jid": "{{ job.ansible_job_id }}"}, "register": "done",
             "until": "done.finished", "retries": 300, "delay": 1}
-    out = box.module({"stages": list(fh.PRIMED), "operation": "prime", "env": {"HF_TOKEN": secret}},
+    out = box.module({"stages": list(fh.PRIMED), "env": {"HF_TOKEN": secret}},
                      task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True, async_dir=async_dir)
     assert "failed=0" in out and "- HF_TOKEN" in out, out[-3000:]  # the name is in the cmd, its value nowhere
     assert secret not in out
@@ -344,7 +344,7 @@ def test_case_11_an_api_key_among_the_extra_server_args_reaches_the_server_but_n
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        out = box.module({"stages": ["flashinfer"], "operation": "prime", "extra_server_args": ["--api-key", secret]},
+        out = box.module({"stages": ["flashinfer"], "extra_server_args": ["--api-key", secret]},
                          task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True,
                          async_dir=async_dir)
     finally:

@@ -105,7 +105,7 @@ def test_an_archive_that_writes_outside_the_package_is_refused(tmp_path, name):
 
 
 def test_the_archive_ships_a_manifest_the_unpacked_tree_matches(tmp_path):
-    """The host's check (sglang_host_facts, _runtime_manifest.verify) finds nothing changed in a fresh unpack, and
+    """The host's check (sglang_host_info, _runtime_manifest.verify) finds nothing changed in a fresh unpack, and
     names a file edited on the host afterwards; the manifest is the sha256sum format operators can check by hand."""
     from ansible_collections.sglang.prep.plugins.module_utils import _runtime_manifest as runtime_manifest
     listed = {}

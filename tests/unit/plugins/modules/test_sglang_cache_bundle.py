@@ -7,10 +7,11 @@ runtime gets (the stage settings the signatures depend on), refusal of bad input
 """
 
 import json
+import os
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.modules import sglang_cache_bundle
-from unit_support.modules import Case, Has, cases
+from unit_support.modules import Case, Has, cases, exec_call, run_module
 
 DIGEST = "ab" * 32
 BUNDLE = "/profiles/.bundles/%s.tar.gz" % DIGEST
@@ -54,3 +55,17 @@ def answer(result, rc=0):
 )
 def test_cache_bundle(case, capsys, docker):
     case.check(sglang_cache_bundle, capsys, docker)
+
+
+def test_env_values_reach_the_runtime_but_never_the_result(docker, capsys):
+    path, configure, calls = docker
+    configure(**answer(INSTALLED))
+    secret = "hf_bundle_s3cr3t"
+    args = dict(INSTALL, docker_cli=path, env={"HF_TOKEN": secret}, _ansible_inject_invocation=True)
+    rc, out = run_module(sglang_cache_bundle, args, capsys)
+    assert rc == 0 and secret not in json.dumps(out)
+    assert out["invocation"]["module_args"]["env"] == {"HF_TOKEN": "VALUE_NOT_RECORDED"}
+    argv = exec_call(calls())[0]
+    assert argv[argv.index("-e") + 1] == "HF_TOKEN" and secret not in json.dumps(argv)
+    with open(os.environ["FAKE_DOCKER_CALLS"] + ".env") as seen:  # what docker exec hands the container
+        assert json.loads(seen.read().splitlines()[-1]) == {"HF_TOKEN": secret}

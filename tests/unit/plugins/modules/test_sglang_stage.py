@@ -10,7 +10,8 @@ import pytest
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import wording
-from ansible_collections.sglang.prep.plugins.modules import sglang_stage
+from ansible_collections.sglang.prep.plugins.modules import sglang_prime, sglang_stage
+from ansible_collections.sglang.prep.plugins.doc_fragments import _stage_options
 from unit_support.modules import EXITED, RUNNING, exec_call, run_module
 
 RUN_ID = "container-run-20261129T160740Z-339c4104"
@@ -33,6 +34,16 @@ FAILED = dict(NOOP, ran=True, status="error", status_code=1, error_type="readine
               message="the server did not become ready within 600 s; see log_tail",
               log_tail=["[2026-11-29 16:07:41] Load weight begin.", "[2026-11-29 16:17:41] still loading"])
 
+@pytest.fixture(autouse=True)
+def fresh_deprecations(monkeypatch):
+    """A module's deprecations collect in one process-wide table: each test starts with an empty one, and as a module
+    on a host (where a controller plugin loaded by another test would send them to the display instead)."""
+    from ansible.module_utils import _internal
+    from ansible.module_utils.common import warnings
+    monkeypatch.setattr(warnings, "_global_deprecations", {})
+    monkeypatch.setattr(_internal, "is_controller", False)
+
+
 def worded(result):
     """The result as the runtime prints it: every stage result and row carries the runtime's own wording."""
     if "stages" in result:
@@ -44,8 +55,10 @@ def result_line(result, before="progress on stdout that is not the result\n"):
     return before + contract.RESULT_PREFIX + json.dumps(worded(result)) + "\n"
 
 
-def run(args, capsys, check_mode=False, diff=False):
-    return run_module(sglang_stage, args, capsys, check_mode=check_mode, diff=diff)
+def run(args, capsys, check_mode=False, diff=False, module=None):
+    """``module`` (default: sglang_stage, or sglang_prime when the args name no single stage) run with ``args``."""
+    module = module or (sglang_stage if "stage" in args or "operation" in args else sglang_prime)
+    return run_module(module, args, capsys, check_mode=check_mode, diff=diff)
 
 
 def base(docker_path, **extra):
@@ -147,7 +160,7 @@ def test_a_killed_runtime_is_interrupted_not_an_internal_error(docker, capsys, s
     args = base(path)
     if stages is not None:
         del args["stage"]
-        args.update(operation="prime", stages=stages)
+        args.update(stages=stages)  # sglang_prime
     rc, out = run(args, capsys)
     assert rc == 1 and out.get("error_type") == "interrupted", out
     assert "killed by signal 9" in out["msg"] and "exit code 137" in out["msg"]
@@ -249,7 +262,8 @@ PLAN = {
 
 
 def plan_base(docker_path, **extra):
-    args = base(docker_path, stages=["deep_gemm", "moe_tune", "flashinfer"])
+    """sglang_prime's arguments for a plan of three stages."""
+    args = base(docker_path, stages=["deep_gemm", "moe_tune", "flashinfer"], plan_only=True)
     del args["stage"]
     args.update(extra)
     return args
@@ -371,13 +385,19 @@ def test_container_spec_needs_the_image_and_a_plan(docker, capsys):
     path, configure, calls = docker
     rc, out = run(plan_base(path, container_spec=SPEC), capsys)
     assert rc == 1 and "image" in out["msg"]
-    rc, out = run(plan_base(path, container_spec=SPEC, image="sglang:v1", operation="report"), capsys)
+    rc, out = run(plan_base(path, container_spec=SPEC, image="sglang:v1", plan_only=False), capsys)
+    assert rc == 1 and out["error_type"] == "bad_input" and "plan" in out["msg"] and calls() == []
+    old = dict(plan_base(path, container_spec=SPEC, image="sglang:v1", operation="report"), plan_only=None)
+    del old["plan_only"]
+    rc, out = run(old, capsys)
     assert rc == 1 and out["error_type"] == "bad_input" and calls() == []
 
 
 def test_stage_and_stages_exclude_each_other_and_modes_are_checked(docker, capsys):
     path, configure, calls = docker
-    rc, out = run(dict(plan_base(path), stage="deep_gemm"), capsys)
+    both = dict(plan_base(path), stage="deep_gemm")
+    del both["plan_only"]
+    rc, out = run(both, capsys)
     assert rc == 1 and "mutually exclusive" in out["msg"]
     rc, out = run(plan_base(path, stage_modes={"moe_tune": "check"}), capsys)
     assert rc == 1 and "moe_tune: check" in out["msg"]
@@ -388,8 +408,9 @@ def test_documented_options_match_the_argument_spec():
     import yaml
     doc = yaml.safe_load(sglang_stage.DOCUMENTATION)
     assert "choices" not in doc["options"]["stage"]  # the registry is the one list of stages
-    assert doc["options"]["port"]["default"] == contract.SERVER_PORT
-    assert doc["options"]["user"]["default"] == contract.DEVUSER
+    shared = yaml.safe_load(_stage_options.ModuleDocFragment.DOCUMENTATION)["options"]  # the one wording of them
+    assert shared["port"]["default"] == contract.SERVER_PORT
+    assert shared["user"]["default"] == contract.DEVUSER
 
 
 def test_an_unknown_stage_is_bad_input_before_any_docker_call(docker, capsys):
@@ -438,3 +459,55 @@ def test_extra_server_args_without_a_secret_stay_on_the_runtime_command_line(doc
     assert rc == 0
     runtime = exec_call(calls())[-1]
     assert "--extra-server-arg=--log-level=info" in runtime and contract.ENV_EXTRA_SERVER_ARGS not in runtime
+
+
+# ---------------------------------------------------------------- sglang_prime, and sglang_stage's old modes
+def test_prime_runs_the_stages_as_one_job_and_returns_the_state(docker, capsys):
+    path, configure, calls = docker
+    primed = dict(PLAN, command="prime", status="changed", order=["deep_gemm", "moe_tune", "flashinfer"],
+                  stages=dict(PLAN["stages"], moe_tune=dict(RAN, stage="moe_tune")))
+    configure(stdout=result_line(primed))
+    rc, out = run(plan_base(path, plan_only=False, stage_modes={"moe_tune": "rebuild"}), capsys)
+    (argv,) = exec_call(calls())
+    assert argv[4:8] == ["python3", "-m", "sglang_prep", "prime"] and argv[argv.index("--rebuild") + 1] == "moe_tune"
+    assert rc == 0 and out["changed"] is True and out["state"]["stages"]["moe_tune"]["ran"] is True
+    assert "moe_tune ran and succeeded" in out["msg"]
+
+
+def test_prime_plans_every_stage_of_the_registry_when_none_is_named(docker, capsys):
+    path, configure, calls = docker
+    every = list(contract.STAGE_ORDER)
+    configure(stdout=result_line(dict(PLAN, stages=dict((s, dict(NOOP, stage=s, action="none")) for s in every),
+                                      to_run=[])))
+    args = plan_base(path)
+    del args["stages"]
+    rc, out = run(args, capsys)
+    (argv,) = exec_call(calls())
+    assert rc == 0 and argv[argv.index("--stages") + 1:][:len(every)] == every and out["to_run"] == []
+
+
+@pytest.mark.parametrize("operation, command, new", [(None, "plan", "sglang.prep.sglang_prime (plan_only=true"),
+                                                     ("plan", "plan", "sglang.prep.sglang_prime (plan_only=true"),
+                                                     ("prime", "prime", "sglang.prep.sglang_prime"),
+                                                     ("report", "report", "sglang.prep.sglang_prime_info")])
+def test_the_old_modes_of_sglang_stage_still_work_and_say_what_replaces_them(docker, capsys, operation, command, new):
+    path, configure, calls = docker
+    configure(stdout=result_line(dict(PLAN, command=command, order=["deep_gemm", "moe_tune", "flashinfer"])))
+    old = plan_base(path)
+    del old["plan_only"]
+    if operation:
+        old["operation"] = operation
+    rc, out = run(old, capsys, module=sglang_stage)
+    (argv,) = exec_call(calls())
+    assert rc == 0 and argv[7] == command and out["state"]["stages"]["moe_tune"]["status"] == "would_run"
+    (deprecation,) = out["deprecations"]
+    text = deprecation["event"]["msg"]
+    assert text.startswith("sglang.prep.sglang_stage with stages") and new in text
+    assert deprecation["version"] == "2.0.0" and deprecation["deprecator"]["resolved_name"] == "sglang.prep"
+
+
+def test_the_single_stage_primitive_has_no_deprecation(docker, capsys):
+    path, configure, calls = docker
+    configure(stdout=result_line(NOOP))
+    rc, out = run(base(path), capsys)
+    assert rc == 0 and not out.get("deprecations")

@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: sglang_stage_wait
+module: sglang_prime_wait
 short_description: Wait for a host's priming job and show its progress, one line per change
 version_added: 1.1.0
 description:
-  - Waits for the asynchronous job that M(sglang.prep.sglang_stage) started with C(operation=prime), C(async)
-    and C(poll=0), and returns that job's result (the priming state) when it ends.
+  - Waits for the asynchronous job that M(sglang.prep.sglang_prime) started with C(async) and C(poll=0), and returns
+    that job's result (the priming state) when it ends.
   - While it waits it reads the progress file the runtime rewrites at every change (which stage, which step
     of it, for example the MoE batch size, and the estimated time left) and prints one line per change, so
     a long tune shows where it is instead of a retry counter.
@@ -38,7 +38,7 @@ attributes:
     support: none
 options:
   jid:
-    description: The job ID that the asynchronous M(sglang.prep.sglang_stage) task registered (C(ansible_job_id)).
+    description: The job ID that the asynchronous M(sglang.prep.sglang_prime) task registered (C(ansible_job_id)).
     type: str
     required: true
   progress:
@@ -63,24 +63,23 @@ options:
     type: int
     default: 12
 seealso:
-  - module: sglang.prep.sglang_stage
+  - module: sglang.prep.sglang_prime
 author:
   - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
 - name: Prime every stage that needs it, as one job
-  sglang.prep.sglang_stage:
+  sglang.prep.sglang_prime:
     container: sglang-prep
     stages: [deep_gemm, moe_tune, flashinfer, inductor]
-    operation: prime
     model: /models/Qwen3-30B-A3B
   async: 86400
   poll: 0
   register: job
 
 - name: Wait for it, one line per progress change
-  sglang.prep.sglang_stage_wait:
+  sglang.prep.sglang_prime_wait:
     jid: "{{ job.ansible_job_id }}"
     progress: /home/ubuntu/sglang-observability/telemetry/container_runs/RUN_ID/progress.json
     timeout: 86400
@@ -89,7 +88,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 state:
-  description: The priming state the job returned (see M(sglang.prep.sglang_stage)).
+  description: The priming state the job returned (see M(sglang.prep.sglang_prime)).
   returned: when the job finished and the runtime answered
   type: dict
   sample: {"status": "changed", "aggregate": "ok"}

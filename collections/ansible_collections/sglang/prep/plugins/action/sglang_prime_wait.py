@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: sglang.prep contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action of sglang.prep.sglang_stage_wait: wait for a host's priming job, one line per progress change."""
+"""Action of sglang.prep.sglang_prime_wait: wait for a host's priming job, one line per progress change."""
 
 from __future__ import annotations
 

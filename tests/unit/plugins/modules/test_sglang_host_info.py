@@ -1,4 +1,4 @@
-"""sglang_host_facts: the prime role's one look at a host before it changes anything.
+"""sglang_host_info (formerly sglang_host_info): the prime role's one look at a host before it changes anything.
 
 Who connects, who the host user is, the host root and the model directory two levels deep (as
 ansible.builtin.find with depth 2 lists them) and the env file, on a real temporary file tree.
@@ -11,7 +11,7 @@ import pwd
 
 import pytest
 
-from ansible_collections.sglang.prep.plugins.modules import sglang_host_facts
+from ansible_collections.sglang.prep.plugins.modules import sglang_host_info
 from unit_support.modules import Case, cases, run_module
 
 ME = pwd.getpwuid(os.getuid())
@@ -19,7 +19,7 @@ SECRETS = b"HF_TOKEN=hf_secret\n"
 
 
 def run(capsys, **args):
-    return run_module(sglang_host_facts, args, capsys)
+    return run_module(sglang_host_info, args, capsys)
 
 
 def tree(tmp_path):
@@ -60,7 +60,7 @@ def paths(result):
 def test_host_facts(case, capsys, tmp_path):
     root = tree(tmp_path)
     (tmp_path / "secrets.env").write_bytes(SECRETS)
-    result = case.check(sglang_host_facts, capsys, root=root, tmp=tmp_path)
+    result = case.check(sglang_host_info, capsys, root=root, tmp=tmp_path)
     found = paths(result)
     assert {str(root / rel) for rel in case.more.get("listed", [])} <= found
     assert not {str(root / rel) for rel in case.more.get("not_listed", [])} & found
