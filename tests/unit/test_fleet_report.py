@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.join(REPO, "collections"))
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report as fr  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils import _fleet_report as fr  # noqa: E402
+from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report  # noqa: E402
 
 
 def prime_report(host, status="changed", group="g-h100", device="NVIDIA H100 80GB HBM3", cc="9.0", **extra):
@@ -56,7 +57,7 @@ def run_module(args, capsys, check_mode=False):
         args = dict(args, _ansible_check_mode=True)
     with patch_module_args(args):
         with pytest.raises(SystemExit) as exit_info:
-            fr.main()
+            sglang_fleet_report.main()
     out = json.loads(capsys.readouterr().out)
     return exit_info.value.code, out
 
@@ -371,7 +372,7 @@ def test_a_report_that_cannot_be_deleted_is_a_warning_not_a_failure(tmp_path, ca
 
     warnings = []
     monkeypatch.setattr(fr.os, "remove", remove)
-    monkeypatch.setattr(fr.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    monkeypatch.setattr(sglang_fleet_report.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
     code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": report_dir, "keep": 1}, capsys)
     assert code == 0 and out["written"] is True
     assert stuck not in out["pruned"] and os.path.join(report_dir, OLD[0] + ".md") in out["pruned"]

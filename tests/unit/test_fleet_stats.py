@@ -10,7 +10,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report as fr  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils import _fleet_report as fr  # noqa: E402
 
 PRIMED = {"host": "gpu-a", "status": "changed", "zero_jit": True, "stages": {
     "deep_gemm": {"status": "ok", "ran": True, "duration_s": 30.5},
