@@ -32,10 +32,12 @@ options:
   reports:
     description:
       - The per-host C(prime_report) dictionaries, as set by role M(sglang.prep.prime).
-      - Keys used are C(host), C(status) (C(ok), C(changed) or C(failed)), C(failed_task), C(error_type), C(message),
-        C(run_id), C(signature_group), C(gpu), C(stages), C(zero_jit), C(zero_jit_reason), C(cache_bytes), C(prep_result_path),
-        C(prep_result_status), C(log_file), C(container), C(changes) and C(finished_at) (when the host's priming state
-        was built, UTC). Missing keys are reported as null.
+      - Each is the runtime's priming state with the role's overlay, as it comes. Read are C(host), C(status) (C(ok),
+        C(changed) or C(failed)), C(failed_task), C(error_type), C(message), C(run.run_id), C(run.log_file), C(signature_group),
+        C(gpu), C(stages), C(zero_jit), C(zero_jit_reason), C(caches.total_bytes), C(prep_result_path), C(aggregate),
+        C(container), C(changes), C(fanout) and C(finished_at) (when the host's priming state was built, UTC); the keys of
+        the 1.1.0 shape (C(run_id), C(log_file), C(cache_bytes), C(prep_result_status)) are read too. Missing keys are reported as null.
+      - One table in C(module_utils/_fleet_report.py) (C(COLUMNS)) says where each row field is read and how its table cell is written.
     type: list
     elements: dict
     required: true
