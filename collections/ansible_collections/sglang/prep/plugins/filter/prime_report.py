@@ -93,6 +93,17 @@ def _fanout(overlay):
             "error_type": moved.get("error_type"), "message": moved.get("message")}
 
 
+def _failure(failure):
+    failure = failure or {}
+    return {"failed_task": failure.get("task"), "error_type": failure.get("error_type"), "message": failure.get("msg")}
+
+
+def _run(state, overlay):
+    """The state's run, else the run the role read from the pointer (a host that failed before any state)."""
+    fallback = overlay.get("run") or {}
+    return state.get("run") or (fallback if fallback.get("run_id") else {})
+
+
 def prime_report(state, overlay):
     """The runtime's priming state ``state`` with the role's ``overlay`` on top."""
     state = dict(state or {})
@@ -102,20 +113,19 @@ def prime_report(state, overlay):
     order = list(state.get("order") or overlay.get("stages") or [])
     rows = state.get("stages") or {}
     done = changes(state, overlay, installed)
+    runtime_changed = "runtime" in (overlay.get("host_changes") or [])
     report = dict(state)
+    report.update(_failure(failure))
     report.update(
         host=overlay.get("host"),
         status="failed" if failure else ("changed" if done else "ok"),
-        failed_task=failure.get("task") if failure else None,
-        error_type=failure.get("error_type") if failure else None,
-        message=failure.get("msg") if failure else None,
         changes=done,
-        runtime_modified=list(overlay.get("runtime_modified") or []) if "runtime" in (overlay.get("host_changes") or []) else [],
+        runtime_modified=list(overlay.get("runtime_modified") or []) if runtime_changed else [],
         check_mode=bool(overlay.get("check_mode")),
         container=overlay.get("container"),
         model=overlay.get("model"),
         tp=overlay.get("tp"),
-        run=state.get("run") or (overlay.get("run") if (overlay.get("run") or {}).get("run_id") else None) or {},
+        run=_run(state, overlay),
         order=order,
         stages=dict((stage, _row(stage, rows, installed, failure)) for stage in order),
         fanout=_fanout(overlay),
