@@ -71,6 +71,7 @@ def test_a_failure_before_any_state_keeps_every_planned_stage_as_not_run():
     assert report["failed_task"] == failure["task"]
     assert [report["stages"][s]["status"] for s in report["order"]] == ["not_run"] * 3
     assert report["run"]["run_id"] == "container-run-0"
+    assert report["zero_jit"] is None and report["signature_group"] is None and report["caches"] == {} and report["gpu"] == {}
 
 
 def test_stages_installed_from_a_bundle_say_so_and_the_fanout_says_what_moved():

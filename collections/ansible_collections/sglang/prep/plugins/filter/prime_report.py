@@ -15,7 +15,8 @@ description:
     C(error_type) and C(message) of a failure, C(changes) (what the run changed on the host), C(runtime_modified),
     C(check_mode), C(container), C(model), C(tp) and C(fanout).
   - Stages a fan-out receiver installed from a bundle get the status C(installed) (and C(ran) true). A failed host
-    without a priming state gets each planned stage with the status C(not_run).
+    without a priming state gets each planned stage with the status C(not_run), and the state's keys C(signature_group),
+    C(gpu), C(zero_jit), C(zero_jit_reason), C(caches), C(aggregate), C(prep_result_path) and C(finished_at) null (or empty).
   - Role C(sglang.prep.prime) sets the fact C(prime_report) with it; role C(sglang.prep.fleet_report) reads it from every host.
 positional: _input, overlay
 options:
@@ -47,6 +48,9 @@ _value:
 """
 
 FAILED_STAGE = "not_run"
+# the keys of the priming state a report always has, null (or empty) for a host that failed before the runtime built one
+STATE_DEFAULTS = (("signature_group", None), ("gpu", {}), ("zero_jit", None), ("zero_jit_reason", None), ("caches", {}),
+                  ("aggregate", None), ("prep_result_path", None), ("finished_at", None))
 
 
 def _row(stage, state_rows, installed, failed):
@@ -114,7 +118,8 @@ def prime_report(state, overlay):
     rows = state.get("stages") or {}
     done = changes(state, overlay, installed)
     runtime_changed = "runtime" in (overlay.get("host_changes") or [])
-    report = dict(state)
+    report = dict((key, {} if default == {} else default) for key, default in STATE_DEFAULTS)
+    report.update(state)
     report.update(_failure(failure))
     report.update(
         host=overlay.get("host"),
