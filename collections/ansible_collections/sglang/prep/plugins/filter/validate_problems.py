@@ -36,7 +36,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: One line per problem, C(<error_type>: <what and the fix>); empty for a valid host.
+  description: One line per problem, its error type first, then what it is and the fix; empty for a valid host.
   type: list
   elements: str
   sample: ["signature_drift: deep_gemm would run: driver_version 550.54 -> 570.148.08"]
