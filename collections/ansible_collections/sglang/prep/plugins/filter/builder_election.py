@@ -34,6 +34,8 @@ options:
     type: list
     elements: raw
     default: []
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

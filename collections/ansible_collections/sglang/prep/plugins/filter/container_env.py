@@ -22,6 +22,8 @@ options:
         C(ports) (by port key), C(git_revision) (left out when empty) and C(extra_env).
     type: dict
     required: true
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -18,6 +18,8 @@ options:
     description: The GPU setting.
     type: raw
     required: true
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -37,6 +37,8 @@ options:
     type: list
     elements: str
     default: []
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -24,6 +24,8 @@ options:
     description: The port of every port key (C(prometheus), C(jaeger_ui), ...), as the role variables set them.
     type: dict
     required: true
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -24,6 +24,8 @@ options:
         C(min_free_gb), C(model), C(models_root) and C(image).
     type: dict
     required: true
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -33,6 +33,8 @@ options:
         the builder election, null without fan-out), C(fanout_result) (what moved), C(transfer) and C(bundle_digest).
     type: dict
     required: true
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -22,6 +22,8 @@ options:
         is taken at its default of C(roles/prime/defaults/main.yml) only where that default cannot be wrong, else it is not checked.
     type: dict
     required: true
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -26,6 +26,8 @@ options:
         C(proof) (the serve check run again; C(skipped) when it was not) and C(stages) (the stages to check, in order).
     type: dict
     required: true
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
