@@ -71,6 +71,7 @@ def test_a_failure_before_any_state_keeps_every_planned_stage_as_not_run():
     assert report["failed_task"] == failure["task"]
     assert [report["stages"][s]["status"] for s in report["order"]] == ["not_run"] * 3
     assert report["run"]["run_id"] == "container-run-0"
+    assert prime_report({}, overlay(failure=failure))["run"] == {"run_id": None, "manifest": None, "log_file": None}
     assert report["zero_jit"] is None and report["signature_group"] is None and report["caches"] == {} and report["gpu"] == {}
 
 

@@ -16,7 +16,8 @@ description:
     C(check_mode), C(container), C(model), C(tp) and C(fanout).
   - Stages a fan-out receiver installed from a bundle get the status C(installed) (and C(ran) true). A failed host
     without a priming state gets each planned stage with the status C(not_run), and the state's keys C(signature_group),
-    C(gpu), C(zero_jit), C(zero_jit_reason), C(caches), C(aggregate), C(prep_result_path) and C(finished_at) null (or empty).
+    C(gpu), C(zero_jit), C(zero_jit_reason), C(caches), C(aggregate), C(prep_result_path) and C(finished_at) null (or empty),
+    and a C(run) whose C(run_id), C(manifest) and C(log_file) are null when no run was found.
   - Role C(sglang.prep.prime) sets the fact C(prime_report) with it; role C(sglang.prep.fleet_report) reads it from every host.
 positional: _input, overlay
 options:
@@ -107,7 +108,7 @@ def _failure(failure):
 def _run(state, overlay):
     """The state's run, else the run the role read from the pointer (a host that failed before any state)."""
     fallback = overlay.get("run") or {}
-    return state.get("run") or (fallback if fallback.get("run_id") else {})
+    return state.get("run") or (fallback if fallback.get("run_id") else {"run_id": None, "manifest": None, "log_file": None})
 
 
 def prime_report(state, overlay):
