@@ -5,8 +5,9 @@
 
 Scrape jobs: ``node`` (node_exporter), ``dcgm`` (dcgm-exporter, when present) and ``sglang``
 (the stage servers' /metrics on 127.0.0.1:<server port>, scraped every 250 ms because warm-up
-servers are short-lived and a stage waits for one scrape after its warm-up (telemetry_probe); the port is SGLANG_PREP_SERVER_PORT, default 30000). Every target carries the label ``run_id=<run id>``, so queries can select
-one run; the same label is an external label for federation and remote write.
+servers are short-lived and a stage waits for one scrape after its warm-up (telemetry_probe); the
+port is SGLANG_PREP_SERVER_PORT, default 30000). Every target carries the label ``run_id=<run id>``,
+so queries can select one run; the same label is an external label for federation and remote write.
 """
 
 from __future__ import annotations
