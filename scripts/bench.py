@@ -297,7 +297,7 @@ def _stage_rows(run_dir):
         requests_s = ((server.get("generate") or {}).get("duration_s") or 0.0) if evidence else 0.0
         probe = result.get("telemetry_probe") or {}
         stages[stage] = {"duration_s": result["duration_s"], "server_ready_s": ready, "requests_s": requests_s,
-                         "telemetry_wait_s": probe.get("waited_s"),
+                         "telemetry_wait_s": probe.get("waited_s"), "telemetry_ok": probe.get("ok") if probe else None,
                          "overhead_s": round(result["duration_s"] - ready - requests_s, 3) if ready is not None else None}
         if result.get("inductor"):  # every start is counted in duration_s, only the last one's ready_s is subtracted
             stages[stage]["starts"] = result["inductor"].get("starts")
@@ -422,7 +422,8 @@ def table(results):
                 stage, row["duration_s"], "-" if row["server_ready_s"] is None else "%.3f" % row["server_ready_s"],
                 "%.3f" % row["requests_s"] if row["requests_s"] else "-",
                 "-" if row["overhead_s"] is None else "%.3f" % row["overhead_s"],
-                "-" if row.get("telemetry_wait_s") is None else "%.3f" % row["telemetry_wait_s"],
+                "-" if row.get("telemetry_wait_s") is None else "%.3f%s" % (
+                    row["telemetry_wait_s"], "" if row.get("telemetry_ok") else " (no sample)"),
                 ("<= %.1f s %s" % (over["target"]["overhead_max_s"], row["verdict"])) if "verdict" in row else ""))
             if (row.get("starts") or 1) > 1:
                 lines.append("%-11s %d server starts: the overhead includes the starts before the last" % ("", row["starts"]))
