@@ -252,6 +252,8 @@ def _stage_row(stage):
         "duration_s": stage.get("duration_s"),
         "error_type": stage.get("error_type"),
         "reprime_reasons": list(stage.get("reprime_reasons") or []),
+        "source": stage.get("source"),  # registry: installed from prime_bundle_registry
+        "digest": stage.get("digest"),
     }
 
 
@@ -283,6 +285,7 @@ def host_row(report):
         "changes": list(report.get("changes") or []),
         "finished_at": report.get("finished_at"),
         "fanout": report.get("fanout"),
+        "registry": report.get("registry"),
     }
 
 
