@@ -16,6 +16,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -239,3 +240,40 @@ def test_a_deleted_artifact_falls_back_to_priming(fleet, oci, tmp_path):
     assert row["registry"]["outcome"] == "absent", row["registry"]
     assert primed_itself(row) and row["zero_jit"] is True
     assert tag in oci.tags()  # published again
+
+
+def push_fake(oci, tmp_path, group_key, created):
+    """An artifact of tiny-moe for a signature group no host has (as an older fleet's would be)."""
+    from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle as ob
+    import hashlib
+    data = os.urandom(64)
+    path = tmp_path / (hashlib.sha256(data).hexdigest() + ".tar.gz")
+    path.write_bytes(data)
+    manifest = {"model": "/models/tiny-moe", "model_slug": "tiny-moe", "group_key": group_key, "stages": {},
+                "collection_version": "0", "source_host": "gone", "created_at": created}
+    facts = oci.facts
+    with ob.Engine("docker", facts["repository"], username=facts["username"], password=facts["password"]) as engine:
+        return ob.publish(engine, str(path), manifest)["tag"]
+
+
+def test_prune_lists_first_then_keeps_the_newest_per_model(fleet, oci, tmp_path):
+    old = [push_fake(oci, tmp_path, "0000000000000001", "2020-01-01T00:00:00Z"),
+           push_fake(oci, tmp_path, "0000000000000002", "2020-01-02T00:00:00Z")]
+    before = oci.bundle_tags()
+    assert len(before) == 4, before  # fleet1's and fleet3's groups, and two no host has
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    playbook = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", fleet.inventory,
+                os.path.join(REPO, "playbooks", "bundle_prune.yml"), "-e", settings(tmp_path)]
+    check = subprocess.run(playbook + ["-e", "bundle_prune_keep=1", "--check"], cwd=REPO, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    assert check.returncode == 0, check.stdout[-3000:]
+    for tag in old:
+        assert tag in check.stdout and "no host in the inventory has" in check.stdout
+    assert "older than the newest 1" in check.stdout  # of the two groups the hosts have, one is older
+    assert oci.bundle_tags() == before  # --check deleted nothing
+    assert oci_registry.status()["password"] not in check.stdout
+    real = subprocess.run(playbook + ["-e", "bundle_prune_keep=2"], cwd=REPO, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    assert real.returncode == 0, real.stdout[-3000:]
+    after = oci.bundle_tags()
+    assert sorted(after) == sorted(t for t in before if t not in old), (before, after)

@@ -389,6 +389,20 @@ class Engine(object):
 
 # ---------------------------------------------------------------- the two verbs
 
+GROUP_RECORD = "registry-group.%s.json"  # in the bundles directory: the group this host has for a model (bundle_prune)
+
+
+def record_group(dest_dir, model_key, facts):
+    """Write (atomically) which signature group this host has for the model ``model_key``: the registry's retention
+    (playbook bundle_prune) keeps the artifacts of groups some host has."""
+    os.makedirs(dest_dir, 0o755, exist_ok=True)
+    path = os.path.join(dest_dir, GROUP_RECORD % model_key)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(facts, handle, sort_keys=True)
+    os.replace(tmp, path)
+    return path
+
 def publish(engine, bundle_path, manifest, signing_key=None):
     """Push the bundle at ``bundle_path`` (pack's ``manifest``) as ``<repository>:<tag>`` and, with a signing key,
     its signature; returns {digest, ref, tag, signed, signature_tag, push_s}."""

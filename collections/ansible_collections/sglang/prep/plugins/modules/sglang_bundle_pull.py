@@ -19,7 +19,8 @@ description:
     namespace C(sglang-prep-bundle) for a key the file lists, before anything is unpacked; otherwise V(bundle_untrusted).
   - The bundle is streamed out of the image into O(dest)C(/<sha256>.tar.gz) (memory flat in its size) and its sha256
     checked against the image's label. Installing it is M(sglang.prep.sglang_cache_bundle)'s job, which checks it again.
-  - The local images are removed afterwards.
+  - The local images are removed afterwards. The group this host has is recorded in
+    O(dest)C(/registry-group.<model key>.json), which the playbook C(sglang.prep.bundle_prune) reads.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - sglang.prep._oci_registry
@@ -148,6 +149,11 @@ def main():
             result = ob.fetch(engine, slug, params["group_key"], params["dest"], params["allowed_signers"])
     except ob.OciError as exc:
         om.fail(module, exc, tag=ob.tag_for(slug, params["group_key"]))
+    try:  # the group this host has, for the registry's retention (playbook sglang.prep.bundle_prune)
+        ob.record_group(params["dest"], contract.model_key(params["model"]),
+                        {"model": params["model"], "group_key": params["group_key"], "registry": params["registry"]})
+    except OSError as exc:
+        module.warn("could not record the signature group in %s: %s" % (params["dest"], exc))
     msg = ("no artifact %s in %s" % (result["tag"], params["registry"]) if result["status"] == "absent"
            else "fetched %s (%s, built on %s)" % (result["ref"], "signed by %s" % result["signer"] if result["signer"] else "unsigned",
                                                   result["source_host"]))
