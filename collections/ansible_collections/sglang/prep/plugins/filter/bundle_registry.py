@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+
 def _text(result, key):
     value = (result or {}).get(key)
     return value if value not in ("", None) else None

@@ -24,6 +24,9 @@ tag layout cosign uses). A receiver with an allowed-signers file verifies it bef
 (``bundle_untrusted`` otherwise). The manifest digest covers the config (the labels) and the layer (the
 bundle's bytes), so the signature covers both.
 
+The docker CLI and ssh-keygen run through subprocess, not AnsibleModule.run_command: a bundle of gigabytes is streamed
+through a pipe (run_command buffers whole outputs), and the same code serves the bench outside Ansible.
+
 Credentials never reach a command line: a user name and password log in through ``docker login
 --password-stdin`` into a private, temporary Docker config directory that is removed afterwards; or a Docker
 config directory (an auth file) is named. Every message is scrubbed of the password.
@@ -181,7 +184,7 @@ def sign(digest, key_path, keygen="ssh-keygen"):
         data = os.path.join(tmp, "digest")
         with open(data, "w") as handle:
             handle.write(digest)
-        proc = subprocess.run([keygen, "-Y", "sign", "-f", key_path, "-n", NAMESPACE, data], stdin=subprocess.DEVNULL,
+        proc = subprocess.run([keygen, "-Y", "sign", "-f", key_path, "-n", NAMESPACE, data], stdin=subprocess.DEVNULL,  # pylint: disable=ansible-bad-function
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
         if proc.returncode != 0:
             raise OciError("bundle_sign_failed", "ssh-keygen -Y sign with %s failed: %s (a key with a passphrase cannot "
@@ -199,15 +202,17 @@ def verify(digest, signature_text, allowed_signers, keygen="ssh-keygen"):
         sig = os.path.join(tmp, "digest.sig")
         with open(sig, "w") as handle:
             handle.write(signature_text)
-        found = subprocess.run([keygen, "-Y", "find-principals", "-s", sig, "-f", allowed_signers], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+        found = subprocess.run(  # pylint: disable=ansible-bad-function
+            [keygen, "-Y", "find-principals", "-s", sig, "-f", allowed_signers], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
         principals = [p.strip() for p in found.stdout.splitlines() if p.strip()]
         if found.returncode != 0 or not principals:
             raise OciError("bundle_untrusted", "the signature of %s was made by a key that %s does not list; nothing was "
                            "unpacked" % (digest, allowed_signers), digest=digest)
         for principal in principals:
-            proc = subprocess.run([keygen, "-Y", "verify", "-f", allowed_signers, "-I", principal, "-n", NAMESPACE, "-s", sig],
-                                  input=digest, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+            proc = subprocess.run(  # pylint: disable=ansible-bad-function
+                [keygen, "-Y", "verify", "-f", allowed_signers, "-I", principal, "-n", NAMESPACE, "-s", sig],
+                input=digest, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
             if proc.returncode == 0:
                 return principal
         raise OciError("bundle_untrusted", "the signature does not verify for %s (signed by %s, but over other data or in "
@@ -238,8 +243,9 @@ class Engine(object):
     def run(self, *args, **kwargs):
         data = kwargs.pop("data", None)
         try:
-            proc = subprocess.run(self.argv(*args), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  check=False, timeout=self.timeout)
+            proc = subprocess.run(  # pylint: disable=ansible-bad-function
+                self.argv(*args), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                check=False, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             raise OciError("registry_unavailable", "docker %s did not answer within %ds" % (args[0], self.timeout))
         except OSError as exc:
@@ -282,7 +288,7 @@ class Engine(object):
     def import_files(self, ref, files, values):
         """``docker import`` of a tar stream holding ``files`` ({member: host path}) with the labels ``values``."""
         argv = self.argv("import", *(change_args(values) + ["-", ref]))
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # pylint: disable=ansible-bad-function
         try:
             with tarfile.open(fileobj=proc.stdin, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for member, path in sorted(files.items()):
@@ -345,7 +351,8 @@ class Engine(object):
         cid = out.strip()
         proc = None
         try:
-            proc = subprocess.Popen(self.argv("cp", "%s:/%s" % (cid, member), "-"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
+                self.argv("cp", "%s:/%s" % (cid, member), "-"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             yield proc.stdout
             proc.stdout.close()
             _out, err = proc.communicate(timeout=self.timeout)
@@ -402,6 +409,7 @@ def record_group(dest_dir, model_key, facts):
         json.dump(facts, handle, sort_keys=True)
     os.replace(tmp, path)
     return path
+
 
 def publish(engine, bundle_path, manifest, signing_key=None):
     """Push the bundle at ``bundle_path`` (pack's ``manifest``) as ``<repository>:<tag>`` and, with a signing key,

@@ -81,7 +81,8 @@ class Skopeo(object):
     def run(self, *args):
         argv = [self.skopeo, args[0]] + self.options + list(args[1:])
         try:
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, timeout=self.timeout)
+            proc = subprocess.run(  # pylint: disable=ansible-bad-function
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             raise ob.OciError("registry_unavailable", "skopeo %s did not answer within %ds" % (args[0], self.timeout))
         except OSError as exc:

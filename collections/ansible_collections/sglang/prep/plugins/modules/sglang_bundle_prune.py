@@ -125,8 +125,8 @@ def main():
     except ob.OciError as exc:
         module.fail_json(msg=ob.scrub(exc.message, [params["registry_password"]]), error_type=exc.error_type)
     gone = result.get("deleted", result.get("would_delete"))
-    module.exit_json(changed=bool(gone), msg="%s %d artifact(s), kept %d" % ("would delete" if module.check_mode else "deleted",
-                                                                              len(gone), len(result["kept"])), **result)
+    verb = "would delete" if module.check_mode else "deleted"
+    module.exit_json(changed=bool(gone), msg="%s %d artifact(s), kept %d" % (verb, len(gone), len(result["kept"])), **result)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,8 @@ def main():
     manifest = read_manifest(module, module.params["bundle"])
     tag = ob.tag_for(manifest["model_slug"], manifest["group_key"])
     if module.check_mode:
-        module.exit_json(changed=True, tag=tag, signed=bool(module.params["signing_key"]), msg="check mode: would push %s:%s" % (module.params["registry"], tag))
+        module.exit_json(changed=True, tag=tag, signed=bool(module.params["signing_key"]),
+                         msg="check mode: would push %s:%s" % (module.params["registry"], tag))
     try:
         with engine:
             result = ob.publish(engine, module.params["bundle"], manifest, module.params["signing_key"])
