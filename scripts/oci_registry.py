@@ -44,7 +44,9 @@ def run(argv, **kwargs):
 
 
 def ensure_packages():
-    need = [pkg for path, pkg in ((REGISTRY, "docker-registry"), (HTPASSWD, "apache2-utils")) if not os.path.exists(path)]
+    # skopeo: the prune playbook's registry client on the controller
+    need = [pkg for path, pkg in ((REGISTRY, "docker-registry"), (HTPASSWD, "apache2-utils"), ("/usr/bin/skopeo", "skopeo"))
+            if not os.path.exists(path)]
     if not need:
         return
     if os.geteuid() != 0 or not os.path.exists("/etc/debian_version"):
