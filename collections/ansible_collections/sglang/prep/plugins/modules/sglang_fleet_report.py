@@ -252,14 +252,19 @@ def _stage_row(stage):
         "duration_s": stage.get("duration_s"),
         "error_type": stage.get("error_type"),
         "reprime_reasons": list(stage.get("reprime_reasons") or []),
-        "source": stage.get("source"),  # registry: installed from prime_bundle_registry
-        "digest": stage.get("digest"),
     }
+
+
+def _stage_source(row, stage):
+    """A stage installed from the registry says so (source: registry, and the artifact's digest)."""
+    if (stage or {}).get("source"):
+        row.update(source=stage["source"], digest=stage.get("digest"))
+    return row
 
 
 def host_row(report):
     """One report row from a host's prime_report (missing keys become null, nothing is invented)."""
-    stages = {name: _stage_row(stage) for name, stage in (report.get("stages") or {}).items()}
+    stages = {name: _stage_source(_stage_row(stage), stage) for name, stage in (report.get("stages") or {}).items()}
     reasons = []
     for name in stage_order(stages):
         for reason in stages[name]["reprime_reasons"]:
