@@ -357,6 +357,28 @@ def fleet_fanout(bench):
     return bench_fleet.measure_fanout(hosts=3)
 
 
+def registry_join(bench):
+    """A new host joining a primed fleet from the registry, against compiling itself (scripts/bench_registry.py join)."""
+    if not bench.as_root:
+        return {"not_measured": "needs root: the registry bench creates local users, an sshd and a registry"}
+    import bench_registry  # scripts/, next to this file
+    return bench_registry.measure_join()
+
+
+def registry_round_trip(bench):
+    """A 1 GiB bundle pushed to the test registry and fetched back (scripts/bench_registry.py round-trip)."""
+    if not bench.as_root:
+        return {"not_measured": "needs root: the test registry is a system service"}
+    import bench_registry
+    return bench_registry.measure_round_trip(1.0)
+
+
+def bundle_throughput(bench):
+    """Pack and install of 50,000 files / 2 GiB against tar -c | gzip -1 and tar -x (scripts/bench_registry.py throughput)."""
+    import bench_registry
+    return bench_registry.measure_throughput(50000, 2.0)
+
+
 # Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
 def runtime_check(bench):
     """What the check of the deployed runtime against its manifest (sglang_host_info, every run) costs: the host's
@@ -387,7 +409,7 @@ def runtime_check(bench):
 
 
 SCENARIOS = [noop_reprime, noop_breakdown, runtime_check, stage_overhead, installed_collection, fleet_parallel, fleet_uneven,
-             fleet_fanout]
+             fleet_fanout, registry_join, registry_round_trip, bundle_throughput]
 
 
 def table(results):
@@ -440,8 +462,24 @@ def table(results):
                   "%d stages installed): ratio %.2f" % (fan["hosts"], fan["every_host_compiles_s"], fan["compiles_every_host"],
                                                         fan["fanout_s"], fan["compiles_fanout"], fan["stages_installed_fanout"],
                                                         fan["ratio"]), ""]
+    join = results.get("registry_join")
+    if join and "ratio" in join:
+        lines += ["new host joining from the registry %.1f s, compiling itself %.1f s: ratio %.2f" % (
+            join["from_registry_s"], join["compiles_itself_s"], join["ratio"])]
+    trip = results.get("registry_round_trip")
+    if trip and "push_s" in trip:
+        lines += ["registry round trip of a %.2f GiB bundle: push %.1f s, pull %.1f s" % (
+            trip["bytes"] / float(1 << 30), trip["push_s"], trip["pull_s"])]
+    through = (results.get("bundle_throughput") or {}).get("full")
+    if through:
+        lines += ["bundle of %d files / %.1f GiB: pack %.1f s (%.2fx tar|gzip -1), install %.1f s (%.2fx tar -x), "
+                  "peak memory growth x%.2f / x%.2f for 8x the size" % (
+                      through["files"], through["bytes"] / float(1 << 30), through["pack_s"], through["pack_ratio"],
+                      through["install_s"], through["install_ratio"], results["bundle_throughput"]["memory_growth"]["pack"],
+                      results["bundle_throughput"]["memory_growth"]["install"]), ""]
     for name, value in results.items():
-        if name not in ("noop_reprime", "noop_breakdown", "runtime_check", "stage_overhead", "first_prime_s", "meta", "fleet_fanout"):
+        if name not in ("noop_reprime", "noop_breakdown", "runtime_check", "stage_overhead", "first_prime_s", "meta",
+                        "fleet_fanout", "registry_join", "registry_round_trip", "bundle_throughput"):
             lines.append("%s: %s" % (name, json.dumps(value)))
     return "\n".join(lines)
 

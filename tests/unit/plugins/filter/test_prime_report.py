@@ -95,3 +95,14 @@ def test_the_fleet_report_reads_it_as_it_comes():
     row = _fleet_report.host_row(prime_report(state(), overlay()))
     assert row["run_id"] == "container-run-1" and row["cache_bytes"] == 4096 and row["log_file"] == "/l.log"
     assert row["prep_result_status"] == "ok" and row["stages"]["deep_gemm"]["duration_s"] == 3.0
+
+
+def test_stages_installed_from_the_registry_name_the_artifact():
+    pulled = {"installed": ["deep_gemm", "flashinfer"], "digest": "sha256:" + "ab" * 32, "source": "registry"}
+    report = prime_report(state(), overlay(registry_result=pulled))
+    for stage in ("deep_gemm", "flashinfer"):
+        row = report["stages"][stage]
+        assert row["status"] == "installed" and row["source"] == "registry" and row["digest"] == pulled["digest"]
+    assert "source" not in report["stages"]["serve_check"] and report["registry"] == pulled
+    assert "stage deep_gemm (installed)" in report["changes"]
+    assert prime_report(state(), overlay())["registry"] is None

@@ -31,7 +31,8 @@ options:
         C(host_changes) (C(dirs), C(runtime)), C(runtime_modified), C(container_started) (bool),
         C(prep_result_rebuilt) (bool), C(check_mode), C(container), C(model), C(tp), C(stages) (the planned stages, for a
         host without a priming state), C(run) (the run, for a host without a priming state), C(fanout) (the host's place in
-        the builder election, null without fan-out), C(fanout_result) (what moved), C(transfer) and C(bundle_digest).
+        the builder election, null without fan-out), C(fanout_result) (what moved), C(transfer), C(bundle_digest) and
+        C(registry_result) (what the registry pull installed and the publish pushed; null without a registry).
     type: dict
     required: true
 author:
@@ -56,10 +57,12 @@ STATE_DEFAULTS = (("signature_group", None), ("gpu", {}), ("zero_jit", None), ("
                   ("aggregate", None), ("prep_result_path", None), ("finished_at", None))
 
 
-def _row(stage, state_rows, installed, failed):
+def _row(stage, state_rows, installed, failed, registry=None):
     if stage in installed:
         row = dict(state_rows.get(stage) or {"stage": stage, "duration_s": None, "error_type": None, "reprime_reasons": []})
         row.update(status="installed", ran=True)
+        if stage in ((registry or {}).get("installed") or []):  # installed from the registry: which artifact
+            row.update(source="registry", digest=registry.get("digest"))
         return row
     if stage in state_rows:
         return state_rows[stage]
@@ -116,7 +119,9 @@ def prime_report(state, overlay):
     state = dict(state or {})
     overlay = dict(overlay or {})
     failure = overlay.get("failure") or None
+    registry = overlay.get("registry_result") or None
     installed = list((overlay.get("fanout_result") or {}).get("installed") or [])
+    installed += [s for s in (registry or {}).get("installed") or [] if s not in installed]
     order = list(state.get("order") or overlay.get("stages") or [])
     rows = state.get("stages") or {}
     done = changes(state, overlay, installed)
@@ -135,8 +140,9 @@ def prime_report(state, overlay):
         tp=overlay.get("tp"),
         run=_run(state, overlay),
         order=order,
-        stages=dict((stage, _row(stage, rows, installed, failure)) for stage in order),
+        stages=dict((stage, _row(stage, rows, installed, failure, registry)) for stage in order),
         fanout=_fanout(overlay),
+        registry=registry,
     )
     return report
 

@@ -56,6 +56,8 @@ def _stage_row(stage):
     stage = stage or {}
     row = {key: stage.get(key) for key in STAGE_KEYS}
     row["reprime_reasons"] = list(row["reprime_reasons"] or [])
+    if stage.get("source"):  # installed from the registry: which artifact
+        row.update(source=stage["source"], digest=stage.get("digest"))
     return row
 
 
@@ -154,6 +156,7 @@ COLUMNS = (
     Column("container", ("container",), None, _text),
     Column("changes", _list(("changes",)), None, _text),
     Column("fanout", ("fanout",), None, _text),
+    Column("registry", ("registry",), None, _text),
 )
 
 
