@@ -134,6 +134,9 @@ def run(module):
                          % (params["container"], dx.describe_state(state)), error_type="container_not_running",
                          changed=False, cmd=cmd)
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
+    if result is None and params["state"] == "stopped":  # a runtime deployed before serve existed runs no server
+        module.exit_json(changed=False, stopped=False, cmd=cmd, msg="no serving server: the container's runtime has no "
+                         "serve command (exit code %d)" % rc)
     if result is None:
         module.fail_json(msg="serve: the runtime gave no RESULT line (exit code %d): %s" % (
             rc, " | ".join(dx.tail(err) or dx.tail(out)) or "no output"), error_type="internal_error", rc=rc, cmd=cmd,

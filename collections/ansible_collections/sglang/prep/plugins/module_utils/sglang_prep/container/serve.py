@@ -296,6 +296,7 @@ def start(serving, argv, env, settings, lock_timeout):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             _supervise(argv, env, log_fs, state_fs, secrets, info)
+        lock.write_holder(pid)  # the supervisor holds the port from now on
     finally:
         # the supervisor holds the same open lock: closing ours keeps the flock for as long as it lives
         if lock.fd is not None:
