@@ -71,7 +71,12 @@ def serve_report(result, failure=None, container=None):
         "msg": (failure or {}).get("msg") or result.get("msg"),
         "reasons": result.get("reasons") or [],
     }
-    where = " in %s" % container if container else ""
+    out["lines"] = _lines(out, state, left_running, " in %s" % container if container else "")
+    return out
+
+
+def _lines(out, state, left_running, where):
+    """What the play prints: what serves where, the live verdict, the first generated text."""
     if state == "failed":
         lines = ["serve failed%s: %s: %s" % (where, out["error_type"], out["msg"])]
         if left_running:
@@ -85,8 +90,7 @@ def serve_report(result, failure=None, container=None):
         lines.append("zero JIT on the live server: %s" % VERDICT.get(out["zero_jit"], "not proven"))
     if out["first_text"] is not None:
         lines.append("first generated text: %r" % out["first_text"])
-    out["lines"] = lines
-    return out
+    return lines
 
 
 class FilterModule(object):

@@ -104,20 +104,9 @@ def stop_outcome(result):
     return out
 
 
-def run(module):
-    """The whole module: one call from sglang_serve."""
+def require_container(module, docker, cmd):
+    """A running container, or the module's answer: nothing to stop, or container_not_running."""
     params = module.params
-    raw_env = dict(params["env"])
-    params["env"] = dict.fromkeys(raw_env, ENV_NOT_RECORDED)  # no env value in any result
-    raw_extra = dx.hide_secret_args(params)
-    bad = problems(params, raw_env, raw_extra)
-    if bad:
-        module.fail_json(msg="; ".join(m for _t, m in bad), error_type=bad[0][0], changed=False)
-    env = dict(raw_env)
-    env.update(dx.extra_args_env(raw_extra))
-    docker = dx.docker_binary(module, params["docker_cli"])
-    argv = serve_argv(dict(params, extra_server_args=raw_extra), module.check_mode)
-    cmd = dx.shown_cmd(dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env))
     try:
         state = dx.container_state(module, docker, params["container"])
     except PrepError as exc:
@@ -133,6 +122,23 @@ def run(module):
         module.fail_json(msg="serve: container %s is not running (%s); start it with the prime role (serve.yml does)"
                          % (params["container"], dx.describe_state(state)), error_type="container_not_running",
                          changed=False, cmd=cmd)
+
+
+def run(module):
+    """The whole module: one call from sglang_serve."""
+    params = module.params
+    raw_env = dict(params["env"])
+    params["env"] = dict.fromkeys(raw_env, ENV_NOT_RECORDED)  # no env value in any result
+    raw_extra = dx.hide_secret_args(params)
+    bad = problems(params, raw_env, raw_extra)
+    if bad:
+        module.fail_json(msg="; ".join(m for _t, m in bad), error_type=bad[0][0], changed=False)
+    env = dict(raw_env)
+    env.update(dx.extra_args_env(raw_extra))
+    docker = dx.docker_binary(module, params["docker_cli"])
+    argv = serve_argv(dict(params, extra_server_args=raw_extra), module.check_mode)
+    cmd = dx.shown_cmd(dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env))
+    require_container(module, docker, cmd)
     rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
     if result is None and params["state"] == "stopped":  # a runtime deployed before serve existed runs no server
         module.exit_json(changed=False, stopped=False, cmd=cmd, msg="no serving server: the container's runtime has no "
@@ -141,7 +147,12 @@ def run(module):
         module.fail_json(msg="serve: the runtime gave no RESULT line (exit code %d): %s" % (
             rc, " | ".join(dx.tail(err) or dx.tail(out)) or "no output"), error_type="internal_error", rc=rc, cmd=cmd,
             changed=False)
-    if params["state"] == "stopped":
+    finish(module, rc, result, cmd)
+
+
+def finish(module, rc, result, cmd):
+    """The module's exit from the runtime's result."""
+    if module.params["state"] == "stopped":
         answer = stop_outcome(result)
         answer["cmd"] = cmd
         if answer.pop("failed", False):

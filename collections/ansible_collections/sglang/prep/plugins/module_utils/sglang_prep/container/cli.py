@@ -329,6 +329,9 @@ def build_parser():
                           "the environment (every cache variable), the bind mounts (host path -> container path), "
                           "the image, the user and the settings digest. Runs nothing.")
     _stage_options(spec)
+    spec.add_argument("--format", choices=("json", "docker-run", "compose", "systemd"), default="json",
+                      help="json (default, the RESULT line), or the same as one docker run line, a compose service "
+                      "or a systemd unit, printed as text")
 
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
                    description="The container's PID 1: create the devuser entry, start the telemetry services, "
@@ -455,6 +458,9 @@ def main(args=None):
                 payload = serve.stop_serving(ns.pointer)
             elif ns.command == "serve-spec":
                 payload = serve.spec(ns.model, options)
+                if ns.format != "json":
+                    sys.stdout.write(serve.render(payload, ns.format) + "\n")
+                    return EXIT_OK
             else:
                 payload = serve.serve(ns.model, options, prime=ns.prime, check=ns.check, stop_on_jit=ns.stop_on_jit)
                 emit(payload)

@@ -370,7 +370,7 @@ def wait_ready(base, auth, data, timeout_s, tail):
         time.sleep(server.POLL_S)
 
 
-def check_live(serving, base, auth, tail, before, spawned_ns, data):
+def check_live(serving, base, auth, tail, before, data):
     """Drive the serve check's shapes against the live server; the verdict of servecheck.verdict."""
     ctx, runner = serving.ctx, serving.runner
     windows, request_log = [], []
@@ -443,54 +443,67 @@ def serve(model, options=None, prime=False, check=False, stop_on_jit=False, stre
     Raises PrepError (not_primed, ...) before anything starts.
     """
     options = dict(options or {})
-    started_mono = time.monotonic()
+    started = time.monotonic()
     stream = stream or sys.stderr
-    checked = plan_serving(model, options, stream=stream, env=env)
-    missing = unprimed(checked)
-    primed_now = None
+    missing = unprimed(plan_serving(model, options, stream=stream, env=env))
     if missing and not prime:
         raise refusal(missing)
     serving = Serving(model, options, stream, env)
-    if missing:  # serve_prime: the caches first (the port is the stage servers' while they run)
-        if check:
-            return _record(serving, status="would_run", changed=True, action="prime", started=started_mono,
-                           message="would prime %s first (%s), then start the serving server" % (
-                               ", ".join(s for s, _r in missing), describe_reasons(missing)))
-        stop(serving.layout, serving.run_id, serving.say)
-        from . import prime as prime_mod
-        primed_now = prime_mod.prime(list(registry.ORDER), model, options, stream=stream, env=env)
-        if primed_now.get("status") == "error":
-            failed = [row for row in (primed_now.get("stages") or {}).values() if row.get("status") == "error"]
-            first = failed[0] if failed else {}
-            raise PrepError(first.get("error_type") or "internal_error", "serve_prime: priming failed: %s" % (
-                first.get("message") or primed_now.get("message")))
-        missing = unprimed(plan_serving(model, options, stream=stream, env=env))
-        if missing:
-            raise refusal(missing)
-    argv = serving.argv()
-    server_env = serving.env()
+    if missing and check:
+        return _record(serving, status="would_run", changed=True, action="prime", started=started,
+                       message="would prime %s first (%s), then start the serving server" % (
+                           ", ".join(s for s, _r in missing), describe_reasons(missing)))
+    if missing:
+        _prime_first(serving, stream, env)
+    argv, server_env = serving.argv(), serving.env()
     settings = serving.settings(argv, server_env)
-    digest = settings_digest(settings)
     current = running(serving.layout, serving.run_id)
-    if current is not None and current.get("digest") == digest:
-        base = "http://%s:%d" % (current.get("host") or "127.0.0.1", int(current["port"]))
-        auth = httpc.bearer(server_flags.arg_value(serving.ctx.extra_server_args, "api_key"))
-        if httpc.call(base + "/ready", timeout=2.0, headers=auth).status == 200:
-            recorded = _recorded(serving)
-            return _noop(serving, current, recorded, started_mono)
-    changes = settings_changes((current or {}).get("settings"), settings) if current else []
+    if current is not None and current.get("digest") == settings_digest(settings) and _ready(serving, current):
+        return _noop(serving, current, ledger.load_serve(serving.layout, serving.run_id, model), started)
+    changes = settings_changes(current.get("settings"), settings) if current else []
     action = "restart" if current else "start"
-    why = ("the running server has other settings: %s" % "; ".join(
-        "%s: %s -> %s" % (c["field"], _short(c["old"]), _short(c["new"])) for c in changes)) if current and changes \
-        else "the running server is not ready" if current else "no serving server runs"
     if check:
-        return _record(serving, status="would_run", changed=True, action=action, started=started_mono,
-                       message="would %s the serving server: %s" % (action, why), settings_changes=changes)
+        return _record(serving, status="would_run", changed=True, action=action, started=started,
+                       message="would %s the serving server: %s" % (action, _why(current, changes)),
+                       settings_changes=changes)
     if current is not None:
         stop(serving.layout, serving.run_id, serving.say)
+    return _start_and_prove(serving, argv, server_env, settings, started, stop_on_jit,
+                            {"action": action, "settings_changes": changes})
+
+
+def _prime_first(serving, stream, env):
+    """serve_prime: stop the serving server (the stage servers need the port), prime, plan again."""
+    from . import prime as prime_mod
+    stop(serving.layout, serving.run_id, serving.say)
+    primed = prime_mod.prime(list(registry.ORDER), serving.model, serving.options, stream=stream, env=env)
+    if primed.get("status") == "error":
+        failed = [row for row in (primed.get("stages") or {}).values() if row.get("status") == "error"]
+        first = failed[0] if failed else {}
+        raise PrepError(first.get("error_type") or "internal_error", "serve_prime: priming failed: %s" % (
+            first.get("message") or primed.get("message")))
+    missing = unprimed(plan_serving(serving.model, serving.options, stream=stream, env=env))
+    if missing:
+        raise refusal(missing)
+
+
+def _ready(serving, current):
+    base = "http://%s:%d" % (current.get("host") or "127.0.0.1", int(current["port"]))
+    auth = httpc.bearer(server_flags.arg_value(serving.ctx.extra_server_args, "api_key"))
+    return httpc.call(base + "/ready", timeout=2.0, headers=auth).status == 200
+
+
+def _why(current, changes):
+    if current and changes:
+        return "the running server has other settings: %s" % "; ".join(
+            "%s: %s -> %s" % (c["field"], _short(c["old"]), _short(c["new"])) for c in changes)
+    return "the running server is not ready" if current else "no serving server runs"
+
+
+def _start_and_prove(serving, argv, server_env, settings, started, stop_on_jit, extra):
+    """Start the server, prove zero JIT on it, record the outcome."""
     ctx = serving.ctx
     before = servecheck.snapshot(serving.layout.profiles_root)
-    spawned_ns = time.time_ns()
     data, offset = start(serving, argv, server_env, settings, ctx.lock_timeout)
     data["env"] = dict((k, server_env[k]) for k in SETTINGS_ENV if k in server_env)
     serving.say("serving server pid %s starting on %s:%d: %s" % (data["server_pid"], ctx.host, ctx.port,
@@ -498,53 +511,46 @@ def serve(model, options=None, prime=False, check=False, stop_on_jit=False, stre
     tail = LogTail(serving.layout.fs(log_path(serving.run_id)), offset)
     base = "http://%s:%d" % (ctx.host, ctx.port)
     auth = httpc.bearer(server_flags.arg_value(ctx.extra_server_args, "api_key"))
-    result_extra = {"action": action, "settings_changes": changes, "server": _server_info(data)}
+    extra["server"] = _server_info(data)
     try:
         ready_s, ready_path = wait_ready(base, auth, data, ctx.ready_timeout, tail)
-        result_extra["server"].update(ready_s=ready_s, ready_path=ready_path)
+        extra["server"].update(ready_s=ready_s, ready_path=ready_path)
         serving.say("serving server ready after %.2f s (%s answered 200)" % (ready_s, ready_path))
-        evidence, error = check_live(serving, base, auth, tail, before, spawned_ns, data)
+        evidence, error = check_live(serving, base, auth, tail, before, data)
     except PrepError as exc:
         tail.read()
         if not _alive(data.get("server_pid")):
             stop(serving.layout, serving.run_id)
-        return _record(serving, status="error", changed=True, started=started_mono, error=exc,
-                       log_tail=tail.lines[-20:], **result_extra)
-    result_extra["serve_check"] = evidence
-    result_extra["zero_jit"] = evidence["zero_jit"]
-    result_extra["first_text"] = evidence.get("first_text")
-    alive = _alive(data.get("server_pid"))
+        return _record(serving, status="error", changed=True, started=started, error=exc,
+                       log_tail=tail.lines[-20:], **extra)
+    extra.update(serve_check=evidence, zero_jit=evidence["zero_jit"], first_text=evidence.get("first_text"))
     if evidence["zero_jit"]:
         serving.say(evidence["summary"])
-        return _record(serving, status="ok", changed=True, started=started_mono,
+        return _record(serving, status="ok", changed=True, started=started,
                        message="serving %s on port %d (pid %s): zero JIT on the live server: %s" % (
-                           model, ctx.port, data["server_pid"], evidence["summary"]), **result_extra)
-    stopped = False
-    if alive and stop_on_jit:
+                           serving.model, ctx.port, data["server_pid"], evidence["summary"]), **extra)
+    alive = _alive(data.get("server_pid"))
+    stopped = bool(alive and stop_on_jit)
+    if stopped:
         stop(serving.layout, serving.run_id, serving.say)
-        stopped = True
+    extra["server"]["left_running"] = alive and not stopped
+    return _record(serving, status="error", changed=True, started=started, error=_failure(evidence, error, alive, stopped),
+                   log_tail=tail.lines[-20:] if not alive else None, **extra)
+
+
+def _failure(evidence, error, alive, stopped):
+    """The PrepError of a live check that did not prove zero JIT, saying what became of the server."""
     left = ("it was stopped (serve_stop_on_jit)" if stopped else "the server is left running and serving"
             if alive else "the server exited")
     if evidence["zero_jit"] is False:
-        failure = PrepError("jit_at_serve_time", "the live server compiled at serve time; %s. %s" % (
-            left, evidence["message"]))
-    else:
-        failure = error or PrepError("generate_failed", "the zero-JIT check on the live server did not complete")
-        failure = PrepError(failure.error_type, "%s (%s)" % (failure.message, left))
-    result_extra["server"]["left_running"] = alive and not stopped
-    return _record(serving, status="error", changed=True, started=started_mono, error=failure,
-                   log_tail=tail.lines[-20:] if not alive else None, **result_extra)
+        return PrepError("jit_at_serve_time", "the live server compiled at serve time; %s. %s" % (left, evidence["message"]))
+    failure = error or PrepError("generate_failed", "the zero-JIT check on the live server did not complete")
+    return PrepError(failure.error_type, "%s (%s)" % (failure.message, left))
 
 
 def _server_info(data):
     return dict((k, data.get(k)) for k in ("server_pid", "supervisor_pid", "port", "host", "digest", "argv",
                                            "started_at", "log", "log_host"))
-
-
-def _recorded(serving):
-    stages, _problems = ledger._load(serving.layout, [(RECORD, contract.stage_json_path(
-        serving.run_id, RECORD, serving.model))])
-    return stages.get(RECORD)
 
 
 def _noop(serving, current, recorded, started):
@@ -618,8 +624,58 @@ def spec(model, options=None, env=None):
         if source:
             mounts.append({"type": "bind", "source": source, "target": target, "read_only": False})
     cache_env = dict((k, server_env[k]) for k in SETTINGS_ENV if k in server_env)
+    cache_env["HOME"] = HOME  # the Hugging Face cache is mounted under it
     return {"schema_version": contract.SCHEMA_VERSION, "model": model, "run_id": serving.run_id,
             "image": serving.ctx.manifest.get("image"), "argv": server_flags.redact_args(argv),
             "env": cache_env, "mounts": mounts, "port": serving.ctx.port,
             "user": "%s:%s" % (environ.get(contract.ENV_UID, ""), environ.get(contract.ENV_GID, "")),
             "settings_digest": settings_digest(serving.settings(argv, server_env))}
+
+
+FORMATS = ("json", "docker-run", "compose", "systemd")
+HOME = os.path.dirname(os.path.dirname(contract.HF_ROOT))  # /home/devuser
+SERVICE_NAME = "sglang-serve"
+
+
+def _docker_args(spec, name=SERVICE_NAME, detach=True):
+    """``docker run`` arguments of a server that reads the primed caches (host networking, all GPUs)."""
+    args = ["docker", "run"] + (["-d"] if detach else ["--rm"]) + ["--name", name, "--network", "host", "--gpus", "all",
+                                                                   "--ipc", "host"]
+    if spec.get("user") and spec["user"] != ":":
+        args += ["--user", spec["user"]]
+    for mount in spec.get("mounts") or []:
+        args += ["-v", "%s:%s%s" % (mount["source"], mount["target"], ":ro" if mount.get("read_only") else "")]
+    for key, value in sorted((spec.get("env") or {}).items()):
+        args += ["-e", "%s=%s" % (key, value)]
+    argv = list(spec["argv"])
+    args += ["--entrypoint", argv[0], spec["image"]] + argv[1:]
+    return args
+
+
+def render(spec, fmt):
+    """The spec as text: JSON, one ``docker run`` line, a compose service, or a systemd unit."""
+    import shlex
+    if fmt == "json":
+        return json.dumps(spec, indent=2, sort_keys=True)
+    if fmt == "docker-run":
+        return " ".join(shlex.quote(a) for a in _docker_args(spec))
+    if fmt == "systemd":
+        line = " ".join(shlex.quote(a) for a in _docker_args(spec, detach=False))
+        return "\n".join([
+            "[Unit]", "Description=SGLang server reading the primed caches (sglang.prep serve-spec, settings %s)"
+            % spec.get("settings_digest"), "After=docker.service", "Requires=docker.service", "",
+            "[Service]", "ExecStartPre=-/usr/bin/docker rm -f %s" % SERVICE_NAME, "ExecStart=/usr/bin/" + line,
+            "ExecStop=/usr/bin/docker stop %s" % SERVICE_NAME, "Restart=on-failure", "", "[Install]",
+            "WantedBy=multi-user.target"])
+    if fmt == "compose":
+        argv = list(spec["argv"])
+        service = {"image": spec["image"], "network_mode": "host", "ipc": "host", "entrypoint": [argv[0]],
+                   "command": argv[1:], "environment": dict(sorted((spec.get("env") or {}).items())),
+                   "volumes": ["%s:%s" % (m["source"], m["target"]) for m in spec.get("mounts") or []],
+                   "deploy": {"resources": {"reservations": {"devices": [
+                       {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}}}
+        if spec.get("user") and spec["user"] != ":":
+            service["user"] = spec["user"]
+        # JSON is YAML: compose reads it as written
+        return json.dumps({"services": {SERVICE_NAME: service}}, indent=2)
+    raise ValueError("unknown format %r (one of %s)" % (fmt, ", ".join(FORMATS)))
