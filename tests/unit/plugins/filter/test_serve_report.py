@@ -1,6 +1,6 @@
 """serve_report: the serve entry point's fact and the lines the play (and make demo) prints."""
 
-from ansible_collections.sglang.prep.plugins.filter.serve import serve_report
+from ansible_collections.sglang.prep.plugins.filter.serve_report import serve_report
 
 SERVED = {"status": "ok", "changed": True, "action": "start", "zero_jit": True, "first_text": " hello",
           "server": {"port": 30000, "server_pid": 12, "digest": "d1"}, "msg": "serving"}

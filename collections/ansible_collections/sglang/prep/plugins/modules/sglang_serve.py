@@ -15,9 +15,9 @@ description:
   - The server is the serve check's own configuration, the one the priming proved. That is the canonical settings,
     metrics on, the O(extra_server_args), every cache variable under C(/profiles) and SGLang's fail-on-miss switch
     C(SGLANG_CRASH_ON_JIT_COMPILE=1). It listens on O(port), the port Prometheus in the container scrapes.
-  - Before it starts anything, every stage is planned against these serving settings. A stage that would run is
+  - "Before it starts anything, every stage is planned against these serving settings. A stage that would run is
     refused with RV(error_type=not_primed), naming the stage and the fields that differ (for example C(tp: 1 -> 2)),
-    unless O(prime=true) primes first. A container run with no priming at all is refused the same way.
+    unless O(prime=true) primes first. A container run with no priming at all is refused the same way."
   - Once the server is ready, the serve check's shapes are driven against it. Every cache is snapshotted before its
     start and after the requests, and its log is scanned for JIT lines. The verdict is RV(zero_jit). The check only
     reads the caches. When it fails, the task fails with RV(error_type=jit_at_serve_time) and the server keeps

@@ -10,8 +10,8 @@ short_description: The serve_report fact of a host from its sglang_serve result
 version_added: 1.1.0
 description:
   - Turns the result of M(sglang.prep.sglang_serve) (and the failure the serve entry point recorded, if any) into
-    the host's C(serve_report) fact: whether it serves, the zero-JIT verdict on the live server, the first generated
-    text, the server's port and pid, and the lines the play prints.
+    the host's C(serve_report) fact. That says whether it serves, the zero-JIT verdict on the live server, the first
+    generated text, the server's port and pid, and the lines the play prints.
 options:
   _input:
     description: The registered result of M(sglang.prep.sglang_serve) (C({}) when it did not run).
