@@ -385,6 +385,7 @@ def check_live(serving, base, auth, tail, before, data):
     serving.say("driving %d requests against the live server: prompt lengths %s, decode batch sizes %s (%s)" % (
         len(requests), prompts, decode, source))
     first_text = None
+    first_token_at = []  # the wall time the live server's first generation came back (make bench)
     error = None
 
     def generate(body, what):
@@ -398,6 +399,7 @@ def check_live(serving, base, auth, tail, before, data):
         if first_text is None:
             item = reply[0] if isinstance(reply, list) and reply else reply
             first_text = (item or {}).get("text") if isinstance(item, dict) else None
+            first_token_at.append(time.time())
         return reply
 
     try:
@@ -425,6 +427,7 @@ def check_live(serving, base, auth, tail, before, data):
     evidence["summary"] = (servecheck.summary_text(evidence, len(request_log)) if evidence["zero_jit"]
                            else evidence["message"] or "no verdict: the check did not complete")
     evidence["first_text"] = first_text
+    evidence["first_token_at"] = first_token_at[0] if first_token_at else None
     return evidence, error
 
 
@@ -523,7 +526,8 @@ def _start_and_prove(serving, argv, server_env, settings, started, stop_on_jit, 
             stop(serving.layout, serving.run_id)
         return _record(serving, status="error", changed=True, started=started, error=exc,
                        log_tail=tail.lines[-20:], **extra)
-    extra.update(serve_check=evidence, zero_jit=evidence["zero_jit"], first_text=evidence.get("first_text"))
+    extra.update(serve_check=evidence, zero_jit=evidence["zero_jit"], first_text=evidence.get("first_text"),
+                 first_token_at=evidence.get("first_token_at"))
     if evidence["zero_jit"]:
         serving.say(evidence["summary"])
         return _record(serving, status="ok", changed=True, started=started,
