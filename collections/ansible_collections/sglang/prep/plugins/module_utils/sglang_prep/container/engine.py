@@ -505,7 +505,9 @@ def inspect(pointer=None, model=None):
             "models": ledger.run_models(view.layout, view.run_id),
             "caches": caches.snapshot(view.layout.profiles_root, host_profiles),
             "in_progress": caches.in_progress_stages(view.layout.profiles_root),
-            "stages": stages, "problems": problems, "prep_result": prep}
+            "stages": stages, "problems": problems, "prep_result": prep,
+            # the serving server's record (serve.py): its zero-JIT verdict on the live server
+            "serve": ledger.serve_summary(ledger.load_serve(view.layout, view.run_id, view.model))}
 
 
 def aggregate(pointer=None, model=None):
