@@ -84,8 +84,8 @@ def _lines(out, state, left_running, where):
     elif state == "would_serve":
         lines = ["check mode%s: %s" % (where, out["msg"])]
     else:
-        lines = ["%s%s on port %s (pid %s)" % ("serving" if state == "serving" else "already serving (unchanged)",
-                                             where, out["port"], out["server_pid"])]
+        what = "serving" if state == "serving" else "already serving (unchanged)"
+        lines = ["%s%s on port %s (pid %s)" % (what, where, out["port"], out["server_pid"])]
     if state != "would_serve" and (out["zero_jit"] is not None or state != "failed"):
         lines.append("zero JIT on the live server: %s" % VERDICT.get(out["zero_jit"], "not proven"))
     if out["first_text"] is not None:

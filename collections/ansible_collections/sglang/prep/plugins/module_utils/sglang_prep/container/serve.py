@@ -260,8 +260,8 @@ def _supervise(argv, env, log_fs, state_fs, secrets, info):  # pragma: no cover 
         while not stop_now and proc.poll() is None:
             proc.wait_exit(0.2)
         teardown = proc.stop()
-        say("server stopped (%s), exit code %s" % ((teardown or {}).get("signal") or "exited by itself",
-                                                     (teardown or {}).get("exit_code")))
+        teardown = teardown or {}
+        say("server stopped (%s), exit code %s" % (teardown.get("signal") or "exited by itself", teardown.get("exit_code")))
     except BaseException:  # nothing may escape into the parent's code
         code = 1
     finally:
@@ -509,8 +509,8 @@ def _start_and_prove(serving, argv, server_env, settings, started, stop_on_jit, 
     before = servecheck.snapshot(serving.layout.profiles_root)
     data, offset = start(serving, argv, server_env, settings, ctx.lock_timeout)
     data["env"] = dict((k, server_env[k]) for k in SETTINGS_ENV if k in server_env)
-    serving.say("serving server pid %s starting on %s:%d: %s" % (data["server_pid"], ctx.host, ctx.port,
-                                                                  " ".join(data["argv"])))
+    serving.say("serving server pid %s starting on %s:%d: %s" % (
+        data["server_pid"], ctx.host, ctx.port, " ".join(data["argv"])))
     tail = LogTail(serving.layout.fs(log_path(serving.run_id)), offset)
     base = "http://%s:%d" % (ctx.host, ctx.port)
     auth = httpc.bearer(server_flags.arg_value(ctx.extra_server_args, "api_key"))
