@@ -20,6 +20,8 @@ model), then measures, with the real playbook and the real Docker engine:
                  preflight, trigger, telemetry probe, teardown, validation and bookkeeping. The min over the
                  rebuilds, with PASS/MISS per warm-up stage against the target (<= 0.5 s). For serve_check
                  (the zero-JIT proof) also the requests it drove and the time its two cache snapshots took.
+  serve          the wall time from serve.yml to the first token of the live server on the primed host, and a
+                 no-op serve (the server runs with the same settings) against a no-op prime
 
 Prints a table, writes reports/bench.json and removes the container and the host root again (the
 bench host user, when one had to be created, is kept for the next run). stdlib only.
@@ -133,7 +135,10 @@ class Bench:
             json.dump(settings, handle)
 
     def prime(self, *extra):
-        argv = [os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "prime.yml"),
+        return self.playbook("prime.yml", *extra)
+
+    def playbook(self, name, *extra):
+        argv = [os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", name),
                 "-e", "@" + self.vars_file] + list(extra)
         return timed(argv, env=self.env)
 
@@ -379,6 +384,35 @@ def bundle_throughput(bench):
     return bench_registry.measure_throughput(50000, 2.0)
 
 
+def serve(bench):
+    """On the primed bench host: the wall time from the start of serve.yml to the first token the live server
+    generated (its first request of the zero-JIT check: serve record first_token_at), and the whole first serve;
+    then a no-op serve (the server runs with the same settings) against a no-op prime, medians of the runs."""
+    bench.prime()  # primed (a no-op when an earlier scenario primed it)
+    started = time.time()
+    elapsed, output = bench.playbook("serve.yml")
+    with open(os.path.join(bench.run_dir(), "models", contract.model_key(MODEL), "stages", "serve.json")) as handle:
+        record = json.load(handle)
+    if record.get("status") != "ok" or not record.get("first_token_at"):
+        raise SystemExit("bench: the first serve did not serve: %s" % record.get("message"))
+    first_token = record["first_token_at"] - started
+    log("serve.yml to the first token: %.1f s (the whole serve with its zero-JIT check: %.1f s)" % (first_token, elapsed))
+    noop_serves, noop_primes = [], []
+    for i in range(bench.runs):
+        elapsed_serve, output = bench.playbook("serve.yml")
+        if recap_changed(output):
+            raise SystemExit("bench: serve %d was not a no-op" % (i + 2))
+        noop_serves.append(elapsed_serve)
+        noop_primes.append(bench.prime()[0])
+        log("no-op serve %d: %.1f s, no-op prime %.1f s" % (i + 1, noop_serves[-1], noop_primes[-1]))
+    bench.playbook("stop.yml")
+    a, b = statistics.median(noop_serves), statistics.median(noop_primes)
+    return {"first_token_s": round(first_token, 2), "first_serve_s": round(elapsed, 2),
+            "zero_jit": record.get("zero_jit"), "noop_serve_s": [round(x, 2) for x in noop_serves],
+            "noop_prime_s": [round(x, 2) for x in noop_primes], "noop_serve_median_s": round(a, 2),
+            "noop_prime_median_s": round(b, 2), "ratio": round(a / b, 2)}
+
+
 # Each scenario: function(bench) -> dict, stored under its name in reports/bench.json.
 def runtime_check(bench):
     """What the check of the deployed runtime against its manifest (sglang_host_info, every run) costs: the host's
@@ -408,8 +442,8 @@ def runtime_check(bench):
             "host_facts_delta_s": round(calls["with"] - calls["without"], 2)}
 
 
-SCENARIOS = [noop_reprime, noop_breakdown, runtime_check, stage_overhead, installed_collection, fleet_parallel, fleet_uneven,
-             fleet_fanout, registry_join, registry_round_trip, bundle_throughput]
+SCENARIOS = [noop_reprime, noop_breakdown, runtime_check, stage_overhead, serve, installed_collection, fleet_parallel,
+             fleet_uneven, fleet_fanout, registry_join, registry_round_trip, bundle_throughput]
 
 
 def table(results):
@@ -456,6 +490,12 @@ def table(results):
                   "the Prometheus probe's wait, part of the overhead)" % len(over["playbook_s"]),
                   "target: overhead <= %.1f s for %s:  %s" % (over["target"]["overhead_max_s"],
                                                               ", ".join(over["target"]["stages"]), over["target"]["verdict"]), ""]
+    served = results.get("serve")
+    if served:
+        lines += ["serve.yml to the first token (primed host)        %7.2f s" % served["first_token_s"],
+                  "no-op serve / no-op prime (median of %d)          %5.2f / %.2f s (ratio %.2f)" % (
+                      len(served["noop_serve_s"]), served["noop_serve_median_s"], served["noop_prime_median_s"],
+                      served["ratio"]), ""]
     fan = results.get("fleet_fanout")
     if fan and "ratio" in fan:
         lines += ["fan-out, %d hosts of one group: every host compiles %.1f s (%d compiles), fan-out %.1f s (%d compiles, "
@@ -479,7 +519,7 @@ def table(results):
                       results["bundle_throughput"]["memory_growth"]["install"]), ""]
     for name, value in results.items():
         if name not in ("noop_reprime", "noop_breakdown", "runtime_check", "stage_overhead", "first_prime_s", "meta",
-                        "fleet_fanout", "registry_join", "registry_round_trip", "bundle_throughput"):
+                        "fleet_fanout", "registry_join", "registry_round_trip", "bundle_throughput", "serve"):
             lines.append("%s: %s" % (name, json.dumps(value)))
     return "\n".join(lines)
 
