@@ -1,4 +1,4 @@
-"""sglang_stage_wait (action): waits for a host's async priming job, shows one line per progress change, and
+"""sglang_prime_wait (action): waits for a host's async priming job, shows one line per progress change, and
 returns the job's own result; a job past the stage timeout fails as interrupted.
 
 Tables: progress files in, the line shown out; the job's async_status answers and progress files in, the task
@@ -14,7 +14,7 @@ import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.playbook.task import Task
-from ansible_collections.sglang.prep.plugins.action import sglang_stage_wait
+from ansible_collections.sglang.prep.plugins.action import sglang_prime_wait
 from unit_support.modules import ABSENT, Has, assert_holds
 
 
@@ -28,7 +28,7 @@ from unit_support.modules import ABSENT, Has, assert_holds
     ({"stage": "serve_check", "index": 5, "count": 5, "state": "running", "eta_s": 7200}, "serve_check (stage 5/5), ETA 2.0 h"),
 ])
 def test_progress_line(progress, line):
-    assert sglang_stage_wait.progress_line(progress) == line
+    assert sglang_prime_wait.progress_line(progress) == line
 
 
 RUNNING = {"finished": 0, "started": 1, "ansible_job_id": "j1"}
@@ -55,11 +55,11 @@ STAGE_2 = {"stage": "moe_tune", "index": 2, "count": 4}
 ])
 def test_wait(args, statuses, progress, result, shown, monkeypatch):
     task = Task()
-    task.action = "sglang.prep.sglang_stage_wait"
+    task.action = "sglang.prep.sglang_prime_wait"
     task.args = dict({"jid": "j1", "progress": "/telemetry/progress.json", "quick_poll": 0, "poll": 0}, **args)
     connection = mock.MagicMock()
     connection._shell.get_option.return_value = "~/.ansible_async"
-    action = sglang_stage_wait.ActionModule(task, connection, PlayContext(), DataLoader(), None, None)
+    action = sglang_prime_wait.ActionModule(task, connection, PlayContext(), DataLoader(), None, None)
     answers, files, calls = iter(statuses), itertools.chain(progress, itertools.repeat(progress[-1] if progress else None)), []
 
     def execute(module_name, task_vars, module_args):
@@ -71,7 +71,7 @@ def test_wait(args, statuses, progress, result, shown, monkeypatch):
     monkeypatch.setattr(action, "_execute_module", execute)
     monkeypatch.setattr(action, "_remote_expand_user", lambda path: path)
     lines = []
-    monkeypatch.setattr(sglang_stage_wait.display, "display", lines.append)
+    monkeypatch.setattr(sglang_prime_wait.display, "display", lines.append)
     got = action.run(task_vars={"inventory_hostname": "gpu-1"})
     assert_holds(got, result)
     assert len(lines) == len(shown) and all(line.startswith(start) for line, start in zip(lines, shown)), lines
