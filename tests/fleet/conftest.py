@@ -11,10 +11,8 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-import fleet_hosts  # noqa: E402
+import fleet_hosts
 
 # the stand-in image: SGLANG_PREP_TEST_IMAGE names it (as for tests/integration and molecule), so parallel
 # checkouts on one Docker engine each test their own build

@@ -19,8 +19,7 @@ import uuid
 
 from docker_util import REPO, docker, pinned_image  # noqa: F401
 
-sys.path.insert(0, os.path.join(REPO, "collections"))
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 # FP8 block-quantized MoE: the deep_gemm stage has work (SGLang runs DeepGEMM only for such weights).

@@ -34,15 +34,13 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections import namedtuple
 
 import pytest
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from docker_util import REPO, docker, pinned_image  # noqa: E402
+from docker_util import REPO, docker, pinned_image
 
 COLLECTION = os.path.join("collections", "ansible_collections", "sglang", "prep")
 DOCS = ["README.md", os.path.join(COLLECTION, "README.md")] + sorted(

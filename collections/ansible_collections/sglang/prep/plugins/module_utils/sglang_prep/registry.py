@@ -7,8 +7,8 @@ Everything the code says *about* a stage comes from here: the stage order and ea
 cache (contract.STAGE_ORDER and contract.STAGE_CACHE), whether it launches an SGLang server and
 with which switches (container/argv.py), the fields of its signature (container/signature.py),
 the stages it depends on, and its one-line summary (the CLI help). The runner classes in
-container/stages.py implement the behaviour; tests/unit/test_runtime_registry.py fails when a
-runner and its row disagree.
+container/stages.py implement the behaviour;
+tests/unit/plugins/module_utils/sglang_prep/test_runtime_registry.py fails when a runner and its row disagree.
 
 Stdlib only, and no imports from the package: contract.py imports this module, host modules may
 import it as well, and nothing under container/ is needed to read it.

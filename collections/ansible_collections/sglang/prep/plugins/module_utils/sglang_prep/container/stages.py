@@ -6,8 +6,8 @@
 Each runner knows its signature inputs, the directories it writes, how to build its command,
 how to run it, which artifacts it leaves and how its log maps to an error type. What the code
 says about a stage (order, cache, server switches, signature fields, dependencies) is its row in
-registry.py; tests/unit/test_runtime_registry.py checks that RUNNERS and the rows agree. Locks,
-markers, signatures and the stage JSON are the engine's business (engine.py).
+registry.py; tests/unit/plugins/module_utils/sglang_prep/test_runtime_registry.py checks that RUNNERS and the
+rows agree. Locks, markers, signatures and the stage JSON are the engine's business (engine.py).
 """
 
 from __future__ import annotations
