@@ -49,6 +49,7 @@ test-faults: venv images
 
 lint: venv
 	$(BIN)/ansible-lint --offline
+	scripts/complexity.sh
 
 sanity: venv
 	@scripts/sanity.sh

@@ -41,7 +41,7 @@ def inventory(tmp_path, text):
 
 
 def test_every_collection_playbook_is_covered():
-    assert NAMES == ["inspect", "preflight", "prime", "stop", "validate"]
+    assert NAMES == ["bundle_prune", "inspect", "preflight", "prime", "serve", "stop", "validate"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
-from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report as fr
+from ansible_collections.sglang.prep.plugins.module_utils import _fleet_report as fr
+from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report
 from unit_support import modules
 from unit_support.modules import Case, Has, cases
 from unit_support.paths import REPO
@@ -54,7 +55,7 @@ def broken_report(host):
 
 
 def run_module(args, capsys, check_mode=False):
-    return modules.run_module(fr, args, capsys, check_mode=check_mode)
+    return modules.run_module(sglang_fleet_report, args, capsys, check_mode=check_mode)
 
 
 def test_every_targeted_host_gets_a_row_and_none_is_dropped():
@@ -253,7 +254,7 @@ def test_a_later_batch_rewrites_the_report_of_its_run(tmp_path, capsys):
 ])
 def test_module_input(case, tmp_path, capsys):
     (tmp_path / "not-a-dir").write_text("x")
-    case.check(fr, capsys, tmp=tmp_path)
+    case.check(sglang_fleet_report, capsys, tmp=tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["not-a-dir"]  # nothing written
 
 
@@ -359,7 +360,7 @@ def test_a_report_that_cannot_be_deleted_is_a_warning_not_a_failure(tmp_path, ca
 
     warnings = []
     monkeypatch.setattr(fr.os, "remove", remove)
-    monkeypatch.setattr(fr.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    monkeypatch.setattr(sglang_fleet_report.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
     code, out = run_module({"reports": [prime_report("gpu-1")], "report_dir": report_dir, "keep": 1}, capsys)
     assert code == 0 and out["written"] is True
     assert stuck not in out["pruned"] and os.path.join(report_dir, OLD[0] + ".md") in out["pruned"]

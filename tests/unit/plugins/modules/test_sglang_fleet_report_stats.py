@@ -9,7 +9,7 @@ import sys
 
 from unit_support.paths import REPO
 
-from ansible_collections.sglang.prep.plugins.modules import sglang_fleet_report as fr
+from ansible_collections.sglang.prep.plugins.module_utils import _fleet_report as fr
 
 PRIMED = {"host": "gpu-a", "status": "changed", "zero_jit": True, "stages": {
     "deep_gemm": {"status": "ok", "ran": True, "duration_s": 30.5},

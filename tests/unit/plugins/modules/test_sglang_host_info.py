@@ -1,4 +1,4 @@
-"""sglang_host_info (formerly sglang_host_facts): the prime role's one look at a host before it changes anything.
+"""sglang_host_info (formerly sglang_host_info): the prime role's one look at a host before it changes anything.
 
 Who connects, who the host user is, the host root and the model directory two levels deep (as
 ansible.builtin.find with depth 2 lists them) and the env file, on a real temporary file tree.

@@ -28,13 +28,12 @@ def test_what_the_image_sets_is_reserved():
 
 
 def test_what_the_role_passes_to_the_container_is_reserved():
+    """The container's environment is filter sglang.prep.container_env's (templates/container_spec.yml.j2 formats it)."""
+    from ansible_collections.sglang.prep.plugins.filter.container_env import container_env
+
     with open(os.path.join(COLLECTION, "roles", "prime", "templates", "container_spec.yml.j2"), encoding="utf-8") as h:
-        spec = h.read()
-    env_block = spec.split("\nenv:\n", 1)[1].split("\nmounts:", 1)[0]
-    lookups = set(re.findall(r"\{\{ (__prime_env_\w+) \}\}:", env_block))
-    with open(os.path.join(COLLECTION, "roles", "prime", "vars", "main.yml"), encoding="utf-8") as handle:
-        role_vars = handle.read()
-    for var in lookups:
-        constant = re.search(r"^%s: \"\{\{ lookup\('sglang.prep.contract', '(\w+)'\) \}\}\"" % var, role_vars, re.M).group(1)
-        assert getattr(contract, constant) in contract.RESERVED_ENV, constant
+        assert "| sglang.prep.container_env" in h.read().split("\nenv:", 1)[1].split("\nmounts:", 1)[0]
+    env = container_env({"dirs": dict((name, "/h/" + name) for name in contract.ENV_HOST_ROOTS), "git_revision": "abc",
+                         "services": [], "ports": {}, "extra_env": {}})
+    assert set(env) <= set(contract.RESERVED_ENV), sorted(set(env) - set(contract.RESERVED_ENV))
     assert set(contract.ENV_HOST_ROOTS.values()) <= set(contract.RESERVED_ENV)

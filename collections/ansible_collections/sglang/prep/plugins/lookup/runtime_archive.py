@@ -77,8 +77,9 @@ import tempfile
 from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
 from ansible_collections.sglang.prep.plugins.module_utils import _runtime_manifest as runtime_manifest
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 
-PACKAGE = "sglang_prep"
+PACKAGE = contract.RUNTIME_PACKAGE
 SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", PACKAGE)
 
 

@@ -123,8 +123,8 @@ def exec_argv(docker, container, argv, user=contract.DEVUSER, env=None):
 
 
 def runtime_argv(subcommand, *args):
-    """``python3 -m sglang_prep <subcommand> ...`` (the runtime package mounted in the container)."""
-    return ["python3", "-m", "sglang_prep", subcommand] + [str(a) for a in args]
+    """``python3 -m sglang_prep <subcommand> ...`` (contract.RUNTIME_ENTRY_POINT: the package mounted in the container)."""
+    return list(contract.RUNTIME_ENTRY_POINT) + [subcommand] + [str(a) for a in args]
 
 
 def stage_options_spec():
@@ -150,23 +150,20 @@ def stage_options_spec():
 
 
 def stage_options_argv(params):
-    """Runtime CLI options that a stage run, a plan and a bundle install share (the signature depends on them)."""
-    args = ["--model", params["model"], "--tp", params["tp"], "--port", params["port"]]
-    for option, flag in (("lock_timeout", "--lock-timeout"), ("ready_timeout", "--ready-timeout"),
-                         ("disk_headroom_mb", "--disk-headroom-mb"), ("moe_dtype", "--moe-dtype"),
-                         ("pointer", "--pointer")):
-        if params[option] is not None:
-            args.extend([flag, params[option]])
-    if not extra_args_env(params["extra_server_args"]):  # else they travel in the environment (extra_args_env)
-        for extra in params["extra_server_args"]:
-            args.append("--extra-server-arg=%s" % extra)
-    if params["serve_max_prompt_tokens"] is not None:
-        args.extend(["--serve-max-prompt-tokens", params["serve_max_prompt_tokens"]])
-    if params["require_pinned_stack"]:
-        args.append("--require-pinned-stack")
-    if params["moe_batch_sizes"]:
-        args.append("--moe-batch-sizes")
-        args.extend(params["moe_batch_sizes"])
+    """Runtime CLI options that a stage run, a plan and a bundle install share (the signature depends on them), written
+    from contract.STAGE_OPTION_FLAGS."""
+    args = []
+    for option, flag, form in contract.STAGE_OPTION_FLAGS:
+        value = params[option]
+        if form == "value" and value is not None:
+            args.extend([flag, value])
+        elif form == "switch" and value:
+            args.append(flag)
+        elif form == "values" and value:
+            args.append(flag)
+            args.extend(value)
+        elif form == "repeat" and not extra_args_env(value):  # else they travel in the environment (extra_args_env)
+            args.extend("%s=%s" % (flag, item) for item in value)
     return args
 
 

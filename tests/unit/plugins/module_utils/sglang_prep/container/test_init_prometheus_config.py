@@ -25,11 +25,12 @@ def test_jobs_targets_and_labels():
     assert by_name["sglang"]["static_configs"] == [{"targets": ["127.0.0.1:30000"], "labels": {"run_id": RUN}}]
 
 
-def test_stage_servers_are_scraped_every_second():
-    """Warm-up servers live for seconds; a 15 s default interval would miss them entirely."""
+def test_stage_servers_are_scraped_every_quarter_second():
+    """Warm-up servers live for seconds, and each warm-up stage waits for the next scrape after its warm-up (its
+    telemetry probe): a 15 s default interval would miss them entirely, and 1 s cost every stage half a second."""
     by_name = jobs(prometheus_config.render(RUN, "127.0.0.1", ["node_exporter"]))
-    assert by_name["sglang"]["scrape_interval"] == "1s"
-    assert by_name["sglang"]["scrape_timeout"] == "1s"
+    assert by_name["sglang"]["scrape_interval"] == "250ms"
+    assert by_name["sglang"]["scrape_timeout"] == "250ms"
     assert by_name["node"]["scrape_interval"] == "5s"
 
 

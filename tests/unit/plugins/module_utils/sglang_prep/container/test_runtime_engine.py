@@ -15,7 +15,7 @@ import time
 import pytest
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv, engine, locks, procs
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv, engine, locks, procs, state
 from unit_support.runtime import FP8_BLOCK, INT8, RUN_ID, RUNTIME, STANDINS, TUNED, TUNED_DOWN, assert_clean, cli
 from harness import free_port
 
@@ -423,13 +423,13 @@ def test_without_a_port_a_stage_uses_the_runs_server_port(run):
     assert not [w for w in run.stage("deep_gemm", port=other, mode="check")["warnings"] if "server port" in w]
 
 
-def test_inspect_and_aggregate(run):
+def test_report_and_aggregate(run):
     run.stage("deep_gemm", env={"SGLANG_STANDIN_FAULT": "oom"})
-    out = engine.inspect(run.pointer)
-    assert out["run_id"] == RUN_ID and out["stages"]["deep_gemm"]["error_type"] == "not_enough_memory"
-    assert out["caches"]["deep_gemm"]["partial"] is True and out["in_progress"] == ["deep_gemm"]
+    out = state.report(pointer=run.pointer)
+    assert out["run"]["run_id"] == RUN_ID and out["stages"]["deep_gemm"]["error_type"] == "not_enough_memory"
+    assert out["stages"]["deep_gemm"]["cache"]["partial"] is True
     agg = engine.aggregate(run.pointer)
-    assert agg["status"] == "error" and agg["stages_missing"] == ["moe_tune", "flashinfer", "inductor", "serve_check"]
+    assert agg["status"] == "error" and agg["stages_missing"] == list(contract.STAGE_ORDER[1:])
     assert agg["run"]["device_name"] == "NVIDIA H100 80GB HBM3" and agg["run"]["settings"]["source"] == "flags"
 
 
@@ -438,7 +438,7 @@ def test_inspect_and_aggregate(run):
 def test_cli_help_explains_itself():
     top = cli("--help")
     assert top.returncode == 0
-    for word in ("stage", "inspect", "aggregate", "argv", "exit codes", "docker exec -u devuser"):
+    for word in ("stage", "report", "aggregate", "argv", "exit codes", "docker exec -u devuser"):
         assert word in top.stdout
     stage = cli("stage", "--help")
     for word in ("ensure", "rebuild", "check", "prep_result.json", "RESULT", "port_busy", "compile.log"):
@@ -487,9 +487,9 @@ def test_cli_stage_prints_one_result_line_last(run):
     assert bad.returncode == 1
     payload = json.loads(bad.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])
     assert payload["error_type"] == "bad_pointer"
-    inspect = cli("inspect", "--pointer", run.pointer)
-    assert inspect.returncode == 0
-    assert json.loads(inspect.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])["run_id"] == RUN_ID
+    report = cli("report", "--pointer", run.pointer)
+    assert report.returncode == 0
+    assert json.loads(report.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])["run"]["run_id"] == RUN_ID
 
 
 def test_noop_is_fast(run):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (
     engine, locks, progress, state)
 from unit_support.paths import RUNTIME
@@ -73,20 +73,22 @@ def test_prime_runs_every_stage_in_order_with_one_progress_file(run, writes):
     # the progress file: written at each change only, and its last state is the model's
     final = progress_file(run)
     assert set(final) == PROGRESS_KEYS and final == model["progress"]
-    assert final["state"] == "done" and final["index"] == final["count"] == 5 and final["stage"] == "serve_check"
+    assert final["state"] == "done" and final["index"] == final["count"] == len(contract.STAGE_ORDER)
+    assert final["stage"] == "serve_check"
     assert [f["stage"] for f in final["finished"]] == ALL and all(f["status"] == "ok" for f in final["finished"])
     assert final["pid"] == os.getpid() and final["stages"] == ALL
     starts = [(w["index"], w["stage"]) for w in writes if w["step"] is None and w["stage_elapsed_s"] is not None
               and len(w["finished"]) == w["index"] - 1]
-    assert starts == [(1, "deep_gemm"), (2, "moe_tune"), (3, "flashinfer"), (4, "inductor"), (5, "serve_check")]
+    assert starts == list(enumerate(contract.STAGE_ORDER, 1))
     steps = [w["step"] for w in writes if w["stage"] == "moe_tune" and w["step"] and len(w["finished"]) == 1]
     assert steps == [{"index": 1, "count": 2, "label": "batch size 1"}, {"index": 2, "count": 2, "label": "batch size 2"}]
-    requests = [w["step"] for w in writes if w["stage"] == "serve_check" and w["step"] and len(w["finished"]) == 4]
+    requests = [w["step"] for w in writes if w["stage"] == "serve_check" and w["step"]
+                and len(w["finished"]) == len(ALL) - 1]
     assert len(requests) == model["stages"]["serve_check"]["server"]["generate"]["requests"] > 1
     assert requests[0] == {"index": 1, "count": len(requests), "label": "prompt of 1 tokens"}
     assert all(w["state"] == "running" for w in writes[:-1]) and writes[-1]["state"] == "done"
     # stage starts, moe_tune steps, serve_check requests, stage ends, the end
-    assert len(writes) == 5 + 2 + len(requests) + 5 + 1
+    assert len(writes) == len(ALL) + 2 + len(requests) + len(ALL) + 1
     assert model["zero_jit"] is True and model["zero_jit_reason"].startswith("yes: %d requests (" % len(requests))
     assert model["prep_result"]["zero_jit"] is True
     assert all(writes[i] != writes[i + 1] for i in range(len(writes) - 1))
@@ -176,7 +178,8 @@ def test_a_new_tuning_re_warms_the_stages_that_depend_on_it_in_the_same_job(run)
     """The warm-ups are planned against the signature moe_tune is about to record, not the one it had."""
     do_prime(run)
     model = do_prime(run, moe_batch_sizes=[4])
-    assert model["to_run"] == ["moe_tune", "flashinfer", "inductor", "serve_check"]
+    # moe_tune and what depends on it
+    assert model["to_run"] == ["moe_tune"] + [s for s in contract.STAGE_ORDER if "moe_tune" in registry.get(s).depends_on]
     for stage in ("flashinfer", "inductor"):
         row = model["stages"][stage]
         assert row["status"] == "ok" and row["ran"] and row["action"] == "run"
@@ -184,8 +187,8 @@ def test_a_new_tuning_re_warms_the_stages_that_depend_on_it_in_the_same_job(run)
     # the serve check proves again what changed: the tuning and the warm-ups built on it
     check = model["stages"]["serve_check"]
     assert check["status"] == "ok" and check["zero_jit"] is True
-    assert [r["field"] for r in check["reprime_reasons"]] == [
-        "flashinfer_signature", "inductor_signature", "moe_tune_signature"]
+    assert [r["field"] for r in check["reprime_reasons"]] == sorted(
+        registry.dependency_field(stage) for stage in model["to_run"] if stage != "serve_check")
     assert model["stages"]["deep_gemm"]["action"] == "none"
     from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import plan
     after = plan.plan(ALL, run.model, {"pointer": run.pointer, "port": run.port, "moe_batch_sizes": [4]},

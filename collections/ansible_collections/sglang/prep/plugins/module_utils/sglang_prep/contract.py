@@ -16,6 +16,7 @@ import os
 import posixpath
 
 from . import registry
+from .errors import ERROR_TYPES as _ERROR_TYPES, PrepError
 
 SCHEMA_VERSION = "1"
 
@@ -27,6 +28,10 @@ HF_ROOT = "/home/devuser/.cache/huggingface"
 DEVUSER = "devuser"
 DEVUSER_HOME = "/home/devuser"
 RUNTIME_MOUNT = "/opt/sglang-prep"  # parent of the read-only sglang_prep package
+# The runtime: the package the role deploys and the container mounts, and how every layer starts it (the
+# container's entrypoint with "init", the host modules' docker exec with a subcommand, the CLI's own name).
+RUNTIME_PACKAGE = "sglang_prep"
+RUNTIME_ENTRY_POINT = ("python3", "-m", RUNTIME_PACKAGE)
 
 POINTER_NAME = "container_run_meta.env"
 # The label on the prime container carrying the digest of all its settings (the role's container spec): a
@@ -103,7 +108,7 @@ MODES = ("ensure", "rebuild", "check")
 STATUSES = ("ok", "error", "noop", "skipped", "would_run", "installed")
 SERVER_PORT = 30000  # default of ENV_SERVER_PORT
 
-# The canonical priming settings (hard policy; notebook section 8). Every stage
+# The canonical priming settings (hard policy, docs/runtime.md). Every stage
 # server gets them as explicit CLI flags, built in argv.py and nowhere else.
 # --max-mamba-cache-size is not among them: at 1 a hybrid (mamba/linear-attention) model has no request slot
 # (max_mamba_cache_size // 3 with the radix cache, sglang-facts.md 10) and fails to start, so SGLang sizes
@@ -211,8 +216,10 @@ RESERVED_ENV = tuple(
     + [ENV_TELEMETRY_SERVICES, ENV_TELEMETRY_PORTS]
     + sorted(var for _path, var in CACHES.values()) + ["DG_JIT_CACHE_DIR"]
     + sorted(set(SERVE_CHECK_ENV) | set(SERVER_ENV) | {ENV_STATIC_CUDA_LAUNCHER}))
-# Which cache holds a stage's output and its per-model signature/log directory.
+# Which cache holds a stage's output (None: the stage leaves nothing on disk), and where its per-model records
+# (signature.json, compile.log) live: two columns of the registry, declared apart.
 STAGE_CACHE = dict((stage.name, stage.cache) for stage in registry.STAGES)
+STAGE_RECORDS = dict((stage.name, stage.records) for stage in registry.STAGES)
 LOCKS_DIR = PROFILES_ROOT + "/.locks"
 
 # The priming state as Prometheus metrics (container/metrics.py): node_exporter's textfile directory.
@@ -220,77 +227,33 @@ METRICS_DIR = TELEMETRY_ROOT + "/metrics"
 METRICS_NAME = "sglang_prep.prom"
 IN_PROGRESS_DIR = PROFILES_ROOT + "/.in_progress"
 
-# ---------------------------------------------------------------- error types (stage JSON error_type)
-ERROR_TYPES = (
-    "permissions_unexpected",
-    "insufficient_disk",
-    "lock_timeout",
-    "port_busy",
-    "readiness_timeout",
-    "server_exited_early",
-    "generate_failed",
-    "not_enough_memory",
-    # a hybrid (mamba/linear-attention) model's state cache holds no request (--max-mamba-cache-size too small)
-    "mamba_cache_too_small",
-    "config_drift",
-    "nvrtc_not_found",
-    # DeepGEMM's JIT (NVCC only in sgl-deep-gemm 0.2.3.post2) found no executable nvcc: the CUDA toolkit is missing
-    "nvcc_not_found",
-    # deep_gemm: the model uses DeepGEMM, the server ran, and no DeepGEMM kernel was compiled (import failed, SM < 90,
-    # disabled): the message names the reason
-    "deepgemm_inactive",
-    "libcuda_missing",
-    "container_not_running",
-    "bad_pointer",
-    "bad_manifest",
-    "tuner_failed",
-    # moe_tune: a piece the tuner needs is missing (the tuner, tune_down_moe.py beside it, or the ray module)
-    "tuner_unavailable",
-    "model_not_found",
-    # the model directory exists but its config.json is unreadable or not a JSON object, or it leaves the models root
-    "model_invalid",
-    # a prep_result.json that cannot be read (validate); the next prime rebuilds it from the stage files
-    "bad_prep_result",
-    "bad_input",
-    # a primed stage's recorded signature no longer matches the host (validate, check mode)
-    "signature_drift",
-    "interrupted",
-    "internal_error",
-    # serve_check: the serving configuration JIT-compiled (a cache grew, a JIT or Triton autotune log line appeared,
-    # or the server refused to compile a missing SGLang JIT kernel and exited)
-    "jit_at_serve_time",
-    # inductor: every start of its compiled server, up to INDUCTOR_MAX_STARTS, still added cache files
-    "inductor_not_settled",
-    # plan: a probed version (sglang, torch, triton, flashinfer, deep_gemm) differs from FIDELITY_STACK and
-    # prime_require_pinned_stack is on
-    "stack_unpinned",
-    # host-side failures the prime role reports (before or around the container)
-    "bad_host_user",
-    "engine_unreachable",
-    "gpu_runtime_missing",
-    "pointer_timeout",
-    # the image cannot be pulled (or, with prime_image_pull never, is not on the host); nothing was changed
-    "image_unavailable",
-    # the Docker engine refused to create or start the container with the new settings
-    "container_start_failed",
-    # fleet report: a targeted host that left no prime report
-    "unreachable",
-    "not_run",
-    # cache bundles (container/bundle.py): a member that would write outside the caches (absolute path, '..',
-    # a link leaving its cache or passing through another link, another model's signature); a manifest that is not
-    # the checked schema, a checksum, size or truncation fault; a receiver whose
-    # signature differs from the bundle's; no bundle to install (its builder failed, or it is not there)
-    "bundle_unsafe",
-    "bundle_corrupt",
-    "bundle_mismatch",
-    "bundle_unavailable",
-    # an entry the bundle carries exists on this host with other bytes: nothing was installed, the host primes itself
-    "bundle_conflict",
-)
+# The classified failures (stage JSON error_type): their home is errors.py, which imports nothing of the package.
+ERROR_TYPES = _ERROR_TYPES
+
 
 # The runtime CLI's machine-readable answer: the last stdout line that starts with this prefix,
 # followed by one line of JSON. Host modules parse it; nothing else on stdout is a contract.
 RESULT_PREFIX = "RESULT "
+
+# The options a stage run, a plan and a bundle install share, as the host modules name them and as the runtime CLI
+# takes them (one table: _docker_exec.stage_options_argv writes the command line from it, and a unit test holds the
+# runtime's parser to it). form: "value" (--flag V, when set), "values" (--flag V V ..., when not empty), "switch"
+# (the bare flag, when true), "repeat" (--flag=V for each; the extra server args, which travel in the environment
+# instead when one of them is a secret).
+STAGE_OPTION_FLAGS = (
+    ("model", "--model", "value"),
+    ("tp", "--tp", "value"),
+    ("port", "--port", "value"),
+    ("lock_timeout", "--lock-timeout", "value"),
+    ("ready_timeout", "--ready-timeout", "value"),
+    ("disk_headroom_mb", "--disk-headroom-mb", "value"),
+    ("moe_dtype", "--moe-dtype", "value"),
+    ("pointer", "--pointer", "value"),
+    ("extra_server_args", "--extra-server-arg", "repeat"),
+    ("serve_max_prompt_tokens", "--serve-max-prompt-tokens", "value"),
+    ("require_pinned_stack", "--require-pinned-stack", "switch"),
+    ("moe_batch_sizes", "--moe-batch-sizes", "values"),
+)
 
 
 def cache_env():
@@ -310,6 +273,24 @@ def manifest_path(run_id, telemetry_root=TELEMETRY_ROOT):
 
 def run_dir(run_id, telemetry_root=TELEMETRY_ROOT):
     return "%s/container_runs/%s" % (telemetry_root, run_id)
+
+
+def model_path(text, models_root=MODELS_ROOT):
+    """A model's container path as every layer takes it (the one home of this check and of its message).
+
+    Trailing slashes are dropped (/models/m/ is /models/m). With ``models_root`` (the default), it must name a
+    directory under the models root (/models/<name>, no '..'), else PrepError(model_not_found); ``models_root=None``
+    only normalises (the runtime CLI, which is also run on paths of a test's own tree).
+    """
+    path = (text or "").rstrip("/") or (text or "")
+    if models_root is None:
+        return path
+    rest = path[len(models_root) + 1:] if path.startswith(models_root + "/") else ""
+    if not rest or ".." in rest.split("/") or rest.startswith("/"):
+        raise PrepError("model_not_found", "model %r is not under %s: give the model's path inside the container, "
+                        "e.g. %s/<name> for <host root>/models/<name> on the host"
+                        % (text, models_root, models_root), model=text)
+    return path
 
 
 def model_key(model_path):
@@ -365,7 +346,6 @@ def metrics_path(telemetry_root=TELEMETRY_ROOT):
 
 def telemetry_services(env=None):
     """The telemetry services chosen by ENV_TELEMETRY_SERVICES (unset: all); PrepError(bad_input) for an unknown one."""
-    from .errors import PrepError  # pylint: disable=import-outside-toplevel
     text = ((os.environ if env is None else env).get(ENV_TELEMETRY_SERVICES) or "").strip()
     if not text:
         return TELEMETRY_SERVICES
@@ -382,7 +362,6 @@ def telemetry_services(env=None):
 
 def service_ports(env=None):
     """SERVICE_PORTS with the overrides of ENV_TELEMETRY_PORTS; PrepError(bad_input) for a bad one."""
-    from .errors import PrepError  # pylint: disable=import-outside-toplevel
     text = ((os.environ if env is None else env).get(ENV_TELEMETRY_PORTS) or "").strip()
     ports = dict(SERVICE_PORTS)
     if not text:
@@ -432,7 +411,15 @@ def marker_path(stage):
 
 
 def stage_cache_dir(stage):
-    return CACHES[STAGE_CACHE[stage]][0]
+    """The directory of the cache a stage fills, or None for a stage without an on-disk cache."""
+    name = STAGE_CACHE[stage]
+    return CACHES[name][0] if name else None
+
+
+def stage_records_dir(stage):
+    """profiles/<records>/: the directory of a stage's per-model records (its cache's directory by default)."""
+    name = STAGE_RECORDS[stage]
+    return CACHES[name][0] if name in CACHES else PROFILES_ROOT + "/" + name
 
 
 def model_slug(model_path):
@@ -442,8 +429,8 @@ def model_slug(model_path):
 
 
 def stage_model_dir(stage, model_path):
-    """profiles/<cache>/<model_key>/: the stage's signature.json (and compile.log for deep_gemm)."""
-    return "%s/%s" % (stage_cache_dir(stage), model_key(model_path))
+    """profiles/<records>/<model_key>/: the stage's signature.json (and compile.log for deep_gemm)."""
+    return "%s/%s" % (stage_records_dir(stage), model_key(model_path))
 
 
 def signature_path(stage, model_path):

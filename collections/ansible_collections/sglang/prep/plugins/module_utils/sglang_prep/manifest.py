@@ -15,7 +15,7 @@ import os
 from . import contract, pointer
 from .errors import PrepError
 
-# Top-level fields every manifest carries (DESIGN.md 3, notebook appendix B).
+# Top-level fields every manifest carries (docs/container-init.md).
 REQUIRED_FIELDS = (
     "schema_version", "container_run_id", "started_at", "image", "git_revision",
     "services", "telemetry_surfaces", "storage", "paths", "caches", "profile_cache",
@@ -113,7 +113,7 @@ def telemetry_surfaces(services, listen_host, server_port=contract.SERVER_PORT):
 def build_manifest(run_id, started_at, image, git_revision, hostname, devuser, services, listen, listen_host,
                    host_roots, profile_cache_start, storage_paths, warnings=(), init_info=None,
                    telemetry_root=contract.TELEMETRY_ROOT, server_port=contract.SERVER_PORT):
-    """The manifest of one container run (DESIGN.md 3, notebook appendix B).
+    """The manifest of one container run (docs/container-init.md).
 
     ``services`` maps service name to its entry (status running|missing|failed, port, pid,
     version, listen, warnings); ``host_roots`` maps telemetry/profiles/models/huggingface to the

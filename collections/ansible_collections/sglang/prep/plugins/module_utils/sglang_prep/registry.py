@@ -6,9 +6,10 @@
 Everything the code says *about* a stage comes from here: the stage order and each stage's
 cache (contract.STAGE_ORDER and contract.STAGE_CACHE), whether it launches an SGLang server and
 with which switches (container/argv.py), the fields of its signature (container/signature.py),
-the stages it depends on, and its one-line summary (the CLI help). The runner classes in
-container/stages.py implement the behaviour;
-tests/unit/plugins/module_utils/sglang_prep/test_runtime_registry.py fails when a runner and its row disagree.
+the stages it depends on, where its records live (apart from its cache, which may be none) and its
+one-line summary (the CLI help). The runner classes in
+container/ (stages.RUNNERS) implement the behaviour; tests/unit/plugins/module_utils/sglang_prep/test_runtime_registry.py fails when a
+runner and its row disagree.
 
 Stdlib only, and no imports from the package: contract.py imports this module, host modules may
 import it as well, and nothing under container/ is needed to read it.
@@ -16,7 +17,7 @@ import it as well, and nothing under container/ is needed to read it.
 
 from __future__ import annotations
 
-# The hardware/toolchain tuple every stage's signature holds (notebook 7.1). Hosts that share
+# The hardware/toolchain tuple every stage's signature holds. Hosts that share
 # these values share a signature group.
 GROUP_FIELDS = (
     "device_name", "compute_capability", "cuda", "driver_version",
@@ -52,9 +53,14 @@ class Stage(object):
     """One row of the registry.
 
     name        the stage, as the CLI and the stage JSON name it
-    cache       the contract.CACHES entry that holds its output and its per-model signature.json
+    cache       the contract.CACHES entry its output lands in, or None for a stage that leaves nothing on disk
+                (a warm-up whose work lives in the server process, such as a CUDA-graph capture)
+    records     the directory under /profiles that holds its per-model records (<records>/<model_key>/signature.json,
+                deep_gemm's compile.log): a contract.CACHES name (that cache's directory) or a name of its own.
+                Defaults to the cache; no two stages may share one (check_records), or their signature files
+                would overwrite each other
     summary     one line for the help text and the docs
-    server      True when the stage launches an SGLang server (container/stages.py ServerStage)
+    server      True when the stage launches an SGLang server (container/runner.py ServerStage)
     switches    store_true server flags it adds to the canonical ones (omitted = off)
     probed      probed signature fields beyond GROUP_FIELDS
     inputs      signature inputs beyond COMMON_INPUTS (and SERVER_INPUTS for server stages)
@@ -64,12 +70,16 @@ class Stage(object):
                 timeout as long as the stage may take, and that program's environment (container/argv.py)
     """
 
-    __slots__ = ("name", "cache", "summary", "server", "switches", "probed", "inputs", "depends_on", "precompile")
+    __slots__ = ("name", "cache", "records", "summary", "server", "switches", "probed", "inputs", "depends_on",
+                 "precompile")
 
     def __init__(self, name, cache, summary, server=False, switches=(), probed=(), inputs=(), depends_on=(),
-                 precompile=False):
+                 precompile=False, records=None):
         self.name = name
         self.cache = cache
+        self.records = records or cache
+        if not self.records:
+            raise ValueError("stage %r has no cache and no records directory: name one (records=...)" % name)
         self.summary = summary
         self.server = bool(server)
         self.switches = tuple(switches)
@@ -135,6 +145,21 @@ SERVE_CHECK = Stage(
             "when any cache under /profiles grew or a JIT log line appeared")
 
 STAGES = PRIMING_STAGES + (SERVE_CHECK,)
+
+
+def check_records(stages):
+    """The stages, when no two of them keep their records (signature.json) in one directory; else ValueError."""
+    seen = {}
+    for stage in stages:
+        if stage.records in seen:
+            raise ValueError("stages %r and %r both keep their records in %r: their signature files would overwrite "
+                             "each other; give one of them records=<a directory of its own>"
+                             % (seen[stage.records], stage.name, stage.records))
+        seen[stage.records] = stage.name
+    return stages
+
+
+check_records(STAGES)
 
 ORDER = tuple(stage.name for stage in STAGES)
 BY_NAME = dict((stage.name, stage) for stage in STAGES)

@@ -84,7 +84,7 @@ def server_argv(stage, model_path, tp=1, port=contract.SERVER_PORT, host="127.0.
     extra = list(extra_args)
     check_extra_args(extra)
     cache = mamba_policy(model_path, extra)["value"]
-    if cache is not None:  # the notebook's 1, or for a hybrid model the smallest size that serves (mamba.py)
+    if cache is not None:  # the canonical 1, or for a hybrid model the smallest size that serves (mamba.py)
         argv.extend(["--max-mamba-cache-size", str(cache)])
     argv.extend(STAGE_SWITCHES[stage])
     if registry.get(stage).precompile:

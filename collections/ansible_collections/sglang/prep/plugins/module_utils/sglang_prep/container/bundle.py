@@ -179,9 +179,10 @@ def _host_log(rel):
 
 
 def _model_caches():
-    """The cache directories that hold per-model subtrees (<cache>/<model_key>/): those of the stages."""
-    names = set(contract.STAGE_CACHE.values()) | set(n for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL)
-    return set(caches.relative_to_profiles(contract.CACHES[name][0]) for name in names)
+    """The directories that hold per-model subtrees (<dir>/<model_key>/): the stages' records, per-model caches."""
+    paths = [contract.stage_records_dir(stage) for stage in contract.STAGE_ORDER]
+    paths += [contract.CACHES[n][0] for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL]
+    return set(caches.relative_to_profiles(path) for path in paths)
 
 
 def model_subtree(rel):
@@ -483,6 +484,25 @@ def check_manifest(manifest, where="bundle", model=None):
 
     ``model``: the receiver's model path; the bundle's signatures must name it (and only it).
     """
+    _check_shape(manifest, where)
+    bundled_model = _check_model_fields(manifest, where)
+    _check_stages(manifest, where, model)
+    files = manifest["files"]
+    if not isinstance(files, list) or not files:
+        raise _corrupt("%s manifest field files is %s, not a list of entries" % (where, _kind(files)), field="files")
+    if len(files) > MAX_FILES:
+        raise _corrupt("%s manifest lists %d entries (at most %d)" % (where, len(files), MAX_FILES), field="files")
+    own_key = contract.model_key(bundled_model)
+    seen = set()
+    sizes = [_check_file_entry(item, where, seen, own_key, bundled_model) for item in files]
+    _check_links_of(files, where)
+    _check_totals(manifest, files, where, sum(size for size in sizes if size is not None),
+                  sum(1 for size in sizes if size is not None))
+    return manifest
+
+
+def _check_shape(manifest, where):
+    """An object of the known fields, not too deep, of this format, with a hex group key."""
     if not isinstance(manifest, dict):
         raise _corrupt("%s has no manifest object" % where, field="manifest")
     if not _depth(manifest, MAX_DEPTH):
@@ -500,6 +520,10 @@ def check_manifest(manifest, where="bundle", model=None):
     if not isinstance(manifest["group_key"], str) or not re.match(r"^[0-9a-f]{1,64}$", manifest["group_key"]):
         raise _corrupt("%s manifest field group_key is %s, not hex digits" % (where, _kind(manifest["group_key"])),
                        field="group_key")
+
+
+def _check_model_fields(manifest, where):
+    """The bundled model's path (absolute, its slug matching) and the text fields; returns the model path."""
     bundled_model = _text(manifest, "model", where)
     if not bundled_model.startswith("/") or "\x00" in bundled_model:
         raise _unsafe("%s manifest field model %s is not an absolute model path" % (where, bundled_model[:200]),
@@ -510,50 +534,58 @@ def check_manifest(manifest, where="bundle", model=None):
     for field in ("source_host", "created_at", "collection_version"):
         _text(manifest, field, where, limit=MAX_NAME)
     _text(manifest, "source_run_id", where, limit=MAX_NAME, optional=True)
-    _check_stages(manifest, where, model)
-    files = manifest["files"]
-    if not isinstance(files, list) or not files:
-        raise _corrupt("%s manifest field files is %s, not a list of entries" % (where, _kind(files)), field="files")
-    if len(files) > MAX_FILES:
-        raise _corrupt("%s manifest lists %d entries (at most %d)" % (where, len(files), MAX_FILES), field="files")
-    own_key = contract.model_key(bundled_model)
-    seen = set()
-    total = count = 0
-    for item in files:
-        if not isinstance(item, dict):
-            raise _corrupt("%s manifest field files has an entry that is %s, not an object" % (where, _kind(item)), field="files")
-        check_path(item.get("path"))
-        rel = item["path"]
-        if rel in seen:
-            raise _unsafe("%s lists %s twice" % (where, rel), path=rel, field="files")
-        seen.add(rel)
-        kind = item.get("type")
-        allowed = {"file": ("path", "type", "size", "sha256"), "dir": ("path", "type"), "symlink": ("path", "type", "target")}
-        if kind not in allowed:
-            raise _unsafe("%s lists %s of type %s (only files, directories and symlinks travel)" % (where, rel, _kind(kind)),
-                          path=rel, field="files.type")
-        extra = [k for k in item if k not in allowed[kind]]
-        if extra:
-            raise _corrupt("%s lists %s with fields %s, which a %s does not have" % (where, rel, ", ".join(map(str, extra[:4])), kind),
-                           path=rel, field="files")
-        if _is_signature_file(rel):
-            raise _unsafe("%s carries the signature file %s: signatures never travel (each host writes its own)" % (where, rel),
-                          path=rel, field="files")
-        subtree = model_subtree(rel)
-        if subtree and subtree.split("/")[1] != own_key:
-            raise _unsafe("%s carries %s, in the subtree of another model than %s" % (where, rel, bundled_model[:200]),
-                          path=rel, field="files")
-        if cache_mode(rel.split("/")[0]) == contract.BUNDLE_MODEL and subtree is None and "/" in rel:
-            raise _unsafe("%s carries %s outside the model's subtree of a per-model cache" % (where, rel), path=rel, field="files")
-        if kind == "symlink":
-            _check_link(rel, item.get("target"))
-        elif kind == "file":
-            _int(item.get("size"), "files.size", where, MAX_FILE_BYTES)
-            if not isinstance(item.get("sha256"), str) or not HEX64.match(item["sha256"]):
-                raise _corrupt("%s lists %s without a sha256 of 64 hex digits" % (where, rel), path=rel, field="files.sha256")
-            total += item["size"]
-            count += 1
-    _check_links_of(files, where)
+    return bundled_model
+
+
+FILE_ENTRY_FIELDS = {"file": ("path", "type", "size", "sha256"), "dir": ("path", "type"),
+                     "symlink": ("path", "type", "target")}
+
+
+def _check_file_entry(item, where, seen, own_key, bundled_model):
+    """One entry of the files list: safe path, known type and fields, in the model's own subtree; a file's size
+    (None for a directory or a symlink)."""
+    if not isinstance(item, dict):
+        raise _corrupt("%s manifest field files has an entry that is %s, not an object" % (where, _kind(item)), field="files")
+    check_path(item.get("path"))
+    rel = item["path"]
+    if rel in seen:
+        raise _unsafe("%s lists %s twice" % (where, rel), path=rel, field="files")
+    seen.add(rel)
+    kind = item.get("type")
+    if kind not in FILE_ENTRY_FIELDS:
+        raise _unsafe("%s lists %s of type %s (only files, directories and symlinks travel)" % (where, rel, _kind(kind)),
+                      path=rel, field="files.type")
+    extra = [k for k in item if k not in FILE_ENTRY_FIELDS[kind]]
+    if extra:
+        raise _corrupt("%s lists %s with fields %s, which a %s does not have" % (where, rel, ", ".join(map(str, extra[:4])), kind),
+                       path=rel, field="files")
+    _check_entry_place(rel, where, own_key, bundled_model)
+    if kind == "symlink":
+        _check_link(rel, item.get("target"))
+        return None
+    if kind == "dir":
+        return None
+    _int(item.get("size"), "files.size", where, MAX_FILE_BYTES)
+    if not isinstance(item.get("sha256"), str) or not HEX64.match(item["sha256"]):
+        raise _corrupt("%s lists %s without a sha256 of 64 hex digits" % (where, rel), path=rel, field="files.sha256")
+    return item["size"]
+
+
+def _check_entry_place(rel, where, own_key, bundled_model):
+    """No signature file, nothing of another model, nothing outside the model's subtree of a per-model cache."""
+    if _is_signature_file(rel):
+        raise _unsafe("%s carries the signature file %s: signatures never travel (each host writes its own)" % (where, rel),
+                      path=rel, field="files")
+    subtree = model_subtree(rel)
+    if subtree and subtree.split("/")[1] != own_key:
+        raise _unsafe("%s carries %s, in the subtree of another model than %s" % (where, rel, bundled_model[:200]),
+                      path=rel, field="files")
+    if cache_mode(rel.split("/")[0]) == contract.BUNDLE_MODEL and subtree is None and "/" in rel:
+        raise _unsafe("%s carries %s outside the model's subtree of a per-model cache" % (where, rel), path=rel, field="files")
+
+
+def _check_totals(manifest, files, where, total, count):
+    """caches, file_count and total_bytes agree with the files list."""
     if not isinstance(manifest["caches"], list) or manifest["caches"] != derived_caches(files):
         raise _corrupt("%s manifest field caches says %s; its files are in %s"
                        % (where, _kind(manifest["caches"]), ", ".join(derived_caches(files))), field="caches")
@@ -563,7 +595,9 @@ def check_manifest(manifest, where="bundle", model=None):
     if _int(manifest["total_bytes"], "total_bytes", where, MAX_FILE_BYTES) != total:
         raise _corrupt("%s manifest says total_bytes %d; its files add up to %d bytes" % (where, manifest["total_bytes"], total),
                        field="total_bytes")
-    return manifest
+
+
+STAGE_ENTRY_FIELDS = ("fields", "signature_sha256", "signature_group", "source_run_id", "duration_s")
 
 
 def _check_stages(manifest, where, model):
@@ -579,34 +613,43 @@ def _check_stages(manifest, where, model):
         if not isinstance(entry.get("signature_sha256"), str) or not HEX64.match(entry["signature_sha256"]):
             raise _corrupt("%s manifest field stages.%s.signature_sha256 is not 64 hex digits" % (where, stage),
                            field="stages.%s.signature_sha256" % stage)
-        unknown = [k for k in entry if k not in ("fields", "signature_sha256", "signature_group", "source_run_id", "duration_s")]
+        unknown = [k for k in entry if k not in STAGE_ENTRY_FIELDS]
         if unknown:
             raise _corrupt("%s manifest field stages.%s has unknown fields %s" % (where, stage, ", ".join(map(str, unknown[:4]))),
                            field="stages.%s" % stage)
-        fields = entry["fields"]
-        if len(fields) > MAX_FIELDS:
-            raise _corrupt("%s manifest field stages.%s.fields has %d fields (at most %d)" % (where, stage, len(fields), MAX_FIELDS),
-                           field="stages.%s.fields" % stage)
-        for name, value in fields.items():
-            ok = _scalar(value) or (isinstance(value, list) and len(value) <= MAX_FIELDS and all(_scalar(v) for v in value))
-            if not ok or (isinstance(value, str) and len(value) > MAX_TEXT) or len(name) > MAX_NAME:
-                raise _corrupt("%s manifest field stages.%s.fields.%s is %s, not a value or a list of values"
-                               % (where, stage, str(name)[:60], _kind(value)), field="stages.%s.fields.%s" % (stage, str(name)[:60]))
-            if name not in CLEAR_FIELDS and not (isinstance(value, str) and value.startswith(DIGEST_PREFIX)):
-                raise _unsafe("%s manifest field stages.%s.fields.%s is recorded in clear; only its digest may travel"
-                              % (where, stage, str(name)[:60]), field="stages.%s.fields.%s" % (stage, str(name)[:60]))
-        slug = fields.get("model_slug")
+        _check_stage_fields(where, stage, entry["fields"])
+        slug = entry["fields"].get("model_slug")
         if slug != manifest["model_slug"] or (model is not None and slug != contract.model_slug(model)):
             raise _unsafe("%s manifest field stages.%s.fields.model_slug is %s: the signatures must name the bundled model %s"
                           % (where, stage, _kind(slug), _kind(manifest["model_slug"])), field="stages.%s.fields.model_slug" % stage)
-        for key in ("signature_group", "source_run_id"):
-            if entry.get(key) is not None and (not isinstance(entry[key], str) or len(entry[key]) > MAX_NAME):
-                raise _corrupt("%s manifest field stages.%s.%s is %s" % (where, stage, key, _kind(entry[key])),
-                               field="stages.%s.%s" % (stage, key))
-        duration = entry.get("duration_s")
-        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration < 1e9):
-            raise _corrupt("%s manifest field stages.%s.duration_s is %s" % (where, stage, _kind(duration)),
-                           field="stages.%s.duration_s" % stage)
+        _check_stage_meta(where, stage, entry)
+
+
+def _check_stage_fields(where, stage, fields):
+    """A stage's signature fields: values or lists of values, of bounded size; only CLEAR_FIELDS in clear."""
+    if len(fields) > MAX_FIELDS:
+        raise _corrupt("%s manifest field stages.%s.fields has %d fields (at most %d)" % (where, stage, len(fields), MAX_FIELDS),
+                       field="stages.%s.fields" % stage)
+    for name, value in fields.items():
+        ok = _scalar(value) or (isinstance(value, list) and len(value) <= MAX_FIELDS and all(_scalar(v) for v in value))
+        if not ok or (isinstance(value, str) and len(value) > MAX_TEXT) or len(name) > MAX_NAME:
+            raise _corrupt("%s manifest field stages.%s.fields.%s is %s, not a value or a list of values"
+                           % (where, stage, str(name)[:60], _kind(value)), field="stages.%s.fields.%s" % (stage, str(name)[:60]))
+        if name not in CLEAR_FIELDS and not (isinstance(value, str) and value.startswith(DIGEST_PREFIX)):
+            raise _unsafe("%s manifest field stages.%s.fields.%s is recorded in clear; only its digest may travel"
+                          % (where, stage, str(name)[:60]), field="stages.%s.fields.%s" % (stage, str(name)[:60]))
+
+
+def _check_stage_meta(where, stage, entry):
+    """A stage entry's signature_group and source_run_id (short text or none) and duration_s (a number or none)."""
+    for key in ("signature_group", "source_run_id"):
+        if entry.get(key) is not None and (not isinstance(entry[key], str) or len(entry[key]) > MAX_NAME):
+            raise _corrupt("%s manifest field stages.%s.%s is %s" % (where, stage, key, _kind(entry[key])),
+                           field="stages.%s.%s" % (stage, key))
+    duration = entry.get("duration_s")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration < 1e9):
+        raise _corrupt("%s manifest field stages.%s.duration_s is %s" % (where, stage, _kind(duration)),
+                       field="stages.%s.duration_s" % stage)
 
 
 def verify_digest(path, expected):
@@ -706,7 +749,8 @@ def check_links_resolved(root, files, where):
                           % (where, item["path"], item["target"], resolved, top), path=item["path"], field="files.target")
 
 
-def _unpack_member(tar, member, listed, seen, dest_real):
+def _member_kind(member, listed, seen):
+    """(kind, its manifest entry) of a member that may be unpacked: listed once, a file, directory or safe symlink."""
     rel = member.name
     check_path(rel)
     if rel in seen:
@@ -725,6 +769,12 @@ def _unpack_member(tar, member, listed, seen, dest_real):
         _check_link(rel, member.linkname)
     if kind != item["type"]:
         raise _corrupt("bundle member %s is a %s, the manifest says %s" % (rel, kind, item["type"]), path=rel)
+    return kind, item
+
+
+def _unpack_member(tar, member, listed, seen, dest_real):
+    rel = member.name
+    kind, item = _member_kind(member, listed, seen)
     target = os.path.join(dest_real, rel)
     parent = os.path.dirname(target)
     os.makedirs(parent, DIR_MODE, exist_ok=True)
@@ -739,22 +789,28 @@ def _unpack_member(tar, member, listed, seen, dest_real):
             raise _corrupt("symlink %s points to %s, the manifest says %s" % (rel, member.linkname, item.get("target")), path=rel)
         os.symlink(member.linkname, target)
     else:
-        if member.size != item["size"]:
-            raise _corrupt("bundle member %s has %d bytes, the manifest says %d" % (rel, member.size, item["size"]), path=rel)
-        digest = hashlib.sha256()
-        written = 0
-        source = tar.extractfile(member)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), member.mode & 0o755 or 0o644)
-        with os.fdopen(fd, "wb") as out:
-            for chunk in iter(lambda: source.read(CHUNK), b""):
-                digest.update(chunk)
-                written += len(chunk)
-                out.write(chunk)
-        if written != item["size"] or digest.hexdigest() != item["sha256"]:
-            raise _corrupt("bundle member %s has %d bytes with sha256 %s; the manifest says %d bytes, sha256 %s"
-                           % (rel, written, digest.hexdigest(), item["size"], item["sha256"]), path=rel)
-        os.utime(target, (member.mtime, member.mtime))
+        _unpack_file(tar, member, item, target)
     seen.add(rel)
+
+
+def _unpack_file(tar, member, item, target):
+    """Write a regular member to ``target`` (never through a symlink), checking its size and sha256."""
+    rel = member.name
+    if member.size != item["size"]:
+        raise _corrupt("bundle member %s has %d bytes, the manifest says %d" % (rel, member.size, item["size"]), path=rel)
+    digest = hashlib.sha256()
+    written = 0
+    source = tar.extractfile(member)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), member.mode & 0o755 or 0o644)
+    with os.fdopen(fd, "wb") as out:
+        for chunk in iter(lambda: source.read(CHUNK), b""):
+            digest.update(chunk)
+            written += len(chunk)
+            out.write(chunk)
+    if written != item["size"] or digest.hexdigest() != item["sha256"]:
+        raise _corrupt("bundle member %s has %d bytes with sha256 %s; the manifest says %d bytes, sha256 %s"
+                       % (rel, written, digest.hexdigest(), item["size"], item["sha256"]), path=rel)
+    os.utime(target, (member.mtime, member.mtime))
 
 
 def compare(manifest, current):
@@ -906,7 +962,17 @@ def _recover_one(profiles_root, staged, layout, say):
 
 def _roll_back(profiles_root, staged, journal, say):
     """Undo an install that did not finish, from its journal: added entries (still the bundle's) go, old subtrees come back."""
-    new_dir = os.path.join(staged, "new")
+    _remove_added(profiles_root, journal, say)
+    for rel in reversed(journal.get("made_dirs") or []):
+        try:
+            os.rmdir(os.path.join(profiles_root, rel))  # only when empty: what another writer put there stays
+        except OSError:
+            pass
+    _put_back_swapped(profiles_root, staged, journal, say)
+
+
+def _remove_added(profiles_root, journal, say):
+    """Remove the entries the install added, where they are still the bundle's."""
     for rel, item in reversed(list(zip(journal.get("added") or [], journal.get("added_items") or []))):
         live = os.path.join(profiles_root, rel)
         try:
@@ -917,11 +983,11 @@ def _roll_back(profiles_root, staged, journal, say):
                 os.unlink(live)
         except OSError as exc:
             say("could not remove %s (%s)" % (live, exc))
-    for rel in reversed(journal.get("made_dirs") or []):
-        try:
-            os.rmdir(os.path.join(profiles_root, rel))  # only when empty: what another writer put there stays
-        except OSError:
-            pass
+
+
+def _put_back_swapped(profiles_root, staged, journal, say):
+    """Put the subtrees the install swapped out back in place (the bundle's go back under <staged>/new)."""
+    new_dir = os.path.join(staged, "new")
     for rel in reversed(journal.get("swapped") or []):
         live = os.path.join(profiles_root, rel)
         aside = os.path.join(staged, "old", rel)
@@ -1026,11 +1092,8 @@ def install(path, profiles_root, model, current, run_id=None, expected_sha256=No
                         say or (lambda _m: None), before_swap)
 
 
-def _install(path, profiles_root, model, current, run_id, expected_sha256, headroom_mb, lock_timeout, say, before_swap):
-    started = time.monotonic()
-    layout = Layout(profiles_root=profiles_root)
-    digest = verify_digest(path, expected_sha256) if expected_sha256 else file_sha256(path)
-    manifest = read_manifest(path)
+def _require_match(path, manifest, model, current):
+    """PrepError(bundle_mismatch) when the bundle is of another model or this host's signatures differ from it."""
     if manifest["model_slug"] != contract.model_slug(model):
         raise PrepError("bundle_mismatch", "bundle %s holds caches for model %s, not %s; nothing was installed"
                         % (path, manifest["model"], model), reasons=[{"stage": None, "field": "model",
@@ -1040,6 +1103,40 @@ def _install(path, profiles_root, model, current, run_id, expected_sha256, headr
         raise PrepError("bundle_mismatch", "this host's signature differs from the bundle's (group %s, built on %s): %s; "
                         "nothing was installed, so this host primes itself"
                         % (manifest["group_key"], manifest["source_host"], describe(reasons)), reasons=reasons)
+
+
+def _stage_in(path, staged, profiles_root, manifest, model, current, run_id, stages, digest):
+    """Unpack into <staged>/new, plan the merge (PrepError(bundle_conflict) on a conflict) and write this host's
+    signatures into the model's subtree; (manifest rekeyed to this host's model, plan, when the unpack finished)."""
+    new_dir = os.path.join(staged, "new")
+    os.makedirs(new_dir, DIR_MODE)
+    unpack(path, new_dir, model)
+    unpacked = time.monotonic()
+    manifest = _rekey(manifest, new_dir, model)
+    plan = plan_merge(profiles_root, manifest)
+    if plan["conflicts"]:
+        first = plan["conflicts"][0]
+        raise PrepError("bundle_conflict", "%d entries of bundle %s exist on this host with other content (first: "
+                        "%s, %s); nothing was installed and nothing was overwritten, so this host primes itself"
+                        % (len(plan["conflicts"]), digest[:12], first["path"], first["why"]),
+                        path=first["path"], conflicts=plan["conflicts"][:20])
+    finished = ledger.iso(ledger.utc_now())
+    for stage in stages:  # the signatures go into the model's subtree before it is swapped in
+        rel = contract.stage_model_dir(stage, model)[len(contract.PROFILES_ROOT) + 1:]
+        os.makedirs(os.path.join(new_dir, rel), DIR_MODE, exist_ok=True)
+        signature.write(os.path.join(new_dir, rel, SIGNATURE_NAME), stage, current[stage], run_id, finished,
+                        manifest["stages"][stage].get("duration_s"))
+        if rel not in plan["swapped"]:
+            plan["swapped"].append(rel)
+    return manifest, plan, unpacked
+
+
+def _install(path, profiles_root, model, current, run_id, expected_sha256, headroom_mb, lock_timeout, say, before_swap):
+    started = time.monotonic()
+    layout = Layout(profiles_root=profiles_root)
+    digest = verify_digest(path, expected_sha256) if expected_sha256 else file_sha256(path)
+    manifest = read_manifest(path)
+    _require_match(path, manifest, model, current)
     stages = [s for s in contract.STAGE_ORDER if s in manifest["stages"]]
     with _install_lock(profiles_root, run_id, lock_timeout, say):
         with _StageLocks(layout, stages, run_id, lock_timeout, say):
@@ -1052,26 +1149,8 @@ def _install(path, profiles_root, model, current, run_id, expected_sha256, headr
             os.makedirs(staged, DIR_MODE)
             try:
                 jsonio.write_json_atomic(journal_path, journal)
-                new_dir = os.path.join(staged, "new")
-                os.makedirs(new_dir, DIR_MODE)
-                unpack(path, new_dir, model)
-                unpacked = time.monotonic()
-                manifest = _rekey(manifest, new_dir, model)
-                plan = plan_merge(profiles_root, manifest)
-                if plan["conflicts"]:
-                    first = plan["conflicts"][0]
-                    raise PrepError("bundle_conflict", "%d entries of bundle %s exist on this host with other content (first: "
-                                    "%s, %s); nothing was installed and nothing was overwritten, so this host primes itself"
-                                    % (len(plan["conflicts"]), digest[:12], first["path"], first["why"]),
-                                    path=first["path"], conflicts=plan["conflicts"][:20])
-                finished = ledger.iso(ledger.utc_now())
-                for stage in stages:  # the signatures go into the model's subtree before it is swapped in
-                    rel = contract.stage_model_dir(stage, model)[len(contract.PROFILES_ROOT) + 1:]
-                    os.makedirs(os.path.join(new_dir, rel), DIR_MODE, exist_ok=True)
-                    signature.write(os.path.join(new_dir, rel, SIGNATURE_NAME), stage, current[stage], run_id, finished,
-                                    manifest["stages"][stage].get("duration_s"))
-                    if rel not in plan["swapped"]:
-                        plan["swapped"].append(rel)
+                manifest, plan, unpacked = _stage_in(path, staged, profiles_root, manifest, model, current, run_id,
+                                                     stages, digest)
             except BaseException:
                 shutil.rmtree(staged, ignore_errors=True)
                 raise

@@ -20,11 +20,11 @@ from .. import contract, registry
 from ..errors import PrepError
 from .moe import TUNER_DTYPES as MOE_TUNER_DTYPES
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR = 0, 1  # argparse exits 2 on a usage error
 
 EPILOG_EXIT = """exit codes:
   0  ok, noop, would_run or skipped
-  1  the stage (or prime, inspect, aggregate) failed: see error_type and message in the RESULT line
+  1  the stage (or prime, report, aggregate) failed: see error_type and message in the RESULT line
   2  usage error (bad arguments)"""
 
 
@@ -85,6 +85,17 @@ matching stage JSON yet, so an ensure would record a noop) or none. Also: the ru
 paths), to_run (the stages whose action is not none, in order), prep_result (as recorded) and
 caches (a snapshot). The plan is a priming state (the same object prime and report return, with
 the check answers as rows; docs/runtime.md). The last stdout line is RESULT <plan>."""
+
+SERVE_DESCRIPTION = """\
+Serve the model from the primed caches with a long-lived SGLang server on the run's server port: the serve check's
+own configuration (canonical settings, metrics on, the extra server args, every cache variable), as devuser.
+First every stage is planned against these settings: one that would run is refused with not_primed, naming the
+stage and the field (tp: 1 -> 2), unless --prime primes first. A server already running with the same settings
+digest is left alone (noop); other settings restart it. Once ready, the serve check's shapes are driven against
+it with a snapshot of every cache before its start and after, and its log is scanned for JIT lines: the verdict
+(zero_jit) goes into the serve record (container_runs/<run_id>/models/<model_key>/stages/serve.json), then the
+aggregate and the metrics. A failing check leaves the server running unless --stop-on-jit. The last stdout
+line is RESULT <json>."""
 
 PRIME_DESCRIPTION = """\
 Prime several stages as one job: plan (as `plan` does), then run, in order, every stage whose action
@@ -148,8 +159,8 @@ def _port(text):
 
 
 def _model_path(text):
-    """The model directory as given, without trailing slashes (/models/m/ is /models/m)."""
-    return text.rstrip("/") or text
+    """The model directory as given, without trailing slashes (/models/m/ is /models/m): contract.model_path."""
+    return contract.model_path(text, models_root=None)
 
 
 def _positive_float(text):
@@ -203,9 +214,9 @@ def _stages_option(parser):
 
 def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="python3 -m sglang_prep", description=MAIN_DESCRIPTION,
+    parser = argparse.ArgumentParser(prog=" ".join(contract.RUNTIME_ENTRY_POINT), description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,bundle,report,inspect,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,serve,serve-stop,serve-spec,bundle,report,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -231,15 +242,6 @@ def build_parser():
     report.add_argument("--model", default=None, type=_model_path,
                         help="the model the rows must be recorded for (a stage recorded for another one is not_run)")
     report.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
-
-    inspect = sub.add_parser("inspect", help="report caches, markers and this run's stage results (reads only)",
-                             description="Print the current run's manifest, a snapshot of every cache under /profiles "
-                             "(size, file count, partial when an in-progress marker is left), the run's stage JSONs "
-                             "and prep_result.json. Writes nothing. The last stdout line is RESULT <json>.",
-                             epilog=EPILOG_EXIT, formatter_class=formatter)
-    inspect.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
-    inspect.add_argument("--model", default=None, type=_model_path,
-                         help="whose stage results to show (default: the model the run recorded last)")
 
     agg = sub.add_parser("aggregate", help="rebuild prep_result.json from the run's stage files",
                          description="Rebuild every model's /telemetry/container_runs/<run_id>/models/<model_key>/prep_result.json "
@@ -298,6 +300,29 @@ def build_parser():
     seed.add_argument("--stages", choices=registry.priming_stages(), nargs="+", default=list(registry.priming_stages()),
                       metavar="STAGE", help="create: the stages to bundle (default: %s)" % " ".join(registry.priming_stages()))
     _stage_options(seed)
+
+    serve = sub.add_parser("serve", help="start the long-lived serving server from the primed caches and prove zero JIT",
+                           description=SERVE_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    _stage_options(serve)
+    serve.add_argument("--prime", action="store_true",
+                       help="prime every stage that the serving settings would run first, instead of refusing (not_primed)")
+    serve.add_argument("--check", action="store_true", help="say what serve would do and why; start and write nothing")
+    serve.add_argument("--stop-on-jit", action="store_true",
+                       help="stop the server when the live zero-JIT check fails (default: it keeps serving)")
+    sub.add_parser("serve-stop", help="stop the current run's serving server and prove its port free",
+                   epilog=EPILOG_EXIT, formatter_class=formatter).add_argument(
+        "--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+    spec = sub.add_parser("serve-spec", help="print the argv, environment, mounts and image of a server that reads the "
+                          "primed caches, as JSON (reads only)", epilog=EPILOG_EXIT, formatter_class=formatter,
+                          description="Print, as one JSON object, what a server started by other means (docker run, "
+                          "compose, systemd, Kubernetes) needs to read this host's primed caches: the exact argv "
+                          "(the serve check's: canonical settings, metrics on, the extra server args; secrets masked), "
+                          "the environment (every cache variable), the bind mounts (host path -> container path), "
+                          "the image, the user and the settings digest. Runs nothing.")
+    _stage_options(spec)
+    spec.add_argument("--format", choices=("json", "docker-run", "compose", "systemd"), default="json",
+                      help="json (default, the RESULT line), or the same as one docker run line, a compose service "
+                      "or a systemd unit, printed as text")
 
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
                    description="The container's PID 1: create the devuser entry, start the telemetry services, "
@@ -368,6 +393,82 @@ def carried_extra_args(environ):
     return carried
 
 
+def _print_offline(ns, parser):
+    """``decide`` and ``argv``: answers from the model directory alone, printed as one JSON line (no RESULT prefix)."""
+    try:
+        if ns.command == "decide":
+            out = decide(ns.model, ns.tp, ns.extra_server_args, ns.device_name, ns.triton_kernels)
+        elif ns.stage == "moe_tune":
+            out = _tuner_argv(ns)
+        else:
+            out = argv_mod.server_argv(ns.stage, ns.model, tp=ns.tp, port=ns.port, extra_args=ns.extra_server_args)
+    except (argv_mod.ArgvError, ValueError) as exc:
+        if ns.command == "decide" and not isinstance(exc, argv_mod.ArgvError):
+            raise
+        parser.error(str(exc))
+    sys.stdout.write(json.dumps(out, sort_keys=ns.command == "decide") + "\n")
+    return EXIT_OK
+
+
+def _plan(ns, options):
+    from . import plan
+    return plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
+
+
+def _prime(ns, options):
+    from . import prime
+    return prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
+
+
+def _bundle(ns, options):
+    from . import seeding
+    if ns.action == "create":
+        return seeding.create(ns.model, options, stages=ns.stages, source_host=ns.source_host, out_dir=ns.out,
+                              stream=sys.stderr)
+    if not ns.bundle:
+        raise PrepError("bad_input", "bundle install needs --bundle <path of the bundle inside the container>")
+    return seeding.install(ns.model, ns.bundle, options, expected_sha256=ns.sha256, stream=sys.stderr)
+
+
+def _serve(ns, options):
+    from . import serve
+    return serve.serve(ns.model, options, prime=ns.prime, check=ns.check, stop_on_jit=ns.stop_on_jit)
+
+
+def _serve_stop(ns, _options):
+    from . import serve
+    return serve.stop_serving(ns.pointer)
+
+
+def _serve_spec(ns, options):
+    from . import serve
+    return serve.spec(ns.model, options)
+
+
+def _report(ns, _options):
+    from . import state
+    return state.report(ns.stages, ns.model, ns.pointer)
+
+
+def _aggregate(ns, _options):
+    from . import engine
+    return engine.aggregate(ns.pointer, ns.model)
+
+
+# The subcommands that answer with a RESULT line, and whether a payload with status error exits 1.
+COMMANDS = {"plan": (_plan, False), "prime": (_prime, True), "serve": (_serve, True), "serve-stop": (_serve_stop, False),
+            "serve-spec": (_serve_spec, False), "bundle": (_bundle, False), "report": (_report, False),
+            "aggregate": (_aggregate, False)}
+
+
+def _run_stage(ns, options):
+    from . import engine, state
+    result = engine.run_stage(ns.stage, ns.model, dict(options, mode=ns.mode))
+    result["reason"] = state.reason(ns.stage, result)
+    emit(result)
+    return EXIT_ERROR if result["status"] == "error" else EXIT_OK
+
+
 def main(args=None):
     args = sys.argv[1:] if args is None else list(args)
     if args[:1] == ["init"]:
@@ -380,63 +481,28 @@ def main(args=None):
         if isinstance(carried, str):
             parser.error(carried)
         ns.extra_server_args = list(ns.extra_server_args) + carried
-    if ns.command == "decide":
-        try:
-            out = decide(ns.model, ns.tp, ns.extra_server_args, ns.device_name, ns.triton_kernels)
-        except argv_mod.ArgvError as exc:
-            parser.error(str(exc))
-        sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
-        return EXIT_OK
-    if ns.command == "argv":
-        try:
-            if ns.stage == "moe_tune":
-                out = _tuner_argv(ns)
-            else:
-                out = argv_mod.server_argv(ns.stage, ns.model, tp=ns.tp, port=ns.port, extra_args=ns.extra_server_args)
-        except (argv_mod.ArgvError, ValueError) as exc:
-            parser.error(str(exc))
-        sys.stdout.write(json.dumps(out) + "\n")
-        return EXIT_OK
-    from . import engine, state
-    if ns.command in ("stage", "plan", "prime", "bundle"):
+    if ns.command in ("decide", "argv"):
+        return _print_offline(ns, parser)
+    options = None
+    if ns.command in ("stage", "plan", "prime", "bundle", "serve", "serve-spec"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
         except argv_mod.ArgvError as exc:
             parser.error(str(exc))
         options = dict((key, getattr(ns, key)) for key in STAGE_OPTIONS)
     if ns.command == "stage":
-        result = engine.run_stage(ns.stage, ns.model, dict(options, mode=ns.mode))
-        result["reason"] = state.reason(ns.stage, result)
-        emit(result)
-        return EXIT_ERROR if result["status"] == "error" else EXIT_OK
+        return _run_stage(ns, options)
+    command, status_exits = COMMANDS[ns.command]
     try:
-        if ns.command == "plan":
-            from . import plan
-            payload = plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
-        elif ns.command == "prime":
-            from . import prime
-            payload = prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
-            emit(payload)
-            return EXIT_ERROR if payload["status"] == "error" else EXIT_OK
-        elif ns.command == "bundle":
-            from . import seeding
-            if ns.action == "create":
-                payload = seeding.create(ns.model, options, stages=ns.stages, source_host=ns.source_host, out_dir=ns.out,
-                                         stream=sys.stderr)
-            elif not ns.bundle:
-                raise PrepError("bad_input", "bundle install needs --bundle <path of the bundle inside the container>")
-            else:
-                payload = seeding.install(ns.model, ns.bundle, options, expected_sha256=ns.sha256, stream=sys.stderr)
-        elif ns.command == "report":
-            payload = state.report(ns.stages, ns.model, ns.pointer)
-        elif ns.command == "inspect":
-            payload = engine.inspect(ns.pointer, ns.model)
-        else:
-            payload = engine.aggregate(ns.pointer, ns.model)
+        payload = command(ns, options)
+        if ns.command == "serve-spec" and ns.format != "json":
+            from . import serve
+            sys.stdout.write(serve.render(payload, ns.format) + "\n")
+            return EXIT_OK
     except PrepError as exc:
         # a bundle refusal carries its field-level reasons (and paths) for the caller
-        extra = dict(exc.details) if ns.command == "bundle" else {}
+        extra = dict(exc.details) if ns.command in ("bundle", "serve") else {}
         emit(_error_payload(exc, command=ns.command, **extra))
         return EXIT_ERROR
     emit(payload)
-    return EXIT_OK
+    return EXIT_ERROR if status_exits and payload["status"] == "error" else EXIT_OK

@@ -71,6 +71,25 @@ def moe_runner_backend(extra_args):
     return server_flags.read_args(extra_args).get("moe_runner_backend")
 
 
+def _overridden(config, values):
+    """config.json with --json-model-override-args applied (as SGLang's model config reads it)."""
+    try:
+        override = json.loads(values.get("json_model_override_args") or "{}")
+    except ValueError:
+        override = {}
+    return dict(config, **override) if isinstance(override, dict) else config
+
+
+def _direct_use(config):
+    """Why the architecture calls DeepGEMM directly (the DSA indexer, its own kernels), or None."""
+    arch = (config.get("architectures") or [None])[0]
+    if arch in DSA_ARCHS and config.get("index_topk") is not None:
+        return "%s with index_topk runs the DSA indexer, which calls DeepGEMM directly" % arch
+    if arch in DIRECT_ARCHS:
+        return "%s calls DeepGEMM directly (indexer, fp8_einsum or its own kernels)" % arch
+    return None
+
+
 def usage(model_path, config, extra_args):
     """(True, why) when SGLang would run DeepGEMM kernels for this model and these args, else (False, why)."""
     values = server_flags.read_args(extra_args)
@@ -82,16 +101,10 @@ def usage(model_path, config, extra_args):
         return True, "MegaMoE (layers/moe/mega_moe*.py) runs its expert GEMMs on DeepGEMM"
     if config is None:
         return True, "%s/config.json is unreadable, so DeepGEMM use cannot be ruled out" % model_path
-    try:
-        override = json.loads(values.get("json_model_override_args") or "{}")
-    except ValueError:
-        override = {}
-    config = dict(config, **override) if isinstance(override, dict) else config
-    arch = (config.get("architectures") or [None])[0]
-    if arch in DSA_ARCHS and config.get("index_topk") is not None:
-        return True, "%s with index_topk runs the DSA indexer, which calls DeepGEMM directly" % arch
-    if arch in DIRECT_ARCHS:
-        return True, "%s calls DeepGEMM directly (indexer, fp8_einsum or its own kernels)" % arch
+    config = _overridden(config, values)
+    direct = _direct_use(config)
+    if direct:
+        return True, direct
     quant = _quant_config(model_path, config)
     block = block_fp8(quant)
     if block and not values.get("quantization"):

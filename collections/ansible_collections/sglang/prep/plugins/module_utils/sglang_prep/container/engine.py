@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: sglang.prep contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The stage orchestrator (notebook sections 6 and 11).
+"""The stage orchestrator (docs/architecture.md, docs/runtime.md).
 
 pointer -> manifest -> permission and disk preflight -> lock (heartbeats, timeout) -> signature
 check -> in-progress marker -> run -> validate -> signature -> stage JSON (atomic) -> aggregate
@@ -186,9 +186,9 @@ def _restore_signal_handlers(previous):
 
 def _engine_dirs(ctx, runner):
     stage = ctx.stage
-    dirs = [contract.stage_cache_dir(stage), contract.stage_model_dir(stage, ctx.model), contract.LOCKS_DIR,
-            contract.IN_PROGRESS_DIR, contract.run_dir(ctx.run_id),
-            os.path.dirname(contract.stage_json_path(ctx.run_id, stage, ctx.model))]
+    dirs = [path for path in (contract.stage_cache_dir(stage), contract.stage_model_dir(stage, ctx.model),
+                              contract.LOCKS_DIR, contract.IN_PROGRESS_DIR, contract.run_dir(ctx.run_id),
+                              os.path.dirname(contract.stage_json_path(ctx.run_id, stage, ctx.model))) if path]
     for path in runner.preflight_dirs():
         if path not in dirs:
             dirs.append(path)
@@ -208,7 +208,7 @@ def _preflight(ctx, runner):
     for path in _engine_dirs(ctx, runner):
         require_writable_tree(ctx.layout.fs(path), host_of=host_of)
     ctx.log_writes = True
-    cache_dir = contract.stage_cache_dir(ctx.stage)
+    cache_dir = contract.stage_cache_dir(ctx.stage) or contract.stage_records_dir(ctx.stage)
     require_free_disk(ctx.layout.fs(cache_dir), ctx.disk_headroom_mb, shown=cache_dir)
 
 
@@ -342,67 +342,20 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
     ctx = StageContext(stage, model, options, stream, env, shared_probe, progress)
     ctx.result = result
     previous_handlers = _install_signal_handlers()
-    lock = None
-    port_lock = None
+    held = {}  # the stage lock ("lock") and the host's server-port lock ("port_lock"), once taken
     runner = None
     try:
         try:
             ctx.pointer_info, run_manifest = manifest.load_current(ctx.pointer)
             ctx.attach_run(run_manifest)
-            if not os.path.isdir(model):
-                if os.path.islink(model):
-                    raise PrepError("model_invalid", "model directory %s is a symlink to %s, which does not exist in "
-                                    "the container: the container sees only the host's models root, mounted at %s; "
-                                    "put the model itself under it, or make the link point to a directory there "
-                                    "with a relative path" % (model, os.readlink(model), contract.MODELS_ROOT),
-                                    model=model)
-                raise PrepError("model_not_found", "model directory %s does not exist in the container; models are "
-                                "mounted from the host models root at %s (pass /models/<name>)"
-                                % (model, contract.MODELS_ROOT), model=model)
+            _require_model_dir(model)
             _check_model(ctx)
             runner = RUNNERS[stage](ctx)
             _check_port(ctx, runner)
             if ctx.mode == "check":
                 _check(ctx, runner)
             else:
-                stale = []  # what a killed bundle install left, cleared before the stage's directories are made (never waits)
-                bundle.clear_stale(ctx.layout.profiles_root, stale.append)
-                _preflight(ctx, runner)
-                for note in stale:
-                    ctx.say("bundle staging: " + note)
-                ctx.say("%s %s for %s (tp %d), run %s" % (ctx.mode, stage, model, ctx.tp, ctx.run_id))
-                ctx.locking = True
-                lock = locks.StageLock(ctx.layout.fs(contract.lock_path(stage)), stage, ctx.run_id,
-                                       ctx.lock_timeout, ctx.say).acquire()
-                reasons, marker, skip = _decide(ctx, runner)
-                if skip:
-                    result.update(status="skipped", message=skip)
-                elif ctx.mode == "ensure" and not reasons:
-                    result.update(status="noop", message="signature matches %s; nothing to do" % (
-                        contract.signature_path(stage, model)))
-                else:
-                    ctx.say("running because: %s" % _describe_reasons(reasons))
-                    if isinstance(runner, ServerStage):
-                        # host-wide: one stage server at a time on the server port, whichever run or stage starts it
-                        port_lock = locks.StageLock(ctx.layout.fs(contract.server_lock_path()), stage, ctx.run_id,
-                                                    ctx.lock_timeout, ctx.say, what="the server port %d" % ctx.port
-                                                    ).acquire()
-                    if marker is not None:
-                        _recover(ctx, marker)
-                    ctx.marker_fs = ctx.layout.fs(contract.marker_path(stage))
-                    ctx.marker_info = {"owner_pid": os.getpid(), "started_at": result["started_at"],
-                                       "run_id": ctx.run_id, "stage": stage, "model": model}
-                    locks.write_marker(ctx.marker_fs, ctx.marker_info)
-                    result["ran"] = True
-                    runner.preflight()
-                    runner.run()
-                    if ctx.disk_error is not None:  # a stage whose session log lost lines to a full disk is not primed
-                        raise os_failure(ctx.disk_error[1], "%s: appending to the session log" % stage,
-                                         path=ctx.layout.contract_path(ctx.disk_error[0]))
-                    finished = ledger.iso(ledger.utc_now())
-                    signature.write(ctx.layout.fs(contract.signature_path(stage, model)), stage,
-                                    result["signature"], ctx.run_id, finished, round(time.monotonic() - start, 3))
-                    result.update(status="ok", message=runner.success_message(time.monotonic() - start))
+                _run_locked(ctx, runner, start, held)
         except PrepError as exc:
             _fail(result, exc)
         except Interrupted as exc:
@@ -410,28 +363,96 @@ def run_stage(stage, model, options=None, stream=None, env=None, shared_probe=No
                                     "torn down and the in-progress marker left in place, so the next ensure re-runs "
                                     "this stage" % exc.signum))
         except Exception as exc:  # a write a person can fix (disk, owner), else a defect: record it, never lose the stage
-            known = os_failure(exc, "%s %s" % (ctx.mode, stage)) if isinstance(exc, OSError) else None
-            if known is None:
-                ctx.say("internal error:\n" + traceback.format_exc())
-                known = PrepError("internal_error", "unexpected %s: %s (traceback in the session log)"
-                                  % (type(exc).__name__, exc))
-            _fail(result, known)
+            _fail(result, _unexpected(ctx, exc))
         finally:
             if runner is not None:
                 try:
                     runner.cleanup()
                 except Exception as exc:
                     result["warnings"].append("cleanup failed: %s" % exc)
-            if port_lock is not None:
-                port_lock.release()
-        _finish(ctx, runner, start, lock)
+            if held.get("port_lock") is not None:
+                held["port_lock"].release()
+        _finish(ctx, runner, start, held.get("lock"))
     finally:
-        if port_lock is not None:
-            port_lock.release()
-        if lock is not None:
-            lock.release()
+        for name in ("port_lock", "lock"):
+            if held.get(name) is not None:
+                held[name].release()
         _restore_signal_handlers(previous_handlers)
     return result
+
+
+def _require_model_dir(model):
+    """PrepError(model_invalid or model_not_found) when the model directory is not there in the container."""
+    if os.path.isdir(model):
+        return
+    if os.path.islink(model):
+        raise PrepError("model_invalid", "model directory %s is a symlink to %s, which does not exist in "
+                        "the container: the container sees only the host's models root, mounted at %s; "
+                        "put the model itself under it, or make the link point to a directory there "
+                        "with a relative path" % (model, os.readlink(model), contract.MODELS_ROOT),
+                        model=model)
+    raise PrepError("model_not_found", "model directory %s does not exist in the container; models are "
+                    "mounted from the host models root at %s (pass /models/<name>)"
+                    % (model, contract.MODELS_ROOT), model=model)
+
+
+def _unexpected(ctx, exc):
+    """The PrepError of an unexpected exception: a write a person can fix (disk, owner), else internal_error."""
+    known = os_failure(exc, "%s %s" % (ctx.mode, ctx.stage)) if isinstance(exc, OSError) else None
+    if known is None:
+        ctx.say("internal error:\n" + traceback.format_exc())
+        known = PrepError("internal_error", "unexpected %s: %s (traceback in the session log)"
+                          % (type(exc).__name__, exc))
+    return known
+
+
+def _run_locked(ctx, runner, start, held):
+    """ensure or rebuild: preflight, the stage lock, the decision, then the run (or skipped, or noop)."""
+    stage, model, result = ctx.stage, ctx.model, ctx.result
+    stale = []  # what a killed bundle install left, cleared before the stage's directories are made (never waits)
+    bundle.clear_stale(ctx.layout.profiles_root, stale.append)
+    _preflight(ctx, runner)
+    for note in stale:
+        ctx.say("bundle staging: " + note)
+    ctx.say("%s %s for %s (tp %d), run %s" % (ctx.mode, stage, model, ctx.tp, ctx.run_id))
+    ctx.locking = True
+    held["lock"] = locks.StageLock(ctx.layout.fs(contract.lock_path(stage)), stage, ctx.run_id,
+                                   ctx.lock_timeout, ctx.say).acquire()
+    reasons, marker, skip = _decide(ctx, runner)
+    if skip:
+        result.update(status="skipped", message=skip)
+    elif ctx.mode == "ensure" and not reasons:
+        result.update(status="noop", message="signature matches %s; nothing to do" % (
+            contract.signature_path(stage, model)))
+    else:
+        ctx.say("running because: %s" % _describe_reasons(reasons))
+        _run_runner(ctx, runner, start, held, marker)
+
+
+def _run_runner(ctx, runner, start, held, marker):
+    """The run itself: the server-port lock, the in-progress marker, the runner, the signature."""
+    stage, model, result = ctx.stage, ctx.model, ctx.result
+    if isinstance(runner, ServerStage):
+        # host-wide: one stage server at a time on the server port, whichever run or stage starts it
+        held["port_lock"] = locks.StageLock(ctx.layout.fs(contract.server_lock_path()), stage, ctx.run_id,
+                                            ctx.lock_timeout, ctx.say, what="the server port %d" % ctx.port
+                                            ).acquire()
+    if marker is not None:
+        _recover(ctx, marker)
+    ctx.marker_fs = ctx.layout.fs(contract.marker_path(stage))
+    ctx.marker_info = {"owner_pid": os.getpid(), "started_at": result["started_at"],
+                       "run_id": ctx.run_id, "stage": stage, "model": model}
+    locks.write_marker(ctx.marker_fs, ctx.marker_info)
+    result["ran"] = True
+    runner.preflight()
+    runner.run()
+    if ctx.disk_error is not None:  # a stage whose session log lost lines to a full disk is not primed
+        raise os_failure(ctx.disk_error[1], "%s: appending to the session log" % stage,
+                         path=ctx.layout.contract_path(ctx.disk_error[0]))
+    finished = ledger.iso(ledger.utc_now())
+    signature.write(ctx.layout.fs(contract.signature_path(stage, model)), stage,
+                    result["signature"], ctx.run_id, finished, round(time.monotonic() - start, 3))
+    result.update(status="ok", message=runner.success_message(time.monotonic() - start))
 
 
 def _finish(ctx, runner, start, lock):
@@ -488,24 +509,6 @@ def _publish_metrics(ctx):
         warning = "the metrics textfile could not be written: %s" % exc
     if warning:
         ctx.warn(warning)
-
-
-def inspect(pointer=None, model=None):
-    """The current run's manifest, cache snapshot, stage results and aggregate of ``model`` (default: the run's
-    latest model), and every model the run recorded (reads only)."""
-    ptr, run_manifest = manifest.load_current(pointer)
-    from .. import caches
-    view = state.RunView(loaded=(ptr, run_manifest), model=model)
-    stages, problems = view.recorded()
-    prep = view.prep_result()
-    if view.prep_problem:
-        problems.append(view.prep_problem)
-    host_profiles = (run_manifest.get("paths", {}).get("host") or {}).get("profiles_root")
-    return {"run_id": view.run_id, "manifest": run_manifest, "model": view.model,
-            "models": ledger.run_models(view.layout, view.run_id),
-            "caches": caches.snapshot(view.layout.profiles_root, host_profiles),
-            "in_progress": caches.in_progress_stages(view.layout.profiles_root),
-            "stages": stages, "problems": problems, "prep_result": prep}
 
 
 def aggregate(pointer=None, model=None):

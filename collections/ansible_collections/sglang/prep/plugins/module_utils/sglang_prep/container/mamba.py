@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: sglang.prep contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The priming policy's --max-mamba-cache-size, per model (the notebook's hard policy, and where SGLang forbids it).
+"""The priming policy's --max-mamba-cache-size, per model (the canonical settings' hard policy, and where SGLang forbids it).
 
 The policy passes ``--max-mamba-cache-size 1`` to every stage server. For a model that is not hybrid SGLang keeps
 no mamba state and the value changes nothing. A hybrid (mamba / linear-attention) model gets one request slot per
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .. import server_flags
 
-POLICY_VALUE = 1  # the notebook's canonical setting
+POLICY_VALUE = 1  # the canonical setting (contract.CANONICAL_SETTINGS)
 # configs/hybrid_arch.py::mambaish_config: the HF config classes SGLang gives a mamba state cache (by model_type)
 HYBRID_MODEL_TYPES = frozenset((
     "qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text", "jet_nemotron", "jet_vlm",

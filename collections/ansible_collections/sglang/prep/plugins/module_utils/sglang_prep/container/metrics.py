@@ -152,6 +152,11 @@ def samples(model_state, image=None):
             out["sglang_prep_stage_signature_match"].append((base, match))
         if row.get("zero_jit") is not None:
             out["sglang_prep_serve_zero_jit"].append((base, 1 if row["zero_jit"] else 0))
+    served = model_state.get("serve") or {}
+    if served.get("zero_jit") is not None:  # the live serving server's own proof (serve.py)
+        out["sglang_prep_serve_zero_jit"].append(((("stage", "serve"), ("model", model_label(served) or next(
+            (model_label(r) for r in rows.values() if isinstance(r, dict) and model_label(r)), ""))),
+            1 if served["zero_jit"] else 0))
     caches = (model_state.get("caches") or {}).get("caches") or {}
     for name in sorted(caches):
         entry = caches[name] or {}

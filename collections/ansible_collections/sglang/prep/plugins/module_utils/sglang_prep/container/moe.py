@@ -175,39 +175,12 @@ def checkpoint_quant(model_path, config, quantization=None):
     """
     qconf = (config or {}).get("quantization_config")
     qconf = qconf if isinstance(qconf, dict) else {}
-    method, source = None, None
-    if quantization:
-        method, source = str(quantization).lower(), "serving arg --quantization %s" % quantization
-    elif qconf.get("quant_method"):
-        method = str(qconf["quant_method"]).lower()
-        source = "config.json quantization_config.quant_method %s" % method
-    else:
-        hf_quant = read_json(os.path.join(model_path, "hf_quant_config.json"))
-        algo = ((hf_quant or {}).get("quantization") or {}).get("quant_algo")
-        if algo:
-            method = MODELOPT_ALGOS.get(str(algo).upper(), "modelopt:%s" % algo)
-            source = "hf_quant_config.json quantization.quant_algo %s" % algo
+    method, source = _quant_method(model_path, qconf, quantization)
     info = {"method": method, "source": source or "no quantization_config: unquantized weights",
             "dtype": None, "per_channel_quant": False, "block_shape": None, "pack": 1, "no_triton": None}
     if method is None:
         dtype = (config or {}).get("torch_dtype") or (config or {}).get("dtype")
         info["dtype"] = "float32" if dtype == "float32" else None  # get_config_dtype_str: torch.float -> float32
-        return info
-    if method == "moe_wna16":
-        bits = qconf.get("bits") or qconf.get("w_bit")
-        ckpt = str(qconf.get("quant_method") or "").lower()
-        # moe_wna16.py MoeWNA16Config.is_moe_wna16_compatible: GPTQ without act-order (4 or 8 bit) or AWQ 4 bit;
-        # ModelConfig._verify_quantization refuses --quantization moe_wna16 for any other checkpoint
-        if not ((ckpt == "gptq" and not qconf.get("desc_act") and bits in (4, 8)) or (ckpt == "awq" and bits == 4)):
-            raise ValueError("SGLang refuses --quantization moe_wna16 for this checkpoint (quant_method %s, %s bits%s): "
-                             "it takes GPTQ without act-order (4 or 8 bit) or AWQ 4 bit" % (
-                                 ckpt or "none", bits, ", desc_act" if qconf.get("desc_act") else ""))
-        try:
-            info["dtype"] = WNA16_DTYPES[int(bits)]
-        except (KeyError, TypeError, ValueError):
-            raise ValueError("moe_wna16 with %r bits has no fused-MoE config name (4 or 8 bits only)" % bits)
-        info["pack"] = 8 // int(bits)  # moe_wna16.py: w2_qweight holds 8 // bits values per byte of N
-        info["block_shape"] = [0, int(qconf.get("group_size") or qconf.get("q_group_size") or 0)]
         return info
     if method in MARLIN_METHODS:
         info["no_triton"] = ("%s MoE layers run Marlin on CUDA (awq.py/gptq.py override_quantization_method picks the "
@@ -216,25 +189,66 @@ def checkpoint_quant(model_path, config, quantization=None):
     if method == "mxfp4":
         info["pack"] = 2  # two e2m1 values per byte: w2's last dimension is intermediate // 2 (mxfp4.py)
         return info
-    if method == "compressed-tensors":
-        weights = _ct_weights(qconf)
-        kinds = set((str(w.get("type")), int(w.get("num_bits") or 0), str(w.get("strategy"))) for w in weights)
-        if len(kinds) != 1:
-            raise ValueError("compressed-tensors config groups %s: moe_tune knows only one FP8 weight scheme" % sorted(kinds))
-        kind, bits, strategy = kinds.pop()
-        if kind == "int" and bits in (4, 8):
-            info["no_triton"] = ("compressed-tensors W%dA16 MoE layers run Marlin (compressed_tensors_wNa16_moe.py), "
-                                 "which reads no fused-MoE Triton config" % bits)
-            return info
-        if kind != "float" or bits != 8:
-            raise ValueError("compressed-tensors %s%d weights: their fused-MoE config name is not known to moe_tune"
-                             % (kind, bits))
-        info["dtype"] = "fp8_w8a8"  # compressed_tensors_w8a8_fp8_moe.py apply_weights
-        info["per_channel_quant"] = strategy == "channel"
-        if strategy == "block":
-            block = weights[0].get("block_structure")
-            info["block_shape"] = [int(b) for b in block] if block else None
-        return info
+    handler = {"moe_wna16": _wna16_quant, "compressed-tensors": _compressed_tensors_quant}.get(method, _table_quant)
+    handler(info, qconf)
+    return info
+
+
+def _quant_method(model_path, qconf, quantization):
+    """(method, source): the serving arg --quantization, else config.json's quant_method, else hf_quant_config.json."""
+    if quantization:
+        return str(quantization).lower(), "serving arg --quantization %s" % quantization
+    if qconf.get("quant_method"):
+        method = str(qconf["quant_method"]).lower()
+        return method, "config.json quantization_config.quant_method %s" % method
+    hf_quant = read_json(os.path.join(model_path, "hf_quant_config.json"))
+    algo = ((hf_quant or {}).get("quantization") or {}).get("quant_algo")
+    if algo:
+        return (MODELOPT_ALGOS.get(str(algo).upper(), "modelopt:%s" % algo),
+                "hf_quant_config.json quantization.quant_algo %s" % algo)
+    return None, None
+
+
+def _wna16_quant(info, qconf):
+    bits = qconf.get("bits") or qconf.get("w_bit")
+    ckpt = str(qconf.get("quant_method") or "").lower()
+    # moe_wna16.py MoeWNA16Config.is_moe_wna16_compatible: GPTQ without act-order (4 or 8 bit) or AWQ 4 bit;
+    # ModelConfig._verify_quantization refuses --quantization moe_wna16 for any other checkpoint
+    if not ((ckpt == "gptq" and not qconf.get("desc_act") and bits in (4, 8)) or (ckpt == "awq" and bits == 4)):
+        raise ValueError("SGLang refuses --quantization moe_wna16 for this checkpoint (quant_method %s, %s bits%s): "
+                         "it takes GPTQ without act-order (4 or 8 bit) or AWQ 4 bit" % (
+                             ckpt or "none", bits, ", desc_act" if qconf.get("desc_act") else ""))
+    try:
+        info["dtype"] = WNA16_DTYPES[int(bits)]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("moe_wna16 with %r bits has no fused-MoE config name (4 or 8 bits only)" % bits)
+    info["pack"] = 8 // int(bits)  # moe_wna16.py: w2_qweight holds 8 // bits values per byte of N
+    info["block_shape"] = [0, int(qconf.get("group_size") or qconf.get("q_group_size") or 0)]
+
+
+def _compressed_tensors_quant(info, qconf):
+    weights = _ct_weights(qconf)
+    kinds = set((str(w.get("type")), int(w.get("num_bits") or 0), str(w.get("strategy"))) for w in weights)
+    if len(kinds) != 1:
+        raise ValueError("compressed-tensors config groups %s: moe_tune knows only one FP8 weight scheme" % sorted(kinds))
+    kind, bits, strategy = kinds.pop()
+    if kind == "int" and bits in (4, 8):
+        info["no_triton"] = ("compressed-tensors W%dA16 MoE layers run Marlin (compressed_tensors_wNa16_moe.py), "
+                             "which reads no fused-MoE Triton config" % bits)
+        return
+    if kind != "float" or bits != 8:
+        raise ValueError("compressed-tensors %s%d weights: their fused-MoE config name is not known to moe_tune"
+                         % (kind, bits))
+    info["dtype"] = "fp8_w8a8"  # compressed_tensors_w8a8_fp8_moe.py apply_weights
+    info["per_channel_quant"] = strategy == "channel"
+    if strategy == "block":
+        block = weights[0].get("block_structure")
+        info["block_shape"] = [int(b) for b in block] if block else None
+
+
+def _table_quant(info, qconf):
+    """A method of QUANT_METHODS (dtype, per-channel, block-wise), else ValueError."""
+    method = info["method"]
     if method not in QUANT_METHODS:
         raise ValueError(
             "the checkpoint's experts are quantized with %r (%s), whose fused-MoE Triton config name is not "
@@ -244,7 +258,6 @@ def checkpoint_quant(model_path, config, quantization=None):
     block = qconf.get("weight_block_size") if blocked else None
     if isinstance(block, list) and len(block) == 2 and all(block):
         info["block_shape"] = [int(b) for b in block]
-    return info
 
 
 def _text(config):
@@ -295,16 +308,45 @@ def serving_lookup(model_path, config, extra_args, tp, device_name=None, triton_
     config = effective_config(config, serving)
     text = _text(config)
     arch = ((config.get("architectures") or [None])[0])
+    quant = _serving_quant(model_path, config, serving)
+    ep = serving["ep_size"]
+    fused, why_not = fused_shared_experts(arch, text, quant, serving)
+    routed, inter, moe_tp = _experts(arch, config, text, tp, ep)
+    E = routed // ep + fused
+    N = inter // moe_tp
+    runner = _runner(serving, quant, triton_kernels)
+    out = {"arch": arch, "E": E, "N": N // max(quant["pack"], 1), "dtype": quant["dtype"],
+           "block_shape": quant["block_shape"], "per_channel_quant": quant["per_channel_quant"],
+           "fused_shared_experts": fused, "fusion_off_reason": why_not, "ep_size": ep, "runner": runner,
+           "quant": quant, "triton": True, "no_triton_reason": None, "refused": None, "up_name": None,
+           "down_name": None, "speculative": serving["speculative_algorithm"]}
+    block = quant["block_shape"]
+    if block and all(block) and N % block[0]:
+        out["refused"] = ("The output_size of gate's and up's weight = %d is not divisible by weight quantization "
+                          "block_n = %d" % (N, block[0]))
+    _triton_or_not(out, runner, serving, quant)
+    if device_name and out["triton"]:
+        base = "E=%d,N=%d,device_name=%s" % (E, out["N"], device_name.replace(" ", "_"))
+        out["up_name"] = base + name_selectors(out) + ".json"
+        out["down_name"] = base + name_selectors(out) + DOWN_SUFFIX
+    return out
+
+
+def _serving_quant(model_path, config, serving):
+    """checkpoint_quant, with the dtype selector the serving --dtype makes of it (float32 or none)."""
     quant = checkpoint_quant(model_path, config, serving["quantization"])
     if serving["dtype"] in ("float32", "float") and quant["dtype"] is None:
-        quant = dict(quant, dtype="float32")
-    elif serving["dtype"] not in ("auto", "float32", "float") and quant["dtype"] == "float32":
-        quant = dict(quant, dtype=None)
-    ep = serving["ep_size"]
+        return dict(quant, dtype="float32")
+    if serving["dtype"] not in ("auto", "float32", "float") and quant["dtype"] == "float32":
+        return dict(quant, dtype=None)
+    return quant
+
+
+def _experts(arch, config, text, tp, ep):
+    """(routed experts, expert intermediate size, MoE tensor-parallel size); ValueError for args SGLang refuses."""
     if tp % ep:
         raise ValueError("--ep-size %d does not divide the tensor-parallel size %d" % (ep, tp))
     moe_tp = tp // ep
-    fused, why_not = fused_shared_experts(arch, text, quant, serving)
     if arch == "DbrxForCausalLM":
         ffn = config.get("ffn_config") or {}
         routed, inter = int(ffn.get("moe_num_experts") or 0), int(ffn.get("ffn_hidden_size") or 0)
@@ -320,22 +362,22 @@ def serving_lookup(model_path, config, extra_args, tp, device_name=None, triton_
     if inter % moe_tp:
         raise ValueError("the expert intermediate size %d is not divisible by the MoE tensor-parallel size %d"
                          % (inter, moe_tp))
-    E = routed // ep + fused
-    N = inter // moe_tp
+    return routed, inter, moe_tp
+
+
+def _runner(serving, quant, triton_kernels):
+    """The MoE runner SGLang picks: --moe-runner-backend, or what it resolves ``auto`` to for these args."""
     runner = serving["moe_runner_backend"]
-    if runner == "auto" and quant["method"] == "mxfp4" and ep == 1 and not serving["quantization"] and triton_kernels:
+    if runner == "auto" and quant["method"] == "mxfp4" and serving["ep_size"] == 1 and not serving["quantization"] \
+            and triton_kernels:
         runner = "triton_kernel"  # arg_groups/model_overrides/gpt_oss.py on Hopper with triton_kernels
     if runner == "auto" and serving["moe_a2a_backend"] in DEEPEP_A2A[:4] and quant["dtype"] == "fp8_w8a8":
         runner = "deep_gemm"  # moe_hook.py: DeepEP-class a2a with FP8 runs the MoE on DeepGEMM
-    out = {"arch": arch, "E": E, "N": N // max(quant["pack"], 1), "dtype": quant["dtype"],
-           "block_shape": quant["block_shape"], "per_channel_quant": quant["per_channel_quant"],
-           "fused_shared_experts": fused, "fusion_off_reason": why_not, "ep_size": ep, "runner": runner,
-           "quant": quant, "triton": True, "no_triton_reason": None, "refused": None, "up_name": None,
-           "down_name": None, "speculative": serving["speculative_algorithm"]}
-    block = quant["block_shape"]
-    if block and all(block) and N % block[0]:
-        out["refused"] = ("The output_size of gate's and up's weight = %d is not divisible by weight quantization "
-                          "block_n = %d" % (N, block[0]))
+    return runner
+
+
+def _triton_or_not(out, runner, serving, quant):
+    """Whether the experts run the Triton fused-MoE kernel (out["triton"], the runner), and why not."""
     if quant["no_triton"]:
         out["triton"], out["no_triton_reason"] = False, quant["no_triton"]
         out["runner"] = "marlin"
@@ -347,11 +389,6 @@ def serving_lookup(model_path, config, extra_args, tp, device_name=None, triton_
                                    "config" % runner)
     else:
         out["runner"] = "triton"
-    if device_name and out["triton"]:
-        base = "E=%d,N=%d,device_name=%s" % (E, out["N"], device_name.replace(" ", "_"))
-        out["up_name"] = base + name_selectors(out) + ".json"
-        out["down_name"] = base + name_selectors(out) + DOWN_SUFFIX
-    return out
 
 
 def tuner_plan(model_path, config, extra_args, moe_dtype="auto", tp=1, device_name=None, triton_kernels=False):
@@ -383,26 +420,7 @@ def tuner_plan(model_path, config, extra_args, moe_dtype="auto", tp=1, device_na
             "--moe-dtype %s would make the tuner write a file SGLang never reads: for this checkpoint (%s) the "
             "server looks up %s; leave the MoE dtype at auto" % (
                 moe_dtype, quant["source"], "dtype=%s" % wanted if wanted else "a name without dtype="))
-    skip = None
-    if not serving["triton"]:
-        skip = serving["no_triton_reason"]
-    elif quant["method"] == "moe_wna16":
-        skip = ("SGLang looks up %s (N packed to %d), which the tuner cannot write: its int4/int8 weight-only branch "
-                "needs a block shape (TypeError for AWQ/GPTQ checkpoints) and it names the unpacked N; SGLang uses its "
-                "default config" % (serving["up_name"] or "dtype=%s" % quant["dtype"], serving["N"]))
-    elif quant["method"] == "compressed-tensors":
-        skip = ("SGLang looks up %s, which the tuner cannot write: for a compressed-tensors checkpoint it sets "
-                "block_shape=[0, group_size] and fails in its search-space filter; SGLang uses its default config"
-                % (serving["up_name"] or "dtype=fp8_w8a8%s" % name_selectors(serving)))
-    elif quant["method"] == "mxfp4":
-        looked_up = serving["up_name"] or "a name without dtype="
-        skip = ("SGLang looks up %s with the MXFP4-packed N=%d, which the tuner (unquantized, N=%d) cannot write; "
-                "SGLang uses its default config" % (looked_up, serving["N"], serving["N"] * 2))
-    elif serving["fused_shared_experts"] and serving["arch"] not in TUNER_FUSES:
-        skip = ("SGLang fuses %d shared expert(s) into the routed experts (E=%d), and the tuner counts no fused "
-                "expert for %s (it writes E=%d); serve with --disable-shared-experts-fusion to have SGLang read the "
-                "tuner's E" % (serving["fused_shared_experts"], serving["E"], serving["arch"],
-                               serving["E"] - serving["fused_shared_experts"]))
+    skip = _tuner_skip_reason(serving, quant)
     down = quant["dtype"] in (None, "float32", "fp8_w8a8") and not quant["per_channel_quant"]
     return {
         "dtype": serving["dtype"],
@@ -426,6 +444,30 @@ def tuner_plan(model_path, config, extra_args, moe_dtype="auto", tp=1, device_na
             "up-projection config for the down projection (without TMA)" % (
                 serving["dtype"], ", per_channel_quant" if serving["per_channel_quant"] else "")),
     }
+
+
+def _tuner_skip_reason(serving, quant):
+    """Why the tuner cannot write the file SGLang reads for these args (None: it can)."""
+    if not serving["triton"]:
+        return serving["no_triton_reason"]
+    if quant["method"] == "moe_wna16":
+        return ("SGLang looks up %s (N packed to %d), which the tuner cannot write: its int4/int8 weight-only branch "
+                "needs a block shape (TypeError for AWQ/GPTQ checkpoints) and it names the unpacked N; SGLang uses its "
+                "default config" % (serving["up_name"] or "dtype=%s" % quant["dtype"], serving["N"]))
+    if quant["method"] == "compressed-tensors":
+        return ("SGLang looks up %s, which the tuner cannot write: for a compressed-tensors checkpoint it sets "
+                "block_shape=[0, group_size] and fails in its search-space filter; SGLang uses its default config"
+                % (serving["up_name"] or "dtype=fp8_w8a8%s" % name_selectors(serving)))
+    if quant["method"] == "mxfp4":
+        looked_up = serving["up_name"] or "a name without dtype="
+        return ("SGLang looks up %s with the MXFP4-packed N=%d, which the tuner (unquantized, N=%d) cannot write; "
+                "SGLang uses its default config" % (looked_up, serving["N"], serving["N"] * 2))
+    if serving["fused_shared_experts"] and serving["arch"] not in TUNER_FUSES:
+        return ("SGLang fuses %d shared expert(s) into the routed experts (E=%d), and the tuner counts no fused "
+                "expert for %s (it writes E=%d); serve with --disable-shared-experts-fusion to have SGLang read the "
+                "tuner's E" % (serving["fused_shared_experts"], serving["E"], serving["arch"],
+                               serving["E"] - serving["fused_shared_experts"]))
+    return None
 
 
 def name_selectors(plan):

@@ -109,12 +109,7 @@ def prime(stages, model, options=None, rebuild=(), stream=None, env=None):
 def _prime(stages, model, options, rebuild, stream, env, guard):
     start = time.monotonic()
     say = Say(stream)
-    try:
-        checked = plan.check(stages, model, options, rebuild, stream, env)
-    except engine.Interrupted as exc:
-        raise PrepError("interrupted", "the prime job got signal %d while planning; no stage ran" % exc.signum)
-    if any(row.get("error_type") == "interrupted" for row in checked.rows.values()):
-        raise PrepError("interrupted", "the prime job got a stop signal while planning; no stage ran")
+    checked = _checked_plan(stages, model, options, rebuild, stream, env)
     view = checked.view
     info = view.info()
     to_run = checked.to_run(stages)
@@ -123,60 +118,21 @@ def _prime(stages, model, options, rebuild, stream, env, guard):
     say("run %s: session log %s; progress %s" % (view.run_id, log_file,
                                                  info["progress_file"] or info["progress_file_container"]))
     writer = progress.ProgressWriter(view.layout.fs(info["progress_file_container"]), view.run_id, to_run, log_file, say)
-    rows = dict(checked.rows)
-    done = []
-    failed = None
     if to_run:
         say("%d of %d stages to run, in order: %s" % (len(to_run), len(stages), ", ".join(to_run)))
     else:
         say("nothing to run: every stage is primed and recorded in this run")
+    rows = dict(checked.rows)
+    done = []
     try:
-        for index, stage in enumerate(to_run, 1):
-            planned = checked.rows[stage]
-            eta = view.previous_duration(stage, model, checked.recorded) if planned["action"] == "run" else None
-            writer.stage_started(index, stage, eta)
-            say("stage %d/%d: %s %s (%s)" % (index, len(to_run), planned["planned_mode"], stage, planned["action_reason"]))
-            result = engine.run_stage(stage, model, dict(options, mode=planned["planned_mode"]), stream=stream, env=env,
-                                      shared_probe=checked.probe, progress=writer.step)
-            rows[stage] = _ran_row(result, planned)
-            done.append(stage)
-            writer.stage_finished(stage, result["status"], result["duration_s"])
-            if result["status"] == "error":
-                failed = stage
-                break
-    except (engine.Interrupted, Exception) as exc:  # between two stages, or a defect of the job itself
-        pending = [stage for stage in to_run if stage not in done]
-        known = preflight.os_failure(exc, "the prime job") if isinstance(exc, OSError) else None
-        if isinstance(exc, engine.Interrupted):
-            error = ("interrupted", "the prime job got signal %d before %s started, so it did not run; run prime "
-                     "again" % (exc.signum, pending[0] if pending else "the end"))
-        elif known is not None:
-            error = (known.error_type, known.message)
-        else:
-            say("internal error:\n" + traceback.format_exc())
-            error = ("internal_error", "unexpected %s in the prime job: %s (traceback in the session log)"
-                     % (type(exc).__name__, exc))
-        if pending:
-            failed = pending[0]
-            rows[failed] = _unstarted_row(failed, checked.rows[failed], *error)
-            writer.stage_finished(failed, "error", None)
+        failed = _run_in_order(checked, to_run, model, options, stream, env, writer, rows, done, say)
     finally:
         guard.disarm()
     if failed is not None:
         for stage in to_run[to_run.index(failed) + 1:]:
             rows[stage] = state.not_run_row(stage, "%s failed first (%s)" % (failed, rows[failed].get("error_type")),
                                             base=checked.rows[stage])
-    warnings = list(checked.problems)
-    prep = None
-    try:  # always, also when nothing ran: the aggregate is rebuilt from the stage files, never trusted as found
-        prep = ledger.aggregate(view.layout, view.run_id, model)
-    except Exception as exc:  # the stage files are safe; the aggregate is read back below if it exists
-        warnings.append("prep_result.json could not be rebuilt (stage JSONs kept): %s" % exc)
-    error = rows[failed] if failed is not None else {}
-    final = writer.finish(failed is not None, error.get("error_type"), error.get("message"))
-    warnings.extend(writer.warnings)
-    model_state = state.build("prime", view, stages, rows, to_run, start, warnings=warnings, prep_result=prep,
-                              progress=final)
+    model_state = _final_state(checked, stages, rows, to_run, failed, writer, start, model)
     if to_run:
         # each stage rewrote the metrics with its record; the stages the job did not reach keep why they would run
         warning = metrics.publish(view, model_state)
@@ -189,3 +145,69 @@ def _prime(stages, model, options, rebuild, stream, env, guard):
         say("%s: %d stage(s) run in %.1f s; prep_result %s"
             % (model_state["status"], len(done), time.monotonic() - start, model_state["aggregate"]))
     return model_state
+
+
+def _checked_plan(stages, model, options, rebuild, stream, env):
+    """plan.check of the stages; PrepError(interrupted) when a stop signal came while planning."""
+    try:
+        checked = plan.check(stages, model, options, rebuild, stream, env)
+    except engine.Interrupted as exc:
+        raise PrepError("interrupted", "the prime job got signal %d while planning; no stage ran" % exc.signum)
+    if any(row.get("error_type") == "interrupted" for row in checked.rows.values()):
+        raise PrepError("interrupted", "the prime job got a stop signal while planning; no stage ran")
+    return checked
+
+
+def _run_in_order(checked, to_run, model, options, stream, env, writer, rows, done, say):
+    """Run the stages in order, filling ``rows`` and ``done``; the stage that failed (or was not started), or None."""
+    view = checked.view
+    try:
+        for index, stage in enumerate(to_run, 1):
+            planned = checked.rows[stage]
+            eta = view.previous_duration(stage, model, checked.recorded) if planned["action"] == "run" else None
+            writer.stage_started(index, stage, eta)
+            say("stage %d/%d: %s %s (%s)" % (index, len(to_run), planned["planned_mode"], stage, planned["action_reason"]))
+            result = engine.run_stage(stage, model, dict(options, mode=planned["planned_mode"]), stream=stream, env=env,
+                                      shared_probe=checked.probe, progress=writer.step)
+            rows[stage] = _ran_row(result, planned)
+            done.append(stage)
+            writer.stage_finished(stage, result["status"], result["duration_s"])
+            if result["status"] == "error":
+                return stage
+    except (engine.Interrupted, Exception) as exc:  # between two stages, or a defect of the job itself
+        pending = [stage for stage in to_run if stage not in done]
+        if pending:
+            rows[pending[0]] = _unstarted_row(pending[0], checked.rows[pending[0]], *_job_error(exc, pending, say))
+            writer.stage_finished(pending[0], "error", None)
+            return pending[0]
+        _job_error(exc, pending, say)
+    return None
+
+
+def _job_error(exc, pending, say):
+    """(error_type, message) of what stopped the job between two stages."""
+    if isinstance(exc, engine.Interrupted):
+        return ("interrupted", "the prime job got signal %d before %s started, so it did not run; run prime "
+                "again" % (exc.signum, pending[0] if pending else "the end"))
+    known = preflight.os_failure(exc, "the prime job") if isinstance(exc, OSError) else None
+    if known is not None:
+        return (known.error_type, known.message)
+    say("internal error:\n" + traceback.format_exc())
+    return ("internal_error", "unexpected %s in the prime job: %s (traceback in the session log)"
+            % (type(exc).__name__, exc))
+
+
+def _final_state(checked, stages, rows, to_run, failed, writer, start, model):
+    """The job's priming state: the aggregate rebuilt from the stage files, the progress file finished."""
+    view = checked.view
+    warnings = list(checked.problems)
+    prep = None
+    try:  # always, also when nothing ran: the aggregate is rebuilt from the stage files, never trusted as found
+        prep = ledger.aggregate(view.layout, view.run_id, model)
+    except Exception as exc:  # the stage files are safe; the aggregate is read back below if it exists
+        warnings.append("prep_result.json could not be rebuilt (stage JSONs kept): %s" % exc)
+    error = rows[failed] if failed is not None else {}
+    final = writer.finish(failed is not None, error.get("error_type"), error.get("message"))
+    warnings.extend(writer.warnings)
+    return state.build("prime", view, stages, rows, to_run, start, warnings=warnings, prep_result=prep,
+                       progress=final)

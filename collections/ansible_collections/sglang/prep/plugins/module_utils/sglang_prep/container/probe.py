@@ -207,24 +207,7 @@ class Probe(object):
             for field in gpu_fields:
                 why[field] = "nvidia-smi is not on PATH (is the NVIDIA container runtime enabled?)"
             return
-        code, out, err = results["smi_query"]
-        rows = [[c.strip() for c in line.split(",")] for line in out.splitlines() if line.strip()]
-        if code != 0 or not rows or len(rows[0]) < 4:
-            reason = "nvidia-smi failed: %s" % ((err or out).strip()[:200] or "exit %s" % code)
-            for field in gpu_fields[:5]:
-                why[field] = reason
-        else:
-            name, cap, driver, mem = rows[0][:4]
-            facts["device_name"] = name or None
-            facts["compute_capability"] = compute_capability_tag(cap)
-            if facts["compute_capability"] is None:
-                why["compute_capability"] = "nvidia-smi reported compute_cap %r" % cap
-            facts["driver_version"] = driver or None
-            facts["gpu_count"] = len(rows)
-            try:
-                facts["gpu_memory_mib"] = int(float(mem))
-            except ValueError:
-                why["gpu_memory_mib"] = "nvidia-smi reported memory.total %r" % mem
+        self._gpu_query(facts, why, results["smi_query"], gpu_fields[:5])
         code, out, err = results["smi_header"]
         match = CUDA_HEADER_RE.search(out or "")
         if code == 0 and match:
@@ -232,6 +215,28 @@ class Probe(object):
         else:
             why["cuda"] = "nvidia-smi did not print a 'CUDA Version' header (%s)" % (
                 (err or "").strip()[:200] or "exit %s" % code)
+
+    @staticmethod
+    def _gpu_query(facts, why, result, fields):
+        """The first GPU's name, compute capability, driver and memory, and the GPU count, from nvidia-smi's query."""
+        code, out, err = result
+        rows = [[c.strip() for c in line.split(",")] for line in out.splitlines() if line.strip()]
+        if code != 0 or not rows or len(rows[0]) < 4:
+            reason = "nvidia-smi failed: %s" % ((err or out).strip()[:200] or "exit %s" % code)
+            for field in fields:
+                why[field] = reason
+            return
+        name, cap, driver, mem = rows[0][:4]
+        facts["device_name"] = name or None
+        facts["compute_capability"] = compute_capability_tag(cap)
+        if facts["compute_capability"] is None:
+            why["compute_capability"] = "nvidia-smi reported compute_cap %r" % cap
+        facts["driver_version"] = driver or None
+        facts["gpu_count"] = len(rows)
+        try:
+            facts["gpu_memory_mib"] = int(float(mem))
+        except ValueError:
+            why["gpu_memory_mib"] = "nvidia-smi reported memory.total %r" % mem
 
     def _python(self, facts, why, result):
         code, out, err = result

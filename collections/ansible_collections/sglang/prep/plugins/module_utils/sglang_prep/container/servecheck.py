@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The zero-JIT proof of the serve_check stage: cache snapshots, their diff, the shapes to drive, the verdict.
 
-Everything here is pure (no server, no HTTP): the runner in stages.py takes a snapshot of every cache
+Everything here is pure (no server, no HTTP): the runner in servecheck_stage.py takes a snapshot of every cache
 under /profiles before its server starts, drives the shapes ``shapes()`` plans, takes a second snapshot
 after the teardown, and asks ``verdict()`` what the difference and the server's log lines mean.
 
@@ -16,8 +16,10 @@ markers (top-level dot directories), the MoE tuner's scratch and every stage's s
 from __future__ import annotations
 
 import os
+import time
 
-from .. import contract, registry
+from .. import contract, registry, server_flags
+from ..errors import PrepError
 
 # Top-level directories under /profiles -> the cache they are (contract.CACHES), e.g. nv -> cuda.
 CACHE_BY_DIR = dict((os.path.basename(path), name) for name, (path, _env) in contract.CACHES.items())
@@ -29,7 +31,7 @@ NOISE_DIR_PREFIXES = ("tmp.pid_", ".staging-")
 SKIPPED = ("moe_configs/.work",)
 SAMPLE = 5
 # Which priming stage should have left what a cache gained (or what a log line says is missing).
-OWNER_OF_CACHE = dict((stage.cache, stage.name) for stage in registry.PRIMING_STAGES)
+OWNER_OF_CACHE = dict((stage.cache, stage.name) for stage in registry.PRIMING_STAGES if stage.cache)
 # Triton autotuning and SGLang's JIT kernels are primed by whichever server stage runs those kernels.
 SERVER_PRIMING_STAGES = ", ".join(s for s in registry.server_stages() if s in registry.priming_stages())
 OWNER_OF_LINE = {
@@ -241,7 +243,83 @@ def requests(decode_sizes, prompt_lengths, chunk):
     return out
 
 
+def drive(plan, generate, windows, request_log, progress=None, before_each=None, end_label=TEARDOWN):
+    """Send the planned requests in order with ``generate(body, label)``, one phase window per request.
+
+    ``windows`` gets (start_ns, label) per request and finally (now, ``end_label``); ``request_log`` one entry per
+    request ({label, kind, prompt_tokens, batch_size, ok, duration_s}). ``before_each()`` runs before each window
+    opens and once after the last request (the live server's log is read there, so its lines fall in the phase that
+    produced them). A failing ``generate`` raises; the windows and the log then end at the failed request.
+    """
+    for index, request in enumerate(plan, 1):
+        if progress is not None:
+            progress(index, len(plan), request["label"])
+        if before_each is not None:
+            before_each()
+        windows.append((time.time_ns(), request["label"]))
+        started = time.monotonic()
+        entry = {"label": request["label"], "kind": request["kind"], "prompt_tokens": request["prompt_tokens"],
+                 "batch_size": request["batch_size"], "ok": False, "duration_s": None}
+        request_log.append(entry)
+        generate(request["body"], request["label"])
+        entry["ok"] = True
+        entry["duration_s"] = round(time.monotonic() - started, 3)
+    if before_each is not None:
+        before_each()
+    windows.append((time.time_ns(), end_label))
+
+
 # ---------------------------------------------------------------- the verdict
+def judge(before, after, jit_lines, seen, error):
+    """(evidence, the stage's error): the serve check's whole verdict, from what its runner saw.
+
+    ``seen``: windows, extra_server_args, primed_args, shapes, requests, snapshot_s, server_env,
+    down_reuse_expected, default_config_expected (servecheck_stage.py). ``error``: the server lifecycle's, or None.
+    """
+    jit_lines = expected_lines_removed(jit_lines, seen["down_reuse_expected"], seen["default_config_expected"])
+    shapes, request_log = seen["shapes"], seen["requests"]
+    chunk = (shapes or {}).get("chunked_prefill_size") or contract.CANONICAL_SETTINGS["chunked_prefill_size"]
+    serving_args = server_flags.redact_args(seen["extra_server_args"], digest=True)  # as the signatures record them
+    evidence = verdict(before, after, jit_lines, seen["windows"], serving_args, seen["primed_args"], chunk,
+                       request_log, contract.PROFILES_ROOT)
+    evidence.update({"moe_default_config_expected": seen["default_config_expected"], "shapes": shapes,
+                     "requests": request_log, "serving_args": server_flags.redact_args(seen["extra_server_args"]),
+                     "snapshot": {"before": summary(before), "after": summary(after), "seconds": seen["snapshot_s"]}})
+    evidence["measured"] = measured(evidence, before, after, seen["server_env"])
+    completed = error is None and shapes is not None and all(r["ok"] for r in request_log)
+    if evidence["zero_jit"] and not completed:
+        evidence["zero_jit"] = None  # nothing compiled, but the check did not get through: no verdict
+    evidence["summary"] = (summary_text(evidence, len(request_log)) if evidence["zero_jit"]
+                           else evidence["message"] or "no verdict: the check did not complete")
+    return evidence, stage_error(evidence, error)
+
+
+def expected_lines_removed(jit_lines, down_reuse_expected, default_config_expected):
+    """The JIT lines without those this checkpoint always logs: a down config tune_down_moe.py cannot name (SGLang
+    reuses the up config), a default config where no tuner can write the name SGLang reads."""
+    if down_reuse_expected:
+        jit_lines = [line for line in jit_lines if line["kind"] != "moe_down_fallback"]
+    if default_config_expected:
+        jit_lines = [line for line in jit_lines if line["kind"] not in ("moe_default", "moe_down_fallback")]
+    return jit_lines
+
+
+def stage_error(evidence, error):
+    """jit_at_serve_time when the check found a compile (also when the server exited because it refused to compile
+    a missing SGLang JIT kernel: that refusal is the finding), else the lifecycle's ``error``."""
+    if evidence["zero_jit"] is not False:
+        return error
+    findings = [dict((k, f[k]) for k in ("evidence", "triggered_by", "should_have_primed"))
+                for f in evidence["findings"]]
+    crashed = [f for f in evidence["findings"] if f["kind"] == "sglang_jit_crash"]
+    if crashed and error is not None:
+        return PrepError("jit_at_serve_time", evidence["message"], lifecycle=error.message,
+                         kernels=crashed[0].get("kernels"), findings=findings)
+    if error is None:
+        return PrepError("jit_at_serve_time", evidence["message"], findings=findings)
+    return error
+
+
 def phase_of(moment_ns, windows):
     """The phase (start-up, a request's label, teardown) a moment belongs to; windows are [(start_ns, label)]."""
     label = STARTUP
@@ -282,85 +360,20 @@ def _fix(stage, finding, args_differ):
 def verdict(before, after, jit_lines, windows, serving_args, primed_args, chunk, request_log, profiles_root="/profiles"):
     """The serve check's evidence: {zero_jit, caches, findings, causes, jit_lines, message}.
 
-    ``windows``: [(start_ns, label)] of the phases in time order (the requests, then teardown); a file's mtime
-    and a log line's arrival say which phase triggered it. ``primed_args``: {stage: extra_server_args it was
-    primed with} of the priming server stages. ``request_log``: the requests as driven ({label, prompt_tokens}).
+    findings (what grew, what the log says) -> causes (why) -> message (what to do). ``windows``: [(start_ns, label)]
+    of the phases in time order (the requests, then teardown); a file's mtime and a log line's arrival say which
+    phase triggered it. ``primed_args``: {stage: extra_server_args it was primed with} of the priming server stages.
+    ``request_log``: the requests as driven ({label, prompt_tokens}).
     """
-    changes = diff(before, after)
-    server_stages = [s for s in registry.server_stages() if s in registry.priming_stages()]
-    findings = []
-    caches = {}
-    for cache, entry in sorted(changes.items()):
-        caches[cache] = {"added": len(entry["added"]), "modified": len(entry["modified"]),
-                         "removed": len(entry["removed"]), "ignored": len(entry["noise"]),
-                         "added_bytes": sum(after[r][0] for r in entry["added"]),
-                         "sample": [profiles_root + "/" + r for r in (entry["added"] + entry["modified"])[:SAMPLE]]}
-        grown = entry["added"] + entry["modified"]
-        if not grown:
-            continue
-        text = describe_files(cache, grown)
-        if entry["modified"]:
-            text += " (%d rewritten)" % len(entry["modified"])
-        caches[cache]["evidence"] = text
-        owner = OWNER_OF_CACHE.get(cache) or ", ".join(server_stages)
-        triggered = _count(phase_of(after[r][1], windows) for r in grown)
-        findings.append({"kind": "cache", "cache": cache, "evidence": text, "files": len(grown),
-                         "sample": caches[cache]["sample"], "triggered_by": _triggers(triggered, "file"),
-                         "phases": list(triggered), "should_have_primed": owner, "log_lines": []})
-    lines = []
-    for line in jit_lines:
-        phase = phase_of(int(line["t"] * 1e9), windows)
-        lines.append({"kind": line["kind"], "text": line["text"], "match": line.get("match") or line["text"],
-                      "name": line.get("name"), "phase": phase})
-    by_kind = {}
-    for line in lines:
-        by_kind.setdefault(line["kind"], []).append(line)
+    caches, findings = cache_findings(diff(before, after), after, windows, profiles_root)
+    lines, by_kind = timed_lines(jit_lines, windows)
     deep_gemm_grew = any(f["cache"] == "deep_gemm" for f in findings)
-    for finding in findings:  # the log lines that go with a cache that grew
-        stage = finding["should_have_primed"]
-        finding["log_lines"] = [l["match"] for kind, group in sorted(by_kind.items()) if OWNER_OF_LINE.get(kind) == stage
-                                and kind not in DEFINITE_LINES for l in group if kind != "deep_gemm_session"][:SAMPLE]
-    for kind in DEFINITE_LINES:
-        group = by_kind.get(kind)
-        if not group:
-            continue
-        triggered = _count(l["phase"] for l in group)
-        names = sorted(set(l["name"] for l in group if l.get("name"))) if kind in NAMED_LINES else []
-        findings.append({"kind": kind, "cache": None, "evidence": "%s: %d log line%s%s" % (
-            LINE_WORDS[kind], len(group), "" if len(group) == 1 else "s",
-            " (%s%s)" % (", ".join(names[:4]), ", ..." if len(names) > 4 else "") if names else ""),
-            "kernels": names, "files": 0, "sample": [],
-            "triggered_by": _triggers(triggered, "line"), "phases": list(triggered),
-            "should_have_primed": OWNER_OF_LINE[kind], "log_lines": [l["text"] for l in group[:SAMPLE]]})
-    differing = dict((stage, args) for stage, args in sorted((primed_args or {}).items())
-                     if args is not None and list(args) != list(serving_args))
-    long_prompts = [r for r in request_log if r.get("prompt_tokens", 0) > chunk and any(
-        r["label"] in f["phases"] for f in findings)]
-    long_labels = set(r["label"] for r in long_prompts)
-    for finding in findings:
-        if long_labels & set(finding["phases"]) and not differing:
-            longest = max(r["prompt_tokens"] for r in long_prompts)
-            finding["fix"] = ("prime and serve with server args whose prefill CUDA graphs cover contexts of %d tokens "
-                              "(for example --cuda-graph-prefill-max-context=%d in prime_extra_server_args), or lower "
-                              "the check's longest prompt (prime_serve_max_prompt_tokens)" % (longest, longest))
-        else:
-            finding["fix"] = _fix(finding["should_have_primed"], finding, bool(differing))
-
-    causes = []
-    if findings and differing:
-        causes.append({"cause": "serving_args", "text": "the caches were primed with other extra server args (%s) than "
-                       "serving runs with (%s): the serving configuration captures and compiles other shapes; "
-                       "re-prime with the same server args" % (
-                           "; ".join("%s: %s" % (s, " ".join(a) or "none") for s, a in differing.items()),
-                           " ".join(serving_args) or "none")})
-    if long_prompts:
-        causes.append({"cause": "longer_context", "text": "a longer context: %s compiled at request time; a prompt "
-                       "longer than the chunked-prefill size (%d tokens) runs its later chunks with the earlier ones "
-                       "as prefix, a context the priming servers did not cover" % (
-                           ", ".join(r["label"] for r in long_prompts), chunk)})
-    at_request = sorted(set(p for f in findings for p in f["phases"] if p not in (STARTUP, TEARDOWN)) - long_labels)
-    if at_request:
-        causes.append({"cause": "request_shapes", "text": "compiled while serving: %s" % ", ".join(at_request)})
+    attach_log_lines(findings, by_kind)
+    findings += line_findings(by_kind)
+    differing = differing_args(primed_args, serving_args)
+    long_prompts = long_prompts_in(request_log, chunk, findings)
+    assign_fixes(findings, long_prompts, differing)
+    causes = causes_of(findings, differing, serving_args, long_prompts, chunk)
     zero_jit = not findings
     return {
         "zero_jit": zero_jit,
@@ -375,6 +388,117 @@ def verdict(before, after, jit_lines, windows, serving_args, primed_args, chunk,
     }
 
 
+# ---- findings: what grew, what the log says
+def cache_findings(changes, after, windows, profiles_root):
+    """({cache: counts and sample}, [one finding per cache that gained or rewrote a file])."""
+    server_stages = [s for s in registry.server_stages() if s in registry.priming_stages()]
+    caches, findings = {}, []
+    for cache, entry in sorted(changes.items()):
+        grown = entry["added"] + entry["modified"]
+        caches[cache] = {"added": len(entry["added"]), "modified": len(entry["modified"]),
+                         "removed": len(entry["removed"]), "ignored": len(entry["noise"]),
+                         "added_bytes": sum(after[r][0] for r in entry["added"]),
+                         "sample": [profiles_root + "/" + r for r in grown[:SAMPLE]]}
+        if not grown:
+            continue
+        text = describe_files(cache, grown)
+        if entry["modified"]:
+            text += " (%d rewritten)" % len(entry["modified"])
+        caches[cache]["evidence"] = text
+        triggered = _count(phase_of(after[r][1], windows) for r in grown)
+        findings.append({"kind": "cache", "cache": cache, "evidence": text, "files": len(grown),
+                         "sample": caches[cache]["sample"], "triggered_by": _triggers(triggered, "file"),
+                         "phases": list(triggered), "log_lines": [],
+                         "should_have_primed": OWNER_OF_CACHE.get(cache) or ", ".join(server_stages)})
+    return caches, findings
+
+
+def timed_lines(jit_lines, windows):
+    """The JIT log lines with the phase each arrived in, and the same grouped by kind."""
+    lines, by_kind = [], {}
+    for line in jit_lines:
+        entry = {"kind": line["kind"], "text": line["text"], "match": line.get("match") or line["text"],
+                 "name": line.get("name"), "phase": phase_of(int(line["t"] * 1e9), windows)}
+        lines.append(entry)
+        by_kind.setdefault(entry["kind"], []).append(entry)
+    return lines, by_kind
+
+
+def attach_log_lines(findings, by_kind):
+    """Give each cache finding the (not by themselves conclusive) log lines of the stage that owns that cache."""
+    for finding in findings:
+        stage = finding["should_have_primed"]
+        finding["log_lines"] = [line["match"] for kind, group in sorted(by_kind.items())
+                                if OWNER_OF_LINE.get(kind) == stage and kind not in DEFINITE_LINES
+                                and kind != "deep_gemm_session" for line in group][:SAMPLE]
+
+
+def line_findings(by_kind):
+    """One finding per kind of log line that proves a compile by itself (DEFINITE_LINES)."""
+    findings = []
+    for kind in DEFINITE_LINES:
+        group = by_kind.get(kind)
+        if not group:
+            continue
+        triggered = _count(line["phase"] for line in group)
+        names = sorted(set(line["name"] for line in group if line.get("name"))) if kind in NAMED_LINES else []
+        shown = " (%s%s)" % (", ".join(names[:4]), ", ..." if len(names) > 4 else "") if names else ""
+        findings.append({"kind": kind, "cache": None, "evidence": "%s: %d log line%s%s" % (
+            LINE_WORDS[kind], len(group), "" if len(group) == 1 else "s", shown),
+            "kernels": names, "files": 0, "sample": [],
+            "triggered_by": _triggers(triggered, "line"), "phases": list(triggered),
+            "should_have_primed": OWNER_OF_LINE[kind], "log_lines": [line["text"] for line in group[:SAMPLE]]})
+    return findings
+
+
+# ---- causes: why it compiled
+def differing_args(primed_args, serving_args):
+    """{stage: its primed extra server args} of the stages primed with other args than serving runs with."""
+    return dict((stage, args) for stage, args in sorted((primed_args or {}).items())
+                if args is not None and list(args) != list(serving_args))
+
+
+def long_prompts_in(request_log, chunk, findings):
+    """The requests longer than the chunked-prefill size during which something compiled."""
+    phases = set(phase for finding in findings for phase in finding["phases"])
+    return [r for r in request_log if r.get("prompt_tokens", 0) > chunk and r["label"] in phases]
+
+
+def assign_fixes(findings, long_prompts, differing):
+    """Each finding's ``fix``: the longer-context advice where a long prompt compiled, else _fix's."""
+    long_labels = set(r["label"] for r in long_prompts)
+    for finding in findings:
+        if long_labels & set(finding["phases"]) and not differing:
+            longest = max(r["prompt_tokens"] for r in long_prompts)
+            finding["fix"] = ("prime and serve with server args whose prefill CUDA graphs cover contexts of %d tokens "
+                              "(for example --cuda-graph-prefill-max-context=%d in prime_extra_server_args), or lower "
+                              "the check's longest prompt (prime_serve_max_prompt_tokens)" % (longest, longest))
+        else:
+            finding["fix"] = _fix(finding["should_have_primed"], finding, bool(differing))
+
+
+def causes_of(findings, differing, serving_args, long_prompts, chunk):
+    """[{cause, text}]: other server args than primed, a longer context, request shapes that compiled."""
+    causes = []
+    if findings and differing:
+        causes.append({"cause": "serving_args", "text": "the caches were primed with other extra server args (%s) than "
+                       "serving runs with (%s): the serving configuration captures and compiles other shapes; "
+                       "re-prime with the same server args" % (
+                           "; ".join("%s: %s" % (s, " ".join(a) or "none") for s, a in differing.items()),
+                           " ".join(serving_args) or "none")})
+    if long_prompts:
+        causes.append({"cause": "longer_context", "text": "a longer context: %s compiled at request time; a prompt "
+                       "longer than the chunked-prefill size (%d tokens) runs its later chunks with the earlier ones "
+                       "as prefix, a context the priming servers did not cover" % (
+                           ", ".join(r["label"] for r in long_prompts), chunk)})
+    long_labels = set(r["label"] for r in long_prompts)
+    at_request = sorted(set(p for f in findings for p in f["phases"] if p not in (STARTUP, TEARDOWN)) - long_labels)
+    if at_request:
+        causes.append({"cause": "request_shapes", "text": "compiled while serving: %s" % ", ".join(at_request)})
+    return causes
+
+
+# ---- message: what to do
 def message(findings, causes):
     """The jit_at_serve_time message: the kernels, what triggered them, the stage that should have primed them."""
     parts = []

@@ -17,7 +17,3 @@ def log(path, source, message):
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("%s [%s] %s\n" % (stamp(), source, message))
 
-
-def open_for_append(path):
-    """Binary append handle, for a subprocess's stdout/stderr."""
-    return open(path, "ab", buffering=0)

@@ -16,10 +16,8 @@ import os
 from .. import contract, jsonio, registry
 from ..errors import PrepError
 
-# The hardware/toolchain tuple (notebook 7.1). Hosts sharing these values share a signature group.
+# The hardware/toolchain tuple (registry.GROUP_FIELDS). Hosts sharing these values share a signature group.
 GROUP_FIELDS = registry.GROUP_FIELDS
-# Further probed values that change one stage's output (the registry's ``probed`` column).
-STAGE_PROBED_FIELDS = dict((stage.name, stage.probed) for stage in registry.STAGES)
 
 
 def stage_spec(stage):

@@ -150,7 +150,7 @@ class RunView(object):
 def _cache_entry(stage, snapshot):
     name = contract.STAGE_CACHE[stage]
     entry = (snapshot.get("caches") or {}).get(name) or {}
-    return {"name": name, "path": contract.CACHES[name][0], "host_path": entry.get("host_path"),
+    return {"name": name, "path": contract.stage_cache_dir(stage), "host_path": entry.get("host_path"),
             "bytes": entry.get("size", 0), "files": entry.get("count", 0), "partial": bool(entry.get("partial"))}
 
 
@@ -232,6 +232,7 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
         "signature_group": group,
         "zero_jit": zero_jit,
         "zero_jit_reason": zero_jit_reason,
+        "serve": ledger.serve_summary(ledger.load_serve(view.layout, view.run_id, view.model)),
         "progress": progress,
         "finished_at": ledger.iso(ledger.utc_now()),
         "duration_s": round(time.monotonic() - started_mono, 3),
