@@ -1,4 +1,4 @@
-"""sglang_prime_wait (action, formerly sglang_stage_wait): waits for a host's async priming job, shows one line per progress change, and
+"""sglang_prime_wait (action): waits for a host's async priming job, shows one line per progress change, and
 returns the job's own result; a job past the stage timeout fails as interrupted.
 
 Tables: progress files in, the line shown out; the job's async_status answers and progress files in, the task

@@ -12,7 +12,7 @@ from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import con
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv as argv_mod
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import serve
 
-from conftest import REPO
+from unit_support.paths import REPO
 
 USAGE = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "docs", "usage.md")
 HOME = "/home/alice/sglang-observability"

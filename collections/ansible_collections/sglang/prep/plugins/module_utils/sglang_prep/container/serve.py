@@ -32,7 +32,7 @@ from .. import contract, jsonio, manifest, registry, server_flags
 from ..errors import PrepError
 from . import engine, httpc, ledger, locks, metrics, plan, procs, servecheck, server, state
 from .layout import Layout
-from .stages import ServeCheckStage
+from .servecheck_stage import ServeCheckStage
 from .validate import LogScan
 
 RECORD = "serve"
