@@ -57,7 +57,7 @@ def paths(result):
     Case("an env file that is a directory is not a regular file",
          {"host_user": ME.pw_name, "host_root": "{tmp}", "env_file": "{tmp}"}, result={"env_file": {"isreg": False}}),
 )
-def test_host_facts(case, capsys, tmp_path):
+def test_host_info(case, capsys, tmp_path):
     root = tree(tmp_path)
     (tmp_path / "secrets.env").write_bytes(SECRETS)
     result = case.check(sglang_host_info, capsys, root=root, tmp=tmp_path)

@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import ledger
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.layout import Layout
 from ansible_collections.sglang.prep.plugins.modules import sglang_prime_info
+from unit_support.modules import run_module
 
 RUN_ID = "container-run-20261129T160740Z-339c4104"
 MODEL = "/models/tiny-moe"
@@ -80,10 +80,7 @@ def host(tmp_path):
 
 
 def run(args, capsys):
-    with patch_module_args(dict(args, _ansible_check_mode=True)):  # an info module answers the same in check mode
-        with pytest.raises(SystemExit) as exit_info:
-            sglang_prime_info.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(sglang_prime_info, args, capsys, check_mode=True)  # an info module answers the same in check mode
 
 
 def test_the_recorded_state_comes_from_one_call_with_host_paths(host, capsys):

@@ -10,8 +10,8 @@ import pytest
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import wording
-from ansible_collections.sglang.prep.plugins.modules import sglang_prime, sglang_stage
 from ansible_collections.sglang.prep.plugins.doc_fragments import _stage_options
+from ansible_collections.sglang.prep.plugins.modules import sglang_prime, sglang_stage
 from unit_support.modules import EXITED, RUNNING, exec_call, run_module
 
 RUN_ID = "container-run-20261129T160740Z-339c4104"
@@ -34,16 +34,6 @@ FAILED = dict(NOOP, ran=True, status="error", status_code=1, error_type="readine
               message="the server did not become ready within 600 s; see log_tail",
               log_tail=["[2026-11-29 16:07:41] Load weight begin.", "[2026-11-29 16:17:41] still loading"])
 
-@pytest.fixture(autouse=True)
-def fresh_deprecations(monkeypatch):
-    """A module's deprecations collect in one process-wide table: each test starts with an empty one, and as a module
-    on a host (where a controller plugin loaded by another test would send them to the display instead)."""
-    from ansible.module_utils import _internal
-    from ansible.module_utils.common import warnings
-    monkeypatch.setattr(warnings, "_global_deprecations", {})
-    monkeypatch.setattr(_internal, "is_controller", False)
-
-
 def worded(result):
     """The result as the runtime prints it: every stage result and row carries the runtime's own wording."""
     if "stages" in result:
@@ -59,6 +49,16 @@ def run(args, capsys, check_mode=False, diff=False, module=None):
     """``module`` (default: sglang_stage, or sglang_prime when the args name no single stage) run with ``args``."""
     module = module or (sglang_stage if "stage" in args or "operation" in args else sglang_prime)
     return run_module(module, args, capsys, check_mode=check_mode, diff=diff)
+
+
+@pytest.fixture(autouse=True)
+def fresh_deprecations(monkeypatch):
+    """A module's deprecations collect in one process-wide table: each test starts with an empty one, and as a module
+    on a host (where a controller plugin loaded by another test would send them to the display instead)."""
+    from ansible.module_utils import _internal
+    from ansible.module_utils.common import warnings
+    monkeypatch.setattr(warnings, "_global_deprecations", {})
+    monkeypatch.setattr(_internal, "is_controller", False)
 
 
 def base(docker_path, **extra):
