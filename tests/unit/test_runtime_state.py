@@ -23,7 +23,7 @@ ALL = list(contract.STAGE_ORDER)
 HOST_TELEMETRY = "/home/u/obs/telemetry"
 STATE_KEYS = {"schema_version", "command", "status", "error_type", "message", "failed_stage", "run", "order", "stages",
               "to_run", "caches", "aggregate", "prep_result", "prep_result_path", "prep_result_problem", "gpu", "signature_group", "progress",
-              "finished_at", "duration_s", "warnings", "zero_jit", "zero_jit_reason"}
+              "finished_at", "duration_s", "warnings", "zero_jit", "zero_jit_reason", "serve"}
 ROW_KEYS = {"stage", "status", "ran", "mode", "planned_mode", "action", "action_reason", "duration_s", "error_type",
             "message", "reprime_reasons", "reason", "signature", "previous_signature", "signature_group", "stage_json",
             "stage_json_host", "cache", "log_tail", "warnings", "zero_jit"}
