@@ -79,7 +79,7 @@ class StageLock(object):
                         raise
                 now = time.monotonic()
                 holder = _read_holder(fd)
-                if self.what and holder.get("stage") == SERVING_HOLDER and self.stage != SERVING_HOLDER:
+                if self.what and holder.get("stage") == SERVING_HOLDER:
                     raise PrepError(
                         "port_busy", "stage %s: %s is held by the serving server (%s), which serves until it is "
                         "stopped. Stop it first (ansible-playbook sglang.prep.stop), or prime through serve "

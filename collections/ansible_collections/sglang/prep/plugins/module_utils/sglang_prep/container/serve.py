@@ -185,12 +185,21 @@ def _alive(pid):
         return False
 
 
+def start_ticks(pid):
+    """When the process started (clock ticks since boot, /proc/<pid>/stat field 22): with the pid, its identity."""
+    try:
+        with open("/proc/%d/stat" % int(pid), encoding="ascii", errors="replace") as handle:
+            return int(handle.read().rsplit(")", 1)[-1].split()[19])
+    except (OSError, IndexError, ValueError, TypeError):
+        return None
+
+
 def running(layout, run_id):
     """The state of this run's serving server when its supervisor and server both live, else None."""
     data = read_state(layout, run_id)
     if not data or not _alive(data.get("supervisor_pid")) or not _alive(data.get("server_pid")):
         return None
-    if "sglang_prep" not in " ".join(procs.cmdline(data["supervisor_pid"])):
+    if data.get("supervisor_started") != start_ticks(data["supervisor_pid"]):
         return None  # the pid was reused
     return data
 
@@ -255,7 +264,8 @@ def _supervise(argv, env, log_fs, state_fs, secrets, info):  # pragma: no cover 
 
         proc = server.ManagedProcess(argv, env, [(handle, LOG_PREFIX)], None, say, secrets=secrets)
         proc.start()
-        jsonio.write_json_atomic(state_fs, dict(info, supervisor_pid=os.getpid(), server_pid=proc.pid))
+        jsonio.write_json_atomic(state_fs, dict(info, supervisor_pid=os.getpid(), server_pid=proc.pid,
+                                                supervisor_started=start_ticks(os.getpid())))
         say("server pid %d started" % proc.pid)
         while not stop_now and proc.poll() is None:
             proc.wait_exit(0.2)
