@@ -12,9 +12,11 @@ one host after the other.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,30 +56,32 @@ def fresh(fleet):
         fleet_hosts.stage_model(host, MODEL_DIR)
 
 
-def measure(hosts=3, stages=None):
-    """Prime 1 fresh host, then `hosts` fresh hosts in parallel; wall times and their ratio."""
+@contextlib.contextmanager
+def fresh_fleet(hosts):
+    """`hosts` fresh SSH test hosts (as root), taken down afterwards: fleet_hosts.up's status."""
     if os.geteuid() != 0:
         raise SystemExit("bench_fleet: run as root: the fleet bench creates local users and an sshd")
-    extra = ["-e", json.dumps({"prime_stages": stages})] if stages else []
     try:
         with fleet_hosts.session("the fleet bench"):
-            return _measure(hosts, extra, stages)
+            status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
+            try:
+                yield status
+            finally:
+                fleet_hosts.down(count=hosts)
     except fleet_hosts.FleetError as exc:
         raise SystemExit("bench_fleet: %s" % exc)
 
 
-def _measure(hosts, extra, stages):
-    status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
-    fleet = status["hosts"]
-    try:
-        with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
-            log("priming 1 fresh host (%s) ..." % fleet[0]["name"])
-            one = prime(status["inventory"], report_dir, extra, limit=fleet[0]["name"] + ",localhost")  # the report play too
-            fresh(fleet)
-            log("priming %d fresh hosts in parallel ..." % len(fleet))
-            many = prime(status["inventory"], report_dir, extra)
-    finally:
-        fleet_hosts.down(count=hosts)
+def measure(hosts=3, stages=None):
+    """Prime 1 fresh host, then `hosts` fresh hosts in parallel; wall times and their ratio."""
+    extra = ["-e", json.dumps({"prime_stages": stages})] if stages else []
+    with fresh_fleet(hosts) as status, tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
+        fleet = status["hosts"]
+        log("priming 1 fresh host (%s) ..." % fleet[0]["name"])
+        one = prime(status["inventory"], report_dir, extra, limit=fleet[0]["name"] + ",localhost")  # the report play too
+        fresh(fleet)
+        log("priming %d fresh hosts in parallel ..." % len(fleet))
+        many = prime(status["inventory"], report_dir, extra)
     return {"hosts": len(fleet), "one_host_s": round(one, 1), "n_hosts_s": round(many, 1), "ratio": round(many / one, 2),
             "stages": stages or "role default", "cpus": os.cpu_count()}
 
@@ -85,27 +89,17 @@ def _measure(hosts, extra, stages):
 def measure_uneven(hosts=3, slow_s=30.0):
     """`hosts` fresh hosts at once, one of them with a MoE tune slow_s longer: when each host finished (its
     priming state's finished_at, from the fleet report), so the others can be seen not to wait for the slow one."""
-    if os.geteuid() != 0:
-        raise SystemExit("bench_fleet: run as root: the fleet bench creates local users and an sshd")
-    try:
-        with fleet_hosts.session("the fleet bench"):
-            status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
-            fleet = status["hosts"]
-            slow = fleet[0]["name"]
-            # the runtime runs the stand-in tuner once per batch size, each run pausing SGLANG_STANDIN_TUNER_S:
-            # spread slow_s over the default batch sizes; only the slow host gets it
-            per_run = slow_s / len(registry_batch_sizes())
-            env = '{{ {"SGLANG_STANDIN_TUNER_S": "%.3f"} if inventory_hostname == "%s" else {} }}' % (per_run, slow)
-            try:
-                with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
-                    log("priming %d fresh hosts in parallel, %s with a tune %.0f s longer ..." % (len(fleet), slow, slow_s))
-                    wall = prime(status["inventory"], report_dir, ["-e", json.dumps({"prime_stage_env": env})])
-                    with open(os.path.join(report_dir, "fleet-report-latest.json")) as handle:
-                        rows = json.load(handle)["hosts"]
-            finally:
-                fleet_hosts.down(count=hosts)
-    except fleet_hosts.FleetError as exc:
-        raise SystemExit("bench_fleet: %s" % exc)
+    with fresh_fleet(hosts) as status, tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
+        fleet = status["hosts"]
+        slow = fleet[0]["name"]
+        # the runtime runs the stand-in tuner once per batch size, each run pausing SGLANG_STANDIN_TUNER_S:
+        # spread slow_s over the default batch sizes; only the slow host gets it
+        per_run = slow_s / len(registry_batch_sizes())
+        env = '{{ {"SGLANG_STANDIN_TUNER_S": "%.3f"} if inventory_hostname == "%s" else {} }}' % (per_run, slow)
+        log("priming %d fresh hosts in parallel, %s with a tune %.0f s longer ..." % (len(fleet), slow, slow_s))
+        wall = prime(status["inventory"], report_dir, ["-e", json.dumps({"prime_stage_env": env})])
+        with open(os.path.join(report_dir, "fleet-report-latest.json")) as handle:
+            rows = json.load(handle)["hosts"]
     finished = {row["host"]: row.get("finished_at") for row in rows if row["host"] != "localhost"}
     if not all(finished.values()):
         raise SystemExit("bench_fleet: a host has no finished_at in the fleet report: %s" % finished)
@@ -153,31 +147,22 @@ def measure_fanout(hosts=3):
     """`hosts` fresh hosts of one signature group: every host compiles (no fan-out), then, fresh again, fan-out
     (one builder compiles, the others install its bundle through a store directory). Wall times, their ratio,
     and the compiles counted from the fleet reports."""
-    if os.geteuid() != 0:
-        raise SystemExit("bench_fleet: run as root: the fleet bench creates local users and an sshd")
+    store = tempfile.mkdtemp(prefix="sglang-prep-bundle-store-")  # not under report_dir: every host user reaches it
+    os.chmod(store, 0o1777)
     try:
-        with fleet_hosts.session("the fleet bench"):
-            status = fleet_hosts.up(count=hosts, clean=True, model_dir=MODEL_DIR, image=fleet_hosts.pinned_image())
+        with fresh_fleet(hosts) as status, tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
             fleet = status["hosts"]
-            store = tempfile.mkdtemp(prefix="sglang-prep-bundle-store-")
-            os.chmod(store, 0o1777)
-            try:
-                with tempfile.TemporaryDirectory(prefix="sglang-prep-bench-") as report_dir:
-                    same = one_group_inventory(os.path.join(report_dir, "one-group.yml"), fleet)
-                    extra = ["-i", same]
-                    log("priming %d fresh hosts of one group, every host compiling ..." % len(fleet))
-                    every = prime(status["inventory"], report_dir, extra)
-                    every_compiles, _ = compiles(report_dir)
-                    fresh(fleet)
-                    log("priming %d fresh hosts of one group with fan-out ..." % len(fleet))
-                    fan = prime(status["inventory"], report_dir, extra + ["-e", "prime_fanout=true", "-e", "prime_bundle_store=" + store])
-                    fan_compiles, fan_installed = compiles(report_dir)
-            finally:
-                import shutil
-                shutil.rmtree(store, ignore_errors=True)
-                fleet_hosts.down(count=hosts)
-    except fleet_hosts.FleetError as exc:
-        raise SystemExit("bench_fleet: %s" % exc)
+            same = one_group_inventory(os.path.join(report_dir, "one-group.yml"), fleet)
+            extra = ["-i", same]
+            log("priming %d fresh hosts of one group, every host compiling ..." % len(fleet))
+            every = prime(status["inventory"], report_dir, extra)
+            every_compiles, _ = compiles(report_dir)
+            fresh(fleet)
+            log("priming %d fresh hosts of one group with fan-out ..." % len(fleet))
+            fan = prime(status["inventory"], report_dir, extra + ["-e", "prime_fanout=true", "-e", "prime_bundle_store=" + store])
+            fan_compiles, fan_installed = compiles(report_dir)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
     return {"hosts": len(fleet), "every_host_compiles_s": round(every, 1), "fanout_s": round(fan, 1),
             "ratio": round(fan / every, 2), "compiles_every_host": every_compiles, "compiles_fanout": fan_compiles,
             "stages_installed_fanout": fan_installed, "compile_cost": FANOUT_COST, "cpus": os.cpu_count()}

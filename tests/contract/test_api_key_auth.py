@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from test_real_parser import VENV_PYTHON, _clean_env, REPO
+from contract_probe import REPO, clean_env, require_venv
 
 PROBE = REPO / "tests" / "contract" / "auth_probe.py"
 STANDIN_HTTP = REPO / "tests" / "standins" / "python" / "sglang" / "srt" / "_standin" / "http.py"
@@ -20,10 +20,8 @@ MARK = "AUTH-PROBE-RESULT "
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    if not VENV_PYTHON.exists():
-        pytest.fail("the contract venv %s is missing: run scripts/contract-venv.sh" % VENV_PYTHON.parent.parent)
-    proc = subprocess.run([str(VENV_PYTHON), str(PROBE), str(STANDIN_HTTP)], capture_output=True, text=True,
-                          env=_clean_env(), timeout=300, cwd=str(tmp_path_factory.mktemp("auth")))
+    proc = subprocess.run([str(require_venv()), str(PROBE), str(STANDIN_HTTP)], capture_output=True, text=True,
+                          env=clean_env(), timeout=300, cwd=str(tmp_path_factory.mktemp("auth")))
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
     return json.loads(lines[-1][len(MARK):])

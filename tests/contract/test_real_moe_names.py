@@ -10,14 +10,12 @@ A missing venv is a failure, not a skip.
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".cache" / "sglang-contract-venv" / "bin" / "python"
-MODULE_UTILS = REPO / "collections" / "ansible_collections" / "sglang" / "prep" / "plugins" / "module_utils"
+from contract_probe import REPO, VENV_PYTHON, clean_env, require_venv, runtime_argv
+
 MODELS = REPO / "tests" / "standins" / "models"
 PROBE = Path(__file__).with_name("moe_name_probe.py")
 RESULT_MARK = "MOE-NAME-PROBE-RESULT "
@@ -25,25 +23,13 @@ TEST_MODELS = ("tiny-moe", "tiny-moe-fp8-block", "tiny-moe-int8")
 EXPECTED_DTYPE = {"tiny-moe": None, "tiny-moe-fp8-block": "fp8_w8a8", "tiny-moe-int8": "int8_w8a8"}
 
 
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
-    env["PYTHONNOUSERSITE"] = "1"
-    env.update(extra)
-    return env
-
-
 def tuner_argv(model):
-    proc = subprocess.run([sys.executable, "-m", "sglang_prep", "argv", "moe_tune", "--model", str(model), "--tp", "1"],
-                          capture_output=True, text=True, env=clean_env(PYTHONPATH=str(MODULE_UTILS)), timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return runtime_argv("moe_tune", "--model", model, "--tp", "1")
 
 
 @pytest.fixture(scope="module")
 def names(tmp_path_factory):
-    if not VENV_PYTHON.exists():
-        pytest.fail("the contract venv %s is missing: run scripts/contract-venv.sh "
-                    "(`make test-contract` runs it first)" % VENV_PYTHON.parent.parent)
+    require_venv()
     items = [{"model": str(MODELS / name), "tuner_argv": tuner_argv(MODELS / name)} for name in TEST_MODELS]
     request = {"device_name": "NVIDIA H200", "E": 8, "N": 256, "items": items}
     cwd = tmp_path_factory.mktemp("moe-names")

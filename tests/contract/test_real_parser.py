@@ -14,55 +14,22 @@ Proves:
       one, with the same parsed values and the same error lines, and declares its flags the same way.
 """
 
-import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".cache" / "sglang-contract-venv" / "bin" / "python"
-MODULE_UTILS = REPO / "collections" / "ansible_collections" / "sglang" / "prep" / "plugins" / "module_utils"
-STANDIN_PYTHON = REPO / "tests" / "standins" / "python"
-TINY_MODEL = REPO / "tests" / "standins" / "models" / "tiny-moe"
-PROBE = Path(__file__).with_name("parser_probe.py")
-RESULT_MARK = "PARSER-PROBE-RESULT "
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv as argv_mod
+from contract_probe import TINY_MODEL, require_venv, run_probe, stage_server_args
+
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
-
-sys.path.insert(0, str(MODULE_UTILS))
-from sglang_prep.container import argv as argv_mod  # noqa: E402
-from sglang_prep import contract  # noqa: E402
-
-LAUNCH_PREFIX = ["python3", "-m", "sglang.launch_server"]
+CORPUS = Path(__file__).with_name("parser_corpus.yaml")
 
 
 # ---------------------------------------------------------------------------------------- helpers
-
-def _clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
-    env["PYTHONNOUSERSITE"] = "1"
-    env.update(extra)
-    return env
-
-
-def run_probe(mode, corpus, cache_dir, standin=False):
-    if standin:
-        cmd = [str(VENV_PYTHON), "-S", str(PROBE), mode]
-        env = _clean_env(PYTHONPATH=str(STANDIN_PYTHON), SGLANG_CACHE_DIR=str(cache_dir))
-    else:
-        cmd = [str(VENV_PYTHON), str(PROBE), mode]
-        env = _clean_env(SGLANG_CACHE_DIR=str(cache_dir))
-    proc = subprocess.run(cmd, input=json.dumps(corpus), capture_output=True, text=True, env=env,
-                          timeout=600, cwd=str(cache_dir))
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    assert proc.returncode == 0 and lines, (
-        "parser probe failed (rc=%s): %s\n%s" % (proc.returncode, " ".join(cmd), proc.stderr[-4000:]))
-    return json.loads(lines[-1][len(RESULT_MARK):])
-
 
 def error_line(stderr):
     """The argparse error line (`sglang serve: error: ...`), or None."""
@@ -70,25 +37,11 @@ def error_line(stderr):
     return found[-1].strip() if found else None
 
 
-def stage_server_args(stage, model):
-    """Server arguments of a stage, from the runtime CLI (python3 -m sglang_prep argv)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "sglang_prep", "argv", stage, "--model", str(model), "--tp", "1"],
-        capture_output=True, text=True, env=_clean_env(PYTHONPATH=str(MODULE_UTILS)), timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    argv = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert argv[:3] == LAUNCH_PREFIX, argv
-    return argv[3:]
-
-
 # ---------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="session")
 def venv_python():
-    if not VENV_PYTHON.exists():
-        pytest.fail("the contract venv %s is missing: run scripts/contract-venv.sh "
-                    "(`make test-contract` runs it first)" % VENV_PYTHON.parent.parent)
-    return VENV_PYTHON
+    return require_venv()
 
 
 @pytest.fixture(scope="session")
@@ -191,47 +144,11 @@ def test_real_parser_rejects_store_true_with_value(real_parse, corpus_index):
 # ---------------------------------------------------------------------------------------- (b) stand-in vs real
 
 def build_corpus(model, stage_args):
-    m = ["--model-path", str(model)]
+    """The stages' argv, then every line of parser_corpus.yaml with {model} filled in."""
     corpus = {"stage %s" % stage: args for stage, args in stage_args.items()}
-    corpus.update({
-        "minimal": m,
-        "--enable-metrics false": m + ["--enable-metrics", "false"],
-        "--enable-trace true": m + ["--enable-trace", "true"],
-        "--enable-torch-compile true": m + ["--enable-torch-compile", "true"],
-        "--enable-metrics=true": m + ["--enable-metrics=true"],
-        "bad kv dtype": m + ["--kv-cache-dtype", "fp9"],
-        "kv fp8_e5m2": m + ["--kv-cache-dtype", "fp8_e5m2"],
-        "--context-length 272k": m + ["--context-length", "272k"],
-        "--max-prefill-tokens 1Mi": m + ["--max-prefill-tokens", "1Mi"],
-        "IEC decimal": m + ["--context-length", "1.5Mi"],
-        "bad human int": m + ["--context-length", "12x"],
-        "missing --model-path": [],
-        "missing --model-path, other flags": ["--kv-cache-dtype", "fp8_e4m3", "--enable-metrics"],
-        "unknown flag": m + ["--no-such-flag"],
-        "removed flag (ambiguous prefix)": m + ["--cuda-graph-max-bs", "8"],
-        "ambiguous prefix": m + ["--context", "272000"],
-        "graph batch sizes": m + ["--cuda-graph-max-bs-decode", "64", "--cuda-graph-bs-decode", "1", "2", "4"],
-        "--tp 2 (prefix)": m + ["--tp", "2"],
-        "--tensor-parallel-size": m + ["--tensor-parallel-size", "2"],
-        "--ep alias": m + ["--ep", "2"],
-        "--disable-cuda-graph": m + ["--disable-cuda-graph"],
-        "--cuda-graph-backend-decode disabled": m + ["--cuda-graph-backend-decode", "disabled"],
-        "retired graph backend": m + ["--cuda-graph-backend-prefill", "tc_piecewise"],
-        "--load-format dummy --skip-tokenizer-init": m + ["--load-format", "dummy", "--skip-tokenizer-init"],
-        "bad load format": m + ["--load-format", "ckpt"],
-        "bad float": m + ["--mem-fraction-static", "abc"],
-        "--model alias": ["--model", str(model), "--port", "30001", "--host", "0.0.0.0"],
-        "attention backend": m + ["--attention-backend", "flashinfer", "--moe-runner-backend", "triton"],
-        "bad attention backend": m + ["--attention-backend", "fa9"],
-        "all switches": m + ["--enable-metrics", "--enable-trace", "--enable-torch-compile",
-                             "--torch-compile-max-bs", "16", "--enable-metrics-for-all-schedulers",
-                             "--otlp-traces-endpoint", "localhost:4317", "--trace-modules", "request"],
-        "secret options": m + ["--api-key", "s3cret", "--admin-api-key=adm1n", "--ssl-keyfile-password", "pw"],
-        "secret option prefixes": m + ["--api", "s3cret", "--adm", "adm1n", "--ssl-keyfile", "/k.pem"],
-        "misc": m + ["--chunked-prefill-size", "-1", "--watchdog-timeout", "600", "--log-level", "debug",
-                     "--skip-server-warmup", "--trust-remote-code", "--served-model-name", "tiny",
-                     "--device", "cpu"],
-    })
+    with open(CORPUS, encoding="utf-8") as handle:
+        rows = yaml.safe_load(handle)
+    corpus.update({name: [arg.replace("{model}", str(model)) for arg in args] for name, args in rows.items()})
     return corpus
 
 

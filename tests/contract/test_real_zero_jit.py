@@ -7,37 +7,28 @@ the stand-in prints, and so on. A missing venv is a failure, not a skip.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".cache" / "sglang-contract-venv" / "bin" / "python"
 PROBE = Path(__file__).with_name("zero_jit_probe.py")
-STANDINS = REPO / "tests" / "standins" / "python"
 RESULT_MARK = "ZERO-JIT-PROBE-RESULT "
-sys.path.insert(0, str(REPO / "collections" / "ansible_collections" / "sglang" / "prep" / "plugins" / "module_utils"))
-
-from sglang_prep import contract  # noqa: E402
-from sglang_prep.container import inductor  # noqa: E402
-from sglang_prep.container.validate import LogScan  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import inductor
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.validate import LogScan
+from contract_probe import REPO, STANDIN_PYTHON as STANDINS, VENV_PYTHON, clean_env as _clean_env, require_venv
 
 
 def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
-           and not k.startswith(("SGLANG_", "TRITON_", "TORCHINDUCTOR_"))}
-    env["PYTHONNOUSERSITE"] = "1"
-    env.update(extra)
-    return env
+    """No SGLang, Triton or TorchInductor setting of this environment reaches the probes."""
+    return _clean_env(drop_prefixes=("SGLANG_", "TRITON_", "TORCHINDUCTOR_"), **extra)
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    if not VENV_PYTHON.exists():
-        pytest.fail("the contract venv %s is missing: run scripts/contract-venv.sh" % VENV_PYTHON.parent.parent)
+    require_venv()
     scratch = tmp_path_factory.mktemp("zero-jit")
     proc = subprocess.run([str(VENV_PYTHON), str(PROBE), str(scratch)], capture_output=True, text=True,
                           env=clean_env(SGLANG_CACHE_DIR=str(scratch / "sglang")), timeout=300, cwd=str(scratch))
@@ -97,12 +88,11 @@ def test_triton_autotune_switches_and_the_line_the_check_reads_are_reals(real, t
 
 
 def test_the_stand_ins_linear_attention_backends_are_the_real_choices(real):
-    sys.path.insert(0, str(STANDINS))
-    try:
-        from sglang.srt import server_args as standin_args
-    finally:
-        sys.path.remove(str(STANDINS))
-    assert standin_args.LINEAR_ATTN_KERNEL_BACKEND_CHOICES == real["linear_attn_choices"]
+    code = "import json\nfrom sglang.srt import server_args\nprint(json.dumps(server_args.LINEAR_ATTN_KERNEL_BACKEND_CHOICES))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=clean_env(PYTHONPATH=str(STANDINS)))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == real["linear_attn_choices"]
     assert "cutedsl" in real["linear_attn_choices"]
 
 

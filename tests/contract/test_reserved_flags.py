@@ -16,9 +16,9 @@ import json
 
 import pytest
 
-from test_real_parser import VENV_PYTHON, argv_mod, run_probe, stage_server_args, TINY_MODEL  # noqa: F401
-
-from sglang_prep import server_flags  # noqa: E402  (test_real_parser put module_utils on sys.path)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv as argv_mod
+from contract_probe import TINY_MODEL, abbreviations, require_venv, run_probe, stage_server_args
 
 # A value for each reserved flag that differs from SGLang's default, so its effect shows in the parse.
 VALUES = {
@@ -32,8 +32,7 @@ DISABLE_DECODE_JSON = '{"decode": {"backend": "disabled"}}'
 
 @pytest.fixture(scope="session")
 def env(tmp_path_factory):
-    if not VENV_PYTHON.exists():
-        pytest.fail("the contract venv %s is missing: run scripts/contract-venv.sh" % VENV_PYTHON.parent.parent)
+    require_venv()
     root = tmp_path_factory.mktemp("reserved")
     (root / "cache").mkdir()
     yaml_file = root / "smuggle.yaml"
@@ -44,16 +43,6 @@ def env(tmp_path_factory):
 @pytest.fixture(scope="session")
 def options(env):
     return run_probe("parse", [], env["cache"])["options"]
-
-
-def abbreviations(flag, options):
-    """Every prefix argparse (allow_abbrev) reads as ``flag`` alone: the real parser's own rule."""
-    out = []
-    for end in range(3, len(flag)):
-        prefix = flag[:end]
-        if prefix not in options and [name for name in options if name.startswith(prefix)] == [flag]:
-            out.append(prefix)
-    return out
 
 
 def flag_args(name, flag, options, env):

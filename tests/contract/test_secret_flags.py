@@ -10,10 +10,9 @@ import re
 
 import pytest
 
-from test_real_parser import VENV_PYTHON, run_probe  # noqa: F401
-from test_reserved_flags import abbreviations
+from contract_probe import TINY_MODEL, VENV_PYTHON, abbreviations, clean_env, run_probe
 
-from sglang_prep import server_flags  # noqa: E402  (test_real_parser put module_utils on sys.path)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags
 
 SECRET_DEST = re.compile(r"(^|_)(api_key|password|passwd|secret)($|_)")
 
@@ -59,14 +58,13 @@ def test_real_sglang_logs_the_api_key_so_the_runtime_masks_server_output(tmp_pat
     """SGLang logs ``server_args=`` + redact_watermark_secrets(resolved_dict()) at startup (entrypoints/engine.py),
     which keeps api_key: the stage runtime's output pump (container/server.py) must mask it in every log."""
     import subprocess
-    from test_real_parser import TINY_MODEL, _clean_env
     code = ("import sys\n"
             "from sglang.srt.server_args import prepare_server_args\n"
             "from sglang.srt.sampling.watermarking.core import redact_watermark_secrets\n"
             "a = prepare_server_args(['--model-path', sys.argv[1], '--api-key', 'sk-planted-4f1c'])\n"
             "print(redact_watermark_secrets(a.resolved_dict()))\n")
     proc = subprocess.run([str(VENV_PYTHON), "-c", code, str(TINY_MODEL)], capture_output=True, text=True,
-                          env=_clean_env(SGLANG_CACHE_DIR=str(tmp_path)), cwd=str(tmp_path), timeout=300)
+                          env=clean_env(SGLANG_CACHE_DIR=str(tmp_path)), cwd=str(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sk-planted-4f1c" in proc.stdout
     assert server_flags.secret_values(["--api-key", "sk-planted-4f1c"]) == ["sk-planted-4f1c"]

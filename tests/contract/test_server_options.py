@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from test_real_parser import run_probe, VENV_PYTHON  # noqa: F401  (puts module_utils on sys.path)
+from contract_probe import VENV_PYTHON, run_probe
 
-from sglang_prep import server_flags, sglang_options  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags, sglang_options
 
 CORPUS = [
     ["--ep-s", "8"], ["--ep", "2"], ["--expert-parallel-size=4"], ["--moe-runner-b", "deep_gemm"],

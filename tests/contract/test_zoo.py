@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from test_real_parser import VENV_PYTHON, argv_mod  # noqa: F401  (puts module_utils on sys.path)
-
-from sglang_prep.container import cli  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv as argv_mod, cli
+from contract_probe import VENV_PYTHON
 
 ZOO = Path(__file__).with_name("zoo")
 PROBE = Path(__file__).with_name("zoo_probe.py")

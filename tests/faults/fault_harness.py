@@ -3,7 +3,7 @@
 The container is the integration stage harness's (tests/integration/stage_harness.py): the test image as a
 non-root UID on bind-mounted host directories. FaultBox adds the models an operator keeps side by side
 (/models/tiny-moe, /models/dense, /models/orgA/m, /models/orgB/m), the ``prime`` job, the module
-``sglang.prep.sglang_stage`` run by ansible-playbook, and a snapshot of the records a fault must not touch.
+``sglang.prep.sglang_stage`` and ``sglang.prep.sglang_prime`` run by ansible-playbook, and a snapshot of the records a fault must not touch.
 """
 
 import json
@@ -93,13 +93,14 @@ class FaultBox(h.StageContainer):
 
     # ------------------------------------------------------------ the module, as the role runs it
     def module(self, args, detach=False, task=None, verbose=False, async_dir=None, then=()):
-        """ansible-playbook running sglang.prep.sglang_stage with ``args`` against this container; the task result,
+        """ansible-playbook running sglang.prep.sglang_stage (or, with ``stages`` in ``args``, sglang.prep.sglang_prime)
+        with ``args`` against this container; the task result,
         or (with detach) the Popen whose result comes from module_result(). ``task``: more task keywords (async),
         ``async_dir``: where the async job files go (ANSIBLE_ASYNC_DIR); ``then``: tasks after it; ``verbose``: -vvv,
         the raw output back."""
         base = tempfile.mkdtemp(prefix="sglang-prep-fault-play-", dir="/var/tmp")
         play = [{"hosts": "localhost", "gather_facts": False, "tasks": [dict(
-            {"name": "fault", "sglang.prep.sglang_stage": dict(
+            {"name": "fault", module_name(args): dict(
                 {"container": self.name, "model": MODEL, "user": "%d:%d" % (UID, GID)}, **args)}, **(task or {}))]
             + list(then)}]
         with open(os.path.join(base, "play.yml"), "w") as handle:
@@ -121,6 +122,11 @@ class FaultBox(h.StageContainer):
             finally:
                 shutil.rmtree(base, ignore_errors=True)
         return proc if detach else module_result(proc)
+
+
+def module_name(args):
+    """The module a task with ``args`` runs: sglang_prime for several stages, else the single-stage sglang_stage."""
+    return "sglang.prep.sglang_prime" if "stages" in args else "sglang.prep.sglang_stage"
 
 
 def module_result(proc, timeout=300):

@@ -13,6 +13,7 @@ import shutil
 import threading
 
 import pytest
+import yaml
 
 import fault_harness as fh
 import role_harness as rh
@@ -177,13 +178,19 @@ def test_case_05_two_primes_of_one_host_never_run_two_stage_servers(box):
     assert box.last_ok("inductor")["status"] in ("ok", "noop")
 
 
+def rebuild_in_the_background(box, stage):
+    """A detached module job that rebuilds ``stage`` with a slow server start, once that server has started."""
+    starts = box.server_starts()
+    job = box.module({"stages": [stage], "stage_modes": {stage: "rebuild"},
+                      "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
+    h.wait_for(lambda: box.server_starts() > starts, 120, "the %s server of the module's job" % stage, poll_s=0.2)
+    return job
+
+
 # ---------------------------------------------------------------- misclassified failures
 def test_case_06_a_killed_runner_is_interrupted_and_the_next_prime_recovers(box):
     before = box.records()
-    starts = box.server_starts()
-    job = box.module({"stages": ["flashinfer"], "operation": "prime", "stage_modes": {"flashinfer": "rebuild"},
-                      "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
-    h.wait_for(lambda: box.server_starts() > starts, 120, "the flashinfer server of the module's job", poll_s=0.2)
+    job = rebuild_in_the_background(box, "flashinfer")
     assert box.kill_job()
     result = fh.module_result(job)
     assert result["failed"] and result["error_type"] == "interrupted", result
@@ -255,19 +262,15 @@ def test_case_10_a_trailing_slash_is_the_same_model(box):
 
 
 # ---------------------------------------------------------------- bad input (cases 8 and 11), the role end to end
-@pytest.mark.parametrize("extra, named", [
-    (["-e", "prime_server_port=70000"], 'prime_server_port="70000": a TCP port, 1 to 65535'),
-    (["-e", "prime_stage_poll=0"], 'prime_stage_poll="0": a number of seconds above 0'),
-    (["-e", "prime_stage_timeout=0"], 'prime_stage_timeout="0": a number of seconds above 0'),
-    (["-e", "prime_tp=0"], 'prime_tp="0": a tensor-parallel size of 1 or more'),
-    (["-e", '{"prime_stage_modes": {"moe_tune": "often"}}'], "each stage mapped to ensure or rebuild"),
-    (["-e", '{"prime_extra_env": {"SGLANG_PREP_UID": "0"}}'], "not settable"),
-    # a variable the image and the runtime set themselves (#26): refused before the container is recreated with it
-    (["-e", '{"prime_extra_env": {"PYTHONPATH": "/tmp"}}'], 'prime_extra_env.PYTHONPATH="/tmp": not settable'),
-    # the rollout keywords (#26): bad_input like every other variable, not a bare assertion
-    (["-e", "sglang_prep_serial=abc"], 'sglang_prep_serial="abc": serial takes a number of hosts per batch'),
-    (["-e", "sglang_prep_max_fail_percentage=150"], 'sglang_prep_max_fail_percentage="150": max_fail_percentage takes'),
-])
+def bad_input_rows():
+    """The role's bad-input rows marked for this tier (the unit tier runs them all, without a container)."""
+    with open(os.path.join(h.REPO, "tests", "unit", "roles", "prime", "bad_input.yaml"), encoding="utf-8") as handle:
+        table = yaml.safe_load(handle)
+    return [pytest.param(row["extra"], row["named"], id=row["named"][:60])
+            for row in table["values"] + table["rollout"] if row.get("faults")]
+
+
+@pytest.mark.parametrize("extra, named", bad_input_rows())
 def test_case_08_11_bad_input_is_refused_before_any_change(box, extra, named):
     before = box.records()
     container = h.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", box.name).stdout
@@ -286,7 +289,7 @@ def test_case_11_a_stage_env_secret_never_reaches_the_async_job_file_or_the_outp
     # as the role runs the job: async with poll 0, then waited for (the job file stays, as the role's does)
     wait = {"name": "wait", "ansible.builtin.async_status": {"jid": "{{ job.ansible_job_id }}"}, "register": "done",
             "until": "done.finished", "retries": 300, "delay": 1}
-    out = box.module({"stages": list(fh.PRIMED), "operation": "prime", "env": {"HF_TOKEN": secret}},
+    out = box.module({"stages": list(fh.PRIMED), "env": {"HF_TOKEN": secret}},
                      task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True, async_dir=async_dir)
     assert "failed=0" in out and "- HF_TOKEN" in out, out[-3000:]  # the name is in the cmd, its value nowhere
     assert secret not in out
@@ -341,7 +344,7 @@ def test_case_11_an_api_key_among_the_extra_server_args_reaches_the_server_but_n
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        out = box.module({"stages": ["flashinfer"], "operation": "prime", "extra_server_args": ["--api-key", secret]},
+        out = box.module({"stages": ["flashinfer"], "extra_server_args": ["--api-key", secret]},
                          task={"async": 300, "poll": 0, "register": "job"}, then=[wait], verbose=True,
                          async_dir=async_dir)
     finally:
@@ -362,10 +365,7 @@ def test_case_11_an_api_key_among_the_extra_server_args_reaches_the_server_but_n
 # ---------------------------------------------------------------- last: the container dies mid-stage
 def test_case_06_the_container_dying_mid_stage_is_interrupted_and_says_so(box):
     before = box.records()
-    starts = box.server_starts()
-    job = box.module({"stages": ["inductor"], "operation": "prime", "stage_modes": {"inductor": "rebuild"},
-                      "env": {"SGLANG_STANDIN_START_DELAY_S": "30"}}, detach=True)
-    h.wait_for(lambda: box.server_starts() > starts, 120, "the inductor server of the module's job", poll_s=0.2)
+    job = rebuild_in_the_background(box, "inductor")
     h.docker("kill", box.name)
     result = fh.module_result(job)
     assert result["failed"] and result["error_type"] == "interrupted", result

@@ -11,10 +11,8 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-import fleet_hosts  # noqa: E402
+import fleet_hosts
 
 # the stand-in image: SGLANG_PREP_TEST_IMAGE names it (as for tests/integration and molecule), so parallel
 # checkouts on one Docker engine each test their own build
@@ -60,12 +58,12 @@ class Fleet:
         self.log_dir = log_dir
         self.runs = 0
 
-    def prime(self, *extra, inventories=()):
+    def prime(self, *extra, inventories=(), playbook=PLAYBOOK):
         self.runs += 1
         argv = ["-i", self.inventory]
         for inventory in inventories:
             argv += ["-i", inventory]
-        argv += [PLAYBOOK, "-e", "model=" + MODEL] + list(extra)
+        argv += [playbook, "-e", "model=" + MODEL] + list(extra)
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_FORCE_COLOR="0", SGLANG_PREP_REPORT_DIR=self.report_dir)
         started_at = time.time()
@@ -76,6 +74,10 @@ class Fleet:
         with open(log_path, "w") as handle:
             handle.write(proc.stdout)
         return Run(argv, proc, time.monotonic() - started, log_path, started_at)
+
+    def serve(self, *extra):
+        """serve.yml on the fleet (the same settings as prime)."""
+        return self.prime(*extra, playbook=os.path.join(REPO, "playbooks", "serve.yml"))
 
     def latest_report(self):
         with open(os.path.join(self.report_dir, "fleet-report-latest.json")) as handle:

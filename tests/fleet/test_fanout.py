@@ -136,6 +136,15 @@ class OnFirstBundle(threading.Thread):
     def act(self, path):
         raise NotImplementedError
 
+    def around(self, work):
+        """work(), with this thread acting on the first bundle meanwhile; stopped and joined after: work's result."""
+        self.start()
+        try:
+            return work()
+        finally:
+            self.stop.set()
+            self.join()
+
     def run(self):
         while not self.stop.is_set():
             # the copy writes a hidden temporary file, then renames it into place: a named bundle is complete
@@ -439,12 +448,7 @@ def test_a_receiver_whose_signature_changed_refuses_the_bundle_and_primes_itself
     with open(config_path, "rb") as handle:
         original = handle.read()
     change = ChangeModel(store, config_path)
-    change.start()
-    try:
-        run = fanout(fleet, store, inventories["one_group"])
-    finally:
-        change.stop.set()
-        change.join()
+    run = change.around(lambda: fanout(fleet, store, inventories["one_group"]))
     try:
         assert change.done, "the bundle never reached the store"
         assert run.rc == 0, run.tail()
@@ -487,11 +491,7 @@ def test_a_damaged_bundle_fails_its_receivers_alone_and_installs_nothing(fleet, 
     fresh(fleet)
     empty_store(store)
     damage = Damage(store, how)
-    damage.start()
-    try:
-        run = fanout(fleet, store, inventories["one_group"])
-    finally:
-        damage.stop.set()
+    run = damage.around(lambda: fanout(fleet, store, inventories["one_group"]))
     assert damage.done, "the bundle never reached the store"
     assert run.rc != 0
     report = fleet.latest_report()

@@ -245,6 +245,18 @@ def test_rerun_after_the_fix_touches_only_the_fixed_host(fleet, first_run, secon
     assert_markdown_lists(fleet, report, {})
 
 
+def test_the_fleet_serves_one_host_at_a_time_with_serial_1(fleet, second_run):
+    # every host primed (second_run): serve.yml honours sglang_prep_serial like prime, one batch per host
+    run = fleet.serve("-e", "sglang_prep_serial=1")
+    assert run.rc == 0, run.tail()
+    assert run.output.count("PLAY [Serve SGLang hosts]") == 3, run.tail()
+    assert run.output.count("zero JIT on the live server: yes") == 3, run.tail()
+    for name in fleet.hosts:
+        assert run.recap[name]["failed"] == 0 and run.recap[name]["changed"] >= 1, run.tail()
+    again = fleet.serve("-e", "sglang_prep_serial=1")
+    assert again.rc == 0 and all(again.recap[name]["changed"] == 0 for name in fleet.hosts), again.tail()
+
+
 @pytest.fixture
 def broken_again(fleet, second_run):
     """fleet2's profiles/ now belongs to another host user (fleet3's); fixed again afterwards."""

@@ -1,14 +1,12 @@
 """scripts/fleet_hosts.py without root: the hosts it describes, its sshd config and its inventory."""
 
 import os
-import sys
 
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-import fleet_hosts  # noqa: E402
+import fleet_hosts
 
 
 def test_hosts_are_distinct_users_on_distinct_loopback_addresses():

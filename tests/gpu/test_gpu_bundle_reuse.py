@@ -35,18 +35,14 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="the real-GPU bundle test needs torch")
-pytest.importorskip("triton", reason="the real-GPU bundle test needs Triton")
-if not torch.cuda.is_available():
-    pytest.skip("the real-GPU bundle test needs a CUDA GPU", allow_module_level=True)
+from gpu_support import require_cuda
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# the runtime package itself, as the role deploys it: stdlib only, importable without Ansible
-sys.path.insert(0, os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "plugins", "module_utils"))
+torch = require_cuda("the real-GPU bundle test")
 
-from sglang_prep import contract  # noqa: E402
-from sglang_prep.container import bundle, signature  # noqa: E402
-from sglang_prep.container.layout import Layout  # noqa: E402
+# the runtime package itself (stdlib only: the collection's namespace path needs no Ansible)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import bundle, signature  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.layout import Layout  # noqa: E402
 
 MODE = os.environ.get("SGLANG_PREP_GPU_COMPILE_MODE", "max-autotune-no-cudagraphs")
 STATIC_LAUNCHER = os.environ.get("SGLANG_PREP_GPU_STATIC_LAUNCHER", "0")

@@ -30,19 +30,13 @@ import subprocess
 import sys
 import time
 
-import pytest
+from gpu_support import require_cuda
 
-torch = pytest.importorskip("torch", reason="the real-GPU settling test needs torch")
-pytest.importorskip("triton", reason="the real-GPU settling test needs Triton")
-if not torch.cuda.is_available():
-    pytest.skip("the real-GPU settling test needs a CUDA GPU", allow_module_level=True)
+torch = require_cuda("the real-GPU settling test")
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep", "plugins", "module_utils"))
-
-from sglang_prep import contract  # noqa: E402
-from sglang_prep.container import argv, inductor, servecheck  # noqa: E402
-from sglang_prep.container.layout import Layout  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv, inductor, servecheck  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.layout import Layout  # noqa: E402
 
 MODE = os.environ.get("SGLANG_PREP_GPU_COMPILE_MODE", "max-autotune-no-cudagraphs")
 COMPARE = os.environ.get("SGLANG_PREP_GPU_COMPARE", "1") == "1"

@@ -19,7 +19,6 @@ import json
 import os
 import pwd
 import subprocess
-import sys
 
 import pytest
 
@@ -28,9 +27,8 @@ if os.environ.get("SGL_E2E_CONTAINER_TESTS") != "1":
                 "on a GPU host to run it", allow_module_level=True)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer
 
 IMAGE = os.environ.get("SGL_E2E_IMAGE", "")
 MODEL = os.environ.get("SGL_E2E_MODEL", "")

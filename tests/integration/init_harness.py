@@ -5,6 +5,7 @@ directories are created as root and chowned to the test UID here, in test setup:
 operator's job on a real host; the container itself never changes ownership.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -124,5 +125,27 @@ class Container:
                 "timeout=5).read().decode())" % query)
         return json.loads(self.python(code))
 
+    def series(self, query, timeout_s=40):
+        """The result vector of ``query`` once it is not empty (node_exporter is scraped every 5 s)."""
+        def answer():
+            result = self.prometheus_query(query)
+            assert result["status"] == "success", (query, result)
+            return result["data"]["result"] or None
+        return wait_for(answer, timeout_s, "Prometheus to answer %s with series" % query, poll_s=1)
+
     def remove(self):
         docker("rm", "-f", self.name, check=False)
+
+
+@contextlib.contextmanager
+def model_container(model_name, env):
+    """A running container on a fresh host root that holds one stand-in model (tests/standins/models); removed after."""
+    image = ensure_image()
+    root = HostRoot()
+    shutil.copytree(os.path.join(REPO, "tests", "standins", "models", model_name), root.path("models", model_name))
+    box = Container(root, image=image, env=env).run()
+    try:
+        yield box
+    finally:
+        box.remove()
+        root.remove()

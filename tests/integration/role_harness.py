@@ -19,8 +19,7 @@ import uuid
 
 from docker_util import REPO, docker, pinned_image  # noqa: F401
 
-sys.path.insert(0, os.path.join(REPO, "collections"))
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, pointer
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 # FP8 block-quantized MoE: the deep_gemm stage has work (SGLang runs DeepGEMM only for such weights).
@@ -114,6 +113,11 @@ class RoleHost(object):
                               stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
         return Play(argv, proc)
 
+    def serve(self, *args, **extra_vars):
+        if extra_vars:
+            args = args + ("-e", json.dumps(extra_vars))
+        return self.playbook("serve.yml", *args)
+
     def prime(self, *args, **extra_vars):
         if extra_vars:
             args = args + ("-e", json.dumps(extra_vars))
@@ -164,9 +168,10 @@ class RoleHost(object):
 
 
 @contextlib.contextmanager
-def primed_host(user, uid, container):
-    """A RoleHost the role primed (the prime must pass), removed afterwards: a module fixture's host."""
-    host = RoleHost(user, uid, container)
+def primed_host(user, uid, container, **kwargs):
+    """A RoleHost the role primed (the prime must pass), removed afterwards: a module fixture's host (``kwargs``:
+    RoleHost's, e.g. stages=contract.STAGE_ORDER for a fully primed host)."""
+    host = RoleHost(user, uid, container, **kwargs)
     try:
         play = host.prime()
         assert play.rc == 0 and play.recap["failed"] == 0, play

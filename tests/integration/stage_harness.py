@@ -10,7 +10,6 @@ Host directories are created and chowned here, in test setup (the operator's job
 import json
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 
@@ -29,8 +28,7 @@ RUN_ID = "container-run-20260102T030405Z-5a9e1234"
 FAST = {"SGLANG_STANDIN_START_DELAY_S": "0.05", "SGLANG_STANDIN_WARMUP_S": "0.05", "SGLANG_STANDIN_TUNER_S": "0.05"}
 BATCH_SIZES = ("1", "2", "4")
 
-sys.path.insert(0, COLLECTIONS)
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, manifest
 
 # Runs inside the container: is the stage lock free, is the port free, is any stage process left?
 STATE_PROBE = r"""

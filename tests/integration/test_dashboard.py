@@ -5,13 +5,10 @@ return series, with $instance at Grafana's "All" value."""
 
 import json
 import os
-import shutil
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import init_harness as h  # noqa: E402
+import init_harness as h
 
 DASHBOARD = os.path.join(h.REPO, "collections", "ansible_collections", "sglang", "prep", "examples", "grafana",
                          "sglang-prep.json")
@@ -27,28 +24,12 @@ def load_dashboard():
 
 @pytest.fixture(scope="module")
 def primed():
-    image = h.ensure_image()
-    root = h.HostRoot()
-    shutil.copytree(os.path.join(h.REPO, "tests", "standins", "models", "tiny-moe-fp8-block"),
-                    root.path("models", "tiny-moe-fp8-block"))
-    box = h.Container(root, image=image, env=FAST).run()
-    try:
+    with h.model_container("tiny-moe-fp8-block", FAST) as box:
         box.wait_pointer()
         proc = box.exec("python3", "-m", "sglang_prep", "prime", "--model", MODEL, "--disk-headroom-mb", "1",
                         "--moe-batch-sizes", "1", timeout=600, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         yield box
-    finally:
-        box.remove()
-        root.remove()
-
-
-def series(box, query, timeout_s=40):
-    def answer():
-        result = box.prometheus_query(query)
-        assert result["status"] == "success", (query, result)
-        return result["data"]["result"] or None
-    return h.wait_for(answer, timeout_s, "Prometheus to answer %s with series" % query, poll_s=1)
 
 
 def panel_queries():
@@ -63,16 +44,16 @@ def test_the_dashboard_covers_what_an_operator_asks():
 
 def test_every_panel_query_returns_series(primed):
     # the serve check's verdict must be on the page first: it is the last stage the prime wrote
-    series(primed, "sglang_prep_serve_zero_jit == 1")
+    primed.series("sglang_prep_serve_zero_jit == 1")
     for title, expr in panel_queries():
-        found = series(primed, expr.replace("$instance", ".*"))
+        found = primed.series(expr.replace("$instance", ".*"))
         assert found, title
     variable = next(v for v in load_dashboard()["templating"]["list"] if v["name"] == "instance")
     assert variable["query"]["query"] == "label_values(sglang_prep_info, instance)"
-    assert series(primed, "sglang_prep_info")[0]["metric"]["instance"].endswith(":9100")
+    assert primed.series("sglang_prep_info")[0]["metric"]["instance"].endswith(":9100")
 
 
 def test_the_primed_host_shows_primed_with_zero_jit(primed):
-    primed_rows = series(primed, 'min by (instance, model) (sglang_prep_stage_signature_match{model!=""})')
+    primed_rows = primed.series('min by (instance, model) (sglang_prep_stage_signature_match{model!=""})')
     assert [float(row["value"][1]) for row in primed_rows] == [1.0]
-    assert float(series(primed, "min(sglang_prep_serve_zero_jit)")[0]["value"][1]) == 1.0
+    assert float(primed.series("min(sglang_prep_serve_zero_jit)")[0]["value"][1]) == 1.0

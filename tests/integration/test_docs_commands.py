@@ -34,15 +34,13 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections import namedtuple
 
 import pytest
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from docker_util import REPO, docker, pinned_image  # noqa: E402
+from docker_util import REPO, docker, pinned_image
 
 COLLECTION = os.path.join("collections", "ansible_collections", "sglang", "prep")
 DOCS = ["README.md", os.path.join(COLLECTION, "README.md")] + sorted(
@@ -239,8 +237,10 @@ def runnable_on_demo(line):
 
 
 DEMO_LINES = [line for line in PLAYBOOK_LINES if runnable_on_demo(line)]
-# stop.yml ends the demo host's container: it runs after every other line
-DEMO_LINES.sort(key=lambda line: any(a.endswith("stop.yml") or a.endswith(".stop") for a in line.argv))
+# stop.yml ends the demo host's container: it runs after every other line; before it, serve.yml (its server holds the
+# server port, which the lines that run a stage server need)
+DEMO_LINES.sort(key=lambda line: (any(a.endswith("stop.yml") or a.endswith(".stop") for a in line.argv),
+                                  any(a.endswith("serve.yml") or a.endswith(".serve") for a in line.argv)))
 EXEC_LINES = [line for line in LINES if line.argv[:2] == ["docker", "exec"] and "--tp" not in line.argv]
 
 
@@ -256,7 +256,9 @@ def demo():
     subprocess.run(["userdel", "--remove", DEMO_USER], capture_output=True, check=False)
     overrides = ["-e", "sglang_prep_demo_user=" + DEMO_USER, "-e", "prime_container_name=" + DEMO_CONTAINER,
                  "-e", "prime_image=" + image]
-    proc = run(["ansible-playbook", "-i", DEMO_INVENTORY, "playbooks/demo.yml"] + overrides)
+    # primed, not yet serving: the documented serve lines start the server, after the lines that need the port
+    proc = run(["ansible-playbook", "-i", DEMO_INVENTORY, "playbooks/demo.yml", "-e", "sglang_prep_demo_serve=false"]
+               + overrides)
     assert proc.returncode == 0 and "Host root /home/%s/sglang-observability, container %s" % (
         DEMO_USER, DEMO_CONTAINER) in " ".join(proc.stdout.split()), proc.stdout[-4000:]
     reports = tempfile.mkdtemp(prefix="sglang-prep-docs-reports-")

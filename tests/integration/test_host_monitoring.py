@@ -12,15 +12,13 @@ port 9100 and reads a textfile directory that root owns and the host user's grou
 import os
 import shutil
 import stat
-import sys
 import tempfile
 import urllib.request
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import role_harness as rh  # noqa: E402
-from docker_util import docker, pinned_image, wait_for  # noqa: E402
+import role_harness as rh
+from docker_util import docker, pinned_image, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates a host user and runs Docker as root, like molecule")
 

@@ -12,17 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import init_harness as h  # noqa: E402
+import init_harness as h
 
-sys.path.insert(0, os.path.join(h.REPO, "collections"))
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import manifest as manifest_mod  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import runid  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def image():
-    return h.ensure_image()
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import manifest as manifest_mod
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import runid
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,13 @@ of the test image (the Debian prometheus package), run with `docker run`, so not
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import init_harness as h  # noqa: E402
+import init_harness as h
 
-sys.path.insert(0, os.path.join(h.REPO, "collections"))
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 
 RULES_DIR = os.path.join(h.REPO, "collections", "ansible_collections", "sglang", "prep", "examples", "prometheus")
 FAST = {"SGLANG_STANDIN_START_DELAY_S": "0.05", "SGLANG_STANDIN_COMPILE_S": "0.01"}
@@ -27,26 +23,10 @@ MODEL = "/models/tiny-moe-fp8-block"  # FP8 block-quantized: the deep_gemm stage
 
 @pytest.fixture(scope="module")
 def box():
-    image = h.ensure_image()
-    root = h.HostRoot()
-    shutil.copytree(os.path.join(h.REPO, "tests", "standins", "models", "tiny-moe-fp8-block"),
-                    root.path("models", "tiny-moe-fp8-block"))
-    container = h.Container(root, image=image, env=FAST).run()
-    try:
+    with h.model_container("tiny-moe-fp8-block", FAST) as container:
         _ptr, manifest, _elapsed = container.wait_pointer()
         container.run_id = manifest["container_run_id"]
         yield container
-    finally:
-        container.remove()
-        root.remove()
-
-
-def series(box, query, timeout_s=40):
-    """The result vector of ``query`` once it is not empty (node_exporter is scraped every 5 s)."""
-    def answer():
-        result = box.prometheus_query(query)["data"]["result"]
-        return result or None
-    return h.wait_for(answer, timeout_s, "Prometheus to have %s" % query, poll_s=1)
 
 
 def promtool(*args, stdin=None, mounts=()):
@@ -64,7 +44,7 @@ def test_init_publishes_the_runs_metrics_before_any_stage(box):
     for stage in contract.STAGE_ORDER:
         assert 'sglang_prep_stage_status{stage="%s",model="",status="not_run"} 1' % stage in text
     assert os.stat(path).st_uid == h.TEST_UID, "written by devuser, never by root"
-    found = series(box, 'sglang_prep_cache_bytes{job="node",run_id="%s"}' % box.run_id)
+    found = box.series('sglang_prep_cache_bytes{job="node",run_id="%s"}' % box.run_id)
     assert sorted(item["metric"]["cache"] for item in found) == sorted(contract.CACHES)
 
 
@@ -74,11 +54,11 @@ def test_a_stage_shows_up_in_the_containers_prometheus(box):
     result = json.loads(proc.stdout.strip().splitlines()[-1][len(contract.RESULT_PREFIX):])
     assert result["status"] == "ok", result
     labels = 'stage="deep_gemm",model="tiny-moe-fp8-block",run_id="%s",job="node"' % box.run_id
-    status = series(box, 'sglang_prep_stage_status{%s,status="ok"} == 1' % labels)
+    status = box.series('sglang_prep_stage_status{%s,status="ok"} == 1' % labels)
     assert status[0]["metric"]["instance"].endswith(":9100")
-    assert float(series(box, "sglang_prep_stage_signature_match{%s}" % labels)[0]["value"][1]) == 1
-    assert float(series(box, "sglang_prep_stage_duration_seconds{%s}" % labels)[0]["value"][1]) > 0
-    assert float(series(box, 'sglang_prep_cache_bytes{cache="deep_gemm",run_id="%s"} > 0' % box.run_id)[0]["value"][1]) > 0
+    assert float(box.series("sglang_prep_stage_signature_match{%s}" % labels)[0]["value"][1]) == 1
+    assert float(box.series("sglang_prep_stage_duration_seconds{%s}" % labels)[0]["value"][1]) > 0
+    assert float(box.series('sglang_prep_cache_bytes{cache="deep_gemm",run_id="%s"} > 0' % box.run_id)[0]["value"][1]) > 0
     # the textfile a real stage wrote passes promtool's own lint
     with open(box.root.path("telemetry", "metrics", contract.METRICS_NAME), encoding="utf-8") as handle:
         lint = promtool("check", "metrics", stdin=handle.read())

@@ -9,13 +9,11 @@
 
 import os
 import stat
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import role_harness as rh  # noqa: E402
-from docker_util import docker  # noqa: E402
+import role_harness as rh
+from docker_util import docker
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates a host user and runs Docker as root, like molecule")
 

@@ -8,12 +8,10 @@ next prime, which then records its stages in the new run (bad_pointer heals).
 
 import os
 import re
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import role_harness as rh  # noqa: E402
+import role_harness as rh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates a host user and runs Docker as root, like molecule")
 
@@ -42,47 +40,33 @@ def assert_untouched(host, before, play):
     assert host.container_state(host.container + "-trial") is None, "a trial container was left behind"
 
 
-def test_a_tag_that_cannot_be_pulled_is_image_unavailable_and_changes_nothing(primed):
+# A rollout the host refuses: the settings in; the failure (error_type) and what the output says out ({repository}
+# and {tag}: the test image's). The test image exists only on this machine and no registry is reachable.
+REFUSED = [
+    pytest.param({"prime_image": "sglang-prep/standin:does-not-exist", "prime_image_pull": "missing"}, "image_unavailable",
+                 ["repository sglang-prep/standin, tag does-not-exist", "Nothing was changed"],
+                 id="a tag that cannot be pulled"),
+    pytest.param({"prime_image_pull": "always"}, "image_unavailable", ["repository {repository}, tag {tag}"],
+                 id="always pull pulls before anything changes"),
+    pytest.param({"prime_image": "sglang-prep/standin:does-not-exist", "prime_image_pull": "never"}, "image_unavailable",
+                 ["not on the host, and prime_image_pull is never"], id="never pull requires the image on the host"),
+    pytest.param({"prime_container_name": "not a name!"}, "bad_input", ["is not a name the Docker engine accepts"],
+                 id="a container name the engine refuses"),
+    pytest.param({"prime_network_mode": "sglang-prep-no-such-network"}, "container_start_failed",
+                 ["a trial container with them failed", "sglang-prep-no-such-network"],
+                 id="settings the engine cannot start fail in a trial"),
+]
+
+
+@pytest.mark.parametrize("settings, error_type, says", REFUSED)
+def test_a_refused_rollout_changes_nothing(primed, settings, error_type, says):
     before = snapshot(primed)
-    play = primed.prime(prime_image="sglang-prep/standin:does-not-exist", prime_image_pull="missing")
+    play = primed.prime(**settings)
     assert play.rc != 0 and play.recap["failed"] == 1, play
-    assert "status: failed (image_unavailable)" in play.text, play
-    assert "repository sglang-prep/standin, tag does-not-exist" in play.text, play
-    assert "Nothing was changed" in play.text, play
-    assert_untouched(primed, before, play)
-
-
-def test_always_pull_pulls_before_anything_changes(primed):
-    # the test image exists only on this machine and no registry is reachable: a pull must fail, and change nothing
-    before = snapshot(primed)
-    play = primed.prime(prime_image_pull="always")
-    assert play.rc != 0 and "status: failed (image_unavailable)" in play.text, play
+    assert "status: failed (%s)" % error_type in play.text, play
     repository, tag = primed.vars["prime_image"].rsplit(":", 1)
-    assert "repository %s, tag %s" % (repository, tag) in play.text, play
-    assert_untouched(primed, before, play)
-
-
-def test_never_pull_requires_the_image_on_the_host(primed):
-    before = snapshot(primed)
-    play = primed.prime(prime_image="sglang-prep/standin:does-not-exist", prime_image_pull="never")
-    assert play.rc != 0 and "status: failed (image_unavailable)" in play.text, play
-    assert "not on the host, and prime_image_pull is never" in play.text, play
-    assert_untouched(primed, before, play)
-
-
-def test_a_container_name_docker_refuses_changes_nothing(primed):
-    before = snapshot(primed)
-    play = primed.prime(prime_container_name="not a name!")
-    assert play.rc != 0 and "status: failed (bad_input)" in play.text, play
-    assert "is not a name the Docker engine accepts" in play.text, play
-    assert_untouched(primed, before, play)
-
-
-def test_settings_docker_cannot_start_fail_in_a_trial_and_change_nothing(primed):
-    before = snapshot(primed)
-    play = primed.prime(prime_network_mode="sglang-prep-no-such-network")
-    assert play.rc != 0 and "status: failed (container_start_failed)" in play.text, play
-    assert "a trial container with them failed" in play.text and "sglang-prep-no-such-network" in play.text, play
+    for text in says:
+        assert text.format(repository=repository, tag=tag) in play.text, play
     assert_untouched(primed, before, play)
 
 

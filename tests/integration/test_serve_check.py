@@ -20,9 +20,7 @@ PRIMING = ("deep_gemm", "moe_tune", "flashinfer", "inductor")
 SERVER_STAGES = ("deep_gemm", "flashinfer", "inductor")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def image():
-    return h.ensure_image()
+pytestmark = pytest.mark.usefixtures("image")  # the test image (conftest.py), before the first test
 
 
 @pytest.fixture

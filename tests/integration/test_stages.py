@@ -18,9 +18,7 @@ from stage_harness import GID, MODEL, RUN_ID, UID, contract
 STAGES = ("deep_gemm", "moe_tune", "flashinfer", "inductor")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def image():
-    return h.ensure_image()
+pytestmark = pytest.mark.usefixtures("image")  # the test image (conftest.py), before the first test
 
 
 @pytest.fixture

@@ -87,10 +87,20 @@ def test_no_stage_is_left_in_progress(host):
     assert not host.file(markers).exists or host.check_output("ls -A %s", markers) == ""
 
 
-def test_no_launch_server_is_left_and_port_30000_is_free(host):
+def serving_port(host):
+    """The serving server's port (serve.yml ran last in the side effects): prime_server_port of the scenario."""
+    run_id, manifest = current_run(host)
+    record = read_json(host, model_dir(manifest) + "/stages/serve.json")
+    return int(record["server"]["port"])
+
+
+def test_no_stage_server_is_left_and_port_30000_is_free(host):
     assert host.docker(CONTAINER).is_running
     processes = host.check_output("docker top %s -o pid,args", CONTAINER)
-    assert "sglang.launch_server" not in processes and "tuning_fused_moe" not in processes, processes
+    servers = [line for line in processes.splitlines() if "sglang.launch_server" in line]
+    # the one server left is the serving server (serve.yml), on the serving port
+    assert len(servers) == 1 and "--port %d" % serving_port(host) in servers[0], processes
+    assert "tuning_fused_moe" not in processes, processes
     # bridge network: the stage servers' port lives in the container's network namespace. Free means
     # nothing listens there and the next stage server can bind it (as servers do, with SO_REUSEADDR,
     # since the last server's closed connections may linger in TIME_WAIT).
@@ -132,3 +142,29 @@ def test_the_serve_check_proved_zero_jit_with_its_evidence(host):
         assert "--enable-metrics" in check["server"]["argv"] and "--random-seed=7" in check["server"]["argv"]
     prep = read_json(host, run_dir + "/prep_result.json")
     assert prep["zero_jit"] is True and prep["zero_jit_reason"].startswith("yes: ")
+
+
+def test_the_serving_server_runs_as_devuser_and_listens_on_the_serving_port(host):
+    uid = host.user(USER).uid
+    rows = host.check_output("docker top %s -eo pid,uid,args", CONTAINER).splitlines()[1:]
+    servers = [row.split(None, 2) for row in rows if "sglang.launch_server" in row]
+    assert servers and all(int(uid_seen) == uid for _pid, uid_seen, _args in servers), rows
+    port = serving_port(host)
+    probe = "import socket; s = socket.create_connection(('127.0.0.1', %d), 5); print('listens')" % port
+    assert host.check_output("docker exec %s python3 -c %s", CONTAINER, probe) == "listens"
+
+
+def test_prometheus_in_the_container_scrapes_the_serving_server(host):
+    # the sglang job (scraped every second) sees the serving server up and its SGLang metrics: waited for, not slept
+    query = "up{job=\"sglang\"} == 1 and on(instance) count by (instance) ({__name__=~\"sglang:.*\", job=\"sglang\"}) > 0"
+    code = ("import json, time, urllib.parse, urllib.request\n"
+            "deadline = time.monotonic() + 30\n"
+            "while True:\n"
+            "    url = 'http://127.0.0.1:9090/api/v1/query?query=' + urllib.parse.quote(%r)\n"
+            "    result = json.loads(urllib.request.urlopen(url, timeout=5).read().decode())['data']['result']\n"
+            "    if result or time.monotonic() > deadline:\n"
+            "        break\n"
+            "    time.sleep(0.5)\n"
+            "print(json.dumps(result))" % query)
+    result = json.loads(host.check_output("docker exec %s python3 -c %s", CONTAINER, code))
+    assert result and result[0]["metric"]["instance"].endswith(":%d" % serving_port(host)), result

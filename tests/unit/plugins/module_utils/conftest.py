@@ -1,8 +1,11 @@
-"""Path set-up for the module_utils tests: the collection importable as ansible_collections.sglang.prep."""
+"""Fixtures of the runtime's module_utils tests: a fake container run with the GPU stand-ins (unit_support.runtime)."""
 
-import os
-import sys
+import pytest
 
-COLLECTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "collections")
-if os.path.realpath(COLLECTIONS) not in [os.path.realpath(p) for p in sys.path]:
-    sys.path.insert(0, os.path.realpath(COLLECTIONS))
+from unit_support.runtime import Run
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A fake container run under tmp_path."""
+    return Run(str(tmp_path))

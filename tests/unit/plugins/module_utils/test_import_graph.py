@@ -120,7 +120,8 @@ def test_the_graph_is_read():
     assert "module_utils.sglang_prep.container.stages" in graph
     assert "module_utils.sglang_prep.contract" in graph["module_utils.sglang_prep.container.runner"]
     assert "module_utils.sglang_prep.registry" in graph["module_utils.sglang_prep.contract"]
-    assert "module_utils._docker_exec" in graph["modules.sglang_stage"]
+    assert "module_utils._priming" in graph["modules.sglang_stage"]
+    assert "module_utils._docker_exec" in graph["module_utils._priming"]
     assert set(layer_of(name) for name in graph) == set(LAYERS)
 
 

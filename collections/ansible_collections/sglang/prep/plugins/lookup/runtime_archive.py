@@ -60,7 +60,7 @@ _raw:
     manifest:
       description:
         - The name of the manifest inside the package (C(MANIFEST.sha256)), in C(sha256sum) format, with the SHA-256
-          of every file; M(sglang.prep.sglang_host_facts) checks the deployed tree against it.
+          of every file; M(sglang.prep.sglang_host_info) checks the deployed tree against it.
       type: str
     manifest_sha256:
       description: SHA-256 of the manifest.

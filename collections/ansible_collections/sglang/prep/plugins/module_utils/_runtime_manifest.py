@@ -7,7 +7,7 @@
 """The manifest of the deployed runtime: the SHA-256 of every file of the package, in ``sha256sum`` format.
 
 The lookup sglang.prep.runtime_archive writes it into the archive as ``<package>/MANIFEST.sha256``; the module
-sglang.prep.sglang_host_facts checks the unpacked tree against it on every run (so an edited, removed or added
+sglang.prep.sglang_host_info checks the unpacked tree against it on every run (so an edited, removed or added
 file is found, not only a different archive). An operator can check it by hand:
 ``cd <host root>/runtime/sglang_prep && sha256sum -c MANIFEST.sha256``.
 """

@@ -37,11 +37,12 @@ description:
   - The work is done by the runtime in the container (C(python3 -m sglang_prep bundle create|install)) through
     C(docker exec) as O(user), which has the UID and GID of the host user, so every file written belongs to the host user.
     Moving the bundle between hosts is the playbook's job (docs/fleet.md).
-  - Give it the same stage settings as M(sglang.prep.sglang_stage) (the role's module_defaults do), since the signatures
+  - Give it the same stage settings as M(sglang.prep.sglang_prime) (the role's module_defaults do), since the signatures
     compared depend on them.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - sglang.prep._container
+  - sglang.prep._stage_options
 attributes:
   check_mode:
     support: partial
@@ -51,19 +52,11 @@ attributes:
   platform:
     platforms: posix
 options:
-  container:
-    description: Name or ID of the running prime container.
-    type: str
-    required: true
   state:
     description:
       - V(packed) packs this host's primed caches (the builder); V(installed) installs O(bundle) (a receiver).
     type: str
     choices: [packed, installed]
-    required: true
-  model:
-    description: Model path inside the container (under C(/models)), as for M(sglang.prep.sglang_stage).
-    type: str
     required: true
   bundle:
     description:
@@ -82,55 +75,26 @@ options:
     description: With O(state=packed), the priming stages to bundle (default all of them; skipped ones stay out).
     type: list
     elements: str
-  tp:
-    description: Tensor parallel size (part of every signature).
-    type: int
-    default: 1
   port:
-    description: The stage servers' port (only checked, nothing is started).
+    description: The stage servers' port (part of the signatures checked; nothing is started).
     type: int
     default: 30000
   lock_timeout:
-    description: Seconds to wait for the stage locks (a stage running on this host) before V(lock_timeout).
+    description: Seconds to wait for the stage locks (a stage running on this host) before C(error_type=lock_timeout).
     type: float
   ready_timeout:
-    description: Accepted for symmetry with M(sglang.prep.sglang_stage); nothing is started.
+    description: Accepted for symmetry with M(sglang.prep.sglang_prime); nothing is started.
     type: float
   disk_headroom_mb:
-    description: Free space (MiB) that must remain under C(profiles/) after the bundle is unpacked, else V(insufficient_disk).
+    description:
+      - Free space (MiB) that must remain under C(profiles/) after the bundle is unpacked, else
+        C(error_type=insufficient_disk).
     type: int
-  moe_batch_sizes:
-    description: The MoE tuner batch sizes (part of the moe_tune signature).
-    type: list
-    elements: int
-  moe_dtype:
-    description: The MoE tuner dtype (part of the moe_tune signature).
-    type: str
-  extra_server_args:
-    description: Extra SGLang server arguments (part of the server stages' signatures).
-    type: list
-    elements: str
-    default: []
   serve_max_prompt_tokens:
     description: The serve check's longest prompt (accepted for symmetry; the serve check is never bundled).
     type: int
-  require_pinned_stack:
-    description: Refuse (C(stack_unpinned)) a container whose stack differs from the pinned one (as O(sglang.prep.sglang_stage#module:require_pinned_stack)).
-    type: bool
-    default: false
-  env:
-    description: Extra environment for the runtime in the container (string values).
-    type: dict
-    default: {}
-  user:
-    description: The container user the runtime runs as (the host user's UID:GID).
-    type: str
-    default: devuser
-  pointer:
-    description: Pointer file inside the container (default C(/telemetry/container_run_meta.env)).
-    type: str
 seealso:
-  - module: sglang.prep.sglang_stage
+  - module: sglang.prep.sglang_prime
   - module: sglang.prep.sglang_cache_inspect
 author:
   - Seed 0be3ddc0 maintainers (@maintainers)
@@ -262,50 +226,10 @@ cmd:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
-
-KEEP = ("digest", "group_key", "stages", "skipped_stages", "host_path", "path", "archive_bytes", "total_bytes", "file_count",
-        "source_host", "source_run_id", "status", "install_s", "unpack_s", "pack_s", "records", "restored", "recovered",
-        "added", "kept", "swapped", "created_at",
-        "collection_version", "message")
+from ansible_collections.sglang.prep.plugins.module_utils import _cache_bundle
 
 
-def bundle_argv(params):
-    """``python3 -m sglang_prep bundle create|install ...``."""
-    args = ["create" if params["state"] == "packed" else "install"]
-    if params["state"] == "packed":
-        if params["source_host"]:
-            args.extend(["--source-host", params["source_host"]])
-        if params["stages"]:
-            args.append("--stages")
-            args.extend(params["stages"])
-    else:
-        args.extend(["--bundle", params["bundle"]])
-        if params["sha256"]:
-            args.extend(["--sha256", params["sha256"]])
-    return dx.runtime_argv("bundle", *(args + dx.stage_options_argv(params)))
-
-
-def refuse(module, params):
-    """Bad input, before anything runs."""
-    if not params["model"].startswith(contract.MODELS_ROOT + "/"):
-        module.fail_json(msg="model %r is not under %s: give the model's path inside the container" % (params["model"], contract.MODELS_ROOT),
-                         error_type="model_not_found")
-    if params["state"] == "installed" and not params["bundle"]:
-        module.fail_json(msg="state=installed needs bundle: the bundle's path inside the container", error_type="bad_input")
-    if params["sha256"] and (len(params["sha256"]) != 64 or any(c not in "0123456789abcdef" for c in params["sha256"])):
-        module.fail_json(msg="sha256 %r is not 64 lowercase hex digits" % params["sha256"], error_type="bad_input")
-    unknown = [s for s in params["stages"] or [] if s not in registry.priming_stages()]
-    if unknown:
-        module.fail_json(msg="stages %s: only priming stages travel in a bundle (%s)" % (", ".join(unknown), ", ".join(registry.priming_stages())),
-                         error_type="bad_input")
-    for key, value in params["env"].items():
-        if not isinstance(value, str):
-            module.fail_json(msg="env value of %s must be a string; quote it in YAML" % key, error_type="bad_input")
-
-
-def run_module():
+def main():
     module = AnsibleModule(
         argument_spec=dict(
             dx.stage_options_spec(),
@@ -319,39 +243,7 @@ def run_module():
         required_if=[("state", "installed", ("bundle",))],
         supports_check_mode=True,
     )
-    params = module.params
-    raw_extra = dx.hide_secret_args(params)  # a secret server option's value appears in no result
-    refuse(module, params)
-    docker = dx.docker_binary(module, params["docker_cli"])
-    argv = bundle_argv(dict(params, extra_server_args=raw_extra))
-    env = dict(params["env"], **dx.extra_args_env(raw_extra))  # secret-bearing extra server args: by environment
-    cmd = dx.shown_cmd(dx.exec_argv(docker, params["container"], argv, user=params["user"], env=env))
-    try:
-        dx.require_running(module, docker, params["container"])
-    except PrepError as exc:
-        module.fail_json(msg="bundle: %s" % exc.message, error_type=exc.error_type, cmd=cmd)
-    if module.check_mode:
-        module.exit_json(changed=True, cmd=cmd, status="would_" + ("pack" if params["state"] == "packed" else "install"),
-                         msg="check mode: would %s (nothing run)" % ("pack this host's primed caches" if params["state"] == "packed"
-                                                                     else "install %s" % params["bundle"]))
-    rc, result, out, err = dx.run_runtime(module, docker, params["container"], argv, user=params["user"], env=env)
-    if result is None:
-        stderr_tail = dx.tail(err) or dx.tail(out)
-        module.fail_json(msg="bundle: the runtime gave no RESULT line (exit code %d); its last output:\n  %s"
-                             % (rc, "\n  ".join(stderr_tail) or "(none)"), error_type="internal_error", rc=rc, cmd=cmd, log_tail=stderr_tail)
-    if result.get("status") == "error" or rc != 0:
-        answer = dict((k, result[k]) for k in ("reasons", "path", "field", "conflicts", "stages", "missing", "free_bytes",
-                                               "required_bytes") if k in result)
-        module.fail_json(msg=result.get("message") or "bundle failed (exit code %d)" % rc, changed=False,
-                         error_type=result.get("error_type") or "internal_error", cmd=cmd, log_tail=dx.tail(err), **answer)
-    answer = dict((k, result[k]) for k in KEEP if k in result)
-    answer["msg"] = result.get("message") or "packed %d stages into %s" % (len(result.get("stages") or []), result.get("host_path"))
-    answer.pop("message", None)
-    module.exit_json(changed=bool(result.get("changed")), cmd=cmd, **answer)
-
-
-def main():
-    run_module()
+    _cache_bundle.run(module)
 
 
 if __name__ == "__main__":

@@ -88,31 +88,7 @@ free:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import procs
-
-
-def bind_address(listen):
-    """The address a bind test uses for ``listen`` (every address for an empty or wildcard one)."""
-    if listen in ("", "0.0.0.0", "*"):
-        return "0.0.0.0"
-    if listen in ("::", "[::]"):
-        return "::"
-    return listen.strip("[]")
-
-
-def check(ports, listen):
-    """(busy, free): the entries of ``ports`` whose port cannot be bound on ``listen`` now, and the others."""
-    busy, free = [], []
-    address = bind_address(listen)
-    for entry in ports:
-        item = {"service": entry["service"], "port": int(entry["port"]), "variable": entry["variable"]}
-        if procs.port_is_free(item["port"], address):
-            free.append(item)
-        else:
-            item["holders"] = procs.describe_port_holders(item["port"])
-            busy.append(item)
-    return busy, free
+from ansible_collections.sglang.prep.plugins.module_utils import _port_check
 
 
 def main():
@@ -127,12 +103,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        busy, free = check(module.params["ports"], module.params["listen"])
-    except OSError as exc:
-        module.fail_json(msg="cannot test the ports on %s: %s" % (module.params["listen"], exc),
-                         error_type="bad_input")
-    module.exit_json(changed=False, busy=busy, free=free)
+    _port_check.run(module)
 
 
 if __name__ == "__main__":

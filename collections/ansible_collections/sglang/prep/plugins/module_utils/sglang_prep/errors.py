@@ -46,6 +46,10 @@ ERROR_TYPES = (
     # serve_check: the serving configuration JIT-compiled (a cache grew, a JIT or Triton autotune log line appeared,
     # or the server refused to compile a missing SGLang JIT kernel and exited)
     "jit_at_serve_time",
+    # serve: a stage was not primed with the serving settings (or never primed); nothing was started
+    "not_primed",
+    # serve: the serving server outlived SIGTERM to its supervisor and the kill that follows
+    "server_not_stopped",
     # inductor: every start of its compiled server, up to INDUCTOR_MAX_STARTS, still added cache files
     "inductor_not_settled",
     # plan: a probed version (sglang, torch, triton, flashinfer, deep_gemm) differs from FIDELITY_STACK and

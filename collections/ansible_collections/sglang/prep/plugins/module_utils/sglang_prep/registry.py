@@ -8,7 +8,7 @@ cache (contract.STAGE_ORDER and contract.STAGE_CACHE), whether it launches an SG
 with which switches (container/argv.py), the fields of its signature (container/signature.py),
 the stages it depends on, where its records live (apart from its cache, which may be none) and its
 one-line summary (the CLI help). The runner classes in
-container/ (stages.RUNNERS) implement the behaviour; tests/unit/test_runtime_registry.py fails when a
+container/ (stages.RUNNERS) implement the behaviour; tests/unit/plugins/module_utils/sglang_prep/test_runtime_registry.py fails when a
 runner and its row disagree.
 
 Stdlib only, and no imports from the package: contract.py imports this module, host modules may

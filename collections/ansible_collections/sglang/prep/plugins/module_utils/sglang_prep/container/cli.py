@@ -86,6 +86,17 @@ paths), to_run (the stages whose action is not none, in order), prep_result (as 
 caches (a snapshot). The plan is a priming state (the same object prime and report return, with
 the check answers as rows; docs/runtime.md). The last stdout line is RESULT <plan>."""
 
+SERVE_DESCRIPTION = """\
+Serve the model from the primed caches with a long-lived SGLang server on the run's server port: the serve check's
+own configuration (canonical settings, metrics on, the extra server args, every cache variable), as devuser.
+First every stage is planned against these settings: one that would run is refused with not_primed, naming the
+stage and the field (tp: 1 -> 2), unless --prime primes first. A server already running with the same settings
+digest is left alone (noop); other settings restart it. Once ready, the serve check's shapes are driven against
+it with a snapshot of every cache before its start and after, and its log is scanned for JIT lines: the verdict
+(zero_jit) goes into the serve record (container_runs/<run_id>/models/<model_key>/stages/serve.json), then the
+aggregate and the metrics. A failing check leaves the server running unless --stop-on-jit. The last stdout
+line is RESULT <json>."""
+
 PRIME_DESCRIPTION = """\
 Prime several stages as one job: plan (as `plan` does), then run, in order, every stage whose action
 is not none (rebuild for the stages given with --rebuild, else ensure; a stage that only needs its
@@ -205,7 +216,7 @@ def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog=" ".join(contract.RUNTIME_ENTRY_POINT), description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,bundle,report,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,serve,serve-stop,serve-spec,bundle,report,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -289,6 +300,29 @@ def build_parser():
     seed.add_argument("--stages", choices=registry.priming_stages(), nargs="+", default=list(registry.priming_stages()),
                       metavar="STAGE", help="create: the stages to bundle (default: %s)" % " ".join(registry.priming_stages()))
     _stage_options(seed)
+
+    serve = sub.add_parser("serve", help="start the long-lived serving server from the primed caches and prove zero JIT",
+                           description=SERVE_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    _stage_options(serve)
+    serve.add_argument("--prime", action="store_true",
+                       help="prime every stage that the serving settings would run first, instead of refusing (not_primed)")
+    serve.add_argument("--check", action="store_true", help="say what serve would do and why; start and write nothing")
+    serve.add_argument("--stop-on-jit", action="store_true",
+                       help="stop the server when the live zero-JIT check fails (default: it keeps serving)")
+    sub.add_parser("serve-stop", help="stop the current run's serving server and prove its port free",
+                   epilog=EPILOG_EXIT, formatter_class=formatter).add_argument(
+        "--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+    spec = sub.add_parser("serve-spec", help="print the argv, environment, mounts and image of a server that reads the "
+                          "primed caches, as JSON (reads only)", epilog=EPILOG_EXIT, formatter_class=formatter,
+                          description="Print, as one JSON object, what a server started by other means (docker run, "
+                          "compose, systemd, Kubernetes) needs to read this host's primed caches: the exact argv "
+                          "(the serve check's: canonical settings, metrics on, the extra server args; secrets masked), "
+                          "the environment (every cache variable), the bind mounts (host path -> container path), "
+                          "the image, the user and the settings digest. Runs nothing.")
+    _stage_options(spec)
+    spec.add_argument("--format", choices=("json", "docker-run", "compose", "systemd"), default="json",
+                      help="json (default, the RESULT line), or the same as one docker run line, a compose service "
+                      "or a systemd unit, printed as text")
 
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
                    description="The container's PID 1: create the devuser entry, start the telemetry services, "
@@ -396,6 +430,21 @@ def _bundle(ns, options):
     return seeding.install(ns.model, ns.bundle, options, expected_sha256=ns.sha256, stream=sys.stderr)
 
 
+def _serve(ns, options):
+    from . import serve
+    return serve.serve(ns.model, options, prime=ns.prime, check=ns.check, stop_on_jit=ns.stop_on_jit)
+
+
+def _serve_stop(ns, _options):
+    from . import serve
+    return serve.stop_serving(ns.pointer)
+
+
+def _serve_spec(ns, options):
+    from . import serve
+    return serve.spec(ns.model, options)
+
+
 def _report(ns, _options):
     from . import state
     return state.report(ns.stages, ns.model, ns.pointer)
@@ -407,7 +456,8 @@ def _aggregate(ns, _options):
 
 
 # The subcommands that answer with a RESULT line, and whether a payload with status error exits 1.
-COMMANDS = {"plan": (_plan, False), "prime": (_prime, True), "bundle": (_bundle, False), "report": (_report, False),
+COMMANDS = {"plan": (_plan, False), "prime": (_prime, True), "serve": (_serve, True), "serve-stop": (_serve_stop, False),
+            "serve-spec": (_serve_spec, False), "bundle": (_bundle, False), "report": (_report, False),
             "aggregate": (_aggregate, False)}
 
 
@@ -434,7 +484,7 @@ def main(args=None):
     if ns.command in ("decide", "argv"):
         return _print_offline(ns, parser)
     options = None
-    if ns.command in ("stage", "plan", "prime", "bundle"):
+    if ns.command in ("stage", "plan", "prime", "bundle", "serve", "serve-spec"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
         except argv_mod.ArgvError as exc:
@@ -445,9 +495,13 @@ def main(args=None):
     command, status_exits = COMMANDS[ns.command]
     try:
         payload = command(ns, options)
+        if ns.command == "serve-spec" and ns.format != "json":
+            from . import serve
+            sys.stdout.write(serve.render(payload, ns.format) + "\n")
+            return EXIT_OK
     except PrepError as exc:
         # a bundle refusal carries its field-level reasons (and paths) for the caller
-        extra = dict(exc.details) if ns.command == "bundle" else {}
+        extra = dict(exc.details) if ns.command in ("bundle", "serve") else {}
         emit(_error_payload(exc, command=ns.command, **extra))
         return EXIT_ERROR
     emit(payload)

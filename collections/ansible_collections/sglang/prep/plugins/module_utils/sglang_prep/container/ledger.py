@@ -106,6 +106,29 @@ def load_last_ok(layout, run_id, model):
     return _load(layout, [(stage, contract.stage_last_ok_path(run_id, stage, model)) for stage in contract.STAGE_ORDER])
 
 
+# The serving server's record (container/serve.py): beside the stage JSONs, summarised in the aggregate
+SERVE_RECORD = "serve"
+
+
+def load_serve(layout, run_id, model):
+    """The model's serve record in the run (the last serve of it), or None."""
+    if not model:
+        return None
+    stages, _problems = _load(layout, [(SERVE_RECORD, contract.stage_json_path(run_id, SERVE_RECORD, model))])
+    return stages.get(SERVE_RECORD)
+
+
+def serve_summary(record):
+    """What the state, the aggregate and the reports show of a serve record (None without one)."""
+    if not isinstance(record, dict):
+        return None
+    server = record.get("server") or {}
+    return {"model": record.get("model"), "status": record.get("status"), "zero_jit": record.get("zero_jit"), "error_type": record.get("error_type"),
+            "message": record.get("message"), "finished_at": record.get("finished_at"), "port": server.get("port"),
+            "server_pid": server.get("server_pid"), "digest": server.get("digest"), "left_running": server.get("left_running"),
+            "first_text": record.get("first_text")}
+
+
 def latest_model(layout, run_id):
     """The model whose stage finished last in the run (what a report without --model answers for), or None."""
     best, best_at = None, ""
@@ -213,6 +236,7 @@ def aggregate(layout, run_id, model=None):
             last_ok, ok_problems = load_last_ok(layout, run_id, name)
             results[name] = build_prep_result(run_id, stages, problems + ok_problems, last_ok)
             results[name]["run"]["model"] = name
+            results[name]["serve"] = serve_summary(load_serve(layout, run_id, name))
             os.makedirs(layout.fs(contract.model_run_dir(run_id, name)), exist_ok=True)
             jsonio.write_json_atomic(layout.fs(contract.model_prep_result_path(run_id, name)), results[name])
         chosen = model or latest_model(layout, run_id)

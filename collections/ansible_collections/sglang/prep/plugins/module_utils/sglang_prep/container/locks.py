@@ -22,6 +22,9 @@ from ..errors import PrepError
 
 POLL_S = 0.1
 HEARTBEAT_S = 5.0
+# The holder name of the long-lived serving server (serve.py): it keeps the server-port lock while it serves, so a
+# stage server that needs the port is refused at once (port_busy) instead of waiting for a server that never ends.
+SERVING_HOLDER = "serve"
 
 
 def _read_holder(fd):
@@ -76,6 +79,13 @@ class StageLock(object):
                         raise
                 now = time.monotonic()
                 holder = _read_holder(fd)
+                if self.what and holder.get("stage") == SERVING_HOLDER and self.stage != SERVING_HOLDER:
+                    raise PrepError(
+                        "port_busy", "stage %s: %s is held by the serving server (%s), which serves until it is "
+                        "stopped. Stop it first (ansible-playbook sglang.prep.stop), or prime through serve "
+                        "(ansible-playbook sglang.prep.serve -e serve_prime=true), which stops it, primes and "
+                        "starts it again" % (self.stage, self.what, describe_holder(holder)),
+                        lock=self.path, holder_pid=holder.get("pid"), holder_stage=SERVING_HOLDER)
                 if now >= deadline:
                     if self.what:
                         why = ("Another prime of this host is running a stage server (%s) on %s: wait for it to "
@@ -98,11 +108,15 @@ class StageLock(object):
             os.close(fd)
             raise
         self.fd = fd
-        record = json.dumps({"pid": os.getpid(), "run_id": self.run_id, "stage": self.stage,
-                             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record.encode("utf-8"), 0)
+        self.write_holder()
         return self
+
+    def write_holder(self, pid=None):
+        """Record who holds the lock (``pid``: a child that took it over, as the serving server's supervisor does)."""
+        record = json.dumps({"pid": pid or os.getpid(), "run_id": self.run_id, "stage": self.stage,
+                             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, record.encode("utf-8"), 0)
 
     def release(self):
         if self.fd is None:

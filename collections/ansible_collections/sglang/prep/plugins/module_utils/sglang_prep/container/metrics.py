@@ -130,28 +130,40 @@ def info_labels(model_state, image=None):
             ("model", next((m for m in models if m), "")))
 
 
+def _stage_samples(out, stage, row):
+    """One stage row's samples into ``out``."""
+    base = (("stage", stage), ("model", model_label(row)))
+    for status in STATUSES:
+        out["sglang_prep_stage_status"].append((base + (("status", status),), 1 if row.get("status") == status else 0))
+    if isinstance(row.get("duration_s"), (int, float)) and not isinstance(row.get("duration_s"), bool):
+        out["sglang_prep_stage_duration_seconds"].append((base, row["duration_s"]))
+    success = last_success(row)
+    if success is not None:
+        out["sglang_prep_stage_last_success_timestamp_seconds"].append((base, success))
+    match = signature_match(row)
+    if match is not None:
+        out["sglang_prep_stage_signature_match"].append((base, match))
+    if row.get("zero_jit") is not None:
+        out["sglang_prep_serve_zero_jit"].append((base, 1 if row["zero_jit"] else 0))
+
+
+def _serve_samples(out, served, rows):
+    """The live serving server's own zero-JIT proof (serve.py), labelled stage="serve"."""
+    if (served or {}).get("zero_jit") is None:
+        return
+    model = model_label(served) or next((model_label(r) for r in rows.values() if isinstance(r, dict) and model_label(r)), "")
+    out["sglang_prep_serve_zero_jit"].append(((("stage", "serve"), ("model", model)), 1 if served["zero_jit"] else 0))
+
+
 def samples(model_state, image=None):
     """{family: [(labels, value)]} of a priming state, in the state's stage order."""
     out = dict((name, []) for name, _type, _help in FAMILIES)
     out["sglang_prep_info"].append((info_labels(model_state, image), 1))
     rows = model_state.get("stages") or {}
     for stage in model_state.get("order") or list(rows):
-        row = rows.get(stage)
-        if not isinstance(row, dict):
-            continue
-        base = (("stage", stage), ("model", model_label(row)))
-        for status in STATUSES:
-            out["sglang_prep_stage_status"].append((base + (("status", status),), 1 if row.get("status") == status else 0))
-        if isinstance(row.get("duration_s"), (int, float)) and not isinstance(row.get("duration_s"), bool):
-            out["sglang_prep_stage_duration_seconds"].append((base, row["duration_s"]))
-        success = last_success(row)
-        if success is not None:
-            out["sglang_prep_stage_last_success_timestamp_seconds"].append((base, success))
-        match = signature_match(row)
-        if match is not None:
-            out["sglang_prep_stage_signature_match"].append((base, match))
-        if row.get("zero_jit") is not None:
-            out["sglang_prep_serve_zero_jit"].append((base, 1 if row["zero_jit"] else 0))
+        if isinstance(rows.get(stage), dict):
+            _stage_samples(out, stage, rows[stage])
+    _serve_samples(out, model_state.get("serve"), rows)
     caches = (model_state.get("caches") or {}).get("caches") or {}
     for name in sorted(caches):
         entry = caches[name] or {}

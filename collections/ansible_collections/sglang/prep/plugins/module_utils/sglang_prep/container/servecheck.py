@@ -16,6 +16,7 @@ markers (top-level dot directories), the MoE tuner's scratch and every stage's s
 from __future__ import annotations
 
 import os
+import time
 
 from .. import contract, registry, server_flags
 from ..errors import PrepError
@@ -240,6 +241,32 @@ def requests(decode_sizes, prompt_lengths, chunk):
                     "body": {"input_ids": ids if size > 1 else ids[0],
                              "sampling_params": {"max_new_tokens": 8, "temperature": 0, "ignore_eos": True}}})
     return out
+
+
+def drive(plan, generate, windows, request_log, progress=None, before_each=None, end_label=TEARDOWN):
+    """Send the planned requests in order with ``generate(body, label)``, one phase window per request.
+
+    ``windows`` gets (start_ns, label) per request and finally (now, ``end_label``); ``request_log`` one entry per
+    request ({label, kind, prompt_tokens, batch_size, ok, duration_s}). ``before_each()`` runs before each window
+    opens and once after the last request (the live server's log is read there, so its lines fall in the phase that
+    produced them). A failing ``generate`` raises; the windows and the log then end at the failed request.
+    """
+    for index, request in enumerate(plan, 1):
+        if progress is not None:
+            progress(index, len(plan), request["label"])
+        if before_each is not None:
+            before_each()
+        windows.append((time.time_ns(), request["label"]))
+        started = time.monotonic()
+        entry = {"label": request["label"], "kind": request["kind"], "prompt_tokens": request["prompt_tokens"],
+                 "batch_size": request["batch_size"], "ok": False, "duration_s": None}
+        request_log.append(entry)
+        generate(request["body"], request["label"])
+        entry["ok"] = True
+        entry["duration_s"] = round(time.monotonic() - started, 3)
+    if before_each is not None:
+        before_each()
+    windows.append((time.time_ns(), end_label))
 
 
 # ---------------------------------------------------------------- the verdict

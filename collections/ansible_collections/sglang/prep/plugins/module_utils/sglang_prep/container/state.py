@@ -232,6 +232,7 @@ def build(command, view, order, rows, to_run, started_mono, warnings=(), recorde
         "signature_group": group,
         "zero_jit": zero_jit,
         "zero_jit_reason": zero_jit_reason,
+        "serve": ledger.serve_summary(ledger.load_serve(view.layout, view.run_id, view.model)),
         "progress": progress,
         "finished_at": ledger.iso(ledger.utc_now()),
         "duration_s": round(time.monotonic() - started_mono, 3),

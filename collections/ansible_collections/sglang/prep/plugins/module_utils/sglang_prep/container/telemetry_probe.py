@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from . import httpc
 
 QUERY_METRIC = "sglang:prompt_tokens_total"
-POLL_S = 0.5
+POLL_S = 0.05  # the stage servers are scraped every 250 ms (prometheus_config): a finer poll than that
 _SAMPLE_RE = re.compile(r"^sglang:prompt_tokens_total(\{[^}]*\})?\s+([0-9.eE+-]+)", re.M)
 
 

@@ -1,0 +1,225 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sglang_prime
+short_description: Plan and prime all cache-priming stages of a host, as one job
+version_added: 1.2.0
+description:
+  - Asks the runtime in the prime container, in one C(docker exec) (C(python3 -m sglang_prep plan)), what each of
+    O(stages) would do and why, then runs every stage that plan sends to run, in order, as one job
+    (C(python3 -m sglang_prep prime)). The runtime stops at the first failure and returns the priming state
+    (RV(state)).
+  - The job writes a progress file (the run directory's C(progress.json)) that M(sglang.prep.sglang_prime_wait)
+    reads while it runs. The prime role runs it with C(async) and C(poll=0), so that each host runs its whole
+    stage list without waiting for the others.
+  - C(changed) is true when a stage ran and succeeded. A failed stage fails the task with RV(error_type) and a
+    message that says what to do.
+  - With O(plan_only=true), or in check mode, it runs nothing and returns the plan (RV(plan), RV(to_run)). In check
+    mode that plan is the answer (C(changed=true) when a stage would run, and C(--diff) shows each such stage's
+    recorded signature against the current one); outside check mode a plan changes nothing.
+  - With O(container_spec) it first looks whether O(container) runs with exactly those settings on the image O(image)
+    names now (RV(container_look)); only then is the plan made, in the same call.
+  - To run a single stage use M(sglang.prep.sglang_stage); to read the recorded state, M(sglang.prep.sglang_prime_info).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - sglang.prep._attributes.runtime
+  - sglang.prep._container
+  - sglang.prep._stage_options
+attributes:
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
+options:
+  stages:
+    description:
+      - The stages to plan and prime, in this order; default every stage of the runtime's registry, in its order
+        (C(lookup('sglang.prep.contract', 'STAGE_ORDER'))).
+      - Each stage is checked as the runtime's C(check) mode checks it (one toolchain probe for all of them) and compared
+        with what the current container run has recorded for it.
+    type: list
+    elements: str
+  mode:
+    description:
+      - V(ensure) runs a stage only when its recorded signature differs from the current one, or an earlier run of
+        it did not finish; V(rebuild) runs it regardless.
+    type: str
+    default: ensure
+    choices: [ensure, rebuild]
+  stage_modes:
+    description:
+      - "Per-stage overrides of O(mode), for example C({deep_gemm: rebuild}). A stage planned for V(rebuild) runs
+        whatever its signature says."
+    type: dict
+    default: {}
+  plan_only:
+    description:
+      - Return the plan (what each stage would do, and why) and run nothing, as check mode does, but with
+        C(changed=false) and without failing on a stage whose check failed (its plan row says so, and a prime
+        would record the failure).
+    type: bool
+    default: false
+  container_spec:
+    description:
+      - With a plan only (O(plan_only) or check mode). The digest of the settings the container should run with (the
+        prime role puts it in the container's label C(sglang.prep.spec)); requires O(image).
+      - When O(container) does not run with exactly these settings on the image O(image) names now, the module returns
+        at once, with RV(planned=false), since the container is about to be replaced and a plan for it would be stale.
+    type: str
+  image:
+    description:
+      - The image the container should run (a name, resolved to its ID on the host). Used with O(container_spec).
+    type: str
+notes:
+  - A job that exceeds the task's C(async) limit is abandoned by Ansible but keeps running in the
+    container until the runtime's own timeouts end it. Keep C(async) above the stages' O(ready_timeout).
+seealso:
+  - module: sglang.prep.sglang_stage
+  - module: sglang.prep.sglang_prime_info
+  - module: sglang.prep.sglang_prime_wait
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
+"""
+
+EXAMPLES = r"""
+- name: Ask which stages need to run, and why (runs nothing)
+  sglang.prep.sglang_prime:
+    container: sglang-prep
+    model: /models/Qwen3-30B-A3B
+    stage_modes:
+      moe_tune: rebuild
+    plan_only: true
+  register: plan
+
+- name: Prime what the plan sends to run, as one job
+  sglang.prep.sglang_prime:
+    container: sglang-prep
+    model: /models/Qwen3-30B-A3B
+    stage_modes:
+      moe_tune: rebuild
+  async: 7200
+  poll: 0
+  register: job
+  when: plan.to_run | length > 0
+
+- name: Wait for the job, one line per progress change
+  sglang.prep.sglang_prime_wait:
+    jid: "{{ job.ansible_job_id }}"
+    progress: "{{ plan.state.run.progress_file }}"
+  when: plan.to_run | length > 0
+
+- name: Preview a prime (nothing runs); --diff shows each changed signature
+  sglang.prep.sglang_prime:
+    container: sglang-prep
+    model: /models/Qwen3-30B-A3B
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+error_type:
+  description: Classified failure of the plan or of the first stage that failed (the job stops there).
+  returned: on failure
+  type: str
+  sample: readiness_timeout
+log_tail:
+  description: The last log lines of the failed stage, or the runtime's stderr when it gave no result.
+  returned: on failure
+  type: list
+  elements: str
+  sample: ["RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."]
+plan:
+  description:
+    - Per stage the runtime's check result (the keys of RV(sglang.prep.sglang_stage#module:stage_result)) plus C(planned_mode)
+      (V(ensure) or V(rebuild)), C(action), C(action_reason) and C(reason) (one line, worded by the runtime, saying what it would do, and why).
+    - C(action) is V(run) (the stage would run, or its check failed and a run records the failure),
+      V(record) (primed, but the current container run has no matching stage JSON yet, so an ensure records
+      a noop without launching anything) or V(none) (primed and recorded).
+  returned: with a plan (check mode, O(plan_only))
+  type: dict
+  sample:
+    flashinfer:
+      status: would_run
+      action: run
+      planned_mode: ensure
+      reprime_reasons: [{"field": "signature", "old": null, "new": "no signature at /profiles/flashinfer/tiny-moe-4ee15864/signature.json"}]
+to_run:
+  description: The stages whose C(action) is not V(none), in the order given.
+  returned: with a plan (check mode, O(plan_only))
+  type: list
+  elements: str
+  sample: [flashinfer]
+run:
+  description:
+    - The container run the plan was made for, with the keys M(sglang.prep.sglang_pointer_wait)
+      returns (read inside the container) C(run_id), C(manifest) (host path), C(manifest_container),
+      C(log_file) (host path of the session log), C(paths.container) and C(paths.host).
+  returned: with a plan (check mode, O(plan_only))
+  type: dict
+  sample:
+    run_id: container-run-20261129T160000Z-1a2b3c4d
+    log_file: /home/ubuntu/sglang-observability/telemetry/logs/container-run-20261129T160000Z-1a2b3c4d.log
+prep_result:
+  description: The run's C(prep_result.json) as recorded (empty when no stage has recorded a result yet).
+  returned: with a plan (check mode, O(plan_only))
+  type: dict
+  sample: {"status": "ok", "run": {"signature_group": "6bb7c4ffeb53"}}
+state:
+  description:
+    - The priming state (of the plan, or the job's result) the runtime builds (one model for the plan, the run and the report
+      alike; C(docs/runtime.md) describes every key), returned as is. C(run), C(order), C(stages) (one row per
+      stage with C(status), C(reason), C(duration_s), C(error_type), C(reprime_reasons), C(cache)),
+      C(to_run), C(caches), C(aggregate), C(prep_result_path), C(gpu), C(signature_group).
+  returned: when the runtime answered
+  type: dict
+  sample: {"aggregate": "ok", "to_run": [], "stages": {"deep_gemm": {"status": "noop", "reason": "deep_gemm is primed"}}}
+caches:
+  description:
+    - The cache snapshot, in the shape M(sglang.prep.sglang_cache_inspect) returns (C(caches),
+      C(total_bytes), C(partial_stages), C(profiles_root)).
+  returned: with a plan (check mode, O(plan_only))
+  type: dict
+  sample: {"total_bytes": 1503238553, "partial_stages": []}
+container_look:
+  description:
+    - With O(container_spec), whether O(container) runs with those settings on the image O(image) (C(current)),
+      and when not, C(reason); also C(exists), C(running), C(spec) (the label seen), C(image_id), C(wanted_image_id).
+  returned: with O(container_spec)
+  type: dict
+  sample: {"current": false, "exists": true, "running": true, "reason": "image sglang:v2 is not the one container sglang-prep runs"}
+planned:
+  description: With O(container_spec), whether the plan was made (the container is current).
+  returned: with O(container_spec)
+  type: bool
+  sample: true
+cmd:
+  description: The command that was run, as a list.
+  returned: when the command was run
+  type: list
+  elements: str
+  sample: ["/usr/bin/docker", "exec", "-u", "devuser", "sglang-prep", "python3", "-m", "sglang_prep", "stage", "deep_gemm"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sglang.prep.plugins.module_utils import _priming
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(_priming.several_spec(), plan_only=dict(type="bool", default=False)),
+        required_by={"container_spec": ("image",)},
+        supports_check_mode=True,
+    )
+    _priming.run_prime(module)
+
+
+if __name__ == "__main__":
+    main()

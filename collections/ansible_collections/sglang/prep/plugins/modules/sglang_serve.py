@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: sglang.prep contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sglang_serve
+short_description: Serve a model from the primed caches with a long-lived SGLang server, and prove zero JIT on it
+version_added: 1.1.0
+description:
+  - Starts the long-lived SGLang server in the running prime container, as O(user), through the container's
+    C(sglang_prep) runtime (C(docker exec -u devuser <container> python3 -m sglang_prep serve ...)).
+  - The server is the serve check's own configuration, the one the priming proved. That is the canonical settings,
+    metrics on, the O(extra_server_args), every cache variable under C(/profiles) and SGLang's fail-on-miss switch
+    C(SGLANG_CRASH_ON_JIT_COMPILE=1). It listens on O(port), the port Prometheus in the container scrapes.
+  - "Before it starts anything, every stage is planned against these serving settings. A stage that would run is
+    refused with RV(error_type=not_primed), naming the stage and the fields that differ (for example C(tp: 1 -> 2)),
+    unless O(prime=true) primes first. A container run with no priming at all is refused the same way."
+  - Once the server is ready, the serve check's shapes are driven against it. Every cache is snapshotted before its
+    start and after the requests, and its log is scanned for JIT lines. The verdict is RV(zero_jit). The check only
+    reads the caches. When it fails, the task fails with RV(error_type=jit_at_serve_time) and the server keeps
+    serving, unless O(stop_on_jit=true) stops it.
+  - The runtime writes the C(serve) record beside the stage JSONs, then the aggregate and the metrics
+    (C(sglang_prep_serve_zero_jit{stage="serve"})).
+  - A server already running with the same settings digest is left alone (C(changed=false)). Other settings restart
+    it. In check mode nothing starts, and C(--diff) shows which settings changed.
+  - O(state=stopped) stops the serving server and proves its port free.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - sglang.prep._container
+attributes:
+  check_mode:
+    support: full
+    details: Plans and compares the settings digest; starts, stops and writes nothing.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+options:
+  container:
+    description:
+      - Name or ID of the running prime container.
+    type: str
+    required: true
+  state:
+    description:
+      - V(started) serves O(model), or leaves a server with the same settings alone. V(stopped) stops the serving server.
+    type: str
+    choices: [started, stopped]
+    default: started
+  prime:
+    description:
+      - Prime every stage these serving settings would run first, instead of refusing with V(not_primed).
+    type: bool
+    default: false
+  stop_on_jit:
+    description:
+      - Stop the server when the zero-JIT check on the live server fails. By default it keeps serving.
+    type: bool
+    default: false
+  model:
+    description:
+      - Model path inside the container, under C(/models). Required with O(state=started).
+    type: str
+  tp:
+    description:
+      - Tensor-parallel size. Part of every stage signature, so a value the caches were not primed with is refused.
+    type: int
+    default: 1
+  port:
+    description:
+      - The serving port inside the container (the prime role passes C(prime_server_port)). Strict, there is no
+        fallback port. The host-wide server-port lock is held by the server for as long as it runs, so stage
+        servers never share the port with it.
+    type: int
+    default: 30000
+  lock_timeout:
+    description:
+      - Seconds to wait for the server-port lock (a priming stage server) before V(lock_timeout).
+    type: float
+  ready_timeout:
+    description:
+      - Seconds for the server to become ready before V(readiness_timeout). The server is left running then.
+    type: float
+  disk_headroom_mb:
+    description:
+      - Free space (MiB) O(prime=true) requires under C(/profiles).
+    type: int
+  moe_batch_sizes:
+    description:
+      - Batch sizes of the MoE tuning. Part of the moe_tune signature, so give the values priming used.
+    type: list
+    elements: int
+  moe_dtype:
+    description:
+      - The MoE tuner dtype priming used.
+    type: str
+  extra_server_args:
+    description:
+      - The operator's extra SGLang server arguments. They must be the ones the caches were primed with.
+      - A secret option's value (C(--api-key)) reaches the runtime by environment and is masked in every record.
+    type: list
+    elements: str
+    default: []
+  serve_max_prompt_tokens:
+    description:
+      - The longest prompt the zero-JIT check sends (default the server's chunked-prefill size).
+    type: int
+  require_pinned_stack:
+    description:
+      - Refuse with V(stack_unpinned) when the container's stack differs from the pinned one.
+    type: bool
+    default: false
+  env:
+    description:
+      - Extra environment for the runtime (values never appear in a result).
+    type: dict
+    default: {}
+  user:
+    description:
+      - The container user that runs the runtime and the server.
+    type: str
+    default: devuser
+  pointer:
+    description:
+      - Run pointer inside the container (default the runtime's).
+    type: str
+seealso:
+  - module: sglang.prep.sglang_stage
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
+"""
+
+EXAMPLES = r"""
+- name: Serve the primed model
+  sglang.prep.sglang_serve:
+    container: sglang-prime
+    model: /models/Qwen3-30B-A3B
+    extra_server_args: [--enable-mixed-chunk]
+  register: served
+
+- name: Stop the serving server
+  sglang.prep.sglang_serve:
+    container: sglang-prime
+    model: /models/Qwen3-30B-A3B
+    state: stopped
+"""
+
+RETURN = r"""
+status:
+  description: V(ok) (started and proven), V(noop) (already serving with the same settings), V(would_run) (check mode) or V(error).
+  returned: with O(state=started)
+  type: str
+  sample: ok
+action:
+  description: V(start), V(restart), V(none), or V(prime) (check mode with O(prime=true)).
+  returned: with O(state=started)
+  type: str
+  sample: start
+zero_jit:
+  description: The verdict of the zero-JIT check on the live server (C(null) when it did not complete).
+  returned: with O(state=started)
+  type: bool
+  sample: true
+first_text:
+  description: The text of the first generation the check got from the live server.
+  returned: with O(state=started)
+  type: str
+  sample: " the"
+server:
+  description: The serving server (pids, port, settings digest, argv with secrets masked, its log).
+  returned: with O(state=started)
+  type: dict
+serve_result:
+  description: The whole serve record, as written to C(stages/serve.json).
+  returned: with O(state=started)
+  type: dict
+error_type:
+  description: V(not_primed), V(jit_at_serve_time), V(port_busy), V(lock_timeout), V(readiness_timeout), V(server_exited_early), ...
+  returned: on failure
+  type: str
+  sample: not_primed
+reasons:
+  description: With V(not_primed), each differing field as C({stage, field, old, new}).
+  returned: on refusal
+  type: list
+  elements: dict
+port_free:
+  description: With O(state=stopped), whether the port was free after the server stopped.
+  returned: with O(state=stopped)
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sglang.prep.plugins.module_utils import _serve
+
+
+def main():
+    _serve.run(AnsibleModule(argument_spec=_serve.argument_spec(), supports_check_mode=True))
+
+
+if __name__ == "__main__":
+    main()

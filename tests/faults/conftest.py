@@ -1,6 +1,0 @@
-"""The fault tier reuses the integration harnesses (tests/integration): one stand-in container, the role."""
-
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
