@@ -171,7 +171,7 @@ def measure_fanout(hosts=3):
 def registry_batch_sizes():
     """The MoE tuner's default batch sizes, as the runtime has them."""
     sys.path.insert(0, os.path.join(REPO, "collections"))
-    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.stages import DEFAULT_MOE_BATCH_SIZES
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container.moe_tune import DEFAULT_MOE_BATCH_SIZES
     return DEFAULT_MOE_BATCH_SIZES
 
 

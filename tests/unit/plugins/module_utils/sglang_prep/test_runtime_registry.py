@@ -16,7 +16,8 @@ from unit_support.runtime import cli
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import caches, contract, manifest, registry
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import (
-    argv, engine, ledger, signature, stages)
+    argv, engine, ledger, signature, stages, warmups)
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import runner as runner_mod
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 
@@ -32,10 +33,10 @@ def disagreements(rows, runners):
             continue
         if runner.name != row.name:
             problems.append("%s: RUNNERS entry is %s, whose name is %r" % (row.name, runner.__name__, runner.name))
-        if issubclass(runner, stages.ServerStage) != row.server:
+        if issubclass(runner, runner_mod.ServerStage) != row.server:
             problems.append("%s: server=%s in the registry, runner %s %s a ServerStage" % (
-                row.name, row.server, runner.__name__, "is" if issubclass(runner, stages.ServerStage) else "is not"))
-        if issubclass(runner, stages.WarmupStage) != row.warmup:
+                row.name, row.server, runner.__name__, "is" if issubclass(runner, runner_mod.ServerStage) else "is not"))
+        if issubclass(runner, warmups.WarmupStage) != row.warmup:
             problems.append("%s: warm-up=%s in the registry, runner %s disagrees" % (row.name, row.warmup, runner.__name__))
         if row.cache is not None and row.cache not in contract.CACHES:  # None: a stage without an on-disk cache
             problems.append("%s: cache %r is not in contract.CACHES" % (row.name, row.cache))

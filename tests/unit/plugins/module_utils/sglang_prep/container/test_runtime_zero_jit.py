@@ -68,7 +68,10 @@ def test_an_autotune_benchmark_at_serve_time_is_jit_naming_the_kernel_and_the_st
     [finding] = out["findings"]
     assert finding["kind"] == "triton_autotune" and finding["kernels"] == ["_chunk_scan_fwd_kernel"]
     assert "_chunk_scan_fwd_kernel" in out["message"] and "Triton autotune benchmark" in out["message"]
-    assert finding["should_have_primed"] == "deep_gemm, flashinfer, inductor"
+    # every priming stage that starts a server runs Triton kernels, so any of them should have primed it
+    assert finding["should_have_primed"] == ", ".join(
+        s for s in registry.server_stages() if s in registry.priming_stages())
+    assert finding["should_have_primed"].startswith("deep_gemm, flashinfer, inductor")
 
 
 def test_a_refused_jit_compile_is_jit_naming_the_module():

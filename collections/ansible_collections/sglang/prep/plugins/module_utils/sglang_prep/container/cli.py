@@ -172,7 +172,7 @@ def _positive_float(text):
 
 def _stage_options(parser):
     """The options a stage run and a plan share (the plan asks with exactly what the runs will use)."""
-    from .stages import DEFAULT_MOE_BATCH_SIZES, MOE_DTYPES
+    from .moe_tune import DEFAULT_MOE_BATCH_SIZES, MOE_DTYPES
     parser.add_argument("--model", required=True, type=_model_path,
                         help="model directory inside the container, e.g. /models/<name>")
     parser.add_argument("--tp", type=_positive_int, default=1, help="tensor parallel size (default 1)")
@@ -345,7 +345,7 @@ def _error_payload(exc, **extra):
 
 def _tuner_argv(ns):
     """moe_tune's tuner argv for the model directory (ValueError when its MoE dtype cannot be told)."""
-    from . import moe, stages
+    from . import moe, moe_tune
     config = moe.model_config(ns.model)
     if config is None:
         raise ValueError("%s/config.json is missing or unreadable: the tuner's --dtype follows the checkpoint's "
@@ -354,12 +354,12 @@ def _tuner_argv(ns):
     plan = moe.tuner_plan(ns.model, config, ns.extra_server_args, ns.moe_dtype, tp=ns.tp, device_name=ns.device_name)
     if plan["skip_reason"]:
         raise ValueError("moe_tune is skipped for this checkpoint and these serving args: " + plan["skip_reason"])
-    return moe.tuner_argv("python3", stages.tuner_location(os.environ), ns.model, ns.tp, plan)
+    return moe.tuner_argv("python3", moe_tune.tuner_location(os.environ), ns.model, ns.tp, plan)
 
 
 def decide(model, tp=1, extra_args=(), device_name="NVIDIA H200", triton_kernels=False):
     """The runtime's decisions for a model directory and serving args (the ``decide`` command's JSON)."""
-    from . import deepgemm, moe, stages
+    from . import deepgemm, moe, moe_tune
     extra = list(extra_args)
     argv_mod.check_extra_args(extra)
     config = moe.model_config(model)
@@ -371,7 +371,7 @@ def decide(model, tp=1, extra_args=(), device_name="NVIDIA H200", triton_kernels
     else:
         out["moe_tune"] = plan
         if not plan["skip_reason"]:
-            out["moe_tune"]["tuner_argv"] = moe.tuner_argv("python3", stages.tuner_location({}), model, tp, plan)
+            out["moe_tune"]["tuner_argv"] = moe.tuner_argv("python3", moe_tune.tuner_location({}), model, tp, plan)
     used, why = deepgemm.usage(model, config, extra)
     out["deep_gemm"] = {"uses_deep_gemm": used, "why": why}
     out["mamba_cache"] = argv_mod.mamba_policy(model, extra)

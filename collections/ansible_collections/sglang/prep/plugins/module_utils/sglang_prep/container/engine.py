@@ -26,7 +26,9 @@ from .preflight import (DISK_ERRNOS, ensure_writable_dir, os_failure, require_fr
                         require_writable_tree, writable_hint)
 from .procs import describe_port_holders, port_is_free
 from .server import kill_orphan_group
-from .stages import DEFAULT_MOE_BATCH_SIZES, RUNNERS, ServerStage
+from .moe_tune import DEFAULT_MOE_BATCH_SIZES
+from .runner import ServerStage
+from .stages import RUNNERS
 
 DEFAULTS = {
     "tp": 1,

@@ -16,4 +16,3 @@ def log(path, source, message):
     """Append one line ``<UTC time> [<source>] <message>``."""
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("%s [%s] %s\n" % (stamp(), source, message))
-
