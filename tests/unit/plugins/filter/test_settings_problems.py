@@ -1,6 +1,6 @@
 """Filter sglang.prep.settings_problems: every role value that cannot work, one line naming variable, value, what works.
 
-The end-to-end check (the role refuses with bad_input before any change) is tests/unit/test_prime_bad_input.py."""
+The end-to-end check (the role refuses with bad_input before any change) is tests/unit/roles/prime/test_prime_bad_input.py."""
 
 import os
 

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
-from ansible_collections.sglang.prep.plugins.module_utils._priming import ENV_NOT_RECORDED
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, registry
+from ansible_collections.sglang.prep.plugins.module_utils._priming import ENV_NOT_RECORDED, check_model
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import registry
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
 
@@ -38,9 +38,7 @@ def bundle_argv(params):
 
 def refuse(module, params):
     """Bad input, before anything runs."""
-    if not params["model"].startswith(contract.MODELS_ROOT + "/"):
-        module.fail_json(msg="model %r is not under %s: give the model's path inside the container" % (params["model"], contract.MODELS_ROOT),
-                         error_type="model_not_found")
+    check_model(module, params["model"])
     if params["state"] == "installed" and not params["bundle"]:
         module.fail_json(msg="state=installed needs bundle: the bundle's path inside the container", error_type="bad_input")
     if params["sha256"] and (len(params["sha256"]) != 64 or any(c not in "0123456789abcdef" for c in params["sha256"])):

@@ -74,11 +74,19 @@ def check_stage_modes(module, stage_modes):
                              % (", ".join(contract.STAGE_ORDER), ", ".join(bad)))
 
 
+def model_problem(model):
+    """contract.model_path's refusal of ``model`` (its one check and message), or None."""
+    try:
+        contract.model_path(model)
+    except PrepError as exc:
+        return exc
+    return None
+
+
 def check_model(module, model):
-    if model is not None and not model.startswith(contract.MODELS_ROOT + "/"):
-        module.fail_json(msg="model %r is not under %s: give the model's path inside the container, e.g. %s/<name> for "
-                             "<host root>/models/<name> on the host" % (model, contract.MODELS_ROOT, contract.MODELS_ROOT),
-                         error_type="model_not_found")
+    refused = model_problem(model) if model is not None else None
+    if refused is not None:
+        module.fail_json(msg=refused.message, error_type=refused.error_type)
 
 
 def take_env(module):

@@ -13,6 +13,7 @@ argument list, runs it, and turns its RESULT line into the module's result.
 from __future__ import annotations
 
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
+from ansible_collections.sglang.prep.plugins.module_utils._priming import model_problem
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, server_flags
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
@@ -38,9 +39,9 @@ def problems(params, raw_env, raw_extra):
     if params["state"] == "started" and not params["model"]:
         return [("bad_input", "state=started needs model: the model path inside the container, e.g. %s/<name>"
                  % contract.MODELS_ROOT)]
-    if params["model"] and not params["model"].startswith(contract.MODELS_ROOT + "/"):
-        out.append(("model_not_found", "model %r is not under %s: give the model's path inside the container, e.g. "
-                    "%s/<name>" % (params["model"], contract.MODELS_ROOT, contract.MODELS_ROOT)))
+    refused = model_problem(params["model"]) if params["model"] else None
+    if refused is not None:
+        out.append((refused.error_type, refused.message))
     if params["tp"] < 1:
         out.append(("bad_input", "tp must be 1 or more, got %d" % params["tp"]))
     for refused in server_flags.extra_args_problems(raw_extra):

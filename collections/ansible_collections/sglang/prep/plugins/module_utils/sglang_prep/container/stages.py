@@ -6,7 +6,7 @@
 The runners live along their seams: runner.py (the StageRunner interface and the server lifecycle),
 warmups.py (deep_gemm, flashinfer, inductor), moe_tune.py, servecheck_stage.py. Every StageRunner subclass
 of the RUNNER_MODULES that sets ``name`` is the runner of that stage (a new runner in one of them needs no line
-here). What the code says about a stage is its row in registry.py; tests/unit/test_runtime_registry.py fails
+here). What the code says about a stage is its row in registry.py; tests/unit/plugins/module_utils/sglang_prep/test_runtime_registry.py fails
 when RUNNERS and the rows disagree.
 """
 
