@@ -49,3 +49,22 @@ def test_the_table_header_and_each_row_have_the_same_cells():
     width = len(fr.headers(stages))
     assert all(len(fr.cells(row, stages)) == width for row in report["hosts"])
     assert fr.headers(stages)[:5] == ["host", "status", "signature group", "GPU", "deep_gemm"]
+
+
+def test_a_host_that_installed_from_the_registry_says_which_artifact_and_what_it_saved():
+    digest = "sha256:" + "ab" * 32
+    joined = state_report("gpu-new")
+    joined["stages"]["deep_gemm"].update(status="installed", source="registry", digest=digest)
+    joined["registry"] = {"source": "registry", "outcome": "installed", "installed": ["deep_gemm"], "digest": digest,
+                          "source_host": "gpu-1", "builder_compile_s": 103.4, "error_type": None, "published": None}
+    builder = dict(state_report("gpu-1"), registry={"outcome": "absent", "installed": [], "digest": None,
+                                                    "published": {"digest": digest, "error_type": None}})
+    report, _warnings = fr.build_report([builder, joined, state_report("gpu-plain")])
+    row = next(r for r in report["hosts"] if r["host"] == "gpu-new")
+    assert row["stages"]["deep_gemm"]["source"] == "registry" and row["stages"]["deep_gemm"]["digest"] == digest
+    assert row["registry"]["builder_compile_s"] == 103.4
+    section = fr.render_markdown(report).split("## Registry", 1)[1]
+    assert "| gpu-new | installed | deep_gemm | %s | gpu-1 | 103.4s | - | - |" % digest[:19] in section
+    assert "| gpu-1 | absent | - | - | - | - | %s | - |" % digest[:19] in section
+    assert "gpu-plain" not in section
+    assert "## Registry" not in fr.render_markdown(fr.build_report([state_report("gpu-plain")])[0])

@@ -392,6 +392,32 @@ def _fanout_section(groups):
                       "install", "compiles avoided"], rows))
 
 
+def _short(digest):
+    return (digest or "")[:19] or None
+
+
+def _registry_section(rows):
+    """Per host that asked the registry (prime_bundle_transfer=registry): what it installed from which artifact and
+    the compile seconds its builder spent (this host saved them), or what it published."""
+    table = []
+    for row in rows:
+        entry = row.get("registry") or {}
+        if not entry:
+            continue
+        published = entry.get("published") or {}
+        saved = entry.get("builder_compile_s")
+        table.append([row["host"], entry.get("outcome"), ", ".join(entry.get("installed") or []), _short(entry.get("digest")),
+                      entry.get("source_host"), None if saved is None else "%.1fs" % saved,
+                      _short(published.get("digest")), entry.get("error_type") or published.get("error_type")])
+    if not table:
+        return []
+    return (["", "## Registry", "",
+             "Hosts that asked the registry for their signature group's bundle: installed (source: registry, pinned by "
+             "digest, then proven by the serve check), or primed themselves and published.", ""]
+            + _table(["host", "outcome", "installed", "digest", "builder", "compile saved", "published", "error_type"],
+                     table))
+
+
 def _failures_section(rows):
     failed = [row for row in rows if row["status"] not in ("ok", "changed")]
     if not failed:
@@ -410,6 +436,7 @@ def render_markdown(report):
     lines += _table(headers(stages), [cells(row, stages) for row in report["hosts"]])
     lines += _groups_section(report["summary"]["signature_groups"])
     lines += _fanout_section(report["summary"].get("fanout"))
+    lines += _registry_section(report["hosts"])
     lines += _failures_section(report["hosts"])
     return "\n".join(lines) + "\n"
 
