@@ -31,16 +31,28 @@ def test_a_row_reads_the_state_where_the_runtime_put_it():
 
 
 def test_every_column_is_one_entry_and_a_new_one_touches_nothing_else(monkeypatch):
-    serve = fr.Column("serve", ("serve.status",), "serve", lambda value: value)
-    monkeypatch.setattr(fr, "COLUMNS", fr.COLUMNS + (serve,))
+    url = fr.Column("serve_url", ("serve.url",), "serve url", lambda value: value)
+    monkeypatch.setattr(fr, "COLUMNS", fr.COLUMNS + (url,))
     report, _ = fr.build_report([state_report("gpu-1"), {"host": "gpu-2", "status": "ok"}])
     rows = {row["host"]: row for row in report["hosts"]}
-    assert rows["gpu-1"]["serve"] == "serving" and rows["gpu-2"]["serve"] is None
+    assert rows["gpu-1"]["serve_url"] == "http://gpu-1:30000" and rows["gpu-2"]["serve_url"] is None
     lines = fr.render_markdown(report).splitlines()
     header = next(line for line in lines if line.startswith("| host"))
-    assert header.rstrip(" |").endswith("| serve")
-    assert next(line for line in lines if line.startswith("| gpu-1")).endswith("| serving |")
+    assert header.rstrip(" |").endswith("| serve url")
+    assert next(line for line in lines if line.startswith("| gpu-1")).endswith("| http://gpu-1:30000 |")
     assert next(line for line in lines if line.startswith("| gpu-2")).endswith("| - |")
+
+
+def test_the_serving_column_shows_the_live_servers_zero_jit_verdict():
+    served = dict(state_report("gpu-1"), serve={"status": "ok", "zero_jit": True, "port": 30000})
+    failed = dict(state_report("gpu-2"), serve={"status": "error", "zero_jit": False, "error_type": "jit_at_serve_time"})
+    report, _ = fr.build_report([served, failed, {"host": "gpu-3", "status": "ok"}])
+    rows = {row["host"]: row for row in report["hosts"]}
+    assert rows["gpu-1"]["serve"]["zero_jit"] is True and rows["gpu-3"]["serve"] is None
+    lines = fr.render_markdown(report).splitlines()
+    assert "| serving |" in next(line for line in lines if line.startswith("| host"))
+    assert "| ok (zero JIT) |" in next(line for line in lines if line.startswith("| gpu-1"))
+    assert "| error (JIT at serve time) |" in next(line for line in lines if line.startswith("| gpu-2"))
 
 
 def test_the_table_header_and_each_row_have_the_same_cells():

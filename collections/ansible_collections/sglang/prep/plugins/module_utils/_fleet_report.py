@@ -98,6 +98,14 @@ def _stage_cell(stage):
     return text
 
 
+def _serve_cell(serve):
+    """The serving server (serve.yml): its status and the zero-JIT verdict on the live server."""
+    if not serve:
+        return None
+    verdict = {True: "zero JIT", False: "JIT at serve time"}.get(serve.get("zero_jit"), "no verdict")
+    return "%s (%s)" % (serve.get("status") or "?", verdict)
+
+
 def _cache_cell(size):
     return None if size is None else "%s (%d B)" % (human_bytes(size), size)
 
@@ -144,6 +152,7 @@ COLUMNS = (
     Column("zero_jit", ("zero_jit",), "zero JIT", ZERO_JIT_CELL.get),
     Column("cache_bytes", ("caches.total_bytes", "cache_bytes"), "cache", _cache_cell),
     Column("reprime_reasons", _reasons, "re-prime reasons", reasons_cell),
+    Column("serve", ("serve",), "serving", _serve_cell),
     Column("finished_at", ("finished_at",), "finished", _text),
     Column("error_type", ("error_type",), "error_type", _text),
     Column("run_id", ("run.run_id", "run_id"), None, _text),
