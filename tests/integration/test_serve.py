@@ -7,13 +7,11 @@ second host that was never primed is refused, then served with serve_prime=true.
 
 import json
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import role_harness as rh  # noqa: E402
-from docker_util import docker  # noqa: E402
+import role_harness as rh
+from docker_util import docker
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates a host user and runs Docker as root, like molecule")
 

@@ -1,13 +1,6 @@
 """bundle_registry filters: what the registry gave a host, as its prime_report says it."""
 
-import os
-import sys
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-if os.path.join(REPO, "collections") not in sys.path:  # until the unit tier's pytest.ini sets it
-    sys.path.insert(0, os.path.join(REPO, "collections"))
-
-from ansible_collections.sglang.prep.plugins.filter.bundle_registry import FilterModule  # noqa: E402
+from ansible_collections.sglang.prep.plugins.filter.bundle_registry import FilterModule
 
 F = FilterModule().filters()
 PULLED = {"status": "pulled", "tag": "m-gab", "digest": "sha256:" + "1" * 64, "ref": "r/x@sha256:" + "1" * 64,

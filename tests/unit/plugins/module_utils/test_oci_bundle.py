@@ -8,15 +8,11 @@ tiers with a real registry are tests/fleet/test_registry.py.
 import hashlib
 import os
 import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-if os.path.join(REPO, "collections") not in sys.path:  # until the unit tier's pytest.ini sets it
-    sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle as ob  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle as ob
 
 DIGEST = "sha256:" + "2d" * 32
 MANIFEST = {"model": "/models/Qwen3-30B-A3B", "model_slug": "Qwen3-30B-A3B", "group_key": "4b1f0c2d3e4f5a6b",
@@ -235,3 +231,16 @@ def test_publish_pushes_the_bundle_and_signs_the_pushed_digest(keys, tmp_path):
     assert members[ob.BUNDLE_MEMBER] == data and values[ob.LABEL + "sha256"] == hashlib.sha256(data).hexdigest()
     sig_members, _values = engine.imported["r.example/caches:" + ob.signature_tag(DIGEST)]
     assert ob.verify(DIGEST, sig_members[ob.SIGNATURE_MEMBER].decode(), keys["builder"][1]) == "builder"
+
+
+def test_every_error_type_of_the_registry_code_has_its_home_in_errors():
+    """The host-side registry code classifies with the collection's error types (errors.ERROR_TYPES), none of its own."""
+    import inspect
+    import re
+    from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle, _oci_prune
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import ERROR_TYPES
+    used = set(name for name, _needles in _oci_bundle.CLASSES if name != "absent") | {_oci_bundle.classify("")}
+    for module in (_oci_bundle, _oci_prune):
+        used |= set(re.findall(r'OciError\(\s*"([a-z_]+)"', inspect.getsource(module)))
+    assert {"registry_auth", "registry_tls", "bundle_untrusted"} <= used
+    assert used - set(ERROR_TYPES) == set()

@@ -1,14 +1,7 @@
 """_oci_prune: which bundle artifacts bundle_prune deletes (and that it deletes nothing in check mode)."""
 
-import os
-import sys
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-if os.path.join(REPO, "collections") not in sys.path:  # until the unit tier's pytest.ini sets it
-    sys.path.insert(0, os.path.join(REPO, "collections"))
-
-from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle as ob  # noqa: E402
-from ansible_collections.sglang.prep.plugins.module_utils import _oci_prune as op  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle as ob
+from ansible_collections.sglang.prep.plugins.module_utils import _oci_prune as op
 
 
 def art(tag, model, group, day):

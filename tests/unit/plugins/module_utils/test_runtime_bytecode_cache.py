@@ -10,10 +10,7 @@ import shutil
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
-
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import __main__ as entry  # noqa: E402
+from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import __main__ as entry
 
 PACKAGE = os.path.dirname(os.path.abspath(entry.__file__))
 

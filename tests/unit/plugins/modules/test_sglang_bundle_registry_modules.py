@@ -4,16 +4,12 @@ and the registry password reaches no command line and no result (a fake docker C
 import json
 import os
 import stat
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-if os.path.join(REPO, "collections") not in sys.path:  # until the unit tier's pytest.ini sets it
-    sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.sglang.prep.plugins.modules import sglang_bundle_publish, sglang_bundle_pull  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.sglang.prep.plugins.modules import sglang_bundle_publish, sglang_bundle_pull
 
 SECRET = "pa55-w0rd-never-shown"
 FAKE = r"""#!/usr/bin/env python3

@@ -77,6 +77,15 @@ ERROR_TYPES = (
     "bundle_unavailable",
     # an entry the bundle carries exists on this host with other bytes: nothing was installed, the host primes itself
     "bundle_conflict",
+    # registry bundles (module_utils/_oci_bundle.py, host side): an artifact unsigned or signed by a key the allowed
+    # signers do not list; the publisher's signing failed; the registry refused the credentials, its certificate is
+    # not trusted, it cannot be reached, or it answered with something else
+    "bundle_untrusted",
+    "bundle_sign_failed",
+    "registry_auth",
+    "registry_tls",
+    "registry_unavailable",
+    "registry_error",
 )
 
 
