@@ -18,15 +18,8 @@ description:
   - This is an information module. It never changes anything and always returns C(changed=false).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes.info
   - sglang.prep._container
-attributes:
-  check_mode:
-    support: full
-    details: Reads only, so it runs unchanged in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   pointer:
     description:
