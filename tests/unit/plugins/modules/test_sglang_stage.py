@@ -511,3 +511,29 @@ def test_the_single_stage_primitive_has_no_deprecation(docker, capsys):
     configure(stdout=result_line(NOOP))
     rc, out = run(base(path), capsys)
     assert rc == 0 and not out.get("deprecations")
+
+
+# ---------------------------------------------------------------- one call: the host, the container and the plan (host)
+# The prime role's no-op re-prime asks all three in one sglang_prime call: the digest of its container settings depends
+# on what the host look finds (the host user's UID, the host root, the env file), so the look returns the settings label
+# it saw and the role compares it.
+
+def test_one_call_looks_at_the_host_and_the_container_and_plans(docker, capsys, tmp_path):
+    path, configure, calls = docker
+    look_config(configure)
+    (tmp_path / "root" / "telemetry").mkdir(parents=True)
+    rc, out = run(plan_base(path, image="sglang:v1", host={"host_root": str(tmp_path / "root") + "/"}), capsys)
+    assert rc == 0 and out["planned"] is True and out["to_run"] == ["moe_tune", "flashinfer"]
+    assert out["container_look"]["current"] is True and out["container_look"]["spec"] == SPEC  # returned, not compared
+    assert out["host"]["host_root"] == str(tmp_path / "root")
+    assert str(tmp_path / "root" / "telemetry") in [e["path"] for e in out["host"]["entries"]]
+    assert [c[0] for c in calls()] == ["inspect", "image", "exec"]  # the host look asks the docker CLI nothing
+
+
+def test_the_host_look_comes_with_every_answer(docker, capsys, tmp_path):
+    path, configure, calls = docker
+    look_config(configure, images={})
+    rc, out = run(plan_base(path, image="sglang:v1", host={"host_root": str(tmp_path)}), capsys)
+    assert rc == 0 and out["planned"] is False and out["host"]["host_root"] == str(tmp_path)
+    rc, out = run(plan_base(path, image="sglang:v1", model="models/x", host={"host_root": str(tmp_path)}), capsys)
+    assert rc == 1 and out["error_type"] == "model_not_found" and out["host"]["host_root"] == str(tmp_path)

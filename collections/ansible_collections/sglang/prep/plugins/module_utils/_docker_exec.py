@@ -47,7 +47,8 @@ def container_state(module, docker, container):
 
 def container_look(module, docker, container, spec_label, spec, image):
     """Whether ``container`` runs with the settings digest ``spec`` (its label ``spec_label``) on the image ``image``
-    currently names: two inspects, no change. A dict with ``current`` and, when it is not, the ``reason``."""
+    currently names: two inspects, no change. A dict with ``current`` and, when it is not, the ``reason``. With ``spec``
+    None the label is returned (``spec``) but not compared: the caller compares it."""
     rc, out, err = module.run_command([docker, "inspect", "--type", "container", "--format", "{{json .}}", container])
     if rc != 0:
         text = (err or out or "").strip()
@@ -65,7 +66,7 @@ def container_look(module, docker, container, spec_label, spec, image):
     look["wanted_image_id"] = out.strip() if rc == 0 else None
     if not look["running"]:
         look["reason"] = "container %s is %s" % (container, describe_state(state))
-    elif look["spec"] != spec:
+    elif spec is not None and look["spec"] != spec:
         look["reason"] = "container %s was started with other settings (label %s)" % (container, spec_label)
     elif look["image_id"] != look["wanted_image_id"]:
         look["reason"] = "image %s is not the one container %s runs" % (image, container)

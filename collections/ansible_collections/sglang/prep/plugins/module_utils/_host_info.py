@@ -21,6 +21,13 @@ MODELS_MOUNT = "/models"  # where the container sees <host root>/models (contrac
 MAX_LINKS = 40  # as the kernel's ELOOP limit
 
 
+def argument_spec():
+    """Options of sglang_host_info, also sglang_prime's O(host) (the look at the host in the same call)."""
+    return dict(host_user=dict(type="str", default=""), host_root=dict(type="str", default=""),
+                model=dict(type="str", default=""), env_file=dict(type="str", default=""),
+                runtime_package=dict(type="str", default=""))
+
+
 def account(name=None, uid=None):
     try:
         entry = pwd.getpwnam(name) if name is not None else pwd.getpwuid(uid)

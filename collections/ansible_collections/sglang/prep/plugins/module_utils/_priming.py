@@ -18,6 +18,7 @@ import os
 import time
 
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
+from ansible_collections.sglang.prep.plugins.module_utils import _host_info
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import manifest as manifests
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import pointer as pointers
@@ -45,7 +46,8 @@ def stage_spec():
 def several_spec():
     """Options of sglang_prime: the shared stage options, the container, the stages, their modes, the look."""
     return dict(stage_spec(), stages=dict(type="list", elements="str"), stage_modes=dict(type="dict", default={}),
-                container_spec=dict(type="str"), image=dict(type="str"))
+                container_spec=dict(type="str"), image=dict(type="str"),
+                host=dict(type="dict", options=_host_info.argument_spec()))
 
 
 def info_spec():
@@ -367,9 +369,20 @@ def _exec_report(module):
 
 
 # ---------------------------------------------------------------- sglang_prime
+def answer_with(module, extra):
+    """Every answer of ``module`` from here on, result or failure, also carries ``extra``."""
+    exit_json, fail_json = module.exit_json, module.fail_json
+    module.exit_json = lambda **answer: exit_json(**dict(extra, **answer))
+    module.fail_json = lambda msg, **answer: fail_json(msg=msg, **dict(extra, **answer))
+
+
 def run_prime(module):
-    """sglang_prime: plan (check mode, plan_only) or prime the stages, as one job."""
+    """sglang_prime: plan (check mode, plan_only) or prime the stages, as one job; with host, the look at the host
+    first (what sglang_host_info returns, in every answer as ``host``), so that one call looks at the host, the
+    container and plans."""
     params = module.params
+    if params.get("host") is not None:
+        answer_with(module, {"host": _host_info.host_info(params["host"])})
     order = stage_names(module)
     check_stage_modes(module, params["stage_modes"])
     check_model(module, params["model"])
@@ -377,12 +390,12 @@ def run_prime(module):
         _fail_bad(module, "container_spec needs image: the look compares the image the container runs with it")
     env, raw_extra = take_env(module)
     planning = module.check_mode or params["plan_only"]
-    if params["container_spec"] and not planning:
-        _fail_bad(module, "container_spec goes with a plan only (plan_only=true, or check mode)")
+    if (params["container_spec"] or params["image"]) and not planning:
+        _fail_bad(module, "container_spec and image go with a plan only (plan_only=true, or check mode)")
     given = dict(params, extra_server_args=raw_extra)
     call = Call(module, several_argv(given, "plan" if planning else "prime", order), env, "plan" if planning else "prime")
     seen = {}
-    if params["container_spec"]:
+    if params["image"]:
         seen_look = look(module, call.docker, params)
         if not seen_look["current"]:
             module.exit_json(changed=False, planned=False, container_look=seen_look,

@@ -156,13 +156,7 @@ from ansible_collections.sglang.prep.plugins.module_utils import _host_info
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            host_user=dict(type="str", default=""),
-            host_root=dict(type="str", default=""),
-            model=dict(type="str", default=""),
-            env_file=dict(type="str", default=""),
-            runtime_package=dict(type="str", default=""),
-        ),
+        argument_spec=_host_info.argument_spec(),
         supports_check_mode=True,
     )
     _host_info.run(module)

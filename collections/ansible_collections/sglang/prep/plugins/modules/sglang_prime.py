@@ -76,8 +76,40 @@ options:
     type: str
   image:
     description:
-      - The image the container should run (a name, resolved to its ID on the host). Used with O(container_spec).
+      - The image the container should run (a name, resolved to its ID on the host). With a plan only (O(plan_only) or
+        check mode).
+      - With O(container_spec), the look described there. Without it, the look compares the image and whether the
+        container runs, plans only then, and returns the settings label it saw (RV(container_look.spec)) without
+        comparing it, for the caller to compare (the prime role, whose digest of the settings depends on what the look at
+        the host, O(host), finds in the same call).
     type: str
+  host:
+    description:
+      - Look at the host first, in the same call, as M(sglang.prep.sglang_host_info) does with these options, and
+        return what it found (RV(host)) with every answer, also a failed one. The prime role's no-op re-prime asks
+        the host, the container and the plan of every stage in this one call.
+    type: dict
+    suboptions:
+      host_user:
+        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:host_user).
+        type: str
+        default: ""
+      host_root:
+        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:host_root).
+        type: str
+        default: ""
+      model:
+        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:model).
+        type: str
+        default: ""
+      env_file:
+        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:env_file).
+        type: str
+        default: ""
+      runtime_package:
+        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:runtime_package).
+        type: str
+        default: ""
 notes:
   - A job that exceeds the task's C(async) limit is abandoned by Ansible but keeps running in the
     container until the runtime's own timeouts end it. Keep C(async) above the stages' O(ready_timeout).
@@ -190,16 +222,25 @@ caches:
   sample: {"total_bytes": 1503238553, "partial_stages": []}
 container_look:
   description:
-    - With O(container_spec), whether O(container) runs with those settings on the image O(image) (C(current)),
-      and when not, C(reason); also C(exists), C(running), C(spec) (the label seen), C(image_id), C(wanted_image_id).
-  returned: with O(container_spec)
+    - With O(image), whether O(container) runs with the settings O(container_spec) (when given) on the image O(image)
+      (C(current)), and when not, C(reason); also C(exists), C(running), C(spec) (the label seen), C(image_id),
+      C(wanted_image_id).
+  returned: with O(image)
   type: dict
   sample: {"current": false, "exists": true, "running": true, "reason": "image sglang:v2 is not the one container sglang-prep runs"}
 planned:
-  description: With O(container_spec), whether the plan was made (the container is current).
-  returned: with O(container_spec)
+  description: With O(image), whether the plan was made (the container is current).
+  returned: with O(image)
   type: bool
   sample: true
+host:
+  description:
+    - With O(host), what the look at the host found, with the keys M(sglang.prep.sglang_host_info) returns
+      (C(connected_user), C(host_user), C(host_root), C(root), C(entries), C(env_file), C(runtime), C(model_dir),
+      C(model_link)).
+  returned: with O(host), also on failure
+  type: dict
+  sample: {"host_root": "/home/ubuntu/sglang-observability", "host_user": {"name": "ubuntu", "uid": 1000, "found": true}}
 cmd:
   description: The command that was run, as a list.
   returned: when the command was run
