@@ -77,6 +77,19 @@ def test_the_previous_settings_then_rerun_as_a_no_op_in_the_same_run(primed):
     assert snapshot(primed) == before
 
 
+def test_a_no_op_re_prime_makes_one_module_call_and_few_tasks(primed):
+    # the look at the host, the container and the plan of every stage are one sglang_prime call; what only a change
+    # needs (the container's start-up, the priming job, the fan-out, the checks that can only fail) is skipped as a few
+    # includes, not task by task (before: two module calls and 24 skipped tasks)
+    play = primed.prime()
+    assert play.rc == 0 and play.recap["changed"] == 0, play
+    skipped = int(re.search(r"localhost\s*:.*skipped=(\d+)", play.output).group(1))
+    tasks = re.findall(r"^TASK \[(.*)\]", play.output, re.M)
+    looks = [t for t in tasks if "Look at the host" in t or "Look at the running container" in t or "Identify the" in t]
+    assert len(looks) == 1, tasks
+    assert skipped <= 12 and len(tasks) <= 24, (skipped, tasks)
+
+
 @pytest.mark.parametrize("damage", ["deleted", "corrupt", "manifest gone"])
 def test_a_running_container_without_a_valid_pointer_is_restarted_and_primed(primed, damage):
     old_run, manifest = primed.run()
