@@ -79,7 +79,7 @@ options:
       - The image the container should run (a name, resolved to its ID on the host). With a plan only (O(plan_only) or
         check mode).
       - With O(container_spec), the look described there. Without it, the look compares the image and whether the
-        container runs, plans only then, and returns the settings label it saw (RV(container_look.spec)) without
+        container runs, plans only then, and returns the settings label it saw (C(spec) of RV(container_look)) without
         comparing it, for the caller to compare (the prime role, whose digest of the settings depends on what the look at
         the host, O(host), finds in the same call).
     type: str
