@@ -331,18 +331,32 @@ def test_prune_lists_first_then_keeps_the_newest_per_model(fleet, oci, tmp_path)
     before = oci.bundle_tags()
     assert len(before) == 4, before  # fleet1's and fleet3's groups, and two no host has
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    # skopeo on the controller trusts the registry through the hosts' prime_bundle_registry_ca, not the engine's certs.d
     playbook = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", fleet.inventory,
-                os.path.join(REPO, "playbooks", "bundle_prune.yml"), "-e", settings(tmp_path)]
-    check = subprocess.run(playbook + ["-e", "bundle_prune_keep=1", "--check"], cwd=REPO, env=env, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+                os.path.join(REPO, "playbooks", "bundle_prune.yml"),
+                "-e", settings(tmp_path, prime_bundle_registry_ca=oci.facts["ca"])]
+    engine_ca = oci_registry.paths()["engine_ca"]
+    os.unlink(engine_ca)
+    try:
+        check, real = prune_runs(playbook, env)
+    finally:
+        shutil.copyfile(oci.facts["ca"], engine_ca)
     assert check.returncode == 0, check.stdout[-3000:]
     for tag in old:
         assert tag in check.stdout and "no host in the inventory has" in check.stdout
     assert "older than the newest 1" in check.stdout  # of the two groups the hosts have, one is older
-    assert oci.bundle_tags() == before  # --check deleted nothing
     assert oci_registry.status()["password"] not in check.stdout
-    real = subprocess.run(playbook + ["-e", "bundle_prune_keep=2"], cwd=REPO, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     assert real.returncode == 0, real.stdout[-3000:]
     after = oci.bundle_tags()
     assert sorted(after) == sorted(t for t in before if t not in old), (before, after)
+
+
+def prune_runs(playbook, env):
+    """bundle_prune with --check (keep 1), then for real (keep 2); between them, --check must have deleted nothing."""
+    before = Registry(oci_registry.status()).bundle_tags()
+    check = subprocess.run(playbook + ["-e", "bundle_prune_keep=1", "--check"], cwd=REPO, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    assert Registry(oci_registry.status()).bundle_tags() == before  # --check deleted nothing
+    real = subprocess.run(playbook + ["-e", "bundle_prune_keep=2"], cwd=REPO, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    return check, real
