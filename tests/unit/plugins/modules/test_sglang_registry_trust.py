@@ -112,3 +112,12 @@ def test_an_untrusted_certificate_names_the_variable_that_fixes_it():
                                        "signed by unknown authority")
     assert exc.error_type == "registry_tls"
     assert "prime_bundle_registry_ca" in exc.message and "/etc/docker/certs.d/172.17.0.1:47443/ca.crt" in exc.message
+
+
+def test_the_text_is_kept_out_of_the_module_arguments_ansible_shows_with_vvv(pems, tmp_path, capsys):
+    """With -vvv Ansible returns the module's arguments (and the host's syslog records them): the CA text is masked
+    there, so that a private key given by mistake is shown nowhere."""
+    text = pems["ca"] + pems["key"]
+    rc, out = run(dict(registry=REGISTRY, ca=text, certs_dir=str(tmp_path), _ansible_inject_invocation=True), capsys)
+    assert rc == 1 and "invocation" in out, out
+    assert pems["key"].splitlines()[1] not in json.dumps(out) and pems["ca"].splitlines()[1] not in json.dumps(out)

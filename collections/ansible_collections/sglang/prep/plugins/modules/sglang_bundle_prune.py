@@ -113,7 +113,7 @@ def main():
         argument_spec=dict(registry=dict(type="str", required=True), keep=dict(type="int", default=3),
                            groups_in_use=dict(type="list", elements="str"), registry_username=dict(type="str"),
                            registry_password=dict(type="str", no_log=True), registry_auth_dir=dict(type="path"),
-                           ca_file=dict(type="path"), ca=dict(type="str", no_log=False),
+                           ca_file=dict(type="path"), ca=dict(type="str", no_log=True),
                            skopeo_cli=dict(type="str", default="skopeo")),
         required_together=[("registry_username", "registry_password")],
         mutually_exclusive=[("registry_username", "registry_auth_dir"), ("ca_file", "ca")],

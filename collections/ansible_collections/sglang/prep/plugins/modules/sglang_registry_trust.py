@@ -35,7 +35,10 @@ options:
     type: str
     required: true
   ca:
-    description: The CA bundle as PEM text (one or more C(-----BEGIN CERTIFICATE-----) blocks).
+    description:
+      - The CA bundle as PEM text (one or more C(-----BEGIN CERTIFICATE-----) blocks).
+      - Not logged, not even with C(-vvv) (a certificate is public, but a private key given here by mistake must not be
+        shown).
     type: str
     required: true
   ca_name:
@@ -96,7 +99,7 @@ from ansible_collections.sglang.prep.plugins.module_utils import _oci_trust as o
 
 def main():
     module = AnsibleModule(argument_spec=dict(registry=dict(type="str", required=True),
-                                              ca=dict(type="str", required=True, no_log=False),
+                                              ca=dict(type="str", required=True, no_log=True),
                                               ca_name=dict(type="str", default="prime_bundle_registry_ca"),
                                               certs_dir=dict(type="path", default=ot.CERTS_DIR)),
                            supports_check_mode=True)
