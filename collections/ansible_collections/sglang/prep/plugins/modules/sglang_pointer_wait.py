@@ -79,11 +79,11 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "Run {{ run.run_id }} logs to {{ run.log_file }}"
 
-- name: Read the pointer of a host primed by root for the user ubuntu (UID 1000)
+- name: Wait for the run of a host primed by root for the user ubuntu (UID 1000)
   sglang.prep.sglang_pointer_wait:
     path: /home/ubuntu/sglang-observability/telemetry/container_run_meta.env
     expected_uid: 1000
-    timeout: 0
+    timeout: 60
 """
 
 RETURN = r"""

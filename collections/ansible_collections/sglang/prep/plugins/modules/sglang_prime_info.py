@@ -32,6 +32,13 @@ options:
       - A missing or malformed pointer fails with C(error_type=bad_pointer).
     type: path
     required: true
+  expected_uid:
+    description:
+      - UID that must own the pointer and the manifest it names (the host user that owns the host root), checked as
+        M(sglang.prep.sglang_pointer_wait) checks it; another owner fails with C(error_type=permissions_unexpected),
+        naming the owner seen and the C(chown) that fixes it.
+      - Unset means ownership is not checked.
+    type: int
   model:
     description:
       - Model path inside the container (under C(/models)) whose records to read; default the model whose stage
@@ -114,7 +121,7 @@ container_look:
   type: dict
   sample: {"current": true, "exists": true, "running": true}
 error_type:
-  description: Classified failure, V(bad_pointer) or V(bad_manifest).
+  description: Classified failure, V(bad_pointer), V(bad_manifest) or (with O(expected_uid)) V(permissions_unexpected).
   returned: on failure
   type: str
   sample: bad_pointer
