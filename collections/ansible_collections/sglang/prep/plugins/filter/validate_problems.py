@@ -19,7 +19,7 @@ positional: _input
 options:
   _input:
     description:
-      - What was looked at. Keys read are C(run) (the answer of M(sglang.prep.sglang_prime_info): C(failed),
+      - What was looked at. Keys read are C(run) (the answer of M(sglang.prep.sglang_prime_info), with C(failed),
         C(error_type) and C(msg) when the pointer or manifest could not be read, else C(state), whose
         C(caches.partial_stages) are the interrupted stages), C(foreign) (files not owned by the host user, each with
         C(path), C(uid), C(pw_name)), C(host_user), C(host_uid), C(runtime_modified) and C(runtime_dir),

@@ -23,15 +23,12 @@ description:
     returns at once with a note.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._container
 attributes:
   check_mode:
     support: full
     details: Reads an existing pointer; returns at once (without waiting) when there is none.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   path:
     description:
@@ -63,8 +60,6 @@ notes:
 seealso:
   - module: ansible.builtin.wait_for
   - module: sglang.prep.sglang_stage
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

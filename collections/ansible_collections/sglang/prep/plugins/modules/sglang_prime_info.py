@@ -20,11 +20,11 @@ description:
   - With O(model), RV(signatures) holds each stage's recorded signature for that model.
   - With O(container), RV(container_state) says whether it runs (a warning when not); with O(container_spec) and
     O(image) too, RV(container_look) says whether it runs with exactly those settings on the image O(image) names now.
-  - This is an information module. It never changes anything and always returns C(changed=false).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - sglang.prep._attributes.info
   - sglang.prep._container
+  - sglang.prep._container.look
 options:
   pointer:
     description:
@@ -53,21 +53,10 @@ options:
     description:
       - Name or ID of the prime container, to say whether it runs (RV(container_state)).
     type: str
-  container_spec:
-    description:
-      - The digest of the settings the container should run with (its label C(sglang.prep.spec)); with O(container)
-        and O(image), RV(container_look) compares them.
-    type: str
-  image:
-    description:
-      - The image the container should run (a name, resolved to its ID on the host). Used with O(container_spec).
-    type: str
 seealso:
   - module: sglang.prep.sglang_prime
   - module: sglang.prep.sglang_cache_inspect
   - module: sglang.prep.sglang_pointer_wait
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
@@ -90,6 +79,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+extends_documentation_fragment:
+  - sglang.prep._container
 state:
   description:
     - The priming state of the current run as recorded, the runtime's C(report) (C(docs/runtime.md) describes every
@@ -113,13 +104,6 @@ container_state:
   returned: with O(container)
   type: str
   sample: running
-container_look:
-  description:
-    - With O(container_spec), whether O(container) runs with those settings on the image O(image) (C(current)), and
-      when not, C(reason); also C(exists), C(running), C(spec), C(image_id), C(wanted_image_id).
-  returned: with O(container_spec)
-  type: dict
-  sample: {"current": true, "exists": true, "running": true}
 error_type:
   description: Classified failure, V(bad_pointer), V(bad_manifest) or (with O(expected_uid)) V(permissions_unexpected).
   returned: on failure
