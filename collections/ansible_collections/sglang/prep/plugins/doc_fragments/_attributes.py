@@ -6,9 +6,17 @@
 
 from __future__ import annotations
 
-# What every module of the collection shares: its maintainers, and that it runs on POSIX hosts. Each variable below
-# starts with it and goes on with the attributes of one kind of module.
-_EVERY_MODULE = r"""
+
+class ModuleDocFragment(object):
+
+    # What every module of the collection shares (one home for its wording). Every module extends
+    # ansible.builtin.action_common_attributes (and its .flow where it names action, async or bypass_host_loop), then
+    # sglang.prep._attributes, then the one of these that fits it, if any:
+    #   sglang.prep._attributes.info     an information module (the *_info modules, the cache snapshot)
+    #   sglang.prep._attributes.runtime  a module that runs the runtime's stages in the container as an async job,
+    #                                    check mode by the runtime's check (sglang_stage, sglang_prime)
+    # A module that extends neither states its own check_mode and diff_mode.
+    DOCUMENTATION = r"""
 options: {}
 author:
   - Seed 0be3ddc0 maintainers (@maintainers)
@@ -17,22 +25,9 @@ attributes:
     platforms: posix
 """
 
-
-class ModuleDocFragment(object):
-
-    # The attributes of the collection's modules (one home for their wording) and their maintainers; every module
-    # extends one of them, after ansible.builtin.action_common_attributes (and its .flow where a module names action,
-    # async or bypass_host_loop):
-    #   sglang.prep._attributes          a module that states its own check mode (it shows no diff unless it says so)
-    #   sglang.prep._attributes.info     an information module (the *_info modules, the cache snapshot)
-    #   sglang.prep._attributes.runtime  a module that runs the runtime's stages in the container as an async job,
-    #                                    check mode by the runtime's check (sglang_stage, sglang_prime)
-    DOCUMENTATION = _EVERY_MODULE + r"""
-  diff_mode:
-    support: none
-"""
-
-    INFO = _EVERY_MODULE + r"""
+    INFO = r"""
+options: {}
+attributes:
   check_mode:
     support: full
     details: An information module; it never changes anything and always returns C(changed=false), so it runs
@@ -41,7 +36,9 @@ class ModuleDocFragment(object):
     support: none
 """
 
-    RUNTIME = _EVERY_MODULE + r"""
+    RUNTIME = r"""
+options: {}
+attributes:
   check_mode:
     support: full
     details: Runs the runtime's C(check) mode, which writes nothing and launches no server.

@@ -22,9 +22,9 @@ requirements:
   - The docker CLI on the managed host, usable by the connecting user (member of the C(docker) group, or root).
 """
 
-    # The container look (sglang_prime, sglang_prime_info): whether the container runs with exactly the settings the
-    # role wants, on the image it names now. Options: sglang.prep._container.look; the result, in RETURN:
-    # extends_documentation_fragment: [sglang.prep._container].
+    # The options of the container look (sglang_prime, sglang_prime_info): whether the container runs with exactly the
+    # settings the role wants, on the image it names now. Each module documents the look's result (container_look)
+    # itself: ansible-test's validate-modules checks an RV() reference against the module's own RETURN only.
     LOOK = r"""
 options:
   container_spec:
@@ -37,14 +37,4 @@ options:
     description:
       - The image the container should run (a name, resolved to its ID on the host). Used with O(container_spec).
     type: str
-"""
-
-    RETURN = r"""
-container_look:
-  description:
-    - With O(container_spec), whether O(container) runs with those settings on the image O(image) (C(current)), and
-      when not, C(reason); also C(exists), C(running), C(spec) (the label seen), C(image_id), C(wanted_image_id).
-  returned: with O(container_spec)
-  type: dict
-  sample: {"current": false, "exists": true, "running": true, "reason": "image sglang:v2 is not the one container sglang-prep runs"}
 """

@@ -25,6 +25,8 @@ attributes:
   check_mode:
     support: full
     details: Lists the artifacts it would delete (RV(would_delete)).
+  diff_mode:
+    support: none
 options:
   registry:
     description: The repository, C(host[:port]/path).

@@ -28,6 +28,8 @@ attributes:
   check_mode:
     support: full
     details: Pushes nothing; reports the tag it would push.
+  diff_mode:
+    support: none
 options:
   bundle:
     description:

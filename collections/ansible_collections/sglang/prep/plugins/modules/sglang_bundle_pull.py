@@ -29,6 +29,8 @@ attributes:
   check_mode:
     support: full
     details: Fetches nothing.
+  diff_mode:
+    support: none
 options:
   model:
     description: The model path inside the container (under C(/models)); its last component names the tag.

@@ -48,6 +48,8 @@ attributes:
   check_mode:
     support: partial
     details: Runs nothing in the container and reports what it would do (C(changed=true)).
+  diff_mode:
+    support: none
 options:
   state:
     description:

@@ -17,6 +17,7 @@ description:
     C(~/.cache) or any other default location. A missing pointer or manifest is an error.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._attributes.info
   - sglang.prep._container
 options:

@@ -85,6 +85,8 @@ attributes:
   check_mode:
     support: full
     details: In check mode the report is built and returned; no file is written and none is deleted (RV(written) is false).
+  diff_mode:
+    support: none
 notes:
   - Run it on the controller (a play on C(localhost), or C(delegate_to=localhost)). Role C(sglang.prep.fleet_report) does;
     role C(sglang.prep.prime) includes it once per batch, before it fails a host.

@@ -30,6 +30,7 @@ description:
     warning, until 2.0.0.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._attributes.info
 options:
   host_user:

@@ -29,6 +29,8 @@ attributes:
   check_mode:
     support: full
     details: Reads an existing pointer; returns at once (without waiting) when there is none.
+  diff_mode:
+    support: none
 options:
   path:
     description:

@@ -23,6 +23,8 @@ attributes:
   check_mode:
     support: full
     details: Binds and closes at once, as outside check mode.
+  diff_mode:
+    support: none
 options:
   ports:
     description:

@@ -30,6 +30,7 @@ description:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - sglang.prep._attributes
   - sglang.prep._attributes.runtime
   - sglang.prep._container
   - sglang.prep._container.look
@@ -107,7 +108,6 @@ EXAMPLES = r"""
 RETURN = r"""
 extends_documentation_fragment:
   - sglang.prep._stage_options
-  - sglang.prep._container
 error_type:
   description: Classified failure of the plan or of the first stage that failed (the job stops there).
   returned: on failure
@@ -165,6 +165,13 @@ caches:
   returned: with a plan (check mode, O(plan_only))
   type: dict
   sample: {"total_bytes": 1503238553, "partial_stages": []}
+container_look:
+  description:
+    - With O(container_spec), whether O(container) runs with those settings on the image O(image) (C(current)),
+      and when not, C(reason); also C(exists), C(running), C(spec) (the label seen), C(image_id), C(wanted_image_id).
+  returned: with O(container_spec)
+  type: dict
+  sample: {"current": false, "exists": true, "running": true, "reason": "image sglang:v2 is not the one container sglang-prep runs"}
 planned:
   description: With O(container_spec), whether the plan was made (the container is current).
   returned: with O(container_spec)

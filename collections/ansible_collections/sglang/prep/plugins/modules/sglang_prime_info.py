@@ -22,6 +22,7 @@ description:
     O(image) too, RV(container_look) says whether it runs with exactly those settings on the image O(image) names now.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._attributes.info
   - sglang.prep._container
   - sglang.prep._container.look
@@ -79,8 +80,6 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-extends_documentation_fragment:
-  - sglang.prep._container
 state:
   description:
     - The priming state of the current run as recorded, the runtime's C(report) (C(docs/runtime.md) describes every
@@ -104,6 +103,13 @@ container_state:
   returned: with O(container)
   type: str
   sample: running
+container_look:
+  description:
+    - With O(container_spec), whether O(container) runs with those settings on the image O(image) (C(current)), and
+      when not, C(reason); also C(exists), C(running), C(spec), C(image_id), C(wanted_image_id).
+  returned: with O(container_spec)
+  type: dict
+  sample: {"current": true, "exists": true, "running": true}
 error_type:
   description: Classified failure, V(bad_pointer), V(bad_manifest) or (with O(expected_uid)) V(permissions_unexpected).
   returned: on failure

@@ -27,6 +27,8 @@ attributes:
   check_mode:
     support: none
     details: The job it waits for does not run in check mode.
+  diff_mode:
+    support: none
   action:
     support: full
   async:

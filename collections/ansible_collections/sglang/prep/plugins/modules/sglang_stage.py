@@ -32,6 +32,7 @@ description:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - sglang.prep._attributes
   - sglang.prep._attributes.runtime
   - sglang.prep._container
   - sglang.prep._stage_options
