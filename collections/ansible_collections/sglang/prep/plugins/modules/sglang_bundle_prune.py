@@ -20,14 +20,13 @@ description:
   - In check mode, lists what it would delete and deletes nothing.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
 attributes:
   check_mode:
     support: full
     details: Lists the artifacts it would delete (RV(would_delete)).
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   registry:
     description: The repository, C(host[:port]/path).
@@ -68,8 +67,6 @@ requirements:
   - skopeo where the module runs (C(apt-get install skopeo)).
 seealso:
   - module: sglang.prep.sglang_bundle_publish
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
