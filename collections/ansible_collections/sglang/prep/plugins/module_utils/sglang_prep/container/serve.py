@@ -663,7 +663,7 @@ def verify(model, url=None, log=None, options=None, stream=None, env=None):
         _finish(result, started)
         return result
     result.update(serve_check=evidence, zero_jit=evidence["zero_jit"], first_text=evidence.get("first_text"),
-                  ready_path=ready_path)
+                  ready_path=ready_path, ready_s=ready_s)
     if evidence["zero_jit"]:
         result.update(status="ok", message="the server at %s: zero JIT: %s" % (base, evidence["summary"]))
     else:
