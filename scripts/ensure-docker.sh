@@ -36,7 +36,15 @@ if ! answers; then
     echo "No NVIDIA Container Toolkit: dockerd gets the stand-in NVIDIA hook ($hook_dir) for --gpus"
   fi
   echo "Starting dockerd (log: /var/log/sglang-prep-dockerd.log) ..."
-  PATH=$daemon_path nohup dockerd >/var/log/sglang-prep-dockerd.log 2>&1 &
+  # dockerd (and the containerd it starts) outlive this script: they must not inherit an open file such as the lock
+  # of a `flock <lock> make ...` caller, which they would hold for as long as they run
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      case $fd in 0|1|2|255) ;; *) eval "exec $fd>&-" ;; esac
+    done 2>/dev/null || true
+    PATH=$daemon_path exec nohup dockerd >/var/log/sglang-prep-dockerd.log 2>&1 </dev/null
+  ) &
 fi
 if ! wait_for_engine; then
   echo "error: dockerd did not answer within 60 s; see /var/log/sglang-prep-dockerd.log" >&2
