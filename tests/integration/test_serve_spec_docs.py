@@ -139,14 +139,17 @@ def test_the_docs_docker_run_line_serves_as_written_with_zero_jit(primed):
 
 
 def test_the_check_catches_a_server_that_does_not_read_the_primed_caches(primed):
-    # the same line without the /profiles mount: the server finds no primed kernel, and its fail-on-miss switch
-    # (SGLANG_CRASH_ON_JIT_COMPILE, part of the line) stops it at the first one instead of compiling
+    # the same line with an empty directory at /profiles: the server finds no primed kernel, and its fail-on-miss
+    # switch (SGLANG_CRASH_ON_JIT_COMPILE, part of the line) stops it at the first one instead of compiling
     line = serve_spec_line(primed)
-    mount = " -v %s:/profiles" % primed.path("profiles")
+    mount = " -v %s:/profiles " % primed.path("profiles")
     assert mount in line, line
+    empty = os.path.join(primed.base, "empty-profiles")
+    os.makedirs(empty, exist_ok=True)
+    os.chown(empty, primed.user.pw_uid, primed.user.pw_gid)
     docker("rm", "-f", SERVICE, check=False)
     try:
-        run_line(line.replace(mount, ""))
+        run_line(line.replace(mount, " -v %s:/profiles " % empty))
         rc, result, _err = verify(primed, "docs-serve-unprimed.log", "--ready-timeout", "10")
         assert rc == 1 and result["status"] == "error" and result["zero_jit"] is not True, result
         assert any("SGLANG_CRASH_ON_JIT_COMPILE forbids compiling" in line for line in result["log_tail"]), result
