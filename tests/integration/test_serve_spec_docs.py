@@ -132,8 +132,9 @@ def test_the_docs_docker_run_line_serves_as_written_with_zero_jit(primed):
         assert requests and all(r["ok"] for r in requests), requests
         assert result["first_text"], result
         # the server is the docs' one: the primed argv, as devuser's uid, metrics on
-        top = docker("top", SERVICE, "-eo", "uid,args").stdout
-        assert "sglang.launch_server" in top and str(primed.user.pw_uid) in top, top
+        rows = [line.split(None, 2) for line in docker("top", SERVICE, "-eo", "pid,uid,args").stdout.splitlines()[1:]]
+        servers = [int(uid) for _pid, uid, args in rows if "sglang.launch_server" in args and "--enable-metrics" in args]
+        assert servers and all(uid == primed.user.pw_uid for uid in servers), rows
     finally:
         docker("rm", "-f", SERVICE, check=False)
 
