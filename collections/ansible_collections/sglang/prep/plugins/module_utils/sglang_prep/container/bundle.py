@@ -100,17 +100,37 @@ CLEAR_FIELDS = frozenset(registry.GROUP_FIELDS + registry.COMMON_INPUTS + regist
 DIGEST_PREFIX = "sha256:"
 
 
+_TABLES = {}
+
+
+def _tables():
+    """(cache names sorted, {name: bundle mode}, the per-model directories), derived from the contract once.
+
+    Every member of a bundle is checked against them, so they are kept, keyed on the contract's tables as they are
+    now (a test may change them).
+    """
+    key = (tuple((name, entry, getattr(entry, "bundle", None)) for name, entry in contract.CACHES.items()),
+           tuple(contract.STAGE_RECORDS.items()), contract.PROFILES_ROOT)
+    found = _TABLES.get(key)
+    if found is None:
+        modes = dict((caches.relative_to_profiles(entry[0]), contract.cache_bundle_mode(name))
+                     for name, entry in contract.CACHES.items())
+        paths = [contract.stage_records_dir(stage) for stage in contract.STAGE_ORDER]
+        paths += [contract.CACHES[n][0] for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL]
+        found = (sorted(modes), modes, frozenset(caches.relative_to_profiles(path) for path in paths))
+        _TABLES.clear()
+        _TABLES[key] = found
+    return found
+
+
 def cache_names():
     """The cache directories a bundle may hold, relative to the profiles root (sglang, deep_gemm, nv, ...)."""
-    return sorted(caches.relative_to_profiles(path) for path, _env in contract.CACHES.values())
+    return list(_tables()[0])
 
 
 def cache_mode(top):
     """How a bundle installs the cache directory ``top`` (relative to the profiles root): contract BUNDLE_*."""
-    for name, entry in contract.CACHES.items():
-        if caches.relative_to_profiles(entry[0]) == top:
-            return contract.cache_bundle_mode(name)
-    raise KeyError(top)
+    return _tables()[1][top]
 
 
 def group_key(signatures):
@@ -180,9 +200,7 @@ def _host_log(rel):
 
 def _model_caches():
     """The directories that hold per-model subtrees (<dir>/<model_key>/): the stages' records, per-model caches."""
-    paths = [contract.stage_records_dir(stage) for stage in contract.STAGE_ORDER]
-    paths += [contract.CACHES[n][0] for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL]
-    return set(caches.relative_to_profiles(path) for path in paths)
+    return _tables()[2]
 
 
 def model_subtree(rel):
@@ -403,7 +421,7 @@ def check_path(rel, field="files"):
         raise _unsafe("bundle member %s is not a normalised relative path" % rel, path=rel, field=field)
     if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME for part in parts):
         raise _unsafe("bundle member %s has a name longer than %d bytes" % (rel[:200], MAX_NAME), path=rel[:200], field=field)
-    if parts[0] not in cache_names():
+    if parts[0] not in _tables()[1]:
         raise _unsafe("bundle member %s is outside the cache directories (%s)" % (rel, ", ".join(cache_names())),
                       path=rel, field=field)
 
