@@ -777,6 +777,11 @@ def read_manifest(path, model=None, expected_sha256=None):
     With ``expected_sha256``, a manifest that cannot be read is reported as the damaged transfer it is when the
     archive's bytes are not that digest.
     """
+    return _read_manifest(path, model, expected_sha256)[0]
+
+
+def _read_manifest(path, model=None, expected_sha256=None):
+    """read_manifest: (the checked manifest, the sha256 of its bytes)."""
     with _digest_named(path, expected_sha256):
         tar = _open(path)
         try:
@@ -879,8 +884,12 @@ class _ArchiveReader(object):
         self.handle.close()
 
 
-def _manifest_member(tar, path, model=None):
-    """The checked manifest: the first member of the open bundle ``tar`` (read from ``path``)."""
+def _manifest_member(tar, path, model=None, known=None):
+    """(the checked manifest, the sha256 of its bytes): the first member of the open bundle ``tar`` (read from ``path``).
+
+    ``known``: (manifest, sha256) checked earlier from the same file: the member's bytes must have that sha256, and the
+    manifest is not parsed again (a manifest of many files is held once).
+    """
     try:
         first = tar.next()
         if first is None or first.name != MANIFEST_NAME or not first.isreg():
@@ -888,12 +897,20 @@ def _manifest_member(tar, path, model=None):
         if first.size > MAX_MANIFEST_BYTES:
             raise _corrupt("the manifest of bundle %s has %d bytes (at most %d)" % (path, first.size, MAX_MANIFEST_BYTES),
                            path=path, field="manifest")
-        manifest = json.loads(tar.extractfile(first).read(MAX_MANIFEST_BYTES + 1).decode("utf-8"))
+        data = tar.extractfile(first).read(first.size)
+        digest = hashlib.sha256(data).hexdigest()
+        if known is not None:
+            if known[1] != digest:
+                raise _corrupt("bundle %s changed while it was installed: its manifest is not the one checked" % path,
+                               path=path, field="manifest")
+            return known
+        manifest = json.loads(data.decode("utf-8"))
+        del data
     except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError, RecursionError) as exc:
         why = type(exc).__name__ if isinstance(exc, RecursionError) else exc
         raise _corrupt("the manifest of bundle %s is unreadable (%s)" % (path, why), path=path, field="manifest")
     try:
-        return check_manifest(manifest, "bundle %s" % path, model=model)
+        return check_manifest(manifest, "bundle %s" % path, model=model), digest
     except PrepError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError, UnicodeError) as exc:
@@ -910,13 +927,13 @@ def unpack(path, dest, model=None):
     return _unpack(path, dest, model)[0]
 
 
-def _unpack(path, dest, model=None):
-    """unpack, reading the archive once as a stream: (the manifest, the archive's sha256)."""
+def _unpack(path, dest, model=None, known=None):
+    """unpack, reading the archive once as a stream: (the manifest, the archive's sha256); ``known``: _manifest_member's."""
     reader = _ArchiveReader(path)
     try:
         try:
             tar = tarfile.open(fileobj=reader, mode="r:")  # plain tar: the reader decompresses, forward only
-            manifest = _manifest_member(tar, path, model)
+            manifest = _manifest_member(tar, path, model, known)[0]
             files = manifest["files"]
             listed = _Listed(files)
             dest_real = os.path.realpath(dest)
@@ -1336,7 +1353,7 @@ def _require_match(path, manifest, model, current):
                         % (manifest["group_key"], manifest["source_host"], describe(reasons)), reasons=reasons)
 
 
-def _stage_in(path, staged, profiles_root, manifest, model, current, run_id, stages, digest, expected_sha256):
+def _stage_in(path, staged, profiles_root, known, model, current, run_id, stages, digest, expected_sha256):
     """Unpack into <staged>/new, plan the merge (PrepError(bundle_conflict) on a conflict) and write this host's
     signatures into the model's subtree; (manifest rekeyed to this host's model, plan, when the unpack finished,
     the archive's sha256).
@@ -1347,7 +1364,7 @@ def _stage_in(path, staged, profiles_root, manifest, model, current, run_id, sta
     new_dir = os.path.join(staged, "new")
     os.makedirs(new_dir, DIR_MODE)
     with _digest_named(path, expected_sha256):
-        actual = _unpack(path, new_dir, model)[1]
+        manifest, actual = _unpack(path, new_dir, model, known)
     if digest and actual != digest:
         raise _corrupt("bundle %s has sha256 %s, expected %s (corrupted or truncated in transfer)" % (path, actual, digest),
                        path=path, sha256=actual, expected_sha256=digest)
@@ -1383,7 +1400,7 @@ def _install(path, profiles_root, model, current, run_id, expected_sha256, headr
     layout = Layout(profiles_root=profiles_root)
     # the archive is read once, while it is unpacked into staging: its digest is checked there, before anything goes live
     digest = expected_sha256 or _named_digest(path)
-    manifest = read_manifest(path, expected_sha256=expected_sha256)
+    manifest, manifest_sha256 = _read_manifest(path, expected_sha256=expected_sha256)
     _require_match(path, manifest, model, current)
     stages = [s for s in contract.STAGE_ORDER if s in manifest["stages"]]
     with _install_lock(profiles_root, run_id, lock_timeout, say):
@@ -1397,8 +1414,8 @@ def _install(path, profiles_root, model, current, run_id, expected_sha256, headr
             os.makedirs(staged, DIR_MODE)
             try:
                 jsonio.write_json_atomic(journal_path, journal)
-                manifest, plan, unpacked, digest = _stage_in(path, staged, profiles_root, manifest, model, current,
-                                                             run_id, stages, digest, expected_sha256)
+                manifest, plan, unpacked, digest = _stage_in(path, staged, profiles_root, (manifest, manifest_sha256),
+                                                             model, current, run_id, stages, digest, expected_sha256)
                 journal["digest"] = digest
             except BaseException:
                 shutil.rmtree(staged, ignore_errors=True)
