@@ -246,7 +246,8 @@ def recorded_signatures(profiles_root, model, stages):
 
 
 def _walk(profiles_root, model):
-    """(rel, kind, size, target) of every entry of ``model`` under the cache directories, sorted.
+    """The manifest entry ({path, type} and a file's size or a link's target) of every entry of ``model`` under the
+    cache directories, sorted.
 
     Another model's subtree (<cache>/<model_key>/) stays out, and in a BUNDLE_MODEL cache only the model's own
     subtree travels; signature files never travel. Refuses what cannot travel.
@@ -274,19 +275,17 @@ def _walk(profiles_root, model):
                 if stat.S_ISLNK(st.st_mode):
                     target = os.readlink(full)
                     _check_link(rel, target)
-                    entries.append((rel, "symlink", None, target))
+                    entries.append({"path": rel, "type": "symlink", "target": target})
                 elif stat.S_ISDIR(st.st_mode):
-                    entries.append((rel, "dir", None, None))
+                    entries.append({"path": rel, "type": "dir"})
                 elif stat.S_ISREG(st.st_mode):
                     if not _is_signature_file(rel) and not _host_log(rel):
-                        entries.append((rel, "file", st.st_size, None))
+                        entries.append({"path": rel, "type": "file", "size": st.st_size})
                 else:
                     raise PrepError("bundle_unsafe", "%s under %s is not a regular file, directory or symlink (a device "
                                     "file, FIFO or socket); it cannot travel in a bundle: remove it" % (rel, profiles_root),
                                     path=rel)
-    if any(kind == "symlink" for _rel, kind, _size, _target in entries):
-        _check_links_of([{"path": rel, "type": kind, "target": target} for rel, kind, _size, target in entries],
-                        "this host's caches")
+    _check_links_of(entries, "this host's caches")
     return entries
 
 
@@ -303,14 +302,10 @@ def pack(profiles_root, model, stages, out_dir, source_host=None, run_id=None, c
 def _pack(profiles_root, model, stages, out_dir, source_host, run_id, collection_version, now):
     records = recorded_signatures(profiles_root, model, stages)
     signatures = dict((stage, records[stage]["fields"]) for stage in stages)
-    files = []
-    for rel, kind, size, target in _walk(profiles_root, model):
-        item = {"path": rel, "type": kind}
-        if kind == "file":
-            item.update(size=size, sha256=file_sha256(os.path.join(profiles_root, rel)))
-        elif kind == "symlink":
-            item["target"] = target
-        files.append(item)
+    files = _walk(profiles_root, model)
+    for item in files:
+        if item["type"] == "file":
+            item["sha256"] = file_sha256(os.path.join(profiles_root, item["path"]))
     regular = [f for f in files if f["type"] == "file"]
     manifest = {
         "format": FORMAT_VERSION,
@@ -897,15 +892,21 @@ def _manifest_member(tar, path, model=None, known=None):
         if first.size > MAX_MANIFEST_BYTES:
             raise _corrupt("the manifest of bundle %s has %d bytes (at most %d)" % (path, first.size, MAX_MANIFEST_BYTES),
                            path=path, field="manifest")
-        data = tar.extractfile(first).read(first.size)
-        digest = hashlib.sha256(data).hexdigest()
-        if known is not None:
-            if known[1] != digest:
+        source = tar.extractfile(first)
+        if known is not None:  # hashed chunk by chunk: the text is not held again
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                digest.update(chunk)
+            if known[1] != digest.hexdigest():
                 raise _corrupt("bundle %s changed while it was installed: its manifest is not the one checked" % path,
                                path=path, field="manifest")
             return known
-        manifest = json.loads(data.decode("utf-8"))
-        del data
+        data = source.read(first.size)
+        digest = hashlib.sha256(data).hexdigest()
+        text = data.decode("utf-8")
+        del data  # one copy of the manifest's text at a time
+        manifest = json.loads(text)
+        del text
     except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError, RecursionError) as exc:
         why = type(exc).__name__ if isinstance(exc, RecursionError) else exc
         raise _corrupt("the manifest of bundle %s is unreadable (%s)" % (path, why), path=path, field="manifest")
@@ -963,15 +964,39 @@ def _unpack(path, dest, model=None, known=None):
 
 
 class _Listed(object):
-    """The manifest's entries by path, and which were unpacked: an index into its list and a byte a member."""
+    """The manifest's entries and which were unpacked.
+
+    A bundle packed here holds its members in the manifest's order: each member is then the next entry, and nothing
+    more is kept. The first member out of that order builds an index by path and a byte a member.
+    """
 
     def __init__(self, files):
         self.files = files
-        self.index = dict((item["path"], i) for i, item in enumerate(files))
-        self.seen = bytearray(len(files))
+        self.next = 0  # in order: every entry before it was unpacked, none after it
+        self.index = None
+        self.seen = None
         self.verified = set()  # directories made here and resolved without a symlink (bounded: cleared when large)
 
+    def take(self, rel):
+        """The manifest entry of the member ``rel``, marked unpacked; PrepError(bundle_unsafe) when it is not listed
+        or was unpacked already."""
+        if self.index is None:
+            if self.next < len(self.files) and self.files[self.next]["path"] == rel:
+                self.next += 1
+                return self.files[self.next - 1]
+            self.index = dict((item["path"], i) for i, item in enumerate(self.files))
+            self.seen = bytearray(b"\x01" * self.next + b"\x00" * (len(self.files) - self.next))
+        at = self.index.get(rel)
+        if at is not None and self.seen[at]:
+            raise _unsafe("bundle member %s appears twice" % rel, path=rel)
+        if at is None:
+            raise _unsafe("bundle member %s is not in the bundle's manifest" % rel, path=rel)
+        self.seen[at] = 1
+        return self.files[at]
+
     def missing(self):
+        if self.index is None:
+            return sorted(item["path"] for item in self.files[self.next:])
         return sorted(self.files[i]["path"] for i, done in enumerate(self.seen) if not done)
 
 
@@ -991,12 +1016,7 @@ def _member_kind(member, listed):
     """(kind, its manifest entry) of a member that may be unpacked: listed once, a file, directory or safe symlink."""
     rel = member.name
     check_path(rel)
-    at = listed.index.get(rel)
-    if at is not None and listed.seen[at]:
-        raise _unsafe("bundle member %s appears twice" % rel, path=rel)
-    if at is None:
-        raise _unsafe("bundle member %s is not in the bundle's manifest" % rel, path=rel)
-    item = listed.files[at]
+    item = listed.take(rel)
     if member.islnk():
         raise _unsafe("bundle member %s is a hard link" % rel, path=rel)
     if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
@@ -1032,7 +1052,6 @@ def _unpack_member(tar, member, listed, dest_real):
         os.symlink(member.linkname, target)
     else:
         _unpack_file(tar, member, item, target)
-    listed.seen[listed.index[rel]] = 1
 
 
 def _remember(verified, directory, limit=4096):
