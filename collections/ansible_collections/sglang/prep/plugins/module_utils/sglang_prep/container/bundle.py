@@ -1069,15 +1069,19 @@ def _unpack_file(tar, member, item, target):
     written = 0
     source = tar.extractfile(member)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), member.mode & 0o755 or 0o644)
-    with os.fdopen(fd, "wb") as out:
+    try:  # the descriptor itself: no buffered file object (its isatty and seek calls) for each member
         for chunk in iter(lambda: source.read(CHUNK), b""):
             digest.update(chunk)
             written += len(chunk)
-            out.write(chunk)
-    if written != item["size"] or digest.hexdigest() != item["sha256"]:
-        raise _corrupt("bundle member %s has %d bytes with sha256 %s; the manifest says %d bytes, sha256 %s"
-                       % (rel, written, digest.hexdigest(), item["size"], item["sha256"]), path=rel)
-    os.utime(target, (member.mtime, member.mtime))
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        if written != item["size"] or digest.hexdigest() != item["sha256"]:
+            raise _corrupt("bundle member %s has %d bytes with sha256 %s; the manifest says %d bytes, sha256 %s"
+                           % (rel, written, digest.hexdigest(), item["size"], item["sha256"]), path=rel)
+        os.utime(fd, (member.mtime, member.mtime))
+    finally:
+        os.close(fd)
 
 
 def compare(manifest, current):
