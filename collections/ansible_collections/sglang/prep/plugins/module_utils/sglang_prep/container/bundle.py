@@ -50,11 +50,11 @@ import fcntl
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import socket
 import stat
-import queue
 import tarfile
 import tempfile
 import threading
