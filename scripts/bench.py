@@ -518,11 +518,14 @@ def table(results):
             trip["bytes"] / float(1 << 30), trip["push_s"], trip["pull_s"])]
     through = (results.get("bundle_throughput") or {}).get("full")
     if through:
-        lines += ["bundle of %d files / %.1f GiB: pack %.1f s (%.2fx tar|gzip -1), install %.1f s (%.2fx tar -x), "
-                  "peak memory growth x%.2f / x%.2f for 8x the size" % (
+        bt = results["bundle_throughput"]
+        lines += ["bundle of %d files / %.1f GiB: pack %.1f s (%.2fx tar|gzip -1: %s), install %.1f s (%.2fx tar -x: %s), "
+                  "peak memory x%.2f / x%.2f for 5x the files (%s; %d / %d bytes a file), load %s -> %s" % (
                       through["files"], through["bytes"] / float(1 << 30), through["pack_s"], through["pack_ratio"],
-                      through["install_s"], through["install_ratio"], results["bundle_throughput"]["memory_growth"]["pack"],
-                      results["bundle_throughput"]["memory_growth"]["install"]), ""]
+                      bt["target"]["pack"], through["install_s"], through["install_ratio"], bt["target"]["install"],
+                      bt["memory_growth"]["pack"], bt["memory_growth"]["install"], bt["target"]["memory_flat"],
+                      bt["memory_bytes_per_file"]["pack"], bt["memory_bytes_per_file"]["install"], bt["load_before"],
+                      bt["load_after"]), ""]
     for name, value in results.items():
         if name not in ("noop_reprime", "noop_breakdown", "runtime_check", "stage_overhead", "first_prime_s", "meta",
                         "fleet_fanout", "registry_join", "registry_round_trip", "bundle_throughput", "serve"):
