@@ -20,6 +20,7 @@ description:
     C(sglang.prep.prime) does, for this task only).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
 attributes:
   check_mode:
     support: full
@@ -27,8 +28,6 @@ attributes:
   diff_mode:
     support: full
     details: The path and the sha256 of the certificates before and after (not the certificates themselves).
-  platform:
-    platforms: posix
 options:
   registry:
     description: The registry, C(host[:port]), or a repository in it, C(host[:port]/path) (what O(sglang.prep.sglang_bundle_pull#module:registry) takes).
@@ -54,8 +53,6 @@ options:
 seealso:
   - module: sglang.prep.sglang_bundle_pull
   - module: sglang.prep.sglang_bundle_publish
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
