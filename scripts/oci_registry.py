@@ -5,7 +5,8 @@ The Distribution registry (Debian's docker-registry package, installed here when
 https://<address>:<port> with a certificate of its own test CA and htpasswd (bcrypt) auth. The address is the
 Docker bridge's gateway (docker0, 172.17.0.1 by default), not loopback: the engine treats 127.0.0.0/8 as an
 insecure registry and would not verify the certificate there. The engine trusts the CA through
-/etc/docker/certs.d/<address>:<port>/ca.crt (read per connection, no restart).
+/etc/docker/certs.d/<address>:<port>/ca.crt (read per connection, no restart), written here for the fleet hosts, which
+are unprivileged users; tests/fleet/test_registry.py removes it to prove that prime_bundle_registry_ca installs it.
 Port 47443 (SGLANG_PREP_REGISTRY_PORT) is this collection's test registry port.
 
     scripts/oci_registry.py up       start it (idempotent), print its facts as JSON

@@ -424,6 +424,23 @@ def test_case_14_a_noop_reprime_rebuilds_an_unreadable_prep_result_and_says_so(r
     assert again.rc == 0 and again.recap["changed"] == 0, again
 
 
+def test_validate_names_a_root_owned_pointer_as_the_run_read_finds_it(role_host):
+    """validate reads the current run with sglang_prime_info (expected_uid: the host user): a pointer root wrote is
+    named as such, with the chown that fixes it, beside the foreign-file line; validate changes nothing."""
+    pointer_file = role_host.pointer_file
+    owner = os.stat(pointer_file)
+    os.chown(pointer_file, 0, 0)  # as a stray `sudo` write leaves it
+    try:
+        check = role_host.playbook("validate.yml")
+    finally:
+        os.chown(pointer_file, owner.st_uid, owner.st_gid)
+    assert check.rc != 0, check
+    assert "permissions_unexpected: pointer %s is owned by root (uid 0), expected %s (uid %d)" % (
+        pointer_file, role_host.user.pw_name, owner.st_uid) in check.text, check
+    assert "sudo chown -R %s: %s" % (role_host.user.pw_name, os.path.dirname(pointer_file)) in check.text, check
+    assert role_host.playbook("validate.yml").rc == 0  # the same host, its pointer the host user's again, is valid
+
+
 def test_case_15_a_symlinked_profiles_to_a_root_owned_directory_is_refused_before_the_container_starts(role_host):
     profiles = role_host.path("profiles")
     target = os.path.join(role_host.base, "root-owned-profiles")

@@ -6,8 +6,9 @@ does not treat that address as insecure). In the order of an operator's days: fl
 signed bundle; later, with fleet1's container stopped (no builder), a fresh fleet2 finds its group's bundle, installs
 it and proves it with the serve check; fleet3 (A100, another group) finds none and primes itself. Then the faults,
 each on a fresh fleet2: a signature by a key the allowed-signers file does not list, bad credentials, the registry
-down (required: the host fails; not required: it primes itself), the artifact deleted (it primes itself). Last,
-bundle_prune keeps the newest N per model.
+down (required: the host fails; not required: it primes itself), the artifact deleted (it primes itself), the
+registry's CA not trusted by the engine (registry_tls) until prime_bundle_registry_ca installs it. Last, bundle_prune
+keeps the newest N per model.
 """
 
 import base64
@@ -242,6 +243,74 @@ def test_a_deleted_artifact_falls_back_to_priming(fleet, oci, tmp_path):
     assert tag in oci.tags()  # published again
 
 
+TRUST_TASK = "Registry | Make this host's Docker engine trust the registry's CA"
+
+
+def task_status(run, task, host):
+    """What the default callback printed for ``host`` under the task whose name starts with ``task`` (ok, changed,
+    skipping, fatal), or None when the task did not run."""
+    lines = run.output.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("TASK [") and (" : " + task) in line:
+            for after in lines[index + 1:]:
+                if after.startswith("TASK ["):
+                    break
+                for status in ("ok", "changed", "skipping", "fatal"):
+                    if after.startswith("%s: [%s]" % (status, host)):
+                        return status
+    return None
+
+
+def test_a_private_ca_is_trusted_through_prime_bundle_registry_ca(fleet, oci, tmp_path):
+    """The engine trusts the registry's CA only through /etc/docker/certs.d/<host:port>/ca.crt. Without it a pull fails
+    with registry_tls and a message that names prime_bundle_registry_ca; with the variable set (the CA's file on the
+    controller) the role installs it and the host installs its group's bundle, and the same CA again (given as PEM text)
+    changes nothing. Writing under /etc/docker needs root: fleet2 is reached as root here (prime_host_user names its
+    unprivileged owner, as docs/fleet.md shows), so the task needs no sudo; the engine is not restarted."""
+    engine_ca = oci_registry.paths()["engine_ca"]
+    with open(oci.facts["ca"]) as handle:
+        ca_text = handle.read()
+    root_login = str(tmp_path / "root-login.yml")
+    with open(root_login, "w") as handle:
+        handle.write("all:\n  children:\n    sglang_nodes:\n      hosts:\n        fleet2:\n          ansible_user: root\n"
+                     "          prime_host_user: %s\n" % fleet.hosts["fleet2"]["user"])
+    engine_pid = subprocess.run(["pidof", "dockerd"], stdout=subprocess.PIPE, text=True, check=False).stdout.strip()
+    os.unlink(engine_ca)
+    try:
+        fleet.fresh(["fleet2"])
+        run = fleet.prime("-e", settings(tmp_path, prime_bundle_required=True), "--limit", "fleet2", inventories=[root_login])
+        assert run.rc != 0, run.tail()
+        row = rows(fleet)["fleet2"]
+        assert row["error_type"] == "registry_tls", (row["error_type"], row["message"])
+        assert "prime_bundle_registry_ca" in row["message"] and engine_ca in row["message"], row["message"]
+        assert task_status(run, TRUST_TASK, "fleet2") == "skipping"
+        assert not os.path.exists(engine_ca)
+
+        run = fleet.prime("-e", settings(tmp_path, prime_bundle_registry_ca=oci.facts["ca"]), "--limit", "fleet2",
+                          inventories=[root_login])
+        assert run.rc == 0, run.tail()
+        assert task_status(run, TRUST_TASK, "fleet2") == "changed", run.tail()
+        with open(engine_ca) as handle:
+            assert handle.read() == ca_text
+        assert os.stat(engine_ca).st_uid == 0 and os.stat(engine_ca).st_mode & 0o777 == 0o644
+        row = rows(fleet)["fleet2"]
+        assert row["registry"]["outcome"] == "installed" and row["zero_jit"] is True, row["registry"]
+
+        fleet.fresh(["fleet2"])  # the registry is asked again; the same CA, as text this time, is already there
+        run = fleet.prime("-e", settings(tmp_path, prime_bundle_registry_ca=ca_text), "--limit", "fleet2",
+                          inventories=[root_login])
+        assert run.rc == 0, run.tail()
+        assert task_status(run, TRUST_TASK, "fleet2") == "ok", run.tail()
+        assert rows(fleet)["fleet2"]["registry"]["outcome"] == "installed"
+        # the certificate text reaches neither the output nor the report, and the engine was not restarted
+        body = ca_text.splitlines()[1]
+        assert body not in run.output and body not in json.dumps(fleet.latest_report())
+        assert_no_secret(run, fleet)
+        assert subprocess.run(["pidof", "dockerd"], stdout=subprocess.PIPE, text=True, check=False).stdout.strip() == engine_pid
+    finally:
+        shutil.copyfile(oci.facts["ca"], engine_ca)  # what the other tests and bundle_prune's skopeo trust
+
+
 def push_fake(oci, tmp_path, group_key, created):
     """An artifact of tiny-moe for a signature group no host has (as an older fleet's would be)."""
     from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle as ob
@@ -262,18 +331,32 @@ def test_prune_lists_first_then_keeps_the_newest_per_model(fleet, oci, tmp_path)
     before = oci.bundle_tags()
     assert len(before) == 4, before  # fleet1's and fleet3's groups, and two no host has
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    # skopeo on the controller trusts the registry through the hosts' prime_bundle_registry_ca, not the engine's certs.d
     playbook = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", fleet.inventory,
-                os.path.join(REPO, "playbooks", "bundle_prune.yml"), "-e", settings(tmp_path)]
-    check = subprocess.run(playbook + ["-e", "bundle_prune_keep=1", "--check"], cwd=REPO, env=env, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+                os.path.join(REPO, "playbooks", "bundle_prune.yml"),
+                "-e", settings(tmp_path, prime_bundle_registry_ca=oci.facts["ca"])]
+    engine_ca = oci_registry.paths()["engine_ca"]
+    os.unlink(engine_ca)
+    try:
+        check, real = prune_runs(playbook, env)
+    finally:
+        shutil.copyfile(oci.facts["ca"], engine_ca)
     assert check.returncode == 0, check.stdout[-3000:]
     for tag in old:
         assert tag in check.stdout and "no host in the inventory has" in check.stdout
     assert "older than the newest 1" in check.stdout  # of the two groups the hosts have, one is older
-    assert oci.bundle_tags() == before  # --check deleted nothing
     assert oci_registry.status()["password"] not in check.stdout
-    real = subprocess.run(playbook + ["-e", "bundle_prune_keep=2"], cwd=REPO, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     assert real.returncode == 0, real.stdout[-3000:]
     after = oci.bundle_tags()
     assert sorted(after) == sorted(t for t in before if t not in old), (before, after)
+
+
+def prune_runs(playbook, env):
+    """bundle_prune with --check (keep 1), then for real (keep 2); between them, --check must have deleted nothing."""
+    before = Registry(oci_registry.status()).bundle_tags()
+    check = subprocess.run(playbook + ["-e", "bundle_prune_keep=1", "--check"], cwd=REPO, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    assert Registry(oci_registry.status()).bundle_tags() == before  # --check deleted nothing
+    real = subprocess.run(playbook + ["-e", "bundle_prune_keep=2"], cwd=REPO, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    return check, real

@@ -3,6 +3,7 @@ what antsibull-changelog renders from changelogs/changelog.yaml, and scripts/rel
 from the fragments (the way every later version is released)."""
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -117,15 +118,36 @@ def test_release_script_releases_the_next_version_from_the_fragments(tmp_path):
         assert "v99.1.0" in handle.read()
 
 
+def documented_plugins():
+    """{plugin type: [FQCN of each plugin file with its own DOCUMENTATION]} (modules, filters, lookups, ...)."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(COLLECTION, "plugins", "*", "*.py"))):
+        kind = os.path.basename(os.path.dirname(path))
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        if kind == "doc_fragments" or "DOCUMENTATION = " not in text:
+            continue
+        doc = yaml.safe_load(text.split('DOCUMENTATION = r"""', 1)[1].split('"""', 1)[0])
+        name = doc.get("module") or doc["name"]
+        out.setdefault("module" if kind == "modules" else kind, []).append("sglang.prep." + name)
+    return out
+
+
 def test_every_plugin_names_the_galaxy_author():
+    """The author of every plugin's documentation as ansible-doc renders it (doc fragments merged: the modules name
+    their maintainers through sglang.prep._attributes) is galaxy.yml's."""
     with open(os.path.join(COLLECTION, "galaxy.yml"), encoding="utf-8") as handle:
         (author,) = yaml.safe_load(handle)["authors"]
     name = author.split(" <")[0]
-    plugins = [p for p in glob.glob(os.path.join(COLLECTION, "plugins", "*", "*.py")) if "doc_fragments" not in p]
-    documented = [p for p in plugins if "DOCUMENTATION = " in open(p, encoding="utf-8").read()]
-    assert documented
-    for path in documented:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-        assert "!UNKNOWN" not in text, path
-        assert "  - %s (@" % name in text, path
+    plugins = documented_plugins()
+    assert plugins.get("module") and plugins.get("filter")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "collections"))
+    for kind, names in plugins.items():
+        shown = subprocess.run([os.path.join(BIN, "ansible-doc"), "-t", kind, "--json"] + names, env=env, check=True,
+                               capture_output=True, text=True)
+        docs = json.loads(shown.stdout)
+        assert sorted(docs) == sorted(names), shown.stderr
+        for fqcn, doc in docs.items():
+            authors = doc["doc"].get("author")
+            authors = [authors] if isinstance(authors, str) else authors or []
+            assert [a for a in authors if a.startswith(name + " (@")] and "!UNKNOWN" not in " ".join(authors), fqcn

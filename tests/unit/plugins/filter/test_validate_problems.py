@@ -8,9 +8,14 @@ def plan(stages, recorded=None, problem=None):
             "state": {"stages": stages, "prep_result": {"stages": recorded or {}}, "prep_result_problem": problem}}
 
 
+def info(partial=()):
+    """sglang_prime_info's answer for run r1, with these stages' in-progress markers present."""
+    return {"changed": False, "state": {"run": {"run_id": "r1"}, "caches": {"partial_stages": list(partial)}}}
+
+
 def valid(**extra):
-    facts = {"run": {"found": True, "run_id": "r1"}, "foreign": [], "host_user": "dev", "host_uid": 1000, "runtime_modified": [],
-             "runtime_dir": "/h/runtime", "caches": {"partial_stages": []}, "container": "sglang-prep", "container_running": True,
+    facts = {"run": info(), "foreign": [], "host_user": "dev", "host_uid": 1000, "runtime_modified": [],
+             "runtime_dir": "/h/runtime", "container": "sglang-prep", "container_running": True,
              "plan": plan({"deep_gemm": {"status": "noop"}, "serve_check": {"status": "noop"}}), "proof": {"skipped": True},
              "stages": ["deep_gemm", "serve_check"]}
     facts.update(extra)
@@ -22,7 +27,7 @@ def test_a_valid_host_has_no_problem():
 
 
 def test_a_missing_pointer_and_a_stopped_container_are_both_listed():
-    problems = validate_problems(valid(run={"found": False, "error_type": "bad_pointer", "msg": "no pointer at /p"},
+    problems = validate_problems(valid(run={"failed": True, "error_type": "bad_pointer", "msg": "no pointer at /p"},
                                        container_running=False))
     assert problems == ["bad_pointer: no pointer at /p",
                         "container_not_running: sglang-prep is not running, so stage signatures cannot be compared; start it "
@@ -42,7 +47,7 @@ def test_drift_a_failed_stage_and_an_interruption_each_say_what_they_are():
               "moe_tune": {"status": "would_run", "reason": "moe_tune would run"},
               "flashinfer": {"status": "error", "error_type": "stage_failed", "reason": "flashinfer: no answer"}}
     recorded = {"moe_tune": {"status": "error", "error_type": "moe_tune_failed", "message": "tuner died"}}
-    facts = valid(plan=plan(stages, recorded, problem="prep_result.json is not JSON"), caches={"partial_stages": ["inductor", "moe_tune"]},
+    facts = valid(plan=plan(stages, recorded, problem="prep_result.json is not JSON"), run=info(["inductor", "moe_tune"]),
                   runtime_modified=["a.py"], stages=["deep_gemm", "moe_tune", "flashinfer"])
     assert validate_problems(facts) == [
         "runtime_modified: the runtime deployed under /h/runtime no longer matches the manifest its archive shipped: a.py; fix: "

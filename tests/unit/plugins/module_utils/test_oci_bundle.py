@@ -237,10 +237,10 @@ def test_every_error_type_of_the_registry_code_has_its_home_in_errors():
     """The host-side registry code classifies with the collection's error types (errors.ERROR_TYPES), none of its own."""
     import inspect
     import re
-    from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle, _oci_prune
+    from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle, _oci_prune, _oci_trust
     from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import ERROR_TYPES
     used = set(name for name, _needles in _oci_bundle.CLASSES if name != "absent") | {_oci_bundle.classify("")}
-    for module in (_oci_bundle, _oci_prune):
+    for module in (_oci_bundle, _oci_prune, _oci_trust):
         used |= set(re.findall(r'OciError\(\s*"([a-z_]+)"', inspect.getsource(module)))
     assert {"registry_auth", "registry_tls", "bundle_untrusted"} <= used
     assert used - set(ERROR_TYPES) == set()

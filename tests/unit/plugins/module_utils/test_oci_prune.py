@@ -56,3 +56,22 @@ def test_check_mode_deletes_nothing_and_a_delete_takes_the_signature_along():
     assert "unrelated" not in [k["tag"] for k in out["kept"]]  # not a bundle: never touched
     out = op.prune(client, 2, None, check_mode=False)
     assert client.deleted == ["sha256:" + "8" * 64, "sha256:" + "1" * 64]
+
+
+def test_a_ca_given_as_text_goes_to_skopeo_through_a_private_cert_dir(tmp_path):
+    """bundle_prune with the hosts' prime_bundle_registry_ca: skopeo gets --cert-dir of a private copy, removed after."""
+    import os
+    import subprocess
+    import pytest
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=prune test",
+                    "-keyout", str(tmp_path / "ca.key"), "-out", str(tmp_path / "ca.crt")],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pem = (tmp_path / "ca.crt").read_text()
+    with op.Skopeo("skopeo", "r.example:5000/caches", ca_text=pem.replace("\n", "\r\n")) as client:
+        certs = client.options[client.options.index("--cert-dir") + 1]
+        assert open(os.path.join(certs, "ca.crt")).read() == pem
+    assert not os.path.exists(certs)
+    for bad in ("", (tmp_path / "ca.key").read_text()):
+        with pytest.raises(ob.OciError) as info:
+            op.Skopeo("skopeo", "r.example:5000/caches", ca_text=bad)
+        assert info.value.error_type == "bad_input" and "prime_bundle_registry_ca" in info.value.message

@@ -1,5 +1,7 @@
 """serve-spec's hand-off: one docker run line, one compose service and one systemd unit, rendered from the spec; the
-examples of docs/usage.md are these renderings of one example spec, so the docs show what the command prints."""
+examples of docs/usage.md are these renderings of what serve.spec returns for the docs' example host, so the docs
+show what the command prints (tests/integration/test_serve_spec_docs.py checks the docker run line against
+serve-spec on a primed host, and runs it)."""
 
 import json
 import os
@@ -9,7 +11,6 @@ import shlex
 import pytest
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import argv as argv_mod
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import serve
 
 from unit_support.paths import REPO
@@ -18,15 +19,20 @@ USAGE = os.path.join(REPO, "collections", "ansible_collections", "sglang", "prep
 HOME = "/home/alice/sglang-observability"
 
 
-def example_spec():
-    """What serve-spec prints on a host of alice (uid 1001) primed for /models/Qwen3-30B-A3B (the docs' example)."""
-    argv = argv_mod.server_argv("serve_check", "/models/Qwen3-30B-A3B")
-    env = argv_mod.server_env({}, "serve_check")
-    mounts = [{"type": "bind", "source": "%s/%s" % (HOME, name), "target": target, "read_only": False}
-              for name, target in sorted(contract.HOST_SUBDIRS.items())]
-    return {"model": "/models/Qwen3-30B-A3B", "image": "sglang-prep:v0.5.23", "argv": argv, "port": 30000,
-            "env": dict([(k, env[k]) for k in serve.SETTINGS_ENV if k in env] + [("HOME", serve.HOME)]), "mounts": mounts, "user": "1001:1001",
-            "settings_digest": "0123456789abcdef"}
+def example_spec(run):
+    """What serve-spec prints on a host of alice (uid 1001) primed for /models/Qwen3-30B-A3B (the docs' example):
+    serve.spec itself on the fake run, its host roots, user and image those of the example; the fake run's own
+    paths (its /profiles, the model, the port) then written as the container sees them."""
+    options, env = run.options({})
+    env.update({contract.ENV_UID: "1001", contract.ENV_GID: "1001"})
+    for name, variable in contract.ENV_HOST_ROOTS.items():
+        env[variable] = "%s/%s" % (HOME, name)
+    spec = serve.spec(run.model, options, env)
+    text = json.dumps(spec).replace(run.model, "/models/Qwen3-30B-A3B").replace(run.prof, contract.PROFILES_ROOT)
+    spec = json.loads(text)
+    spec["argv"][spec["argv"].index("--port") + 1] = "30000"
+    spec.update(image="sglang-prep:v0.5.23", port=30000, settings_digest="0123456789abcdef")
+    return spec
 
 
 def doc_block(title):
@@ -38,13 +44,13 @@ def doc_block(title):
 
 
 @pytest.mark.parametrize("fmt", ["docker-run", "compose", "systemd"])
-def test_the_docs_show_what_serve_spec_renders(fmt):
-    rendered = serve.render(example_spec(), fmt)
+def test_the_docs_show_what_serve_spec_renders(fmt, run):
+    rendered = serve.render(example_spec(run), fmt)
     assert doc_block(fmt) == rendered, "regenerate the %s example of docs/usage.md:\n%s" % (fmt, rendered)
 
 
-def test_the_docker_run_line_starts_the_primed_argv_with_every_cache_variable_and_mount():
-    spec = example_spec()
+def test_the_docker_run_line_starts_the_primed_argv_with_every_cache_variable_and_mount(run):
+    spec = example_spec(run)
     args = shlex.split(serve.render(spec, "docker-run"))
     image_at = args.index(spec["image"])
     assert args[image_at + 1:] == spec["argv"][1:] and args[image_at - 1] == spec["argv"][0]
@@ -57,12 +63,13 @@ def test_the_docker_run_line_starts_the_primed_argv_with_every_cache_variable_an
     assert args[args.index("--user") + 1] == "1001:1001" and "--enable-metrics" in args
 
 
-def test_the_compose_service_is_the_same_server():
-    service = json.loads(serve.render(example_spec(), "compose"))["services"][serve.SERVICE_NAME]
-    assert service["entrypoint"] + service["command"] == example_spec()["argv"]
-    assert service["environment"] == example_spec()["env"]
+def test_the_compose_service_is_the_same_server(run):
+    spec = example_spec(run)
+    service = json.loads(serve.render(spec, "compose"))["services"][serve.SERVICE_NAME]
+    assert service["entrypoint"] + service["command"] == spec["argv"]
+    assert service["environment"] == spec["env"]
 
 
-def test_an_unknown_format_is_refused():
+def test_an_unknown_format_is_refused(run):
     with pytest.raises(ValueError):
-        serve.render(example_spec(), "helm")
+        serve.render(example_spec(run), "helm")

@@ -131,6 +131,23 @@ def test_a_missing_or_broken_run_is_a_classified_error_without_a_traceback(host,
     assert "Traceback" not in json.dumps(out) and host.pointer in out["msg"] or host.manifest in out["msg"]
 
 
+def test_with_expected_uid_the_pointer_and_manifest_must_be_the_host_users(host, capsys):
+    rc, out = run({"pointer": host.pointer, "expected_uid": os.getuid()}, capsys)
+    assert rc == 0 and out["state"]["run"]["run_id"] == RUN_ID, out
+    rc, out = run({"pointer": host.pointer, "expected_uid": os.getuid() + 1}, capsys)
+    assert rc == 1 and out["error_type"] == "permissions_unexpected", out
+    assert out["msg"].startswith("pointer %s is owned by " % host.pointer) and "sudo chown -R " in out["msg"], out
+
+
+def test_a_pointer_naming_a_manifest_outside_its_telemetry_root_is_a_bad_pointer(host, capsys, tmp_path):
+    elsewhere = str(tmp_path / "elsewhere.json")
+    os.rename(host.manifest, elsewhere)
+    with open(host.pointer, "w") as handle:
+        handle.write("%s=%s\n%s=%s\n" % (contract.POINTER_KEY, contract_paths()["manifest"], contract.POINTER_HOST_KEY, elsewhere))
+    rc, out = run({"pointer": host.pointer}, capsys)
+    assert rc == 1 and out["error_type"] == "bad_pointer" and "another host root" in out["msg"], out
+
+
 def test_a_model_outside_the_models_root_is_refused(host, capsys):
     rc, out = run({"pointer": host.pointer, "model": "/data/tiny-moe"}, capsys)
     assert rc == 1 and out["error_type"] == "model_not_found"

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
 
-    # The attributes the collection's modules share. Use with ansible.builtin.action_common_attributes:
-    #   sglang.prep._attributes.info     a module that only reads (the *_info modules, the waits)
-    #   sglang.prep._attributes.runtime  a module that runs the runtime in the container, check mode by its check
+    # What every module of the collection shares (one home for its wording). Every module extends
+    # ansible.builtin.action_common_attributes (and its .flow where it names action, async or bypass_host_loop), then
+    # sglang.prep._attributes, then the one of these that fits it, if any:
+    #   sglang.prep._attributes.info     an information module (the *_info modules, the cache snapshot)
+    #   sglang.prep._attributes.runtime  a module that runs the runtime's stages in the container as an async job,
+    #                                    check mode by the runtime's check (sglang_stage, sglang_prime)
+    # A module that extends neither states its own check_mode and diff_mode.
     DOCUMENTATION = r"""
 options: {}
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
 attributes:
   platform:
     platforms: posix
@@ -24,11 +30,10 @@ options: {}
 attributes:
   check_mode:
     support: full
-    details: Reads only, so it runs unchanged in check mode.
+    details: An information module; it never changes anything and always returns C(changed=false), so it runs
+      unchanged in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 """
 
     RUNTIME = r"""
@@ -40,6 +45,13 @@ attributes:
   diff_mode:
     support: full
     details: Shows each stage's recorded signature (before) against the current one (after).
-  platform:
-    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
+notes:
+  - A task that exceeds its C(async) limit is abandoned by Ansible, but its stages keep running in the container until
+    the runtime's own timeouts end them. Keep C(async) above the stages' O(ready_timeout).
 """

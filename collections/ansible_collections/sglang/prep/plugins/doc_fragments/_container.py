@@ -21,3 +21,20 @@ options:
 requirements:
   - The docker CLI on the managed host, usable by the connecting user (member of the C(docker) group, or root).
 """
+
+    # The options of the container look (sglang_prime, sglang_prime_info): whether the container runs with exactly the
+    # settings the role wants, on the image it names now. Each module documents the look's result (container_look)
+    # itself: ansible-test's validate-modules checks an RV() reference against the module's own RETURN only.
+    LOOK = r"""
+options:
+  container_spec:
+    description:
+      - The digest of the settings the container should run with (the prime role puts it in the container's label
+        C(sglang.prep.spec)); requires O(image). RV(container_look) says whether O(container) runs with exactly these
+        settings on the image O(image) names now.
+    type: str
+  image:
+    description:
+      - The image the container should run (a name, resolved to its ID on the host). Used with O(container_spec).
+    type: str
+"""

@@ -110,3 +110,20 @@ options:
       - Container path of the run pointer, if not the default C(/telemetry/container_run_meta.env).
     type: str
 """
+
+    # What every module that runs the runtime's stages returns besides its own keys (sglang_stage, sglang_prime), in
+    # their RETURN: extends_documentation_fragment: [sglang.prep._stage_options].
+    RETURN = r"""
+log_tail:
+  description: The last log lines of the failed stage, or the runtime's stderr when it gave no result.
+  returned: on failure
+  type: list
+  elements: str
+  sample: ["RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."]
+cmd:
+  description: The command that was run, as a list (secret values masked).
+  returned: when the command was run
+  type: list
+  elements: str
+  sample: ["/usr/bin/docker", "exec", "-u", "devuser", "sglang-prep", "python3", "-m", "sglang_prep", "stage", "deep_gemm"]
+"""

@@ -18,7 +18,7 @@ positional: _input, user, uid, owned
 options:
   _input:
     description:
-      - The paths looked at, as C(sglang.prep.sglang_host_facts) lists them (C(entries)), each with C(path), C(uid),
+      - The paths looked at, as M(sglang.prep.sglang_host_info) lists them (C(entries)), each with C(path), C(uid),
         C(pw_name), C(mode), C(isdir), C(wusr), C(xusr) and for a link C(islnk), C(lnk_source), C(lnk_target) and C(target)
         (the same keys for the link's target, null when it does not exist).
     type: list

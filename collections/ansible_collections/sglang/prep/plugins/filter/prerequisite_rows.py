@@ -17,7 +17,7 @@ positional: _input
 options:
   _input:
     description:
-      - What was looked at, each the registered result of its task - C(facts) (C(sglang.prep.sglang_host_facts)),
+      - What was looked at, each the registered result of its task - C(facts) (M(sglang.prep.sglang_host_info)),
         C(gpus) (C(nvidia-smi -L)), C(engine) (C(community.docker.docker_host_info)), C(hook) (a stat of the runtime hook),
         C(requests) (C(python3 -c 'import requests')), C(df) (C(df -P -B1)), C(image_info) (C(community.docker.docker_image_info)),
         C(manifest) (C(docker manifest inspect)); and the settings C(gpus_wanted) (bool), C(gpus_setting) (C(prime_gpus)),

@@ -114,14 +114,19 @@ def _run(state, overlay):
     return state.get("run") or (fallback if fallback.get("run_id") else {"run_id": None, "manifest": None, "log_file": None})
 
 
+def _installed(overlay):
+    """The stages installed from a bundle instead of primed: those of the fan-out, then the registry's, each once."""
+    installed = list((overlay.get("fanout_result") or {}).get("installed") or [])
+    return installed + [s for s in (overlay.get("registry_result") or {}).get("installed") or [] if s not in installed]
+
+
 def prime_report(state, overlay):
     """The runtime's priming state ``state`` with the role's ``overlay`` on top."""
     state = dict(state or {})
     overlay = dict(overlay or {})
     failure = overlay.get("failure") or None
     registry = overlay.get("registry_result") or None
-    installed = list((overlay.get("fanout_result") or {}).get("installed") or [])
-    installed += [s for s in (registry or {}).get("installed") or [] if s not in installed]
+    installed = _installed(overlay)
     order = list(state.get("order") or overlay.get("stages") or [])
     rows = state.get("stages") or {}
     done = changes(state, overlay, installed)

@@ -19,10 +19,11 @@ positional: _input
 options:
   _input:
     description:
-      - What was looked at. Keys read are C(run) (the pointer read, C(found), C(failed), C(error_type), C(msg)),
-        C(foreign) (files not owned by the host user, each with C(path), C(uid), C(pw_name)), C(host_user), C(host_uid),
-        C(runtime_modified) and C(runtime_dir), C(caches) (C(sglang_cache_inspect)'s answer, its C(partial_stages)),
-        C(container_running), C(container), C(plan) (the check-mode plan of C(sglang.prep.sglang_stage)),
+      - What was looked at. Keys read are C(run) (the answer of M(sglang.prep.sglang_prime_info), with C(failed),
+        C(error_type) and C(msg) when the pointer or manifest could not be read, else C(state), whose
+        C(caches.partial_stages) are the interrupted stages), C(foreign) (files not owned by the host user, each with
+        C(path), C(uid), C(pw_name)), C(host_user), C(host_uid), C(runtime_modified) and C(runtime_dir),
+        C(container_running), C(container), C(plan) (the check-mode plan of M(sglang.prep.sglang_prime)),
         C(proof) (the serve check run again; C(skipped) when it was not) and C(stages) (the stages to check, in order).
     type: dict
     required: true
@@ -49,7 +50,7 @@ FOREIGN_SHOWN = 50
 
 def _run(facts):
     run = facts.get("run") or {}
-    if run.get("failed") or not run.get("found"):
+    if run.get("failed") or "state" not in run:
         return ["%s: %s" % (run.get("error_type") or "bad_pointer", run.get("msg") or "the run pointer could not be read")]
     return []
 
@@ -64,6 +65,11 @@ def _foreign(facts):
     return out
 
 
+def _caches(facts):
+    """The cache snapshot of the current run, as sglang_prime_info read it."""
+    return (((facts.get("run") or {}).get("state") or {}).get("caches")) or {}
+
+
 def _records(facts, recorded):
     out = []
     modified = facts.get("runtime_modified") or []
@@ -74,7 +80,7 @@ def _records(facts, recorded):
     if problem:
         out.append("bad_prep_result: %s" % problem)
     out += ["interrupted: stage %s started and did not finish (its in-progress marker is present); re-run the prime playbook" % stage
-            for stage in (facts.get("caches") or {}).get("partial_stages") or [] if (recorded.get(stage) or {}).get("status") != "error"]
+            for stage in _caches(facts).get("partial_stages") or [] if (recorded.get(stage) or {}).get("status") != "error"]
     return out
 
 

@@ -257,8 +257,9 @@ class Engine(object):
         hint = {
             "registry_auth": "check the registry credentials (prime_bundle_registry_username/password or "
                              "prime_bundle_registry_auth_dir, or the host's docker login)",
-            "registry_tls": "the registry's certificate is not trusted by this host's Docker engine: put its CA into "
-                            "/etc/docker/certs.d/%s/ca.crt (prime_bundle_registry_ca)" % self.host,
+            "registry_tls": "this host's Docker engine does not trust the registry's certificate: set "
+                            "prime_bundle_registry_ca to its CA bundle (PEM text or a PEM file on the controller), which "
+                            "the prime role installs as /etc/docker/certs.d/%s/ca.crt for this registry only" % self.host,
             "registry_unavailable": "the registry %s does not answer from this host" % self.host,
         }.get(error_type, "")
         message = "%s: %s%s" % (what, scrub(text, [self.password]).strip()[-600:], ("; " + hint) if hint else "")

@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 
 from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle as ob
+from ansible_collections.sglang.prep.plugins.module_utils import _oci_trust as ot
 
 
 def plan(artifacts, keep, in_use):
@@ -46,8 +47,11 @@ def plan(artifacts, keep, in_use):
 
 
 class Skopeo(object):
-    def __init__(self, skopeo, repository, username=None, password=None, auth_dir=None, ca_file=None, timeout=300):
+    def __init__(self, skopeo, repository, username=None, password=None, auth_dir=None, ca_file=None, timeout=300,
+                 ca_text=None):
         self.skopeo = skopeo
+        # PEM text (prime_bundle_registry_ca), checked here and written into the private --cert-dir
+        self.ca_pem = ot.normalise(ca_text)[0] if ca_text is not None else None
         self.repository = repository
         self.host, _path = ob.check_repository(repository)
         self.username, self.password, self.auth_dir, self.ca_file, self.timeout = username, password, auth_dir, ca_file, timeout
@@ -66,10 +70,14 @@ class Skopeo(object):
             self.options += ["--authfile", authfile]
         elif self.auth_dir:
             self.options += ["--authfile", os.path.join(self.auth_dir, "config.json")]
-        if self.ca_file:
+        if self.ca_file or self.ca_pem:
             certs = os.path.join(self.tmp, "certs")
             os.makedirs(certs)
-            shutil.copyfile(self.ca_file, os.path.join(certs, "ca.crt"))
+            if self.ca_file:
+                shutil.copyfile(self.ca_file, os.path.join(certs, "ca.crt"))
+            else:
+                with open(os.path.join(certs, "ca.crt"), "w") as handle:
+                    handle.write(self.ca_pem)
             self.options += ["--cert-dir", certs]
         return self
 

@@ -39,10 +39,13 @@ def check_owner(path, expected_uid, what):
                         path=path, owner_seen=seen, owner_expected=expected_uid)
 
 
-def read_run(pointer_path, expected_uid):
-    """Parse the pointer and its manifest on the host; PrepError says what is wrong."""
+def load_run(pointer_path, expected_uid=None):
+    """(pointer, manifest) of the run the pointer names, read on the host (sglang_pointer_wait and sglang_prime_info
+    alike): the pointer has its host line, the manifest it names is under the pointer's telemetry root and, with
+    ``expected_uid``, both are owned by that UID. PrepError says what is wrong."""
     ptr = pointers.read_pointer(pointer_path)
-    check_owner(pointer_path, expected_uid, "pointer")
+    if expected_uid is not None:
+        check_owner(pointer_path, expected_uid, "pointer")
     if not ptr["host"]:
         raise PrepError("bad_pointer", "pointer %s has no %s line: the container was started without the host "
                         "telemetry root in its environment (start it with the sglang.prep.prime role)"
@@ -53,7 +56,14 @@ def read_run(pointer_path, expected_uid):
                         "container started with another host root" % (pointer_path, ptr["host"], telemetry),
                         path=pointer_path)
     data = manifests.read_manifest(ptr["host"])
-    check_owner(ptr["host"], expected_uid, "manifest")
+    if expected_uid is not None:
+        check_owner(ptr["host"], expected_uid, "manifest")
+    return ptr, data
+
+
+def read_run(pointer_path, expected_uid):
+    """The run the pointer names, as sglang_pointer_wait returns it; PrepError says what is wrong."""
+    ptr, data = load_run(pointer_path, expected_uid)
     cpaths = data["paths"]["container"]
     hpaths = data["paths"].get("host") or {}
     return {

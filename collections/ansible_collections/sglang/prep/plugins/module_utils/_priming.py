@@ -19,9 +19,8 @@ import time
 
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
 from ansible_collections.sglang.prep.plugins.module_utils import _host_info
+from ansible_collections.sglang.prep.plugins.module_utils import _pointer_wait as pointer_runs
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import manifest as manifests
-from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import pointer as pointers
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import ledger
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import signature as signatures
@@ -52,7 +51,7 @@ def several_spec():
 
 def info_spec():
     """Options of sglang_prime_info (reads on the host; the container only for the look)."""
-    return dict(pointer=dict(type="path", required=True), model=dict(type="str"),
+    return dict(pointer=dict(type="path", required=True), expected_uid=dict(type="int"), model=dict(type="str"),
                 stages=dict(type="list", elements="str"), container=dict(type="str"),
                 container_spec=dict(type="str"), image=dict(type="str"),
                 docker_cli=dict(type="str", default="docker"))
@@ -409,15 +408,10 @@ def run_prime(module):
 
 
 # ---------------------------------------------------------------- sglang_prime_info
-def host_view(pointer_path, model):
-    """The current run as the state model reads it, on the host: the pointer (a host path), the manifest it names,
-    and the host roots of the manifest in place of the container's."""
-    ptr = pointers.read_pointer(pointer_path)
-    if not ptr["host"]:
-        raise PrepError("bad_pointer", "pointer %s has no %s line: the container was started without the host "
-                        "telemetry root in its environment (start it with the sglang.prep.prime role)"
-                        % (pointer_path, contract.POINTER_HOST_KEY), path=pointer_path)
-    data = manifests.read_manifest(ptr["host"])
+def host_view(pointer_path, model, expected_uid=None):
+    """The current run as the state model reads it, on the host: the pointer (a host path), the manifest it names
+    (both owned by ``expected_uid`` when given), and the host roots of the manifest in place of the container's."""
+    ptr, data = pointer_runs.load_run(pointer_path, expected_uid)
     hpaths = data["paths"].get("host") or {}
     if not hpaths.get("telemetry_root") or not hpaths.get("profiles_root"):
         raise PrepError("bad_manifest", "manifest %s has no paths.host telemetry_root and profiles_root: the container "
@@ -454,7 +448,7 @@ def run_info(module):
         _fail_bad(module, "container_spec needs container and image: the look compares them")
     result = {"changed": False}
     try:
-        view = host_view(params["pointer"], params["model"])
+        view = host_view(params["pointer"], params["model"], params["expected_uid"])
         result["state"] = states.report(order, view.model, view=view)
     except PrepError as exc:
         module.fail_json(msg=exc.message, error_type=exc.error_type, changed=False)

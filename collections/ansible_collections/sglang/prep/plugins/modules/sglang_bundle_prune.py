@@ -20,14 +20,13 @@ description:
   - In check mode, lists what it would delete and deletes nothing.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
 attributes:
   check_mode:
     support: full
     details: Lists the artifacts it would delete (RV(would_delete)).
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   registry:
     description: The repository, C(host[:port]/path).
@@ -54,6 +53,12 @@ options:
   ca_file:
     description: A CA bundle the registry's certificate must chain to (default the system's and C(/etc/docker/certs.d)).
     type: path
+  ca:
+    description:
+      - Or the CA bundle as PEM text (what C(prime_bundle_registry_ca) holds), written into a private certificate
+        directory for skopeo only. Text with a private key or no certificate is refused with V(bad_input).
+    type: str
+    version_added: 1.2.0
   skopeo_cli:
     description: The skopeo CLI, a name looked up on E(PATH) or an absolute path.
     type: str
@@ -62,8 +67,6 @@ requirements:
   - skopeo where the module runs (C(apt-get install skopeo)).
 seealso:
   - module: sglang.prep.sglang_bundle_publish
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
@@ -107,9 +110,10 @@ def main():
         argument_spec=dict(registry=dict(type="str", required=True), keep=dict(type="int", default=3),
                            groups_in_use=dict(type="list", elements="str"), registry_username=dict(type="str"),
                            registry_password=dict(type="str", no_log=True), registry_auth_dir=dict(type="path"),
-                           ca_file=dict(type="path"), skopeo_cli=dict(type="str", default="skopeo")),
+                           ca_file=dict(type="path"), ca=dict(type="str", no_log=True),
+                           skopeo_cli=dict(type="str", default="skopeo")),
         required_together=[("registry_username", "registry_password")],
-        mutually_exclusive=[("registry_username", "registry_auth_dir")],
+        mutually_exclusive=[("registry_username", "registry_auth_dir"), ("ca_file", "ca")],
         supports_check_mode=True)
     params = module.params
     if params["keep"] < 1:
@@ -120,7 +124,7 @@ def main():
                              "registry artifacts with it", error_type="bad_input")
     try:
         with op.Skopeo(skopeo, params["registry"], params["registry_username"], params["registry_password"],
-                       params["registry_auth_dir"], params["ca_file"]) as client:
+                       params["registry_auth_dir"], params["ca_file"], ca_text=params["ca"]) as client:
             result = op.prune(client, params["keep"], params["groups_in_use"], module.check_mode)
     except ob.OciError as exc:
         module.fail_json(msg=ob.scrub(exc.message, [params["registry_password"]]), error_type=exc.error_type)

@@ -22,6 +22,7 @@ description:
   - The local images are removed afterwards; the bundle file stays.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._oci_registry
 attributes:
   check_mode:
@@ -29,8 +30,6 @@ attributes:
     details: Pushes nothing; reports the tag it would push.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   bundle:
     description:
@@ -44,8 +43,6 @@ options:
 seealso:
   - module: sglang.prep.sglang_cache_bundle
   - module: sglang.prep.sglang_bundle_pull
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

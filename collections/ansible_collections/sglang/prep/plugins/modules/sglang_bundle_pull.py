@@ -23,6 +23,7 @@ description:
     O(dest)C(/registry-group.<model key>.json), which the playbook C(sglang.prep.bundle_prune) reads.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._oci_registry
 attributes:
   check_mode:
@@ -30,8 +31,6 @@ attributes:
     details: Fetches nothing.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   model:
     description: The model path inside the container (under C(/models)); its last component names the tag.
@@ -53,8 +52,6 @@ options:
 seealso:
   - module: sglang.prep.sglang_bundle_publish
   - module: sglang.prep.sglang_cache_bundle
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

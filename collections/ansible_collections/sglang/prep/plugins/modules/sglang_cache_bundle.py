@@ -41,6 +41,7 @@ description:
     compared depend on them.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._container
   - sglang.prep._stage_options
 attributes:
@@ -49,8 +50,6 @@ attributes:
     details: Runs nothing in the container and reports what it would do (C(changed=true)).
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   state:
     description:
@@ -96,8 +95,6 @@ options:
 seealso:
   - module: sglang.prep.sglang_prime
   - module: sglang.prep.sglang_cache_inspect
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -15,9 +15,9 @@ description:
     modification time, and whether a stage that writes it was interrupted (partial).
   - Cache locations come only from the manifest's canonical paths; there is no fallback to
     C(~/.cache) or any other default location. A missing pointer or manifest is an error.
-  - This is an information module. It never changes anything and always returns C(changed=false).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._attributes.info
   - sglang.prep._container
 options:
@@ -45,8 +45,6 @@ options:
 seealso:
   - module: sglang.prep.sglang_stage
   - module: sglang.prep.sglang_pointer_wait
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

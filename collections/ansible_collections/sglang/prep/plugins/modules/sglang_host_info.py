@@ -25,12 +25,12 @@ description:
     its archive shipped (C(MANIFEST.sha256), the SHA-256 of every file), and RV(runtime) names every file modified,
     missing or added since it was unpacked.
   - Whether O(env_file) is a regular file, and its SHA-256 (never its content).
-  - This is an information module. It never changes anything and always returns C(changed=false). It returns
-    its answer as plain keys, not as C(ansible_facts).
+  - It returns its answer as plain keys, not as C(ansible_facts).
   - Until 1.2.0 this module was called C(sglang.prep.sglang_host_facts); that name still works, with a deprecation
     warning, until 2.0.0.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._attributes.info
 options:
   host_user:
@@ -65,8 +65,6 @@ seealso:
   - module: ansible.builtin.setup
   - module: ansible.builtin.getent
   - module: ansible.builtin.find
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

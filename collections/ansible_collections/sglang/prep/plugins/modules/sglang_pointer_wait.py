@@ -23,6 +23,7 @@ description:
     returns at once with a note.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._container
 attributes:
   check_mode:
@@ -30,8 +31,6 @@ attributes:
     details: Reads an existing pointer; returns at once (without waiting) when there is none.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   path:
     description:
@@ -63,8 +62,6 @@ notes:
 seealso:
   - module: ansible.builtin.wait_for
   - module: sglang.prep.sglang_stage
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
@@ -79,11 +76,11 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "Run {{ run.run_id }} logs to {{ run.log_file }}"
 
-- name: Read the pointer of a host primed by root for the user ubuntu (UID 1000)
+- name: Wait for the run of a host primed by root for the user ubuntu (UID 1000)
   sglang.prep.sglang_pointer_wait:
     path: /home/ubuntu/sglang-observability/telemetry/container_run_meta.env
     expected_uid: 1000
-    timeout: 0
+    timeout: 60
 """
 
 RETURN = r"""

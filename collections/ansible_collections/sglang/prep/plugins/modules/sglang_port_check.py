@@ -18,14 +18,13 @@ description:
   - Never changes anything, so it always returns C(changed=false).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
 attributes:
   check_mode:
     support: full
     details: Binds and closes at once, as outside check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   ports:
     description:
@@ -53,8 +52,6 @@ options:
     default: 127.0.0.1
 seealso:
   - module: ansible.builtin.wait_for
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

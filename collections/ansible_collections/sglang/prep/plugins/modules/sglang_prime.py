@@ -23,21 +23,22 @@ description:
     mode that plan is the answer (C(changed=true) when a stage would run, and C(--diff) shows each such stage's
     recorded signature against the current one); outside check mode a plan changes nothing.
   - With O(container_spec) it first looks whether O(container) runs with exactly those settings on the image O(image)
-    names now (RV(container_look)); only then is the plan made, in the same call.
+    names now (RV(container_look)); only then is the plan made, in the same call. The look is made with a plan only
+    (O(plan_only) or check mode); when the container is not current the module returns at once, with
+    RV(planned=false), since the container is about to be replaced and a plan for it would be stale.
+  - With O(image) but no O(container_spec), the look compares only whether the container runs and its image, plans
+    only then, and returns the settings label it saw (C(spec) of RV(container_look)) without comparing it, for the
+    caller to compare (the prime role, whose digest of the settings depends on what the look at the host, O(host),
+    finds in the same call).
   - To run a single stage use M(sglang.prep.sglang_stage); to read the recorded state, M(sglang.prep.sglang_prime_info).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - sglang.prep._attributes
   - sglang.prep._attributes.runtime
   - sglang.prep._container
+  - sglang.prep._container.look
   - sglang.prep._stage_options
-attributes:
-  async:
-    support: full
-  action:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   stages:
     description:
@@ -67,22 +68,6 @@ options:
         would record the failure).
     type: bool
     default: false
-  container_spec:
-    description:
-      - With a plan only (O(plan_only) or check mode). The digest of the settings the container should run with (the
-        prime role puts it in the container's label C(sglang.prep.spec)); requires O(image).
-      - When O(container) does not run with exactly these settings on the image O(image) names now, the module returns
-        at once, with RV(planned=false), since the container is about to be replaced and a plan for it would be stale.
-    type: str
-  image:
-    description:
-      - The image the container should run (a name, resolved to its ID on the host). With a plan only (O(plan_only) or
-        check mode).
-      - With O(container_spec), the look described there. Without it, the look compares the image and whether the
-        container runs, plans only then, and returns the settings label it saw (C(spec) of RV(container_look)) without
-        comparing it, for the caller to compare (the prime role, whose digest of the settings depends on what the look at
-        the host, O(host), finds in the same call).
-    type: str
   host:
     description:
       - Look at the host first, in the same call, as M(sglang.prep.sglang_host_info) does with these options, and
@@ -110,15 +95,10 @@ options:
         description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:runtime_package).
         type: str
         default: ""
-notes:
-  - A job that exceeds the task's C(async) limit is abandoned by Ansible but keeps running in the
-    container until the runtime's own timeouts end it. Keep C(async) above the stages' O(ready_timeout).
 seealso:
   - module: sglang.prep.sglang_stage
   - module: sglang.prep.sglang_prime_info
   - module: sglang.prep.sglang_prime_wait
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
@@ -157,17 +137,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+extends_documentation_fragment:
+  - sglang.prep._stage_options
 error_type:
   description: Classified failure of the plan or of the first stage that failed (the job stops there).
   returned: on failure
   type: str
   sample: readiness_timeout
-log_tail:
-  description: The last log lines of the failed stage, or the runtime's stderr when it gave no result.
-  returned: on failure
-  type: list
-  elements: str
-  sample: ["RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."]
 plan:
   description:
     - Per stage the runtime's check result (the keys of RV(sglang.prep.sglang_stage#module:stage_result)) plus C(planned_mode)
@@ -241,12 +217,6 @@ host:
   returned: with O(host), also on failure
   type: dict
   sample: {"host_root": "/home/ubuntu/sglang-observability", "host_user": {"name": "ubuntu", "uid": 1000, "found": true}}
-cmd:
-  description: The command that was run, as a list.
-  returned: when the command was run
-  type: list
-  elements: str
-  sample: ["/usr/bin/docker", "exec", "-u", "devuser", "sglang-prep", "python3", "-m", "sglang_prep", "stage", "deep_gemm"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

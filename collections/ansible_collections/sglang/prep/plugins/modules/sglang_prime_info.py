@@ -20,11 +20,12 @@ description:
   - With O(model), RV(signatures) holds each stage's recorded signature for that model.
   - With O(container), RV(container_state) says whether it runs (a warning when not); with O(container_spec) and
     O(image) too, RV(container_look) says whether it runs with exactly those settings on the image O(image) names now.
-  - This is an information module. It never changes anything and always returns C(changed=false).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._attributes.info
   - sglang.prep._container
+  - sglang.prep._container.look
 options:
   pointer:
     description:
@@ -32,6 +33,13 @@ options:
       - A missing or malformed pointer fails with C(error_type=bad_pointer).
     type: path
     required: true
+  expected_uid:
+    description:
+      - UID that must own the pointer and the manifest it names (the host user that owns the host root), checked as
+        M(sglang.prep.sglang_pointer_wait) checks it; another owner fails with C(error_type=permissions_unexpected),
+        naming the owner seen and the C(chown) that fixes it.
+      - Unset means ownership is not checked.
+    type: int
   model:
     description:
       - Model path inside the container (under C(/models)) whose records to read; default the model whose stage
@@ -46,21 +54,10 @@ options:
     description:
       - Name or ID of the prime container, to say whether it runs (RV(container_state)).
     type: str
-  container_spec:
-    description:
-      - The digest of the settings the container should run with (its label C(sglang.prep.spec)); with O(container)
-        and O(image), RV(container_look) compares them.
-    type: str
-  image:
-    description:
-      - The image the container should run (a name, resolved to its ID on the host). Used with O(container_spec).
-    type: str
 seealso:
   - module: sglang.prep.sglang_prime
   - module: sglang.prep.sglang_cache_inspect
   - module: sglang.prep.sglang_pointer_wait
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
@@ -114,7 +111,7 @@ container_look:
   type: dict
   sample: {"current": true, "exists": true, "running": true}
 error_type:
-  description: Classified failure, V(bad_pointer) or V(bad_manifest).
+  description: Classified failure, V(bad_pointer), V(bad_manifest) or (with O(expected_uid)) V(permissions_unexpected).
   returned: on failure
   type: str
   sample: bad_pointer

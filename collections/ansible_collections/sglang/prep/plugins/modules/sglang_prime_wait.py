@@ -22,14 +22,13 @@ description:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - sglang.prep._attributes
 attributes:
   check_mode:
     support: none
     details: The job it waits for does not run in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
   action:
     support: full
   async:
@@ -64,8 +63,6 @@ options:
     default: 12
 seealso:
   - module: sglang.prep.sglang_prime
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

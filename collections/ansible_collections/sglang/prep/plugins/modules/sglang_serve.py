@@ -15,6 +15,8 @@ description:
   - The server is the serve check's own configuration, the one the priming proved. That is the canonical settings,
     metrics on, the O(extra_server_args), every cache variable under C(/profiles) and SGLang's fail-on-miss switch
     C(SGLANG_CRASH_ON_JIT_COMPILE=1). It listens on O(port), the port Prometheus in the container scrapes.
+  - Its stage options (O(tp), O(moe_batch_sizes), O(moe_dtype), O(extra_server_args), ...) are those of
+    M(sglang.prep.sglang_stage), and they are part of the stage signatures, so give the values the caches were primed with.
   - "Before it starts anything, every stage is planned against these serving settings. A stage that would run is
     refused with RV(error_type=not_primed), naming the stage and the fields that differ (for example C(tp: 1 -> 2)),
     unless O(prime=true) primes first. A container run with no priming at all is refused the same way."
@@ -29,21 +31,16 @@ description:
   - O(state=stopped) stops the serving server and proves its port free.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sglang.prep._attributes
   - sglang.prep._container
+  - sglang.prep._stage_options
 attributes:
   check_mode:
     support: full
     details: Plans and compares the settings digest; starts, stops and writes nothing.
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 options:
-  container:
-    description:
-      - Name or ID of the running prime container.
-    type: str
-    required: true
   state:
     description:
       - V(started) serves O(model), or leaves a server with the same settings alone. V(stopped) stops the serving server.
@@ -63,74 +60,17 @@ options:
   model:
     description:
       - Model path inside the container, under C(/models). Required with O(state=started).
-    type: str
-  tp:
-    description:
-      - Tensor-parallel size. Part of every stage signature, so a value the caches were not primed with is refused.
-    type: int
-    default: 1
+    required: false
   port:
     description:
       - The serving port inside the container (the prime role passes C(prime_server_port)). Strict, there is no
         fallback port. The host-wide server-port lock is held by the server for as long as it runs, so stage
         servers never share the port with it.
-    type: int
-    default: 30000
-  lock_timeout:
-    description:
-      - Seconds to wait for the server-port lock (a priming stage server) before V(lock_timeout).
-    type: float
   ready_timeout:
     description:
       - Seconds for the server to become ready before V(readiness_timeout). The server is left running then.
-    type: float
-  disk_headroom_mb:
-    description:
-      - Free space (MiB) O(prime=true) requires under C(/profiles).
-    type: int
-  moe_batch_sizes:
-    description:
-      - Batch sizes of the MoE tuning. Part of the moe_tune signature, so give the values priming used.
-    type: list
-    elements: int
-  moe_dtype:
-    description:
-      - The MoE tuner dtype priming used.
-    type: str
-  extra_server_args:
-    description:
-      - The operator's extra SGLang server arguments. They must be the ones the caches were primed with.
-      - A secret option's value (C(--api-key)) reaches the runtime by environment and is masked in every record.
-    type: list
-    elements: str
-    default: []
-  serve_max_prompt_tokens:
-    description:
-      - The longest prompt the zero-JIT check sends (default the server's chunked-prefill size).
-    type: int
-  require_pinned_stack:
-    description:
-      - Refuse with V(stack_unpinned) when the container's stack differs from the pinned one.
-    type: bool
-    default: false
-  env:
-    description:
-      - Extra environment for the runtime (values never appear in a result).
-    type: dict
-    default: {}
-  user:
-    description:
-      - The container user that runs the runtime and the server.
-    type: str
-    default: devuser
-  pointer:
-    description:
-      - Run pointer inside the container (default the runtime's).
-    type: str
 seealso:
   - module: sglang.prep.sglang_stage
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

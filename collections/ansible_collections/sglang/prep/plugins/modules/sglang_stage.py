@@ -32,16 +32,10 @@ description:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - sglang.prep._attributes
   - sglang.prep._attributes.runtime
   - sglang.prep._container
   - sglang.prep._stage_options
-attributes:
-  async:
-    support: full
-  action:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   stage:
     description:
@@ -85,15 +79,10 @@ options:
     description:
       - Deprecated, removed in 2.0.0; only with O(container_spec). See O(sglang.prep.sglang_prime#module:image).
     type: str
-notes:
-  - A stage that exceeds the task's C(async) limit is abandoned by Ansible but keeps running in the
-    container until the runtime's own timeouts end it. Keep C(async) above O(ready_timeout).
 seealso:
   - module: sglang.prep.sglang_prime
   - module: sglang.prep.sglang_prime_info
   - module: sglang.prep.sglang_cache_inspect
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
@@ -133,6 +122,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+extends_documentation_fragment:
+  - sglang.prep._stage_options
 status:
   description:
     - Outcome of the stage, V(ok) (ran and succeeded), V(noop) (signature matches, nothing launched),
@@ -185,18 +176,6 @@ stage_result:
   returned: when the runtime answered
   type: dict
   sample: {"stage": "deep_gemm", "status": "noop", "ran": false, "duration_s": 0.02}
-log_tail:
-  description: The last log lines of a failed stage, or the runtime's stderr when it gave no result.
-  returned: on failure
-  type: list
-  elements: str
-  sample: ["RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."]
-cmd:
-  description: The command that was run, as a list (secret values masked).
-  returned: when the command was run
-  type: list
-  elements: str
-  sample: ["/usr/bin/docker", "exec", "-u", "devuser", "sglang-prep", "python3", "-m", "sglang_prep", "stage", "deep_gemm"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

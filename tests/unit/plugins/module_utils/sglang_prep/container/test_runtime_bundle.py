@@ -817,3 +817,52 @@ def test_a_stage_run_interrupted_before_the_install_keeps_its_marker(tmp_path, b
     assert locks.read_marker(marker) == left
     bundle.install(manifest["path"], target, MODEL, current(), headroom_mb=0)
     assert locks.read_marker(marker) == left
+
+
+# ---------------------------------------------------------------- one pass over the archive
+
+def test_an_install_reads_the_archive_once_and_checks_its_digest_while_unpacking(tmp_path, built, monkeypatch):
+    _root, manifest = built
+    target = receiver(tmp_path)
+    hashed = []
+    real = bundle.file_sha256
+    monkeypatch.setattr(bundle, "file_sha256", lambda path: hashed.append(path) or real(path))
+    result = bundle.install(manifest["path"], target, MODEL, current(), expected_sha256=manifest["digest"], headroom_mb=0)
+    assert result["digest"] == manifest["digest"] and result["file_count"] == manifest["file_count"]
+    assert manifest["path"] not in hashed  # no separate pass to hash the archive
+    assert tree(target) == tree(_root)
+
+
+def copy_named(manifest, tmp_path, name, tail=b""):
+    path = str(tmp_path / name)
+    with open(manifest["path"], "rb") as source, open(path, "wb") as out:
+        out.write(source.read() + tail)
+    return path
+
+
+def test_a_bundle_whose_bytes_are_not_the_digest_its_name_gives_is_refused(tmp_path, built):
+    _root, manifest = built
+    target, before = receiver_with_old_cache(tmp_path)
+    path = copy_named(manifest, tmp_path, "f" * 64 + bundle.SUFFIX)
+    err = install_refused(target, before, path)
+    assert err.error_type == "bundle_corrupt" and manifest["digest"] in err.message and "f" * 64 in err.message
+    assert os.listdir(os.path.join(target, bundle.STAGING_DIR)) == []
+
+
+def test_bytes_after_the_gzip_stream_are_refused(tmp_path, built):
+    _root, manifest = built
+    target, before = receiver_with_old_cache(tmp_path)
+    err = install_refused(target, before, copy_named(manifest, tmp_path, "appended.tar.gz", tail=b"not a bundle"))
+    assert err.error_type == "bundle_corrupt" and "after its gzip stream" in err.message
+
+
+def test_a_damaged_gzip_trailer_is_refused(tmp_path, built):
+    _root, manifest = built
+    target, before = receiver_with_old_cache(tmp_path)
+    path = copy_named(manifest, tmp_path, "trailer.tar.gz")
+    with open(path, "r+b") as handle:
+        handle.seek(-8, os.SEEK_END)  # the CRC-32 of the uncompressed bytes
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    assert install_refused(target, before, path).error_type == "bundle_corrupt"

@@ -148,9 +148,9 @@ def test_the_log_scan_knows_each_jit_line_and_keeps_up_and_down_apart():
     assert compile_line["match"] == "Try DeepGEMM JIT Compiling for <GEMM_NT_F8F8BF16> N=7168, K=2048, num_groups=1"
     assert scan.jit_lines[4]["match"].endswith("%s_down.json" % MOE_NAME)  # the path with its space kept whole
     # the up and the down lookups are different files: each has its own field
-    assert scan.moe_config_used.endswith("%s.json" % MOE_NAME) and not scan.moe_config_used.endswith("_down.json")
-    assert scan.moe_down_config_used.endswith("%s_down.json" % MOE_NAME)
-    assert scan.moe_default is True
+    assert scan.moe["up"]["path"].endswith("%s.json" % MOE_NAME) and not scan.moe["up"]["path"].endswith("_down.json")
+    assert scan.moe["down"]["path"].endswith("%s_down.json" % MOE_NAME)
+    assert scan.moe["up"]["default"] is True
     scan.feed("[2026-11-29 12:00:00 TP0] Capture target decode CUDA graph end. bs=[1, 2, 4, 8], elapsed=0.02 s")
     assert scan.decode_capture_bs == [1, 2, 4, 8]
 
@@ -162,7 +162,7 @@ def test_ordinary_lines_are_no_jit():
                  "Config file not found at /x.json. Fallback to triton version 3.4.0 and use MoE kernel config from "
                  "/y.json. Performance might be sub-optimal!"):
         scan.feed(line)
-    assert scan.jit_lines == [] and scan.moe_fallback is not None
+    assert scan.jit_lines == [] and scan.moe["up"]["fallback"] is not None
 
 
 # ---------------------------------------------------------------- the verdict

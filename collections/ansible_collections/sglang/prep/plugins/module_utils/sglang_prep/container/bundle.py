@@ -47,15 +47,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import gzip
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import socket
 import stat
 import tarfile
+import tempfile
+import threading
 import time
 import zlib
 
@@ -100,17 +102,39 @@ CLEAR_FIELDS = frozenset(registry.GROUP_FIELDS + registry.COMMON_INPUTS + regist
 DIGEST_PREFIX = "sha256:"
 
 
+_TABLES = {}
+
+
+def _tables():
+    """(cache names sorted, {name: bundle mode}, the per-model directories), derived from the contract once.
+
+    Every member of a bundle is checked against them, so they are kept, keyed on the contract's tables as they are
+    now (a test may change them).
+    """
+    # keyed on the identity of the contract's entries (the memo holds them, so no id is reused while it is kept)
+    key = (tuple(contract.CACHES), tuple(map(id, contract.CACHES.values())), tuple(contract.STAGE_RECORDS.items()),
+           contract.PROFILES_ROOT)
+    found = _TABLES.get(key)
+    if found is None:
+        modes = dict((caches.relative_to_profiles(entry[0]), contract.cache_bundle_mode(name))
+                     for name, entry in contract.CACHES.items())
+        paths = [contract.stage_records_dir(stage) for stage in contract.STAGE_ORDER]
+        paths += [contract.CACHES[n][0] for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL]
+        found = (sorted(modes), modes, frozenset(caches.relative_to_profiles(path) for path in paths))
+        _TABLES.clear()
+        _TABLES[key] = found
+        _TABLES["held"] = tuple(contract.CACHES.values())
+    return found
+
+
 def cache_names():
     """The cache directories a bundle may hold, relative to the profiles root (sglang, deep_gemm, nv, ...)."""
-    return sorted(caches.relative_to_profiles(path) for path, _env in contract.CACHES.values())
+    return list(_tables()[0])
 
 
 def cache_mode(top):
     """How a bundle installs the cache directory ``top`` (relative to the profiles root): contract BUNDLE_*."""
-    for name, entry in contract.CACHES.items():
-        if caches.relative_to_profiles(entry[0]) == top:
-            return contract.cache_bundle_mode(name)
-    raise KeyError(top)
+    return _tables()[1][top]
 
 
 def group_key(signatures):
@@ -180,9 +204,7 @@ def _host_log(rel):
 
 def _model_caches():
     """The directories that hold per-model subtrees (<dir>/<model_key>/): the stages' records, per-model caches."""
-    paths = [contract.stage_records_dir(stage) for stage in contract.STAGE_ORDER]
-    paths += [contract.CACHES[n][0] for n in contract.CACHES if contract.cache_bundle_mode(n) == contract.BUNDLE_MODEL]
-    return set(caches.relative_to_profiles(path) for path in paths)
+    return _tables()[2]
 
 
 def model_subtree(rel):
@@ -224,7 +246,8 @@ def recorded_signatures(profiles_root, model, stages):
 
 
 def _walk(profiles_root, model):
-    """(rel, kind, lstat, target) of every entry of ``model`` under the cache directories, sorted.
+    """The manifest entry ({path, type} and a file's size or a link's target) of every entry of ``model`` under the
+    cache directories, sorted.
 
     Another model's subtree (<cache>/<model_key>/) stays out, and in a BUNDLE_MODEL cache only the model's own
     subtree travels; signature files never travel. Refuses what cannot travel.
@@ -252,17 +275,17 @@ def _walk(profiles_root, model):
                 if stat.S_ISLNK(st.st_mode):
                     target = os.readlink(full)
                     _check_link(rel, target)
-                    entries.append((rel, "symlink", st, target))
+                    entries.append({"path": rel, "type": "symlink", "target": target})
                 elif stat.S_ISDIR(st.st_mode):
-                    entries.append((rel, "dir", st, None))
+                    entries.append({"path": rel, "type": "dir"})
                 elif stat.S_ISREG(st.st_mode):
                     if not _is_signature_file(rel) and not _host_log(rel):
-                        entries.append((rel, "file", st, None))
+                        entries.append({"path": rel, "type": "file", "size": st.st_size})
                 else:
                     raise PrepError("bundle_unsafe", "%s under %s is not a regular file, directory or symlink (a device "
                                     "file, FIFO or socket); it cannot travel in a bundle: remove it" % (rel, profiles_root),
                                     path=rel)
-    _check_links_of([{"path": rel, "type": kind, "target": target} for rel, kind, _st, target in entries], "this host's caches")
+    _check_links_of(entries, "this host's caches")
     return entries
 
 
@@ -279,15 +302,10 @@ def pack(profiles_root, model, stages, out_dir, source_host=None, run_id=None, c
 def _pack(profiles_root, model, stages, out_dir, source_host, run_id, collection_version, now):
     records = recorded_signatures(profiles_root, model, stages)
     signatures = dict((stage, records[stage]["fields"]) for stage in stages)
-    entries = _walk(profiles_root, model)
-    files = []
-    for rel, kind, st, target in entries:
-        item = {"path": rel, "type": kind}
-        if kind == "file":
-            item.update(size=st.st_size, sha256=file_sha256(os.path.join(profiles_root, rel)))
-        elif kind == "symlink":
-            item["target"] = target
-        files.append(item)
+    files = _walk(profiles_root, model)
+    for item in files:
+        if item["type"] == "file":
+            item["sha256"] = file_sha256(os.path.join(profiles_root, item["path"]))
     regular = [f for f in files if f["type"] == "file"]
     manifest = {
         "format": FORMAT_VERSION,
@@ -312,42 +330,120 @@ def _pack(profiles_root, model, stages, out_dir, source_host, run_id, collection
     tmp = os.path.join(out_dir, ".pack-%d.tmp" % os.getpid())
     try:
         with open(tmp, "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
+            with _GzipWriter(raw) as gz:
+                # no member list kept (cleared after each member); the archive written once, compressed beside the reads
                 with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    data = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
-                    info = _info(MANIFEST_NAME, tarfile.REGTYPE, 0o644, 0)
-                    info.size = len(data)
-                    tar.addfile(info, _BytesReader(data))
+                    with tempfile.TemporaryFile(dir=out_dir) as spooled:  # the manifest, never one big string
+                        _dump_json(manifest, spooled)
+                        info = _info(MANIFEST_NAME, tarfile.REGTYPE, 0o644, 0)
+                        info.size = spooled.tell()
+                        spooled.seek(0)
+                        tar.addfile(info, spooled)
                     for item in files:
                         _add(tar, profiles_root, item)
+                        tar.members.clear()
             raw.flush()
             os.fsync(raw.fileno())
-        digest = file_sha256(tmp)
+        digest = gz.hexdigest()
         final = bundle_path(out_dir, digest)
         os.replace(tmp, final)
     except BaseException:
         _unlink(tmp)
         raise
     manifest.update(digest=digest, path=final, archive_bytes=os.path.getsize(final))
-    jsonio.write_json_atomic(os.path.join(out_dir, digest + SIDECAR_SUFFIX), manifest)
+    sidecar = os.path.join(out_dir, digest + SIDECAR_SUFFIX)
+    with open(sidecar + ".tmp", "w", encoding="utf-8") as handle:
+        _dump_json(manifest, handle, text=True)
+    os.replace(sidecar + ".tmp", sidecar)
     return manifest
+
+
+def _dump_json(value, handle, text=False):
+    """``value`` as JSON into ``handle`` chunk by chunk (a manifest of many files is never one string in memory)."""
+    for chunk in json.JSONEncoder(sort_keys=True, indent=1).iterencode(value):
+        handle.write(chunk if text else chunk.encode("utf-8"))
+
+
+class _GzipWriter(object):
+    """A gzip stream (level 1, mtime 0) of what is written to it, compressed by a thread of its own while the caller
+    reads the next files (zlib runs without the GIL), and the sha256 of the compressed bytes as they are written.
+
+    Memory is bounded: at most QUEUED chunks wait for the compressor.
+    """
+
+    QUEUED = 8
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.queue = queue.Queue(self.QUEUED)
+        self.failed = None
+        self.pending = []
+        self.pending_bytes = 0
+        self.offset = 0  # bytes written (the tar stream's position)
+        self.thread = threading.Thread(target=self._compress, name="bundle-gzip", daemon=True)
+        self.thread.start()
+
+    def _compress(self):
+        engine = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+        try:
+            while True:
+                chunk = self.queue.get()
+                out = engine.compress(chunk) if chunk is not None else engine.flush()
+                if out:
+                    self.digest.update(out)
+                    self.raw.write(out)
+                if chunk is None:
+                    return
+        except BaseException as exc:  # handed to the writer, which raises it
+            self.failed = exc
+            while self.queue.get() is not None:  # let the writer finish; what it sends is dropped
+                pass
+
+    def _send(self, chunk):
+        if self.failed is not None:
+            raise self.failed
+        self.queue.put(chunk)
+
+    def write(self, data):
+        self.pending.append(bytes(data))
+        self.pending_bytes += len(data)
+        self.offset += len(data)
+        if self.pending_bytes >= CHUNK:
+            self._send(b"".join(self.pending))
+            self.pending, self.pending_bytes = [], 0
+        return len(data)
+
+    def close(self):
+        if self.thread is None:
+            return
+        try:
+            if self.pending:
+                self._send(b"".join(self.pending))
+                self.pending, self.pending_bytes = [], 0
+        finally:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+        if self.failed is not None:
+            raise self.failed
+
+    def tell(self):
+        return self.offset
+
+    def hexdigest(self):
+        return self.digest.hexdigest()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def derived_caches(files):
     """The cache directories a file list touches: what ``caches`` must say."""
     return sorted(set(f["path"].split("/")[0] for f in files))
-
-
-class _BytesReader(object):
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-
-    def read(self, size=-1):
-        end = len(self.data) if size is None or size < 0 else self.pos + size
-        chunk = self.data[self.pos:end]
-        self.pos += len(chunk)
-        return chunk
 
 
 def _info(name, kind, mode, mtime):
@@ -403,7 +499,7 @@ def check_path(rel, field="files"):
         raise _unsafe("bundle member %s is not a normalised relative path" % rel, path=rel, field=field)
     if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME for part in parts):
         raise _unsafe("bundle member %s has a name longer than %d bytes" % (rel[:200], MAX_NAME), path=rel[:200], field=field)
-    if parts[0] not in cache_names():
+    if parts[0] not in _tables()[1]:
         raise _unsafe("bundle member %s is outside the cache directories (%s)" % (rel, ", ".join(cache_names())),
                       path=rel, field=field)
 
@@ -670,17 +766,125 @@ def _open(path):
         raise _corrupt("bundle %s is not a readable gzip'd tar (%s)" % (path, exc), path=path)
 
 
-def read_manifest(path, model=None):
-    """The checked manifest of the bundle at path (reads only its first member)."""
-    tar = _open(path)
+def read_manifest(path, model=None, expected_sha256=None):
+    """The checked manifest of the bundle at path (reads only its first member).
+
+    With ``expected_sha256``, a manifest that cannot be read is reported as the damaged transfer it is when the
+    archive's bytes are not that digest.
+    """
+    return _read_manifest(path, model, expected_sha256)[0]
+
+
+def _read_manifest(path, model=None, expected_sha256=None):
+    """read_manifest: (the checked manifest, the sha256 of its bytes)."""
+    with _digest_named(path, expected_sha256):
+        tar = _open(path)
+        try:
+            return _manifest_member(tar, path, model)
+        finally:
+            tar.close()
+
+
+@contextlib.contextmanager
+def _digest_named(path, expected_sha256):
+    """A bundle found damaged (bundle_corrupt) is reported by its digest when its bytes are not the expected ones."""
     try:
-        return _manifest_member(tar, path, model)
-    finally:
-        tar.close()
+        yield
+    except PrepError as exc:
+        if expected_sha256 and exc.error_type == "bundle_corrupt":
+            verify_digest(path, expected_sha256)
+        raise
 
 
-def _manifest_member(tar, path, model=None):
-    """The checked manifest: the first member of the open bundle ``tar`` (read from ``path``)."""
+class _ArchiveReader(object):
+    """The tar stream inside a gzip'd bundle, for tarfile's stream mode: the file is read once, its bytes hashed
+    (the archive's sha256) and decompressed as they are read; the gzip trailer (CRC and length) is checked by zlib.
+    Memory stays at a chunk, whatever the bundle's size."""
+
+    def __init__(self, path):
+        try:
+            self.handle = open(path, "rb")
+        except FileNotFoundError:
+            raise PrepError("bundle_unavailable", "bundle %s does not exist on this host" % path, path=path)
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.engine = zlib.decompressobj(31)  # 31: a gzip header and trailer, both checked
+        self.buffer = b""
+        self.at = 0  # where in buffer the next read starts
+        self.offset = 0  # the position in the tar stream
+
+    def _more(self):
+        """The next decompressed bytes (b"" at the end of the gzip stream)."""
+        while not self.engine.eof:
+            raw = self.engine.unconsumed_tail or self._raw()
+            if not raw:
+                raise EOFError("the gzip stream ends before its end marker (truncated)")
+            out = self.engine.decompress(raw, CHUNK)
+            if out:
+                return out
+        return b""
+
+    def _raw(self):
+        data = self.handle.read(CHUNK)
+        self.digest.update(data)
+        return data
+
+    def read(self, size=-1):
+        """Up to ``size`` bytes (all that is left when negative); each byte is copied once."""
+        parts = []
+        want = size
+        while want != 0:
+            if self.at >= len(self.buffer):
+                self.buffer, self.at = self._more(), 0
+                if not self.buffer:
+                    break
+            end = len(self.buffer) if want < 0 else min(len(self.buffer), self.at + want)
+            parts.append(self.buffer[self.at:end] if self.at or end < len(self.buffer) else self.buffer)
+            if want > 0:
+                want -= end - self.at
+            self.offset += end - self.at
+            self.at = end
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def tell(self):
+        return self.offset
+
+    def seek(self, offset, whence=0):
+        """Forward only (tarfile skips what it does not read); a stream never goes back."""
+        if whence != 0 or offset < self.offset:
+            raise tarfile.ReadError("bundle %s: the archive is read as a stream, it cannot seek back" % self.path)
+        while self.offset < offset:
+            if not self.read(min(offset - self.offset, CHUNK)):
+                raise tarfile.ReadError("unexpected end of data")
+        return self.offset
+
+    def seekable(self):
+        return False
+
+    def finish(self):
+        """Read to the end of the file: the archive's sha256; PrepError(bundle_corrupt) on bytes after the gzip stream."""
+        while self._more():
+            pass
+        extra = len(self.engine.unused_data)
+        while True:
+            data = self._raw()
+            if not data:
+                break
+            extra += len(data)
+        if extra:
+            raise _corrupt("bundle %s has %d bytes after its gzip stream" % (self.path, extra), path=self.path)
+        return self.digest.hexdigest()
+
+    def close(self):
+        self.handle.close()
+
+
+def _manifest_member(tar, path, model=None, known=None):
+    """(the checked manifest, the sha256 of its bytes): the first member of the open bundle ``tar`` (read from ``path``).
+
+    ``known``: (manifest, sha256) checked earlier from the same file: the member's bytes must have that sha256, and the
+    manifest is not parsed again (a manifest of many files is held once).
+    """
     try:
         first = tar.next()
         if first is None or first.name != MANIFEST_NAME or not first.isreg():
@@ -688,12 +892,26 @@ def _manifest_member(tar, path, model=None):
         if first.size > MAX_MANIFEST_BYTES:
             raise _corrupt("the manifest of bundle %s has %d bytes (at most %d)" % (path, first.size, MAX_MANIFEST_BYTES),
                            path=path, field="manifest")
-        manifest = json.loads(tar.extractfile(first).read(MAX_MANIFEST_BYTES + 1).decode("utf-8"))
+        source = tar.extractfile(first)
+        if known is not None:  # hashed chunk by chunk: the text is not held again
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                digest.update(chunk)
+            if known[1] != digest.hexdigest():
+                raise _corrupt("bundle %s changed while it was installed: its manifest is not the one checked" % path,
+                               path=path, field="manifest")
+            return known
+        data = source.read(first.size)
+        digest = hashlib.sha256(data).hexdigest()
+        text = data.decode("utf-8")
+        del data  # one copy of the manifest's text at a time
+        manifest = json.loads(text)
+        del text
     except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError, RecursionError) as exc:
         why = type(exc).__name__ if isinstance(exc, RecursionError) else exc
         raise _corrupt("the manifest of bundle %s is unreadable (%s)" % (path, why), path=path, field="manifest")
     try:
-        return check_manifest(manifest, "bundle %s" % path, model=model)
+        return check_manifest(manifest, "bundle %s" % path, model=model), digest
     except PrepError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError, UnicodeError) as exc:
@@ -707,17 +925,25 @@ def unpack(path, dest, model=None):
     Raises PrepError (bundle_unsafe, bundle_corrupt, insufficient_disk) on the first member that
     fails; ``dest`` may then hold part of the bundle, which the caller removes.
     """
-    tar = _open(path)
+    return _unpack(path, dest, model)[0]
+
+
+def _unpack(path, dest, model=None, known=None):
+    """unpack, reading the archive once as a stream: (the manifest, the archive's sha256); ``known``: _manifest_member's."""
+    reader = _ArchiveReader(path)
     try:
         try:
-            manifest = _manifest_member(tar, path, model)
-            listed = dict((item["path"], item) for item in manifest["files"])
-            seen = set()
+            tar = tarfile.open(fileobj=reader, mode="r:")  # plain tar: the reader decompresses, forward only
+            manifest = _manifest_member(tar, path, model, known)[0]
+            files = manifest["files"]
+            listed = _Listed(files)
             dest_real = os.path.realpath(dest)
             member = tar.next()
             while member is not None:
-                _unpack_member(tar, member, listed, seen, dest_real)
+                _unpack_member(tar, member, listed, dest_real)
+                tar.members.clear()  # a stream keeps no member list
                 member = tar.next()
+            digest = reader.finish()
         except PrepError:
             raise
         except OSError as exc:
@@ -728,13 +954,50 @@ def unpack(path, dest, model=None):
         except (tarfile.TarError, EOFError, zlib.error, ValueError) as exc:
             raise _corrupt("bundle %s could not be read to the end (%s)" % (path, exc), path=path)
     finally:
-        tar.close()
-    missing = sorted(set(listed) - seen)
+        reader.close()
+    missing = listed.missing()
     if missing:
         raise _corrupt("bundle %s lacks %d of the %d entries its manifest lists (first: %s): a truncated transfer"
-                       % (path, len(missing), len(listed), missing[0]), path=path, missing=missing[:20])
-    check_links_resolved(dest, manifest["files"], "bundle %s" % path)
-    return manifest
+                       % (path, len(missing), len(files), missing[0]), path=path, missing=missing[:20])
+    check_links_resolved(dest, files, "bundle %s" % path)
+    return manifest, digest
+
+
+class _Listed(object):
+    """The manifest's entries and which were unpacked.
+
+    A bundle packed here holds its members in the manifest's order: each member is then the next entry, and nothing
+    more is kept. The first member out of that order builds an index by path and a byte a member.
+    """
+
+    def __init__(self, files):
+        self.files = files
+        self.next = 0  # in order: every entry before it was unpacked, none after it
+        self.index = None
+        self.seen = None
+        self.verified = set()  # directories made here and resolved without a symlink (bounded: cleared when large)
+
+    def take(self, rel):
+        """The manifest entry of the member ``rel``, marked unpacked; PrepError(bundle_unsafe) when it is not listed
+        or was unpacked already."""
+        if self.index is None:
+            if self.next < len(self.files) and self.files[self.next]["path"] == rel:
+                self.next += 1
+                return self.files[self.next - 1]
+            self.index = dict((item["path"], i) for i, item in enumerate(self.files))
+            self.seen = bytearray(b"\x01" * self.next + b"\x00" * (len(self.files) - self.next))
+        at = self.index.get(rel)
+        if at is not None and self.seen[at]:
+            raise _unsafe("bundle member %s appears twice" % rel, path=rel)
+        if at is None:
+            raise _unsafe("bundle member %s is not in the bundle's manifest" % rel, path=rel)
+        self.seen[at] = 1
+        return self.files[at]
+
+    def missing(self):
+        if self.index is None:
+            return sorted(item["path"] for item in self.files[self.next:])
+        return sorted(self.files[i]["path"] for i, done in enumerate(self.seen) if not done)
 
 
 def check_links_resolved(root, files, where):
@@ -749,15 +1012,11 @@ def check_links_resolved(root, files, where):
                           % (where, item["path"], item["target"], resolved, top), path=item["path"], field="files.target")
 
 
-def _member_kind(member, listed, seen):
+def _member_kind(member, listed):
     """(kind, its manifest entry) of a member that may be unpacked: listed once, a file, directory or safe symlink."""
     rel = member.name
     check_path(rel)
-    if rel in seen:
-        raise _unsafe("bundle member %s appears twice" % rel, path=rel)
-    item = listed.get(rel)
-    if item is None:
-        raise _unsafe("bundle member %s is not in the bundle's manifest" % rel, path=rel)
+    item = listed.take(rel)
     if member.islnk():
         raise _unsafe("bundle member %s is a hard link" % rel, path=rel)
     if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
@@ -772,17 +1031,20 @@ def _member_kind(member, listed, seen):
     return kind, item
 
 
-def _unpack_member(tar, member, listed, seen, dest_real):
+def _unpack_member(tar, member, listed, dest_real):
     rel = member.name
-    kind, item = _member_kind(member, listed, seen)
+    kind, item = _member_kind(member, listed)
     target = os.path.join(dest_real, rel)
     parent = os.path.dirname(target)
-    os.makedirs(parent, DIR_MODE, exist_ok=True)
-    if os.path.realpath(parent) != parent:
-        raise _unsafe("bundle member %s would be written through a symlink" % rel, path=rel)
+    if parent not in listed.verified:  # only this unpack writes under dest, and it never removes a directory
+        os.makedirs(parent, DIR_MODE, exist_ok=True)
+        if os.path.realpath(parent) != parent:
+            raise _unsafe("bundle member %s would be written through a symlink" % rel, path=rel)
+        _remember(listed.verified, parent)
     if kind == "dir":
         if not os.path.isdir(target):
             os.mkdir(target, DIR_MODE)
+            _remember(listed.verified, target)  # made here, in a resolved directory: no link on its way
     elif kind == "symlink":
         _check_link(rel, member.linkname)
         if member.linkname != item.get("target"):
@@ -790,7 +1052,12 @@ def _unpack_member(tar, member, listed, seen, dest_real):
         os.symlink(member.linkname, target)
     else:
         _unpack_file(tar, member, item, target)
-    seen.add(rel)
+
+
+def _remember(verified, directory, limit=4096):
+    if len(verified) >= limit:
+        verified.clear()
+    verified.add(directory)
 
 
 def _unpack_file(tar, member, item, target):
@@ -802,15 +1069,19 @@ def _unpack_file(tar, member, item, target):
     written = 0
     source = tar.extractfile(member)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), member.mode & 0o755 or 0o644)
-    with os.fdopen(fd, "wb") as out:
+    try:  # the descriptor itself: no buffered file object (its isatty and seek calls) for each member
         for chunk in iter(lambda: source.read(CHUNK), b""):
             digest.update(chunk)
             written += len(chunk)
-            out.write(chunk)
-    if written != item["size"] or digest.hexdigest() != item["sha256"]:
-        raise _corrupt("bundle member %s has %d bytes with sha256 %s; the manifest says %d bytes, sha256 %s"
-                       % (rel, written, digest.hexdigest(), item["size"], item["sha256"]), path=rel)
-    os.utime(target, (member.mtime, member.mtime))
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        if written != item["size"] or digest.hexdigest() != item["sha256"]:
+            raise _corrupt("bundle member %s has %d bytes with sha256 %s; the manifest says %d bytes, sha256 %s"
+                           % (rel, written, digest.hexdigest(), item["size"], item["sha256"]), path=rel)
+        os.utime(fd, (member.mtime, member.mtime))
+    finally:
+        os.close(fd)
 
 
 def compare(manifest, current):
@@ -1105,12 +1376,22 @@ def _require_match(path, manifest, model, current):
                         % (manifest["group_key"], manifest["source_host"], describe(reasons)), reasons=reasons)
 
 
-def _stage_in(path, staged, profiles_root, manifest, model, current, run_id, stages, digest):
+def _stage_in(path, staged, profiles_root, known, model, current, run_id, stages, digest, expected_sha256):
     """Unpack into <staged>/new, plan the merge (PrepError(bundle_conflict) on a conflict) and write this host's
-    signatures into the model's subtree; (manifest rekeyed to this host's model, plan, when the unpack finished)."""
+    signatures into the model's subtree; (manifest rekeyed to this host's model, plan, when the unpack finished,
+    the archive's sha256).
+
+    The archive's sha256 is taken while it is unpacked: it must be ``expected_sha256`` (or the digest the bundle's
+    name gives) before anything goes live (bundle_corrupt).
+    """
     new_dir = os.path.join(staged, "new")
     os.makedirs(new_dir, DIR_MODE)
-    unpack(path, new_dir, model)
+    with _digest_named(path, expected_sha256):
+        manifest, actual = _unpack(path, new_dir, model, known)
+    if digest and actual != digest:
+        raise _corrupt("bundle %s has sha256 %s, expected %s (corrupted or truncated in transfer)" % (path, actual, digest),
+                       path=path, sha256=actual, expected_sha256=digest)
+    digest = actual
     unpacked = time.monotonic()
     manifest = _rekey(manifest, new_dir, model)
     plan = plan_merge(profiles_root, manifest)
@@ -1128,29 +1409,37 @@ def _stage_in(path, staged, profiles_root, manifest, model, current, run_id, sta
                         manifest["stages"][stage].get("duration_s"))
         if rel not in plan["swapped"]:
             plan["swapped"].append(rel)
-    return manifest, plan, unpacked
+    return manifest, plan, unpacked, digest
+
+
+def _named_digest(path):
+    """The sha256 a bundle's name gives (``<sha256>.tar.gz``), or None."""
+    name = os.path.basename(path)
+    return name[:-len(SUFFIX)] if name.endswith(SUFFIX) and HEX64.match(name[:-len(SUFFIX)]) else None
 
 
 def _install(path, profiles_root, model, current, run_id, expected_sha256, headroom_mb, lock_timeout, say, before_swap):
     started = time.monotonic()
     layout = Layout(profiles_root=profiles_root)
-    digest = verify_digest(path, expected_sha256) if expected_sha256 else file_sha256(path)
-    manifest = read_manifest(path)
+    # the archive is read once, while it is unpacked into staging: its digest is checked there, before anything goes live
+    digest = expected_sha256 or _named_digest(path)
+    manifest, manifest_sha256 = _read_manifest(path, expected_sha256=expected_sha256)
     _require_match(path, manifest, model, current)
     stages = [s for s in contract.STAGE_ORDER if s in manifest["stages"]]
     with _install_lock(profiles_root, run_id, lock_timeout, say):
         with _StageLocks(layout, stages, run_id, lock_timeout, say):
             recovered = recover(profiles_root, say)
             require_room(profiles_root, manifest["total_bytes"], headroom_mb)
-            staged = os.path.join(staging_root(profiles_root), "%s-%d" % (digest[:16], os.getpid()))
+            staged = os.path.join(staging_root(profiles_root), "%s-%d" % ((digest or "bundle")[:16], os.getpid()))
             journal_path = os.path.join(staged, JOURNAL)
             journal = {"digest": digest, "model": model, "owner_pid": os.getpid(), "owner_host": socket.gethostname(),
                        "run_id": run_id, "stages": stages, "phase": "unpacking"}
             os.makedirs(staged, DIR_MODE)
             try:
                 jsonio.write_json_atomic(journal_path, journal)
-                manifest, plan, unpacked = _stage_in(path, staged, profiles_root, manifest, model, current, run_id,
-                                                     stages, digest)
+                manifest, plan, unpacked, digest = _stage_in(path, staged, profiles_root, (manifest, manifest_sha256),
+                                                             model, current, run_id, stages, digest, expected_sha256)
+                journal["digest"] = digest
             except BaseException:
                 shutil.rmtree(staged, ignore_errors=True)
                 raise

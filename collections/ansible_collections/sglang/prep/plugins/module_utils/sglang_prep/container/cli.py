@@ -324,6 +324,19 @@ def build_parser():
                       help="json (default, the RESULT line), or the same as one docker run line, a compose service "
                       "or a systemd unit, printed as text")
 
+    verify = sub.add_parser("serve-verify", help="the live zero-JIT check against a server of one's own (started "
+                            "from serve-spec); reads only", epilog=EPILOG_EXIT, formatter_class=formatter,
+                            description="Drive the serve check's shapes against a server started by other means from "
+                            "serve-spec's settings (the same options: --model, --tp, --extra-server-arg), snapshot "
+                            "every cache under /profiles before and after the requests, scan the server's log and "
+                            "judge as serve does. Run it once the server is started: it waits for it to be ready. "
+                            "Writes nothing; exit 1 when the server compiled.")
+    _stage_options(verify)
+    verify.add_argument("--url", default=None, help="the server's base URL (default: http://<host>:<port> of the "
+                        "serving settings)")
+    verify.add_argument("--log", default=None, help="a file holding the server's output from its start (e.g. "
+                        "'docker logs -f <name>' written under %s), scanned for JIT lines" % contract.TELEMETRY_ROOT)
+
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
                    description="The container's PID 1: create the devuser entry, start the telemetry services, "
                    "write the run manifest and publish the pointer. Its own options: 'init --help' "
@@ -445,6 +458,11 @@ def _serve_spec(ns, options):
     return serve.spec(ns.model, options)
 
 
+def _serve_verify(ns, options):
+    from . import serve
+    return serve.verify(ns.model, url=ns.url, log=ns.log, options=options)
+
+
 def _report(ns, _options):
     from . import state
     return state.report(ns.stages, ns.model, ns.pointer)
@@ -457,8 +475,8 @@ def _aggregate(ns, _options):
 
 # The subcommands that answer with a RESULT line, and whether a payload with status error exits 1.
 COMMANDS = {"plan": (_plan, False), "prime": (_prime, True), "serve": (_serve, True), "serve-stop": (_serve_stop, False),
-            "serve-spec": (_serve_spec, False), "bundle": (_bundle, False), "report": (_report, False),
-            "aggregate": (_aggregate, False)}
+            "serve-spec": (_serve_spec, False), "serve-verify": (_serve_verify, True), "bundle": (_bundle, False),
+            "report": (_report, False), "aggregate": (_aggregate, False)}
 
 
 def _run_stage(ns, options):
@@ -484,7 +502,7 @@ def main(args=None):
     if ns.command in ("decide", "argv"):
         return _print_offline(ns, parser)
     options = None
-    if ns.command in ("stage", "plan", "prime", "bundle", "serve", "serve-spec"):
+    if ns.command in ("stage", "plan", "prime", "bundle", "serve", "serve-spec", "serve-verify"):
         try:
             argv_mod.check_extra_args(ns.extra_server_args)
         except argv_mod.ArgvError as exc:

@@ -65,9 +65,8 @@ def _host_path(view, layout, fs_path):
 def install(model, path, options=None, expected_sha256=None, stream=None, env=None):
     """Install the bundle at ``path`` (a container path) as this run's stages; returns the outcome."""
     options = dict(options or {})
-    if expected_sha256:
-        bundle.verify_digest(path, expected_sha256)  # a corrupted or truncated transfer, before anything else
-    manifest = bundle.read_manifest(path)
+    # a corrupted or truncated transfer is refused by its digest (the archive is hashed while bundle.install unpacks it)
+    manifest = bundle.read_manifest(path, expected_sha256=expected_sha256)
     stages = [s for s in contract.STAGE_ORDER if s in manifest["stages"]]
     checked = plan.check(stages, model, options, stream=stream, env=env)
     view = checked.view
@@ -83,7 +82,7 @@ def install(model, path, options=None, expected_sha256=None, stream=None, env=No
                 "message": "%s already primed here with the bundle's signatures; nothing installed" % ", ".join(stages)}
     started_at = ledger.iso(ledger.utc_now())
     say = _sayer(stream)
-    summary = bundle.install(path, view.layout.profiles_root, model, current, run_id=view.run_id,
+    summary = bundle.install(path, view.layout.profiles_root, model, current, run_id=view.run_id, expected_sha256=expected_sha256,
                              headroom_mb=options.get("disk_headroom_mb") or engine.DEFAULTS["disk_headroom_mb"],
                              lock_timeout=options.get("lock_timeout") or engine.DEFAULTS["lock_timeout"], say=say)
     records = {}

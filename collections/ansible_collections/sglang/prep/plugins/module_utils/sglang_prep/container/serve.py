@@ -329,9 +329,10 @@ class LogTail(object):
     """Feeds the serve log's new lines (from ``offset``) to a LogScan: the lines read before a request window opens
     belong to the phase before it."""
 
-    def __init__(self, path, offset):
+    def __init__(self, path, offset, prefix=LOG_PREFIX):
         self.path = path
         self.offset = offset
+        self.prefix = prefix  # the supervisor's line prefix; b"" reads every line (a server's own log)
         self.pending = b""
         self.scan = LogScan()
         self.lines = []
@@ -347,9 +348,9 @@ class LogTail(object):
         chunks = (self.pending + data).split(b"\n")
         self.pending = chunks.pop()
         for raw in chunks:
-            if not raw.startswith(LOG_PREFIX):
+            if not raw.startswith(self.prefix):
                 continue
-            line = raw[len(LOG_PREFIX):].decode("utf-8", "replace")
+            line = raw[len(self.prefix):].decode("utf-8", "replace")
             self.lines.append(line)
             self.scan.feed(line)
 
@@ -362,7 +363,7 @@ def wait_ready(base, auth, data, timeout_s, tail):
     last = None
     while True:
         tail.read()
-        if not _alive(data.get("server_pid")):
+        if data.get("server_pid") is not None and not _alive(data.get("server_pid")):
             tail.read()
             raise PrepError("server_exited_early", "the serving server exited before it was ready (%.1f s after "
                             "start); the reason is in its log %s" % (time.monotonic() - started, data.get("log")))
@@ -632,6 +633,44 @@ def spec(model, options=None, env=None):
             "env": cache_env, "mounts": mounts, "port": serving.ctx.port,
             "user": "%s:%s" % (environ.get(contract.ENV_UID, ""), environ.get(contract.ENV_GID, "")),
             "settings_digest": settings_digest(serving.settings(argv, server_env))}
+
+
+def verify(model, url=None, log=None, options=None, stream=None, env=None):
+    """serve-verify: the live server's zero-JIT check (check_live, servecheck.judge) against a server of one's own,
+    started from serve-spec, at ``url``; ``log`` is its output, scanned from its start. Reads only."""
+    started = time.monotonic()
+    serving = Serving(model, options, stream, env)
+    ctx = serving.ctx
+    if log and not os.path.isfile(log):
+        raise PrepError("bad_input", "the server log %s is not a file this container can read: pass the path, under "
+                        "%s, of a file that holds the server's output (e.g. docker logs -f written there)"
+                        % (log, contract.TELEMETRY_ROOT))
+    base = (url or "http://%s:%d" % (ctx.host, ctx.port)).rstrip("/")
+    auth = httpc.bearer(server_flags.arg_value(ctx.extra_server_args, "api_key"))
+    server_env = serving.env()
+    data = {"log": log, "env": dict((k, server_env[k]) for k in SETTINGS_ENV if k in server_env)}
+    tail = LogTail(log or os.devnull, 0, prefix=b"")
+    before = servecheck.snapshot(serving.layout.profiles_root)
+    result = ctx.result
+    result.update(stage="serve_verify", run_id=serving.run_id, url=base, log=log, changed=False, ran=True)
+    try:
+        ready_s, ready_path = wait_ready(base, auth, data, ctx.ready_timeout, tail)
+        serving.say("the server at %s is ready (%s answered 200)" % (base, ready_path))
+        evidence, error = check_live(serving, base, auth, tail, before, data)
+    except PrepError as exc:
+        result.update(status="error", error_type=exc.error_type, message=exc.message, zero_jit=None,
+                      log_tail=tail.lines[-20:])
+        _finish(result, started)
+        return result
+    result.update(serve_check=evidence, zero_jit=evidence["zero_jit"], first_text=evidence.get("first_text"),
+                  ready_path=ready_path, ready_s=ready_s)
+    if evidence["zero_jit"]:
+        result.update(status="ok", message="the server at %s: zero JIT: %s" % (base, evidence["summary"]))
+    else:
+        failure = _failure(evidence, error, alive=True, stopped=False)
+        result.update(status="error", error_type=failure.error_type, message=failure.message)
+    _finish(result, started)
+    return result
 
 
 FORMATS = ("json", "docker-run", "compose", "systemd")

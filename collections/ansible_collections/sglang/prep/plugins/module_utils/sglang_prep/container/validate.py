@@ -178,23 +178,6 @@ class LogScan(object):
         if match:
             self.moe["down"].update(reused_up=True, looked_up=match.group(1))
 
-    # the up lookup's facts under their long-standing names
-    @property
-    def moe_config_used(self):
-        return self.moe["up"]["path"]
-
-    @property
-    def moe_down_config_used(self):
-        return self.moe["down"]["path"]
-
-    @property
-    def moe_fallback(self):
-        return self.moe["up"]["fallback"]
-
-    @property
-    def moe_default(self):
-        return self.moe["up"]["default"]
-
     @staticmethod
     def _rank(error_type):
         for rank, entry in enumerate(FAILURE_PATTERNS):
