@@ -180,7 +180,7 @@ server:
   type: dict
 container_mode:
   description:
-    - The switch of the container to serving mode, which comes before the server (the role's C(prime_container_mode)):
+    - The switch of the container to serving mode, which comes before the server (the role's C(prime_container_mode)), with
       C(mode) (V(serving)), C(previous) (V(caching), V(serving), or null for a run without a Prometheus configuration),
       C(changed), C(reloaded) (Prometheus reloaded its configuration, SIGHUP, without a restart), C(reload_s) and C(message).
     - A switch is a change, also when the server itself was left alone.

@@ -423,12 +423,22 @@ def _print_offline(ns, parser):
 
 def _plan(ns, options):
     from . import plan
-    return plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
+    return _with_serving(plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild), ns, options)
 
 
 def _prime(ns, options):
     from . import prime
-    return prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
+    return _with_serving(prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild), ns, options)
+
+
+def _with_serving(state, ns, options):
+    """The state with the container mode and the serve-spec hand-off (serve.serving_keys: one home for both)."""
+    from . import serve
+    try:
+        state.update(serve.serving_keys(ns.model, options, ns.pointer))
+    except PrepError as exc:
+        state.update(container_mode=None, serving=None, serving_problem=exc.message)
+    return state
 
 
 def _bundle(ns, options):

@@ -23,7 +23,6 @@ import os
 import time
 
 from .. import registry
-from ..errors import PrepError
 from . import bundle, engine, ledger, stack, state
 from .probe import Probe
 
@@ -109,25 +108,4 @@ def plan(stages, model, options=None, rebuild=(), stream=None, env=None):
     out["bundle_group"] = bundle.plan_group(checked.rows)
     # the priming stages this host would run: what a bundle of its group would spare it
     out["bundle_to_run"] = [stage for stage in out["to_run"] if stage in registry.priming_stages()]
-    out.update(serving_keys(checked.view, model, options, env))
-    return out
-
-
-def serving_keys(view, model, options, env=None):
-    """The state's ``container_mode`` (the run's, container_mode.current) and ``serving`` (the serve-spec hand-off of
-    these settings, serve.spec: the same JSON as ``serve-spec``; null with the reason in ``serving_problem`` when it
-    cannot be built). Reads only."""
-    from . import container_mode, serve  # (serve imports this module)
-    out = {"container_mode": container_mode.current(view.manifest), "serving": None, "serving_problem": None}
-    recorded, _problems = ledger.load_last_ok(view.layout, view.run_id, model)
-    if not isinstance((recorded.get(registry.SERVE_CHECK.name) or {}).get("static_cuda_launcher"), dict):
-        # without the serve check's record the caches are not proven for these settings (and its launcher decision,
-        # part of the server's environment, would need a probe): no hand-off yet
-        out["serving_problem"] = ("the serve check has not passed in run %s: the hand-off is given once the caches are "
-                                  "primed and proven" % view.run_id)
-        return out
-    try:
-        out["serving"] = serve.spec(model, options, env=env, loaded=(view.pointer, view.manifest))
-    except PrepError as exc:
-        out["serving_problem"] = exc.message
     return out

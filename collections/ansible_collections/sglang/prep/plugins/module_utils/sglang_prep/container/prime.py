@@ -133,7 +133,6 @@ def _prime(stages, model, options, rebuild, stream, env, guard):
             rows[stage] = state.not_run_row(stage, "%s failed first (%s)" % (failed, rows[failed].get("error_type")),
                                             base=checked.rows[stage])
     model_state = _final_state(checked, stages, rows, to_run, failed, writer, start, model)
-    model_state.update(plan.serving_keys(view, model, options, env))
     if to_run:
         # each stage rewrote the metrics with its record; the stages the job did not reach keep why they would run
         warning = metrics.publish(view, model_state)

@@ -650,6 +650,28 @@ def spec(model, options=None, env=None, loaded=None):
             "settings_digest": settings_digest(serving.settings(argv, server_env))}
 
 
+def serving_keys(model, options=None, pointer=None, env=None):
+    """What the plan and prime states carry of serving (the CLI adds it to them): ``container_mode`` (the run's,
+    container_mode.current) and ``serving``, the hand-off of these settings (spec: the same JSON as ``serve-spec``),
+    null with the reason in ``serving_problem`` before the serve check passed in the run. Reads only."""
+    loaded = manifest.load_current(pointer)
+    out = {"container_mode": container_mode.current(loaded[1]), "serving": None, "serving_problem": None}
+    layout = Layout.from_manifest(loaded[1])
+    run_id = loaded[1]["container_run_id"]
+    recorded, _problems = ledger.load_last_ok(layout, run_id, model)
+    if not isinstance((recorded.get(registry.SERVE_CHECK.name) or {}).get("static_cuda_launcher"), dict):
+        # without the serve check's record the caches are not proven for these settings (and its launcher decision,
+        # part of the server's environment, would need a probe): no hand-off yet
+        out["serving_problem"] = ("the serve check has not passed in run %s: the hand-off is given once the caches are "
+                                  "primed and proven" % run_id)
+        return out
+    try:
+        out["serving"] = spec(model, options, env=env, loaded=loaded)
+    except PrepError as exc:
+        out["serving_problem"] = exc.message
+    return out
+
+
 FORMATS = ("json", "docker-run", "compose", "systemd")
 HOME = os.path.dirname(os.path.dirname(contract.HF_ROOT))  # /home/devuser
 SERVICE_NAME = "sglang-serve"
