@@ -84,7 +84,8 @@ def mode_switch(exec_result):
     exec_result = exec_result or {}
     if exec_result.get("rc") != 0:
         return None
-    lines = [line for line in (exec_result.get("stdout_lines") or []) if line.startswith(RESULT_PREFIX)]
+    lines = [line for line in (exec_result.get("stdout_lines") or (exec_result.get("stdout") or "").splitlines())
+             if line.startswith(RESULT_PREFIX)]
     if not lines:
         return None
     try:

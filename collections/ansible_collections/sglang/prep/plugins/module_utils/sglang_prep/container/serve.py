@@ -473,8 +473,7 @@ def serve(model, options=None, prime=False, check=False, stop_on_jit=False, stre
     action = "restart" if current else "start"
     if check:
         return _record(serving, status="would_run", changed=True, action=action, started=started,
-                       message="would %s the serving server: %s%s" % (action, _why(current, changes),
-                                                                     _mode_note(mode)),
+                       message="would %s the serving server: %s%s" % (action, _why(current, changes), _mode_note(mode)),
                        settings_changes=changes, container_mode=mode)
     extra = {"action": action, "settings_changes": changes, "container_mode": mode}
     if current is not None:
