@@ -130,9 +130,9 @@ def switch(mode, pointer=None, check=False, timeout_s=RELOAD_TIMEOUT_S):
         out["message"] = ("container mode %s written to %s; Prometheus does not run in this container, so there was "
                           "nothing to reload" % (mode, out["config"]))
         return out
-    out["reload_s"] = _reload(pid, base, mode, timeout_s)
-    out["reloaded"] = True
+    reload_s = _reload(pid, base, mode, timeout_s)
+    out.update(reload_s=reload_s, reloaded=True)
     out["message"] = "container switched from %s to %s mode: Prometheus reloaded its configuration in %.2f s (%s)" % (
-        previous, mode, out["reload_s"], "the SGLang servers are scraped" if mode == prometheus_config.SERVING
+        previous, mode, reload_s, "the SGLang servers are scraped" if mode == prometheus_config.SERVING
         else "the SGLang servers are not scraped")
     return out
