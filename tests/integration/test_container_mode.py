@@ -33,6 +33,7 @@ REPORT_PLAY = """---
         name: sglang.prep.prime
       vars:
         prime_model: "{{ model }}"
+        prime_fleet_report: false
     - name: Keep prime_report
       ansible.builtin.copy:
         content: "{{ prime_report | to_json }}"
