@@ -27,13 +27,14 @@ REPORT_PLAY = """---
 - name: Prime and keep prime_report
   hosts: sglang_nodes
   gather_facts: false
-  tasks:
-    - name: Prime
-      ansible.builtin.include_role:
-        name: sglang.prep.prime
-      vars:
+  pre_tasks:
+    - name: Take the model
+      ansible.builtin.set_fact:
         prime_model: "{{ model }}"
-        prime_fleet_report: false
+  roles:
+    - role: sglang.prep.prime
+      prime_fleet_report: false
+  tasks:
     - name: Keep prime_report
       ansible.builtin.copy:
         content: "{{ prime_report | to_json }}"
