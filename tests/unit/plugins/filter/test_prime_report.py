@@ -106,3 +106,20 @@ def test_stages_installed_from_the_registry_name_the_artifact():
     assert "source" not in report["stages"]["serve_check"] and report["registry"] == pulled
     assert "stage deep_gemm (installed)" in report["changes"]
     assert prime_report(state(), overlay())["registry"] is None
+
+
+def test_the_hand_off_and_the_container_mode_flow_and_a_switch_is_a_change():
+    source = dict(state(), container_mode="serving", serving={"argv": ["python3"], "image": "i"}, serving_problem=None)
+    switch = {"rc": 0, "stdout_lines": ["switching", 'RESULT {"status": "ok", "mode": "caching", "previous": "serving", '
+                                                     '"changed": true}']}
+    report = prime_report(copy.deepcopy(source), overlay(container_mode_switch=switch))
+    assert report["serving"] == source["serving"]  # the runtime's serve-spec hand-off, as it came
+    assert report["container_mode"] == "caching"  # the plan read the mode before the role switched it
+    assert "container mode caching (Prometheus reloaded)" in report["changes"] and report["status"] == "changed"
+    # no switch (skipped: the mode was right), or a failed one: the state's mode, no change
+    for skipped in ({}, {"skipped": True}, dict(switch, rc=1)):
+        same = prime_report(copy.deepcopy(source), overlay(container_mode_switch=skipped))
+        assert same["container_mode"] == "serving" and not any("container mode" in c for c in same["changes"])
+    # a host that failed before any state has the keys, null
+    failed = prime_report({}, overlay(failure={"task": "t", "error_type": "bad_input", "msg": "m"}))
+    assert failed["serving"] is None and failed["container_mode"] is None and failed["serving_problem"] is None

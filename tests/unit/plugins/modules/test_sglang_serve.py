@@ -64,3 +64,13 @@ def test_a_stop_that_leaves_the_port_busy_fails():
     assert _serve.stop_outcome({"stopped": True, "port_free": False, "message": "m"})["error_type"] == "port_busy"
     assert _serve.stop_outcome({"stopped": False, "message": "none"}) == {
         "changed": False, "msg": "none", "stopped": False, "port": None, "port_free": None}
+
+
+def test_a_server_left_alone_is_a_change_when_the_container_was_switched_to_serving_mode():
+    mode = {"mode": "serving", "previous": "caching", "changed": True, "reloaded": True}
+    switched = _serve.outcome({"status": "noop", "changed": True, "container_mode": mode}, diff=True)
+    assert switched["changed"] is True and switched["container_mode"] == mode
+    assert switched["diff"]["before"] == "container mode: caching\n" and switched["diff"]["after"] == "container mode: serving\n"
+    same = _serve.outcome({"status": "noop", "changed": False,
+                           "container_mode": dict(mode, previous="serving", changed=False)}, diff=True)
+    assert same["changed"] is False and "diff" not in same

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import json
+
 DOCUMENTATION = r"""
 name: prime_report
 short_description: A host's prime_report, the runtime's priming state with what the role did on top
@@ -14,6 +16,9 @@ description:
     role's overlay on top. The overlay is C(host), C(status) (C(ok), C(changed) or C(failed)), C(failed_task),
     C(error_type) and C(message) of a failure, C(changes) (what the run changed on the host), C(runtime_modified),
     C(check_mode), C(container), C(model), C(tp) and C(fanout).
+  - The state's C(container_mode) (V(caching) or V(serving)) is the mode the role left the container in, and its
+    C(serving) is the serve-spec hand-off (the JSON C(python3 -m sglang_prep serve-spec) prints; null with the reason
+    in C(serving_problem) before the serve check passed).
   - Stages a fan-out receiver installed from a bundle get the status C(installed) (and C(ran) true). A failed host
     without a priming state gets each planned stage with the status C(not_run), and the state's keys C(signature_group),
     C(gpu), C(zero_jit), C(zero_jit_reason), C(caches), C(aggregate), C(prep_result_path) and C(finished_at) null (or empty),
@@ -32,7 +37,8 @@ options:
         C(prep_result_rebuilt) (bool), C(check_mode), C(container), C(model), C(tp), C(stages) (the planned stages, for a
         host without a priming state), C(run) (the run, for a host without a priming state), C(fanout) (the host's place in
         the builder election, null without fan-out), C(fanout_result) (what moved), C(transfer), C(bundle_digest) and
-        C(registry_result) (what the registry pull installed and the publish pushed; null without a registry).
+        C(registry_result) (what the registry pull installed and the publish pushed; null without a registry),
+        C(container_mode_switch) (the result of the role's C(container-mode) exec, when it switched the container mode).
     type: dict
     required: true
 author:
@@ -54,7 +60,9 @@ _value:
 FAILED_STAGE = "not_run"
 # the keys of the priming state a report always has, null (or empty) for a host that failed before the runtime built one
 STATE_DEFAULTS = (("signature_group", None), ("gpu", {}), ("zero_jit", None), ("zero_jit_reason", None), ("caches", {}),
-                  ("aggregate", None), ("prep_result_path", None), ("finished_at", None))
+                  ("aggregate", None), ("prep_result_path", None), ("finished_at", None), ("container_mode", None),
+                  ("serving", None), ("serving_problem", None))
+RESULT_PREFIX = "RESULT "
 
 
 def _row(stage, state_rows, installed, failed, registry=None):
@@ -70,6 +78,23 @@ def _row(stage, state_rows, installed, failed, registry=None):
             "error_type": None, "reprime_reasons": [], "reason": None}
 
 
+def mode_switch(exec_result):
+    """The runtime's container-mode outcome (its RESULT line) from the role's docker exec, or None when the switch
+    did not run or did not succeed."""
+    exec_result = exec_result or {}
+    if exec_result.get("rc") != 0:
+        return None
+    lines = [line for line in (exec_result.get("stdout_lines") or (exec_result.get("stdout") or "").splitlines())
+             if line.startswith(RESULT_PREFIX)]
+    if not lines:
+        return None
+    try:
+        outcome = json.loads(lines[-1][len(RESULT_PREFIX):])
+    except ValueError:
+        return None
+    return outcome if isinstance(outcome, dict) and outcome.get("status") == "ok" else None
+
+
 def changes(state, overlay, installed):
     """What this run changed on the host, in the order it happened."""
     host_changes = overlay.get("host_changes") or []
@@ -79,6 +104,9 @@ def changes(state, overlay, installed):
         out.append("runtime (runtime_modified: %s)" % ", ".join(modified) if modified else "runtime")
     if overlay.get("container_started"):
         out.append("container")
+    switched = mode_switch(overlay.get("container_mode_switch"))
+    if switched and switched.get("changed"):
+        out.append("container mode %s (Prometheus reloaded)" % switched.get("mode"))
     rows = state.get("stages") or {}
     order = state.get("order") or list(rows)
     out += ["stage %s" % s for s in order if (rows.get(s) or {}).get("ran") and rows[s].get("status") == "ok"]
@@ -133,6 +161,9 @@ def prime_report(state, overlay):
     runtime_changed = "runtime" in (overlay.get("host_changes") or [])
     report = dict((key, {} if default == {} else default) for key, default in STATE_DEFAULTS)
     report.update(state)
+    switched = mode_switch(overlay.get("container_mode_switch"))
+    if switched:  # the plan read the mode before the role switched it
+        report["container_mode"] = switched.get("mode")
     report.update(_failure(failure))
     report.update(
         host=overlay.get("host"),

@@ -72,10 +72,13 @@ def outcome(result, diff):
     """The module's result keys from the runtime's serve record."""
     status = result.get("status")
     server = result.get("server") or {}
+    mode = result.get("container_mode") or {}
     out = {
         "status": status,
         "action": result.get("action"),
-        "changed": bool(result.get("changed")) and status != "noop",
+        # a server left alone changes nothing, unless the container was switched to serving mode
+        "changed": bool(result.get("changed")) and (status != "noop" or bool(mode.get("changed"))),
+        "container_mode": mode,
         "zero_jit": result.get("zero_jit"),
         "first_text": result.get("first_text"),
         "server": server,
@@ -89,6 +92,9 @@ def outcome(result, diff):
         after = dict((c["field"], c["new"]) for c in result["settings_changes"])
         out["diff"] = {"before": before, "after": after, "before_header": "serving server (running)",
                        "after_header": "serving server (these settings)"}
+    elif diff and status == "noop" and mode.get("changed"):
+        out["diff"] = {"before": "container mode: %s\n" % mode.get("previous"), "after": "container mode: %s\n" % mode.get("mode"),
+                       "before_header": "container", "after_header": "container"}
     elif diff and status == "would_run":
         out["diff"] = {"before": "", "after": result.get("message") or "", "before_header": "serving server",
                        "after_header": "serving server"}

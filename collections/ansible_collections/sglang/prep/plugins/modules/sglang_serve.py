@@ -26,8 +26,13 @@ description:
     serving, unless O(stop_on_jit=true) stops it.
   - The runtime writes the C(serve) record beside the stage JSONs, then the aggregate and the metrics
     (C(sglang_prep_serve_zero_jit{stage="serve"})).
-  - A server already running with the same settings digest is left alone (C(changed=false)). Other settings restart
-    it. In check mode nothing starts, and C(--diff) shows which settings changed.
+  - First the container is switched to serving mode, so that its Prometheus scrapes the server (a container primed
+    with the role's C(prime_container_mode=caching) does not scrape the SGLang servers). The switch rewrites the run's
+    Prometheus configuration and reloads it with SIGHUP, Prometheus' own reload; the container is not restarted and
+    no sample is lost. See RV(container_mode).
+  - A server already running with the same settings digest is left alone (C(changed=false) when the container was
+    already in serving mode). Other settings restart it. In check mode nothing starts, and C(--diff) shows which
+    settings changed.
   - O(state=stopped) stops the serving server and proves its port free.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -112,6 +117,14 @@ first_text:
 server:
   description: The serving server (pids, port, settings digest, argv with secrets masked, its log).
   returned: with O(state=started)
+  type: dict
+container_mode:
+  description:
+    - The switch of the container to serving mode, which comes before the server (the role's C(prime_container_mode)), with
+      C(mode) (V(serving)), C(previous) (V(caching), V(serving), or null for a run without a Prometheus configuration),
+      C(changed), C(reloaded) (Prometheus reloaded its configuration, SIGHUP, without a restart), C(reload_s) and C(message).
+    - A switch is a change, also when the server itself was left alone.
+  returned: with O(state=started), once the not_primed check passed
   type: dict
 serve_result:
   description: The whole serve record, as written to C(stages/serve.json).

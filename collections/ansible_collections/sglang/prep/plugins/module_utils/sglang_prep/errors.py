@@ -55,6 +55,8 @@ ERROR_TYPES = (
     # plan: a probed version (sglang, torch, triton, flashinfer, deep_gemm) differs from FIDELITY_STACK and
     # prime_require_pinned_stack is on
     "stack_unpinned",
+    # container mode (prime_container_mode, serve): Prometheus did not load the rewritten configuration after SIGHUP
+    "telemetry_reload_failed",
     # host-side failures the prime role reports (before or around the container)
     "bad_host_user",
     "engine_unreachable",

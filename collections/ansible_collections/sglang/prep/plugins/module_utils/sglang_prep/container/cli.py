@@ -216,7 +216,7 @@ def build_parser():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog=" ".join(contract.RUNTIME_ENTRY_POINT), description=MAIN_DESCRIPTION,
                                      epilog=EPILOG_EXIT, formatter_class=formatter)
-    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,serve,serve-stop,serve-spec,bundle,report,aggregate,argv,init}")
+    sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,serve,serve-stop,serve-spec,container-mode,bundle,report,aggregate,argv,init}")
     sub.required = True
 
     stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
@@ -337,6 +337,17 @@ def build_parser():
     verify.add_argument("--log", default=None, help="a file holding the server's output from its start (e.g. "
                         "'docker logs -f <name>' written under %s), scanned for JIT lines" % contract.TELEMETRY_ROOT)
 
+    mode = sub.add_parser("container-mode", help="switch the current run between caching and serving mode "
+                          "(whether Prometheus scrapes the SGLang servers)", epilog=EPILOG_EXIT, formatter_class=formatter,
+                          description="Rewrite the run's Prometheus configuration for the container mode and make the "
+                          "running Prometheus reload it (SIGHUP; its data stays), then wait until its loaded "
+                          "configuration shows the SGLang servers' job present (serving) or absent (caching). A run "
+                          "already in the mode changes nothing. The last stdout line is RESULT <outcome>.")
+    mode.add_argument("--mode", required=True, choices=("caching", "serving"),
+                      help="caching: Prometheus scrapes only the exporters; serving: the SGLang servers too")
+    mode.add_argument("--check", action="store_true", help="say whether the mode would change; write nothing")
+    mode.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
                    description="The container's PID 1: create the devuser entry, start the telemetry services, "
                    "write the run manifest and publish the pointer. Its own options: 'init --help' "
@@ -425,12 +436,22 @@ def _print_offline(ns, parser):
 
 def _plan(ns, options):
     from . import plan
-    return plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild)
+    return _with_serving(plan.plan(ns.stages, ns.model, options, rebuild=ns.rebuild), ns, options)
 
 
 def _prime(ns, options):
     from . import prime
-    return prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild)
+    return _with_serving(prime.prime(ns.stages, ns.model, options, rebuild=ns.rebuild), ns, options)
+
+
+def _with_serving(state, ns, options):
+    """The state with the container mode and the serve-spec hand-off (serve.serving_keys: one home for both)."""
+    from . import serve
+    try:
+        state.update(serve.serving_keys(ns.model, options, ns.pointer))
+    except PrepError as exc:
+        state.update(container_mode=None, serving=None, serving_problem=exc.message)
+    return state
 
 
 def _bundle(ns, options):
@@ -463,6 +484,11 @@ def _serve_verify(ns, options):
     return serve.verify(ns.model, url=ns.url, log=ns.log, options=options)
 
 
+def _container_mode(ns, _options):
+    from . import container_mode
+    return container_mode.switch(ns.mode, ns.pointer, check=ns.check)
+
+
 def _report(ns, _options):
     from . import state
     return state.report(ns.stages, ns.model, ns.pointer)
@@ -475,8 +501,9 @@ def _aggregate(ns, _options):
 
 # The subcommands that answer with a RESULT line, and whether a payload with status error exits 1.
 COMMANDS = {"plan": (_plan, False), "prime": (_prime, True), "serve": (_serve, True), "serve-stop": (_serve_stop, False),
-            "serve-spec": (_serve_spec, False), "serve-verify": (_serve_verify, True), "bundle": (_bundle, False),
-            "report": (_report, False), "aggregate": (_aggregate, False)}
+            "container-mode": (_container_mode, True), "serve-spec": (_serve_spec, False),
+            "serve-verify": (_serve_verify, True), "bundle": (_bundle, False), "report": (_report, False),
+            "aggregate": (_aggregate, False)}
 
 
 def _run_stage(ns, options):

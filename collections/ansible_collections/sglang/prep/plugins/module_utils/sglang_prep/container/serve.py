@@ -30,7 +30,7 @@ import time
 
 from .. import contract, jsonio, manifest, registry, server_flags
 from ..errors import PrepError
-from . import engine, httpc, ledger, locks, metrics, plan, procs, servecheck, server, state
+from . import container_mode, engine, httpc, ledger, locks, metrics, plan, procs, prometheus_config, servecheck, server, state
 from .layout import Layout
 from .servecheck_stage import ServeCheckStage
 from .validate import LogScan
@@ -63,12 +63,13 @@ def log_path(run_id):
 class Serving(object):
     """The serving configuration of one model on the current run: the serve check's argv and environment."""
 
-    def __init__(self, model, options, stream=None, env=None):
+    def __init__(self, model, options, stream=None, env=None, loaded=None):
+        """``loaded``: (pointer, manifest) of the current run, already read (else they are read here)."""
         self.options = dict(options or {})
         self.stream = stream or sys.stderr
         self.ctx = engine.StageContext(registry.SERVE_CHECK.name, model, self.options, self.stream, env)
         self.ctx.result = engine.new_result(RECORD, model, self.options)
-        self.ctx.pointer_info, run_manifest = manifest.load_current(self.ctx.pointer)
+        self.ctx.pointer_info, run_manifest = loaded or manifest.load_current(self.ctx.pointer)
         self.ctx.attach_run(run_manifest)
         self.runner = ServeCheckStage(self.ctx)
         self.layout = self.ctx.layout
@@ -457,21 +458,32 @@ def serve(model, options=None, prime=False, check=False, stop_on_jit=False, stre
                            ", ".join(s for s, _r in missing), describe_reasons(missing)))
     if missing:
         _prime_first(serving, stream, env)
+    # serving mode: Prometheus scrapes the serving server (a reload, not a restart: container_mode.py)
+    mode = container_mode.switch(prometheus_config.SERVING, serving.ctx.pointer, check=check)
+    if mode["changed"]:
+        serving.say(mode["message"])
     argv, server_env = serving.argv(), serving.env()
     settings = serving.settings(argv, server_env)
     current = running(serving.layout, serving.run_id)
     if current is not None and current.get("digest") == settings_digest(settings) and _ready(serving, current):
-        return _noop(serving, current, ledger.load_serve(serving.layout, serving.run_id, model), started)
+        # the server is left alone (its serve record, the proof, stays as written); a switch of the mode is a change
+        result = _noop(serving, current, ledger.load_serve(serving.layout, serving.run_id, model), started, mode)
+        result["changed"] = bool(mode["changed"])
+        return result
     changes = settings_changes(current.get("settings"), settings) if current else []
     action = "restart" if current else "start"
     if check:
         return _record(serving, status="would_run", changed=True, action=action, started=started,
-                       message="would %s the serving server: %s" % (action, _why(current, changes)),
-                       settings_changes=changes)
+                       message="would %s the serving server: %s%s" % (action, _why(current, changes), _mode_note(mode)),
+                       settings_changes=changes, container_mode=mode)
+    extra = {"action": action, "settings_changes": changes, "container_mode": mode}
     if current is not None:
         stop(serving.layout, serving.run_id, serving.say)
-    return _start_and_prove(serving, argv, server_env, settings, started, stop_on_jit,
-                            {"action": action, "settings_changes": changes})
+    return _start_and_prove(serving, argv, server_env, settings, started, stop_on_jit, extra)
+
+
+def _mode_note(mode):
+    return "; %s" % mode["message"] if mode["changed"] else ""
 
 
 def _prime_first(serving, stream, env):
@@ -556,16 +568,16 @@ def _server_info(data):
                                            "started_at", "log", "log_host"))
 
 
-def _noop(serving, current, recorded, started):
+def _noop(serving, current, recorded, started, mode):
     recorded = recorded or {}
     result = engine.new_result(RECORD, serving.model, serving.options)
-    result.update(status="noop", changed=False, action="none", run_id=serving.run_id,
+    result.update(status="noop", changed=False, action="none", run_id=serving.run_id, container_mode=mode,
                   server=dict(_server_info(current), ready_path="/ready"),
                   zero_jit=recorded.get("zero_jit"), first_text=recorded.get("first_text"),
                   proven_by={"at": recorded.get("finished_at"), "run_id": recorded.get("run_id")},
                   message="already serving %s on port %s with the same settings (digest %s, pid %s); zero JIT: %s" % (
                       serving.model, current.get("port"), current.get("digest"), current.get("server_pid"),
-                      {True: "yes", False: "no", None: "not proven"}[recorded.get("zero_jit")]))
+                      {True: "yes", False: "no", None: "not proven"}[recorded.get("zero_jit")]) + _mode_note(mode))
     _finish(result, started)
     return result
 
@@ -615,12 +627,15 @@ def stop_serving(pointer=None):
 
 
 # ---------------------------------------------------------------- the hand-off
-def spec(model, options=None, env=None):
-    """What a server of one's own needs to read the primed caches: argv, environment, mounts, image (reads only)."""
+def spec(model, options=None, env=None, loaded=None):
+    """What a server of one's own needs to read the primed caches: argv, environment, mounts, image (reads only).
+    The one home of the hand-off: ``serve-spec`` prints it, and the plan and prime states carry it as ``serving``
+    (prime_report.serving). ``loaded``: the current run's (pointer, manifest), already read."""
     environ = dict(os.environ if env is None else env)
-    serving = Serving(model, options, stream=open(os.devnull, "w"), env=environ)
-    argv = serving.argv()
-    server_env = serving.env()
+    with open(os.devnull, "w") as quiet:
+        serving = Serving(model, options, stream=quiet, env=environ, loaded=loaded)
+        argv = serving.argv()
+        server_env = serving.env()
     mounts = []
     for name, target in sorted(contract.HOST_SUBDIRS.items()):
         source = environ.get(contract.ENV_HOST_ROOTS.get(name, ""))
@@ -671,6 +686,28 @@ def verify(model, url=None, log=None, options=None, stream=None, env=None):
         result.update(status="error", error_type=failure.error_type, message=failure.message)
     _finish(result, started)
     return result
+
+
+def serving_keys(model, options=None, pointer=None, env=None):
+    """What the plan and prime states carry of serving (the CLI adds it to them): ``container_mode`` (the run's,
+    container_mode.current) and ``serving``, the hand-off of these settings (spec: the same JSON as ``serve-spec``),
+    null with the reason in ``serving_problem`` before the serve check passed in the run. Reads only."""
+    loaded = manifest.load_current(pointer)
+    out = {"container_mode": container_mode.current(loaded[1]), "serving": None, "serving_problem": None}
+    layout = Layout.from_manifest(loaded[1])
+    run_id = loaded[1]["container_run_id"]
+    recorded, _problems = ledger.load_last_ok(layout, run_id, model)
+    if not isinstance((recorded.get(registry.SERVE_CHECK.name) or {}).get("static_cuda_launcher"), dict):
+        # without the serve check's record the caches are not proven for these settings (and its launcher decision,
+        # part of the server's environment, would need a probe): no hand-off yet
+        out["serving_problem"] = ("the serve check has not passed in run %s: the hand-off is given once the caches are "
+                                  "primed and proven" % run_id)
+        return out
+    try:
+        out["serving"] = spec(model, options, env=env, loaded=loaded)
+    except PrepError as exc:
+        out["serving_problem"] = exc.message
+    return out
 
 
 FORMATS = ("json", "docker-run", "compose", "systemd")

@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Best-effort check that a warm-up's tokens reached telemetry: the server's /metrics and Prometheus.
 
-Never fails a stage; the outcome is recorded under telemetry_probe in the stage JSON.
+Never fails a stage; the outcome is recorded under telemetry_probe in the stage JSON. In caching mode
+(prime_container_mode: caching) Prometheus does not scrape the stage servers, so its part is not asked: the probe
+records ``ok`` null, ``skipped`` true and the reason, and keeps the server's own /metrics check.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ def _instant(base, query):
     if not isinstance(data, dict) or data.get("status") != "success":
         return None, "query %s failed: %s" % (query, resp.describe())
     return (data.get("data") or {}).get("result") or [], None
+
+
+def not_scraped(base, run_id, mode):
+    """The Prometheus part of the probe when the container mode leaves the stage servers unscraped: skipped, with
+    the reason (never an ok)."""
+    return {"ok": None, "skipped": True, "url": base, "query": '%s{run_id="%s"}' % (QUERY_METRIC, run_id),
+            "sample_count": 0, "value": None, "error": None, "waited_s": 0.0, "container_mode": mode,
+            "reason": "container mode %s: Prometheus does not scrape the SGLang servers while caches are primed "
+                      "(prime_container_mode), so this run's tokens are not looked for there; serve switches the "
+                      "container to serving mode, which scrapes them" % mode}
 
 
 def prometheus(base, run_id, port, timeout_s, since):

@@ -9,7 +9,7 @@ import time
 
 from . import argv as argv_mod
 from .. import caches, contract
-from . import deepgemm, inductor, probe, servecheck, telemetry_probe
+from . import container_mode, deepgemm, inductor, probe, prometheus_config, servecheck, telemetry_probe
 from .moe import model_config
 from .moe_configs import MOE_CONFIG_DIR
 from ..errors import PrepError
@@ -97,12 +97,17 @@ class WarmupStage(ServerStage):
     def after_generate(self, srv):
         ctx = self.ctx
         result = {"server_metrics": telemetry_probe.server_metrics(srv.base)}
-        result.update(telemetry_probe.prometheus(telemetry_probe.prometheus_url(ctx.manifest), ctx.run_id, ctx.port,
-                                                 ctx.telemetry_timeout, since=self.generated_at))
+        mode = container_mode.current(ctx.manifest)
+        if mode == prometheus_config.CACHING:
+            result.update(telemetry_probe.not_scraped(telemetry_probe.prometheus_url(ctx.manifest), ctx.run_id, mode))
+        else:
+            result.update(telemetry_probe.prometheus(telemetry_probe.prometheus_url(ctx.manifest), ctx.run_id, ctx.port,
+                                                     ctx.telemetry_timeout, since=self.generated_at))
         ctx.result["telemetry_probe"] = result
         ctx.say("telemetry probe: server /metrics %s; Prometheus %s" % (
             "ok" if result["server_metrics"]["ok"] else "no tokens",
-            "ok (%d series)" % result["sample_count"] if result["ok"] else result["error"]))
+            "skipped: " + result["reason"] if result.get("skipped")
+            else "ok (%d series)" % result["sample_count"] if result["ok"] else result["error"]))
 
     def describe_artifacts(self):
         out = super().describe_artifacts()
