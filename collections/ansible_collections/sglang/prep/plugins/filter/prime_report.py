@@ -95,8 +95,8 @@ def mode_switch(exec_result):
     return outcome if isinstance(outcome, dict) and outcome.get("status") == "ok" else None
 
 
-def changes(state, overlay, installed):
-    """What this run changed on the host, in the order it happened."""
+def _host_changes(overlay):
+    """What the run changed on the host before any stage: directories, the runtime, the container, its mode."""
     host_changes = overlay.get("host_changes") or []
     modified = overlay.get("runtime_modified") or []
     out = ["host directories"] if "dirs" in host_changes else []
@@ -107,6 +107,12 @@ def changes(state, overlay, installed):
     switched = mode_switch(overlay.get("container_mode_switch"))
     if switched and switched.get("changed"):
         out.append("container mode %s (Prometheus reloaded)" % switched.get("mode"))
+    return out
+
+
+def changes(state, overlay, installed):
+    """What this run changed on the host, in the order it happened."""
+    out = _host_changes(overlay)
     rows = state.get("stages") or {}
     order = state.get("order") or list(rows)
     out += ["stage %s" % s for s in order if (rows.get(s) or {}).get("ran") and rows[s].get("status") == "ok"]
