@@ -71,9 +71,9 @@ options:
   serving:
     description:
       - With O(plan_only) and O(image), and a current container, ask what M(sglang.prep.sglang_serve) would do with these
-        settings (the runtime's serve in check mode: every stage planned against them, then whether the serving server
-        runs with them) in place of the priming plan, and return its answer as RV(serve). Nothing is started or written.
-        The serve entry point's first look: a no-op serve needs no other call.
+        settings (the runtime's serve in check mode, which plans every stage against them, then asks whether the serving
+        server runs with them) in place of the priming plan, and return its answer as RV(serve). Nothing is started or
+        written. This is the serve entry point's first look, so a no-op serve needs no other call.
       - A stage that was not primed for these settings (C(not_primed)) or an unusable run pointer fails the look, with
         its C(error_type).
     type: bool
@@ -221,7 +221,7 @@ planned:
   sample: true
 serve:
   description:
-    - With O(serving), what M(sglang.prep.sglang_serve) would answer (its return values, in check mode): C(status)
+    - With O(serving), what M(sglang.prep.sglang_serve) would answer in check mode (its return values), C(status) is
       C(noop) when the serving server already runs with these settings.
   returned: with O(serving) and a current container
   type: dict
