@@ -63,6 +63,9 @@ def test_serve_after_prime_proves_zero_jit_on_the_live_server_and_a_second_serve
     again = primed.serve()
     assert again.rc == 0 and again.recap["changed"] == 0, again
     assert "already serving (unchanged)" in again.text, again
+    # a no-op serve is one module call: the first look asked what sglang_serve would do, so sglang_serve is skipped
+    serve_task = again.output.split("Start the serving server from the primed caches", 1)[1].split("TASK [", 1)[0]
+    assert "skipping: [" in serve_task, serve_task
     assert serve_record(primed)["server"]["server_pid"] == record["server"]["server_pid"]
 
 

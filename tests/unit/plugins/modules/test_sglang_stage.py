@@ -537,3 +537,40 @@ def test_the_host_look_comes_with_every_answer(docker, capsys, tmp_path):
     assert rc == 0 and out["planned"] is False and out["host"]["host_root"] == str(tmp_path)
     rc, out = run(plan_base(path, image="sglang:v1", model="models/x", host={"host_root": str(tmp_path)}), capsys)
     assert rc == 1 and out["error_type"] == "model_not_found" and out["host"]["host_root"] == str(tmp_path)
+
+
+# ---------------------------------------------------------------- the serve entry point's look (serving)
+# serve.yml's first look asks, in place of the priming plan, what sglang_serve would do (the runtime's serve --check):
+# a no-op serve is that one call.
+
+SERVE_NOOP = {"stage": "serve", "status": "noop", "changed": False, "action": "none", "run_id": RUN_ID, "zero_jit": True,
+              "container_mode": {"mode": "serving", "changed": False},
+              "server": {"server_pid": 41, "port": 30000, "digest": "d" * 16},
+              "message": "already serving /models/tiny-moe on port 30000 with the same settings"}
+
+
+def test_the_serving_look_asks_what_serve_would_do_in_the_same_call(docker, capsys, tmp_path):
+    path, configure, calls = docker
+    look_config(configure, stdout=result_line(SERVE_NOOP))
+    rc, out = run(plan_base(path, image="sglang:v1", serving=True, host={"host_root": str(tmp_path)}), capsys)
+    assert rc == 0 and out["changed"] is False and out["planned"] is True
+    assert out["serve"]["status"] == "noop" and out["serve"]["changed"] is False and out["serve"]["zero_jit"] is True
+    assert out["host"]["host_root"] == str(tmp_path) and out["container_look"]["current"] is True
+    assert [c[0] for c in calls()] == ["inspect", "image", "exec"]  # the looks and one runtime call
+    argv = exec_call(calls())[0]
+    assert argv[argv.index("sglang_prep") + 1] == "serve" and "--check" in argv and "--prime" not in argv
+
+
+def test_the_serving_look_fails_with_the_refusal_and_keeps_the_looks(docker, capsys):
+    path, configure, calls = docker
+    look_config(configure, rc=1, stdout=result_line({"stage": "serve", "status": "error", "error_type": "not_primed",
+                                                     "message": "not primed: deep_gemm: tp: 1 -> 2"}))
+    rc, out = run(plan_base(path, image="sglang:v1", serving=True), capsys)
+    assert rc == 1 and out["error_type"] == "not_primed" and "tp: 1 -> 2" in out["msg"]
+    assert out["container_look"]["current"] is True and out["serve"]["status"] == "error"
+
+
+def test_serving_goes_with_a_look_at_the_container(docker, capsys):
+    path, configure, calls = docker
+    rc, out = run(plan_base(path, serving=True), capsys)
+    assert rc == 1 and out["error_type"] == "bad_input" and "serving" in out["msg"] and calls() == []

@@ -45,6 +45,15 @@ def container_state(module, docker, container):
                     "may this user use it?)" % (container, text or "docker inspect exited %d" % rc))
 
 
+def model_problem(model):
+    """contract.model_path's refusal of ``model`` (its one check and message), or None."""
+    try:
+        contract.model_path(model)
+    except PrepError as exc:
+        return exc
+    return None
+
+
 def container_look(module, docker, container, spec_label, spec, image):
     """Whether ``container`` runs with the settings digest ``spec`` (its label ``spec_label``) on the image ``image``
     currently names: two inspects, no change. A dict with ``current`` and, when it is not, the ``reason``. With ``spec``

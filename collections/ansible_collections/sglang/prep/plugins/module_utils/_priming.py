@@ -20,6 +20,7 @@ import time
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
 from ansible_collections.sglang.prep.plugins.module_utils import _host_info
 from ansible_collections.sglang.prep.plugins.module_utils import _pointer_wait as pointer_runs
+from ansible_collections.sglang.prep.plugins.module_utils import _serve
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import server_flags
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import ledger
@@ -45,7 +46,7 @@ def stage_spec():
 def several_spec():
     """Options of sglang_prime: the shared stage options, the container, the stages, their modes, the look."""
     return dict(stage_spec(), stages=dict(type="list", elements="str"), stage_modes=dict(type="dict", default={}),
-                container_spec=dict(type="str"), image=dict(type="str"),
+                container_spec=dict(type="str"), image=dict(type="str"), serving=dict(type="bool", default=False),
                 host=dict(type="dict", options=_host_info.argument_spec()))
 
 
@@ -75,17 +76,8 @@ def check_stage_modes(module, stage_modes):
                              % (", ".join(contract.STAGE_ORDER), ", ".join(bad)))
 
 
-def model_problem(model):
-    """contract.model_path's refusal of ``model`` (its one check and message), or None."""
-    try:
-        contract.model_path(model)
-    except PrepError as exc:
-        return exc
-    return None
-
-
 def check_model(module, model):
-    refused = model_problem(model) if model is not None else None
+    refused = dx.model_problem(model) if model is not None else None
     if refused is not None:
         module.fail_json(msg=refused.message, error_type=refused.error_type)
 
@@ -301,6 +293,21 @@ def state_answer(module, call, order, operation):
     module.exit_json(**answer)
 
 
+def serve_probe(module, call, seen):
+    """serving: the runtime's serve in check mode (every stage planned against the serving settings, then whether the
+    serving server runs with them), in place of the priming plan: what sglang_serve would do, with nothing started or
+    written. Its answer is sglang_serve's, as ``serve``: serve.yml needs no other call when it is a no-op. A refusal
+    (not_primed) or an unusable run pointer fails the look, as a failed plan does (``error_type``)."""
+    rc, result, err = call.run(**seen)
+    answer = _serve.outcome(result, False)
+    answer["cmd"] = call.cmd
+    out = dict(seen, serve=answer, cmd=call.cmd, changed=False, msg=answer["msg"])
+    if rc != 0 or answer["status"] == "error":
+        out.update(error_type=answer["error_type"] or "internal_error", log_tail=result.get("log_tail") or dx.tail(err))
+        module.fail_json(**out)
+    module.exit_json(**out)
+
+
 def look(module, docker, params):
     """The look at the container (container_spec and image): a dict for the result."""
     return dx.container_look(module, docker, params["container"], contract.CONTAINER_SPEC_LABEL,
@@ -391,8 +398,15 @@ def run_prime(module):
     planning = module.check_mode or params["plan_only"]
     if (params["container_spec"] or params["image"]) and not planning:
         _fail_bad(module, "container_spec and image go with a plan only (plan_only=true, or check mode)")
+    serving = bool(params.get("serving"))  # (sglang_stage's deprecated modes have no serving option)
+    if serving and not (params["plan_only"] and params["image"]):
+        _fail_bad(module, "serving goes with a look at the container: plan_only=true and image")
     given = dict(params, extra_server_args=raw_extra)
-    call = Call(module, several_argv(given, "plan" if planning else "prime", order), env, "plan" if planning else "prime")
+    if serving:
+        call = Call(module, _serve.serve_argv(dict(given, state="started", prime=False, stop_on_jit=False), True), env,
+                    "serve")
+    else:
+        call = Call(module, several_argv(given, "plan" if planning else "prime", order), env, "plan" if planning else "prime")
     seen = {}
     if params["image"]:
         seen_look = look(module, call.docker, params)
@@ -402,6 +416,8 @@ def run_prime(module):
         seen = {"container_look": seen_look, "planned": True}  # (a current container was just seen running)
     else:
         call.require_running()
+    if serving:
+        serve_probe(module, call, seen)
     if planning:
         plan(module, call, order, seen)
     state_answer(module, call, order, "prime")

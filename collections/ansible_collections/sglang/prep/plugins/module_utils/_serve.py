@@ -13,7 +13,6 @@ argument list, runs it, and turns its RESULT line into the module's result.
 from __future__ import annotations
 
 from ansible_collections.sglang.prep.plugins.module_utils import _docker_exec as dx
-from ansible_collections.sglang.prep.plugins.module_utils._priming import model_problem
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract, server_flags
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
 
@@ -39,7 +38,7 @@ def problems(params, raw_env, raw_extra):
     if params["state"] == "started" and not params["model"]:
         return [("bad_input", "state=started needs model: the model path inside the container, e.g. %s/<name>"
                  % contract.MODELS_ROOT)]
-    refused = model_problem(params["model"]) if params["model"] else None
+    refused = dx.model_problem(params["model"]) if params["model"] else None
     if refused is not None:
         out.append((refused.error_type, refused.message))
     if params["tp"] < 1:

@@ -68,6 +68,16 @@ options:
         would record the failure).
     type: bool
     default: false
+  serving:
+    description:
+      - With O(plan_only) and O(image), and a current container, ask what M(sglang.prep.sglang_serve) would do with these
+        settings (the runtime's serve in check mode, which plans every stage against them, then asks whether the serving
+        server runs with them) in place of the priming plan, and return its answer as RV(serve). Nothing is started or
+        written. This is the serve entry point's first look, so a no-op serve needs no other call.
+      - A stage that was not primed for these settings (C(not_primed)) or an unusable run pointer fails the look, with
+        its C(error_type).
+    type: bool
+    default: false
   host:
     description:
       - Look at the host first, in the same call, as M(sglang.prep.sglang_host_info) does with these options, and
@@ -209,6 +219,13 @@ planned:
   returned: with O(image)
   type: bool
   sample: true
+serve:
+  description:
+    - With O(serving), what M(sglang.prep.sglang_serve) would answer in check mode (its return values), C(status) is
+      C(noop) when the serving server already runs with these settings.
+  returned: with O(serving) and a current container
+  type: dict
+  sample: {"status": "noop", "changed": false, "action": "none", "zero_jit": true}
 host:
   description:
     - With O(host), what the look at the host found, with the keys M(sglang.prep.sglang_host_info) returns
