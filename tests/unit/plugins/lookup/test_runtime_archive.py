@@ -125,3 +125,31 @@ def test_the_archive_ships_a_manifest_the_unpacked_tree_matches(tmp_path):
     with open(target / "container" / "engine.py", "a") as handle:
         handle.write("# edited on the host\n")
     assert runtime_manifest.verify(str(target))["modified"] == ["container/engine.py"]
+
+
+def lookup(cache_dir):
+    return runtime_archive.archive(str(cache_dir))[0]
+
+
+def test_a_second_lookup_reuses_the_archive_without_packing_again(tmp_path, monkeypatch):
+    """Every prime asks for the archive: packing and compressing it again cost a no-op re-prime about 40 ms. The same
+    runtime gives the same answer (path, checksum, manifest) from the archive already packed."""
+    first = lookup(tmp_path)
+    with open(first["path"], "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == first["sha256"]
+
+    def no_pack(*_args, **_kwargs):
+        raise AssertionError("packed again although the archive of this runtime is there")
+
+    monkeypatch.setattr(runtime_archive, "pack", no_pack)
+    assert lookup(tmp_path) == first
+
+
+def test_a_damaged_cached_archive_is_packed_again(tmp_path):
+    first = lookup(tmp_path)
+    with open(first["path"], "wb") as handle:
+        handle.write(b"truncated")
+    again = lookup(tmp_path)
+    assert again == first
+    with open(again["path"], "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == first["sha256"]
