@@ -5,8 +5,6 @@ and the plan and prime states carry the serve-spec hand-off."""
 import json
 import os
 import signal
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -14,6 +12,7 @@ import yaml
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import container_mode, prometheus_config
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import serve
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.errors import PrepError
+from unit_support.prometheus_api import prometheus_api
 from unit_support.runtime import RUN_ID, do_prime, make_plan
 
 RUN = "container-run-20260101T000000Z-00000001"
@@ -92,25 +91,13 @@ def fake_prometheus():
             names = job_names(open(state["path"]).read())
             state["loaded"] = "scrape_configs:\n" + "".join("- job_name: %s\n  honor_labels: false\n" % n for n in names)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = json.dumps({"status": "success", "data": {"yaml": state["loaded"]}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
     previous = signal.signal(signal.SIGHUP, on_hup)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    state["url"] = "http://127.0.0.1:%d" % httpd.server_address[1]
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    signal.signal(signal.SIGHUP, previous)
+    try:
+        with prometheus_api(lambda _url: {"yaml": state["loaded"]}) as url:
+            state["url"] = url
+            yield state
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_a_switch_reloads_prometheus_and_waits_until_it_loaded_the_mode(run, fake_prometheus):

@@ -1,13 +1,11 @@
 """Telemetry probe against a fake Prometheus API: only a sample scraped after the warm-up counts."""
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 import pytest
-
+from unit_support.prometheus_api import prometheus_api
 
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import telemetry_probe
 
@@ -19,33 +17,19 @@ def prom():
     """state: targets (scrape URLs) and samples [(labels, scrape time, value)]."""
     state = {"targets": ["http://127.0.0.1:30000/metrics"], "samples": [], "queries": []}
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def answer(url):
+        if url.path == "/api/v1/targets":
+            return {"activeTargets": [{"scrapeUrl": t} for t in state["targets"]], "droppedTargets": []}
+        query = parse_qs(url.query)["query"][0]
+        state["queries"].append(query)
+        stamp = query.startswith("timestamp(")
+        return {"resultType": "vector", "result": [
+            {"metric": labels, "value": [time.time(), str(at if stamp else value)]}
+            for labels, at, value in state["samples"] if labels["run_id"] in query]}
 
-        def do_GET(self):
-            url = urlparse(self.path)
-            if url.path == "/api/v1/targets":
-                data = {"activeTargets": [{"scrapeUrl": t} for t in state["targets"]], "droppedTargets": []}
-            else:
-                query = parse_qs(url.query)["query"][0]
-                state["queries"].append(query)
-                stamp = query.startswith("timestamp(")
-                data = {"resultType": "vector", "result": [
-                    {"metric": labels, "value": [time.time(), str(at if stamp else value)]}
-                    for labels, at, value in state["samples"] if labels["run_id"] in query]}
-            body = json.dumps({"status": "success", "data": data}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    state["url"] = "http://127.0.0.1:%d" % httpd.server_address[1]
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with prometheus_api(answer) as url:
+        state["url"] = url
+        yield state
 
 
 def test_a_fresh_sample_of_this_run_is_ok(prom):
