@@ -20,7 +20,7 @@ import re
 import signal
 import time
 
-from .. import jsonio, manifest
+from .. import contract, jsonio, manifest
 from ..errors import PrepError
 from . import httpc, prometheus_config, services
 from .layout import Layout
@@ -123,7 +123,7 @@ def switch(mode, pointer=None, check=False, timeout_s=RELOAD_TIMEOUT_S):
         out["message"] = "would switch the container from %s to %s mode" % (previous or "no", mode)
         return out
     text = prometheus_config.render(run_id, run_manifest.get("listen") or "127.0.0.1", _exporters(run_manifest),
-                                    run_manifest.get("server_port") or prometheus_config.contract.SERVER_PORT, mode)
+                                    run_manifest.get("server_port") or contract.SERVER_PORT, mode)
     jsonio.write_text_atomic(out["config"], text)
     pid, base = _prometheus(run_manifest)
     if pid is None:
