@@ -40,7 +40,6 @@ description:
   - Give it the same stage settings as M(sglang.prep.sglang_prime) (the role's module_defaults do), since the signatures
     compared depend on them.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
   - sglang.prep._container
   - sglang.prep._stage_options

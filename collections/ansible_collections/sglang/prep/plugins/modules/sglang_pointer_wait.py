@@ -22,15 +22,9 @@ description:
   - In check mode it does not wait; if the pointer exists it is read as usual, otherwise the module
     returns at once with a note.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
+  - sglang.prep._attributes.check_full
   - sglang.prep._container
-attributes:
-  check_mode:
-    support: full
-    details: Reads an existing pointer; returns at once (without waiting) when there is none.
-  diff_mode:
-    support: none
 options:
   path:
     description:

@@ -32,7 +32,6 @@ description:
     finds in the same call).
   - To run a single stage use M(sglang.prep.sglang_stage); to read the recorded state, M(sglang.prep.sglang_prime_info).
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - sglang.prep._attributes
   - sglang.prep._attributes.runtime

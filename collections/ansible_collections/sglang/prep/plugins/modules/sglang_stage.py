@@ -30,7 +30,6 @@ description:
   - With C(--diff) the diff shows the recorded signature (before) against the current one (after).
   - Stages can take a long time on a GPU; run them with C(async) and C(poll).
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - sglang.prep._attributes
   - sglang.prep._attributes.runtime
