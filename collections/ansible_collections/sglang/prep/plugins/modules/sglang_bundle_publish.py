@@ -37,7 +37,9 @@ options:
     type: path
 seealso:
   - module: sglang.prep.sglang_cache_bundle
+    description: Packs the bundle this module pushes (state=packed), and installs it on a receiver (state=installed).
   - module: sglang.prep.sglang_bundle_pull
+    description: Fetches the bundle on a receiver, pinned by digest and verified.
 """
 
 EXAMPLES = r"""

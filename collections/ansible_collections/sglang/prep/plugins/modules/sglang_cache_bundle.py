@@ -93,7 +93,9 @@ options:
     type: int
 seealso:
   - module: sglang.prep.sglang_prime
+    description: Primes the builder, with the stage settings this module must be given too.
   - module: sglang.prep.sglang_cache_inspect
+    description: The snapshot of the caches a bundle carries.
 """
 
 EXAMPLES = r"""

@@ -55,7 +55,9 @@ notes:
     here always belongs to the container's current run.
 seealso:
   - module: ansible.builtin.wait_for
+    description: The plain wait for a file; this module also reads and checks the run the pointer names.
   - module: sglang.prep.sglang_stage
+    description: Runs a stage in the run it waited for.
 """
 
 EXAMPLES = r"""

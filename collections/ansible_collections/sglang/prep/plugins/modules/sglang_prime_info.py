@@ -52,8 +52,11 @@ options:
     type: str
 seealso:
   - module: sglang.prep.sglang_prime
+    description: Plans and primes the stages, and returns the priming state in this shape.
   - module: sglang.prep.sglang_cache_inspect
+    description: The snapshot of the caches alone (files, sizes, partial stages).
   - module: sglang.prep.sglang_pointer_wait
+    description: Waits for a run pointer that is not there yet.
 """
 
 EXAMPLES = r"""

@@ -80,8 +80,11 @@ options:
     type: str
 seealso:
   - module: sglang.prep.sglang_prime
+    description: Plans and primes all stages of a host as one job (what role sglang.prep.prime runs).
   - module: sglang.prep.sglang_prime_info
+    description: What the current run recorded, stage by stage.
   - module: sglang.prep.sglang_cache_inspect
+    description: The snapshot of the caches the stages fill.
 """
 
 EXAMPLES = r"""
@@ -118,6 +121,11 @@ EXAMPLES = r"""
     model: /models/Qwen3-30B-A3B
   check_mode: true
   diff: true
+  register: preview
+
+- name: Name the signature fields that differ from the recorded ones
+  ansible.builtin.debug:
+    msg: "{{ preview.reprime_reasons | map(attribute='field') | list }}"
 """
 
 RETURN = r"""
