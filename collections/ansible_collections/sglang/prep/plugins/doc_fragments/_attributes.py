@@ -35,6 +35,14 @@ attributes:
     platforms: posix
 """
 
+    # What a filter or lookup plugin of the collection shares with the modules: its maintainers (a plugin has no
+    # attributes). Every one extends sglang.prep._attributes.plugin.
+    PLUGIN = r"""
+options: {}
+author:
+  - Seed 0be3ddc0 maintainers (@maintainers)
+"""
+
     INFO = r"""
 options: {}
 attributes:
