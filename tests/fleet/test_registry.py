@@ -149,7 +149,7 @@ def test_a_host_primes_and_publishes_a_signed_bundle(fleet, oci, tmp_path):
     assert published["digest"].startswith("sha256:")
     tags = oci.tags()
     assert published["tag"] in tags and published["digest"].replace(":", "-") + ".sig" in tags, tags
-    assert published["tag"].startswith("tiny-moe-g"), published
+    assert published["tag"].startswith("tiny-moe-b3-g"), published
     assert_no_secret(run, fleet)
 
 
