@@ -3,25 +3,29 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Cache bundles: one model's primed caches, packed so that identical hosts install them instead of compiling.
 
-A bundle is a gzip'd tar named by the sha256 of its bytes (``<sha256>.tar.gz``). Its first member,
-``sglang-cache-bundle.json``, is the manifest: the group key, each bundled stage's signature as a digest
-plus its non-secret fields (a field that can carry a secret, such as ``extra_server_args`` or
-``server_env``, travels as ``sha256:<hex>`` only), every file's relative path (under the profiles root),
-size and sha256, the source host, the creation time and the collection version. Every other member is a
-file, directory or symlink under one of the cache directories of contract.CACHES.
+A bundle is a gzip'd tar named by the sha256 of its bytes (``<sha256>.tar.gz``), format 3. Its first member,
+``sglang-cache-bundle.json``, is the manifest, a header that lists no file: the group key, each bundled stage's
+signature as a digest plus its non-secret fields (a field that can carry a secret, such as ``extra_server_args`` or
+``server_env``, travels as ``sha256:<hex>`` only), the cache directories it holds, the number of entries and of files
+and their total bytes, the source host, the creation time and the collection version. Every other member is a file,
+directory or symlink under one of the cache directories of contract.CACHES, a directory before what it holds; a
+regular file carries its own sha256 in its PAX header (DIGEST_HEADER).
 
 What travels is the bundled model's: the entries of the caches that are not another model's subtree
 (``<cache>/<model_key>/``) and the bundled model's own subtrees. Signature files never travel (each host
 writes its own), nor a log a cache keeps beside its entries (``*.log`` outside a model subtree).
 
-The manifest is a checked schema (check_manifest): every field has a type and a bound, nesting is limited,
-``caches`` is derived from ``files`` (a manifest whose list differs is refused), ``total_bytes`` and
-``file_count`` must equal what ``files`` says, and the signatures must name the bundled model. Unpacking
-trusts nothing: an absolute path, a ``..`` component, a path outside the cache directories, a hard link, a
-symlink whose target has ``..``, is absolute or passes through another link, a device file or FIFO, a member
-the manifest does not list, a size or sha256 that differs, a file the manifest lists but the archive lacks
-each refuse the whole bundle before anything under the live caches is touched; after unpacking, every link
-is resolved by the file system and must stay in its cache (bundle_unsafe).
+Nothing grows with the bundle's size on either side. Packing walks the caches twice, streamed (the totals for the
+header, then the members), holding neither the tree nor tarfile's member list. Installing checks the header as a
+schema (check_manifest: every field has a type and a bound, nesting is limited, the signatures must name the
+bundled model, the format must be this one: a format-2 bundle is refused with a message to re-publish it), then
+each member as it is written (_Unpacker): an absolute path, a ``..`` component, a path outside the cache
+directories, a path seen before, a hard link, a symlink whose target has ``..`` or is absolute, a device file or
+FIFO, a member written through a link, a file whose bytes are not the sha256 of its header (or without one) each
+refuse the whole bundle before anything under the live caches is touched; then the totals against the header and
+every link (none through another, each resolved by the file system inside its cache). What the install remembers
+across members (every entry, and what the merge does with it) is an index on disk in the staging directory
+(_Index: sqlite3, of Python's standard library), which the journal's roll back reads too.
 
 Installing adds, it never removes another model's work (install): under one install lock (the staging
 area's, held for the whole install) and the stage locks of the bundled stages, the bundle is unpacked into
