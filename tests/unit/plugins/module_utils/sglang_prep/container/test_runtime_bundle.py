@@ -369,6 +369,8 @@ CORRUPT = {
     "a cache the header names but no member is in": ([(member("triton/k.cubin"), b"k")],
                                                      {"extra_manifest": {"caches": ["deep_gemm", "triton"]}}, "caches",
                                                      "deep_gemm"),
+    "a cache directory as a member": ([(member("triton", tarfile.DIRTYPE), None), (member("triton/k"), b"k")], {},
+                                      "member", "cache directory itself"),
     "a member before its directory": ([(member("triton/d/x"), b"x"), (member("triton/d", tarfile.DIRTYPE), None)], {},
                                       "member", "before its directory"),
 }

@@ -266,12 +266,13 @@ def _entries(profiles_root, model):
         per_model = cache_mode(name) == contract.BUNDLE_MODEL
         keyed = name in _model_caches()
         names = []
-        for entry in os.scandir(top):
-            if entry.is_dir():  # as os.walk: a link to a directory counts as one here
-                if entry.name == own_key if per_model or (keyed and MODEL_KEY.match(entry.name)) else True:
+        with os.scandir(top) as found:
+            for entry in found:
+                if entry.is_dir():  # as os.walk: a link to a directory counts as one here
+                    if entry.name == own_key if per_model or (keyed and MODEL_KEY.match(entry.name)) else True:
+                        names.append(entry.name)
+                elif not per_model:
                     names.append(entry.name)
-            elif not per_model:
-                names.append(entry.name)
         stack = [(name, iter(sorted(names)))]
         while stack:
             rel_dir, names = stack[-1]
@@ -1085,6 +1086,8 @@ class _Unpacker(object):
         """Check ``member`` against the manifest and what came before it, record it; (its path here, sha256 or None)."""
         rel = member.name
         top = rel.split("/", 1)[0]
+        if top == rel:
+            raise _corrupt("bundle member %s is a cache directory itself, not an entry in one" % rel, path=rel, field="member")
         if top not in self.manifest["caches"]:
             raise _corrupt("bundle member %s is in %s, which its manifest's caches (%s) do not name"
                            % (rel, top, ", ".join(self.manifest["caches"])), path=rel, field="caches")
@@ -1110,6 +1113,8 @@ class _Unpacker(object):
             _remember(self.dirs, parent)
         self.index.add(here, kind, member.size if kind == "file" else None, digest,
                        member.linkname if kind == "symlink" else None)
+        if kind == "dir":
+            _remember(self.dirs, here)  # what it holds comes next: no look-up for its parent
         return here, digest
 
     def _count(self, key, amount, rel):
