@@ -318,8 +318,8 @@ def push_fake(oci, tmp_path, group_key, created):
     data = os.urandom(64)
     path = tmp_path / (hashlib.sha256(data).hexdigest() + ".tar.gz")
     path.write_bytes(data)
-    manifest = {"model": "/models/tiny-moe", "model_slug": "tiny-moe", "group_key": group_key, "stages": {},
-                "collection_version": "0", "source_host": "gone", "created_at": created}
+    manifest = {"format": ob.BUNDLE_FORMAT, "model": "/models/tiny-moe", "model_slug": "tiny-moe", "group_key": group_key,
+                "stages": {}, "collection_version": "0", "source_host": "gone", "created_at": created}
     facts = oci.facts
     with ob.Engine("docker", facts["repository"], username=facts["username"], password=facts["password"]) as engine:
         return ob.publish(engine, str(path), manifest)["tag"]
