@@ -413,6 +413,13 @@ def test_a_bundle_of_an_older_format_is_refused_saying_to_republish_it(tmp_path,
     assert "format '%s'" % old in err.message and "re-publish" in err.message
 
 
+def test_an_older_bundle_whose_manifest_lists_many_files_is_refused_by_its_size_saying_to_republish_it(tmp_path):
+    """A format-2 manifest of many files is larger than any header: refused unread, with the same advice."""
+    files = [{"path": "triton/k%07d" % i, "type": "file", "size": 1, "sha256": "0" * 64} for i in range(12000)]
+    err = refused(tmp_path, [(member("triton/k"), b"k")], extra_manifest={"format": "2", "files": files})
+    assert err.error_type == "bundle_corrupt" and err.details["field"] == "manifest" and "re-publish" in err.message
+
+
 def test_a_member_written_through_a_symlinked_directory_is_refused(tmp_path):
     """triton/d -> sub (inside the cache) then triton/d/x: a file may not be written through a link."""
     members = [(member("triton/sub", tarfile.DIRTYPE), None), (member("triton/d", tarfile.SYMTYPE, "sub"), None),

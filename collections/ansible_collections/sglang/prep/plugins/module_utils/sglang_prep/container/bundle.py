@@ -888,14 +888,16 @@ def _manifest_member(tar, path, model=None, known=None):
     """(the checked manifest, the sha256 of its bytes): the first member of the open bundle ``tar`` (read from ``path``).
 
     ``known``: (manifest, sha256) checked earlier from the same file: the member's bytes must have that sha256, and the
-    manifest is not parsed again (a manifest of many files is held once).
+    manifest is not parsed again.
     """
     try:
         first = tar.next()
         if first is None or first.name != MANIFEST_NAME or not first.isreg():
             raise _corrupt("bundle %s does not start with %s" % (path, MANIFEST_NAME), path=path, field="manifest")
         if first.size > MAX_MANIFEST_BYTES:
-            raise _corrupt("the manifest of bundle %s has %d bytes (at most %d)" % (path, first.size, MAX_MANIFEST_BYTES),
+            raise _corrupt("the manifest of bundle %s has %d bytes (at most %d: since format %s it lists no file; a "
+                           "larger one is a format-2 bundle of an older collection, so re-publish it: pack it again on a "
+                           "builder that runs this collection)" % (path, first.size, MAX_MANIFEST_BYTES, FORMAT_VERSION),
                            path=path, field="manifest")
         source = tar.extractfile(first)
         if known is not None:  # hashed chunk by chunk: the text is not held again
