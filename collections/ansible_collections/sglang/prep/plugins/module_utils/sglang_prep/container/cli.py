@@ -119,14 +119,16 @@ Seed identical hosts from one builder instead of compiling on each (docs/fleet.m
 
 create: check every priming stage as ensure would; the model's caches of the primed ones (noop) are
 packed into /profiles/.bundles/<sha256>.tar.gz (never another model's subtree, never a signature file)
-with a manifest (group key, each stage's signature as a digest plus its non-secret fields, every file's
-path, size and sha256, source host, creation time, collection version) and a sidecar <sha256>.json.
+with a manifest (format 3: group key, each stage's signature as a digest plus its non-secret fields,
+caches, entry and file counts, total bytes, source host, creation time, collection version; each file's
+sha256 in its PAX header) and a sidecar <sha256>.json.
 Refused (bundle_unavailable) while a stage would still run.
 
 install: check the manifest as a schema (bundle_corrupt, bundle_unsafe, naming the field) and the same
 stages on this host; a signature that differs from the bundle's refuses it (bundle_mismatch, with each
 differing field). Otherwise, under one lock for the whole install: disk headroom check, unpack into
-/profiles/.bundle-staging/, verify every member and resolve every link (bundle_unsafe, bundle_corrupt),
+/profiles/.bundle-staging/ (an index of the entries on disk beside it), verify every member and its
+sha256, the totals, and resolve every link (bundle_unsafe, bundle_corrupt; a format-2 bundle: re-publish it),
 merge: add each entry this host lacks, keep an equal one, refuse one with other bytes (bundle_conflict),
 swap the model's own subtrees in whole; nothing of another model is removed. Each stage's signature is
 written as if primed here and its stage JSON recorded with status installed (source host, bundle digest).
