@@ -226,7 +226,8 @@ def stage_outcome(module, result):
 
 
 def plan_outcome(module, plan, order):
-    """Ansible result keys from a runtime plan."""
+    """Ansible result keys from a runtime plan; with ``state_only``, without the keys that repeat parts of the state
+    (plan, run, prep_result, caches): half the result to register."""
     stages = plan.get("stages") or {}
     missing = [stage for stage in order if stage not in stages]
     if missing:
@@ -244,6 +245,9 @@ def plan_outcome(module, plan, order):
         "changed": bool(module.check_mode and would_run),
         "msg": "; ".join(stages[stage].get("reason") or stage for stage in order),
     }
+    if module.params.get("state_only"):
+        for repeated in ("plan", "run", "prep_result", "caches"):
+            del out[repeated]
     if module._diff and module.check_mode:
         out["diff"] = [signature_diff(stage, stages[stage]) for stage in would_run]
     for warning in plan.get("warnings") or []:
@@ -260,10 +264,10 @@ def plan(module, call, order, seen):
                          log_tail=dx.tail(err), **seen)
     answer = plan_outcome(module, result, order)
     answer.update(seen, cmd=call.cmd)
-    failed = [stage for stage in order if answer["plan"][stage].get("status") == "error"]
+    failed = [stage for stage in order if answer["state"]["stages"][stage].get("status") == "error"]
     if module.check_mode and failed:
         # in check mode the plan is the answer, so a stage that cannot even be checked fails the task
-        first = answer["plan"][failed[0]]
+        first = answer["state"]["stages"][failed[0]]
         answer.update(error_type=first.get("error_type") or "internal_error", log_tail=first.get("log_tail") or [])
         module.fail_json(**answer)
     module.exit_json(**answer)
