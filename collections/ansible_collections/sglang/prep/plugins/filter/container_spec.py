@@ -12,7 +12,7 @@ description:
   - Builds every setting of the prime container that the prime role passes to M(community.docker.docker_container)
     (image, entrypoint, user, environment, mounts, network, IPC, shared memory, capabilities, GPUs, ports, stop
     timeout, labels), and their digest, which the container carries as a label
-    (C(sglang.prep.spec)): one look at a running container then tells whether it is the one these settings make.
+    (C(sglang.prep.spec)), so that one look at a running container tells whether it is the one these settings make.
   - The mount targets, the entrypoint and the environment's variable names come from the runtime's contract. A
     setting not in here is not compared on a re-prime's fast path, so every new one belongs here.
 positional: _input

@@ -225,6 +225,12 @@ def stage_outcome(module, result):
     return out
 
 
+def repeated_keys(plan):
+    """The result keys of a plan that repeat parts of its state (left out with ``state_only``)."""
+    return {"plan": plan.get("stages") or {}, "run": plan.get("run") or {}, "prep_result": plan.get("prep_result") or {},
+            "caches": plan.get("caches") or {}}
+
+
 def plan_outcome(module, plan, order):
     """Ansible result keys from a runtime plan; with ``state_only``, without the keys that repeat parts of the state
     (plan, run, prep_result, caches): half the result to register."""
@@ -236,18 +242,13 @@ def plan_outcome(module, plan, order):
     would_run = [stage for stage in order if stages[stage].get("status") == "would_run"]
     out = {
         "state": plan,
-        "plan": stages,
         "to_run": list(plan.get("to_run") or []),
-        "run": plan.get("run") or {},
-        "prep_result": plan.get("prep_result") or {},
-        "caches": plan.get("caches") or {},
         # a plan changes nothing; in check mode it is the answer, and a stage that would run is the change
         "changed": bool(module.check_mode and would_run),
         "msg": "; ".join(stages[stage].get("reason") or stage for stage in order),
     }
-    if module.params.get("state_only"):
-        for repeated in ("plan", "run", "prep_result", "caches"):
-            del out[repeated]
+    if not module.params.get("state_only"):
+        out.update(repeated_keys(plan))
     if module._diff and module.check_mode:
         out["diff"] = [signature_diff(stage, stages[stage]) for stage in would_run]
     for warning in plan.get("warnings") or []:

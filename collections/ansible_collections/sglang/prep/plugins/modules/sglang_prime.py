@@ -72,7 +72,7 @@ options:
     description:
       - With a plan, return it as RV(state) and RV(to_run) only, without RV(plan), RV(run), RV(prep_result) and
         RV(caches), which repeat parts of RV(state) (C(state.stages), C(state.run), C(state.prep_result),
-        C(state.caches)): about half the result to register. The prime role's first look asks so.
+        C(state.caches)), which is about half the result to register. The prime role's first look asks so.
     type: bool
     default: false
   serving:
