@@ -164,7 +164,7 @@ def measure_round_trip(gib=1.0):
                 left -= len(chunk)
         path = os.path.join(work, digest.hexdigest() + ".tar.gz")
         os.rename(tmp, path)
-        manifest = {"model": MODEL, "model_slug": "bench-model", "group_key": os.urandom(8).hex(), "stages": {},
+        manifest = {"format": ob.BUNDLE_FORMAT, "model": MODEL, "model_slug": "bench-model", "group_key": os.urandom(8).hex(), "stages": {},
                     "collection_version": "bench", "source_host": "bench", "created_at": "2026-12-07T00:00:00Z"}
         with ob.Engine("docker", facts["repository"], username=facts["username"], password=facts["password"]) as engine:
             started = time.monotonic()

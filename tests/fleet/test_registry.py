@@ -149,7 +149,7 @@ def test_a_host_primes_and_publishes_a_signed_bundle(fleet, oci, tmp_path):
     assert published["digest"].startswith("sha256:")
     tags = oci.tags()
     assert published["tag"] in tags and published["digest"].replace(":", "-") + ".sig" in tags, tags
-    assert published["tag"].startswith("tiny-moe-g"), published
+    assert published["tag"].startswith("tiny-moe-b3-g"), published
     assert_no_secret(run, fleet)
 
 
@@ -318,8 +318,8 @@ def push_fake(oci, tmp_path, group_key, created):
     data = os.urandom(64)
     path = tmp_path / (hashlib.sha256(data).hexdigest() + ".tar.gz")
     path.write_bytes(data)
-    manifest = {"model": "/models/tiny-moe", "model_slug": "tiny-moe", "group_key": group_key, "stages": {},
-                "collection_version": "0", "source_host": "gone", "created_at": created}
+    manifest = {"format": ob.BUNDLE_FORMAT, "model": "/models/tiny-moe", "model_slug": "tiny-moe", "group_key": group_key,
+                "stages": {}, "collection_version": "0", "source_host": "gone", "created_at": created}
     facts = oci.facts
     with ob.Engine("docker", facts["repository"], username=facts["username"], password=facts["password"]) as engine:
         return ob.publish(engine, str(path), manifest)["tag"]

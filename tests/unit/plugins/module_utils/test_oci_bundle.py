@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.sglang.prep.plugins.module_utils import _oci_bundle as ob
 
 DIGEST = "sha256:" + "2d" * 32
-MANIFEST = {"model": "/models/Qwen3-30B-A3B", "model_slug": "Qwen3-30B-A3B", "group_key": "4b1f0c2d3e4f5a6b",
+MANIFEST = {"format": "3", "model": "/models/Qwen3-30B-A3B", "model_slug": "Qwen3-30B-A3B", "group_key": "4b1f0c2d3e4f5a6b",
             "stages": {"deep_gemm": {"signature_sha256": "a" * 64, "duration_s": 600.5},
                        "moe_tune": {"signature_sha256": "b" * 64, "duration_s": 3000}},
             "collection_version": "1.2.0", "source_host": "gpu-01", "created_at": "2026-12-07T00:00:00Z"}
@@ -37,9 +37,9 @@ def keys(tmp_path_factory):
 
 
 def test_tag_is_derived_from_the_group_and_valid_for_any_model_name():
-    assert ob.tag_for("Qwen3-30B-A3B", "4b1f0c2d3e4f5a6b") == "Qwen3-30B-A3B-g4b1f0c2d3e4f5a6b"
+    assert ob.tag_for("Qwen3-30B-A3B", "4b1f0c2d3e4f5a6b") == "Qwen3-30B-A3B-b3-g4b1f0c2d3e4f5a6b"
     tag = ob.tag_for(".odd name+x" * 20, "ab" * 8)
-    assert len(tag) <= 128 and tag.endswith("-g" + "ab" * 8) and not tag.startswith(".")
+    assert len(tag) <= 128 and tag.endswith("-b3-g" + "ab" * 8) and not tag.startswith(".")
     assert all(c.isalnum() or c in "_.-" for c in tag)
     with pytest.raises(ob.OciError) as info:
         ob.tag_for("m", "not-hex")
@@ -226,11 +226,32 @@ def test_publish_pushes_the_bundle_and_signs_the_pushed_digest(keys, tmp_path):
     path.write_bytes(data)
     engine = FakeEngine()
     out = ob.publish(engine, str(path), MANIFEST, signing_key=keys["builder"][0])
-    assert out["digest"] == DIGEST and out["signed"] and out["tag"] == "Qwen3-30B-A3B-g4b1f0c2d3e4f5a6b"
+    assert out["digest"] == DIGEST and out["signed"] and out["tag"] == "Qwen3-30B-A3B-b3-g4b1f0c2d3e4f5a6b"
     members, values = engine.imported["r.example/caches:" + out["tag"]]
     assert members[ob.BUNDLE_MEMBER] == data and values[ob.LABEL + "sha256"] == hashlib.sha256(data).hexdigest()
     sig_members, _values = engine.imported["r.example/caches:" + ob.signature_tag(DIGEST)]
     assert ob.verify(DIGEST, sig_members[ob.SIGNATURE_MEMBER].decode(), keys["builder"][1]) == "builder"
+
+
+@pytest.mark.parametrize("old", ["2", None])
+def test_publish_refuses_a_bundle_of_another_format_before_pushing(tmp_path, old):
+    """A bundle packed by an older collection (format 2) would reach receivers that cannot read it: refused, nothing pushed."""
+    data = b"old bundle bytes"
+    path = tmp_path / (hashlib.sha256(data).hexdigest() + ".tar.gz")
+    path.write_bytes(data)
+    engine = FakeEngine()
+    with pytest.raises(ob.OciError) as info:
+        ob.publish(engine, str(path), dict(MANIFEST, format=old))
+    assert info.value.error_type == "bad_input" and "pack it again" in info.value.message
+    assert engine.imported == {}
+
+
+def test_the_tag_names_the_bundle_format_the_runtime_packs_and_reads():
+    """A receiver of one format never finds a bundle of another: the format is part of the tag, and it is the runtime's."""
+    from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep.container import bundle
+    assert ob.BUNDLE_FORMAT == bundle.FORMAT_VERSION
+    assert "-b%s-" % bundle.FORMAT_VERSION in ob.tag_for("m", "ab")
+    assert ob.labels(MANIFEST, "f" * 64)[ob.LABEL + "bundle_format"] == bundle.FORMAT_VERSION
 
 
 def test_every_error_type_of_the_registry_code_has_its_home_in_errors():

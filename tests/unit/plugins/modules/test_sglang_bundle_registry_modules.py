@@ -71,7 +71,7 @@ def test_pull_absent_is_not_a_failure(docker, capsys):
     cli, calls, mp = docker
     mp.setenv("FAKE_DOCKER_MODE", "absent")
     rc, out = run(sglang_bundle_pull, pull_args(cli), capsys)
-    assert rc == 0 and out["status"] == "absent" and out["tag"] == "tiny-moe-g" + "ab" * 8 and not out["changed"]
+    assert rc == 0 and out["status"] == "absent" and out["tag"] == "tiny-moe-b3-g" + "ab" * 8 and not out["changed"]
 
 
 def test_pull_unreachable_registry_is_classified(docker, capsys):

@@ -22,6 +22,17 @@ requirements:
   - The docker CLI on the managed host, usable by the connecting user (member of the C(docker) group, or root).
 """
 
+    # The run pointer on the host, which sglang_cache_inspect and sglang_prime_info read (sglang_pointer_wait waits for
+    # it, as its option path).
+    POINTER = r"""
+options:
+  pointer:
+    description:
+      - Host path of the run pointer, C(<host root>/telemetry/container_run_meta.env).
+      - A missing or malformed pointer fails with C(error_type=bad_pointer).
+    type: path
+"""
+
     # The options of the container look (sglang_prime, sglang_prime_info): whether the container runs with exactly the
     # settings the role wants, on the image it names now. Each module documents the look's result (container_look)
     # itself: ansible-test's validate-modules checks an RV() reference against the module's own RETURN only.

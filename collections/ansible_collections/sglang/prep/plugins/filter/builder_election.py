@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: builder_election
 short_description: Elect one builder per signature group of a fan-out play
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - Groups the hosts of a play by their signature group (the plan's C(bundle_group), a hash of every priming stage's
@@ -34,8 +36,6 @@ options:
     type: list
     elements: raw
     default: []
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: container_env
 short_description: The environment of the prime container, named as the container's init reads it
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - Names each setting of the prime container with the environment variable its init reads (the host user's UID and GID,
@@ -22,8 +24,6 @@ options:
         C(ports) (by port key), C(git_revision) (left out when empty) and C(extra_env).
     type: dict
     required: true
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

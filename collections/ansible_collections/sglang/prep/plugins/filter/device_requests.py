@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: device_requests
 short_description: The Docker device requests for a GPU setting
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - Spells out a GPU setting (C(prime_gpus)) as the C(device_requests) of M(community.docker.docker_container).
@@ -18,8 +20,6 @@ options:
     description: The GPU setting.
     type: raw
     required: true
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

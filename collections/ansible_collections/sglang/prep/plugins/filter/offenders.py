@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: offenders
 short_description: The host paths the host user does not own or cannot write, each with its fix
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - One line per path of O(_input) that the host user (whose UID the container user gets) does not own, or owns but
@@ -37,8 +39,6 @@ options:
     type: list
     elements: str
     default: []
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

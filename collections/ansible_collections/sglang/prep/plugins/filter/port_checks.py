@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: port_checks
 short_description: The ports of the chosen telemetry services, each with its service and the variable that sets it
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - For each telemetry service of O(_input) its ports (a service such as C(jaeger) has several), each with the service,
@@ -24,8 +26,6 @@ options:
     description: The port of every port key (C(prometheus), C(jaeger_ui), ...), as the role variables set them.
     type: dict
     required: true
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

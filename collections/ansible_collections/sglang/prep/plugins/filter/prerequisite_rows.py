@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: prerequisite_rows
 short_description: One row per host prerequisite of a prime, each with what was found and the fix for a miss
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - Turns what the prerequisites check of role C(sglang.prep.prime) (playbook C(sglang.prep.preflight)) looked at into
@@ -24,8 +26,6 @@ options:
         C(min_free_gb), C(model), C(models_root) and C(image).
     type: dict
     required: true
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -9,6 +9,8 @@ import json
 DOCUMENTATION = r"""
 name: prime_report
 short_description: A host's prime_report, the runtime's priming state with what the role did on top
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - Returns the runtime's priming state O(_input) unchanged (C(run), C(order), C(stages), C(caches), C(aggregate),
@@ -41,8 +43,6 @@ options:
         C(container_mode_switch) (the result of the role's C(container-mode) exec, when it switched the container mode).
     type: dict
     required: true
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

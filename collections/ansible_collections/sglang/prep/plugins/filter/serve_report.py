@@ -6,7 +6,9 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: serve_report
-short_description: The serve_report fact of a host from its sglang_serve result
+short_description: The serve_report fact of a host (whether it serves, the live zero-JIT verdict) from its sglang_serve result
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.1.0
 description:
   - Turns the result of M(sglang.prep.sglang_serve) (and the failure the serve entry point recorded, if any) into
@@ -23,14 +25,16 @@ options:
   container:
     description: The container name, for the lines.
     type: str
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
-- name: Set serve_report
+- name: Set serve_report from the serve result (and the failure, if any)
   ansible.builtin.set_fact:
     serve_report: "{{ served | sglang.prep.serve_report(failure, 'sglang-prime') }}"
+
+- name: Say what serves where, with the live zero-JIT verdict
+  ansible.builtin.debug:
+    msg: "{{ serve_report.lines }}"
 """
 
 RETURN = r"""

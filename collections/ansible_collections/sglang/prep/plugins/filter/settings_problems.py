@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: settings_problems
 short_description: The settings of role sglang.prep.prime whose values cannot work
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - One line per role variable whose value cannot work, naming the variable, the value and what is accepted.
@@ -22,15 +24,16 @@ options:
         is taken at its default of C(roles/prime/defaults/main.yml) only where that default cannot be wrong, else it is not checked.
     type: dict
     required: true
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
-- name: Check the settings
-  ansible.builtin.debug:
-    msg: "{{ {'prime_tp': 0, 'prime_server_port': 30000} | sglang.prep.settings_problems }}"
-  # ["prime_tp=0: a tensor-parallel size of 1 or more"]
+- name: Refuse settings that cannot work, naming every one, before anything changes
+  vars:
+    problems: "{{ {'prime_tp': 0, 'prime_server_port': 30000} | sglang.prep.settings_problems }}"
+  ansible.builtin.fail:
+    msg: "{{ problems | join('; ') }}"
+  when: problems | length > 0
+  # fails with: prime_tp=0: a tensor-parallel size of 1 or more
 """
 
 RETURN = r"""

@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: validate_problems
 short_description: Every problem the validate entry point of role sglang.prep.prime found on a host
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - One line per problem, each starting with its error type, from what the validate entry point looked at - the run
@@ -27,8 +29,6 @@ options:
         C(proof) (the serve check run again; C(skipped) when it was not) and C(stages) (the stages to check, in order).
     type: dict
     required: true
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

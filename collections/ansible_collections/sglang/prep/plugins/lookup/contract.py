@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: contract
 short_description: Read a constant of the sglang.prep container contract
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.0.0
 description:
   - Returns constants of the contract between the role, the host modules and the container runtime
@@ -18,8 +20,6 @@ options:
     required: true
     type: list
     elements: str
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

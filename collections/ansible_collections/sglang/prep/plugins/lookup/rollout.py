@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: rollout
 short_description: Name the rollout settings (serial, max_fail_percentage) that ansible-core cannot use
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.2.0
 description:
   - Checks the values the prime playbook passes to the play keywords C(serial) and C(max_fail_percentage)
@@ -21,8 +23,6 @@ options:
   max_fail_percentage:
     description: The value of C(sglang_prep_max_fail_percentage) (null when unset).
     type: raw
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

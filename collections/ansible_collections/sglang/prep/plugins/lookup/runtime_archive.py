@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: runtime_archive
 short_description: Pack the sglang_prep runtime into one checksummed archive on the controller
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.1.0
 description:
   - Packs the collection's runtime package (C(plugins/module_utils/sglang_prep), the shared contract and
@@ -29,8 +31,6 @@ options:
         temporary directory, created with mode 0700.
     type: str
     default: ""
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: server_args
 short_description: Name the extra SGLang server arguments the priming policy refuses
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
 version_added: 1.0.0
 description:
   - Checks extra SGLang server arguments the way the container runtime does before any stage runs, and returns
@@ -22,8 +24,6 @@ options:
     required: true
     type: list
     elements: str
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""

@@ -14,7 +14,9 @@ bundle's sha256 and the seconds the builder spent priming. ``docker push`` and `
 host's own registry login, mirrors and TLS trust (``/etc/docker/certs.d``) apply, and nothing is installed on a
 GPU host for it.
 
-The tag is derived from the signature group: ``<model slug>-g<group key>``. A receiver resolves the tag once,
+The tag is derived from the bundle format and the signature group: ``<model slug>-b<format>-g<group key>``, so a
+receiver only ever finds bundles of the format it reads (a host that runs an older collection looks up its own
+format's tag, finds none and primes itself; this collection never sees an older one's bundles). A receiver resolves the tag once,
 then works only with the digest it got (``<repository>@sha256:...``): the signature it checks, the labels it
 reads and the bundle it unpacks all belong to that one manifest.
 
@@ -56,6 +58,9 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # host[:port]/path, as Docker names a repository (lower case path components)
 REPOSITORY = re.compile(r"^(?P<host>[A-Za-z0-9.-]+(?::[0-9]{1,5})?)/(?P<path>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)$")
 TAG_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+# The bundle format this collection packs and reads (container/bundle.py FORMAT_VERSION, kept equal by a unit test;
+# this module runs where the container runtime is not imported)
+BUNDLE_FORMAT = "3"
 # what a registry or the engine says, mapped to error types (first match wins)
 CLASSES = (
     ("absent", ("manifest unknown", "not found", "does not exist", "no such manifest", "name unknown")),
@@ -88,11 +93,12 @@ def check_repository(value):
 
 
 def tag_for(model_slug, group_key):
-    """The tag of a signature group's artifact: ``<model slug>-g<group key>`` (at most 128 characters)."""
+    """The tag of a signature group's artifact: ``<model slug>-b<bundle format>-g<group key>`` (at most 128 characters)."""
     if not group_key or not re.match(r"^[0-9a-f]{1,64}$", group_key):
         raise OciError("bad_input", "group key %r is not hex digits" % (group_key,))
     slug = TAG_CHARS.sub("_", model_slug or "model").lstrip(".-") or "model"
-    return "%s-g%s" % (slug[:127 - 2 - len(group_key)], group_key)
+    suffix = "-b%s-g%s" % (BUNDLE_FORMAT, group_key)
+    return slug[:127 - len(suffix)] + suffix
 
 
 def signature_tag(digest):
@@ -106,6 +112,7 @@ def labels(manifest, bundle_sha256):
     compile_s = sum(float(s.get("duration_s") or 0) for s in stages.values())
     out = {
         LABEL + "format": "1",
+        LABEL + "bundle_format": str(manifest.get("format") or ""),
         LABEL + "model": manifest["model"],
         LABEL + "model_slug": manifest["model_slug"],
         LABEL + "group_key": manifest["group_key"],
@@ -419,6 +426,10 @@ def publish(engine, bundle_path, manifest, signing_key=None):
     sha = os.path.basename(bundle_path)[:-len(".tar.gz")]
     if not HEX64.match(sha):
         raise OciError("bad_input", "%s is not a bundle named by its sha256" % bundle_path)
+    if str(manifest.get("format")) != BUNDLE_FORMAT:
+        raise OciError("bad_input", "%s is a bundle of format %s; this collection publishes format %s, which its "
+                       "receivers read: pack it again with sglang.prep.sglang_cache_bundle state=packed"
+                       % (bundle_path, manifest.get("format"), BUNDLE_FORMAT))
     tag = tag_for(manifest["model_slug"], manifest["group_key"])
     ref = "%s:%s" % (engine.repository, tag)
     with tempfile.TemporaryDirectory(prefix="sglang-prep-publish-") as tmp:

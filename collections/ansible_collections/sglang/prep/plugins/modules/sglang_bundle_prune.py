@@ -17,16 +17,10 @@ description:
   - Uses C(skopeo) (C(list-tags), C(inspect), C(delete)) where it runs, normally the controller; the Docker CLI cannot
     list or delete in a registry. The registry must allow deletes (Distribution C(storage.delete.enabled)); its garbage
     collection frees the space.
-  - In check mode, lists what it would delete and deletes nothing.
+  - In check mode, lists what it would delete (RV(would_delete)) and deletes nothing.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
-attributes:
-  check_mode:
-    support: full
-    details: Lists the artifacts it would delete (RV(would_delete)).
-  diff_mode:
-    support: none
+  - sglang.prep._attributes.check_full
 options:
   registry:
     description: The repository, C(host[:port]/path).

@@ -20,16 +20,11 @@ description:
   - With O(signing_key), the manifest digest is signed with C(ssh-keygen -Y sign) in the namespace C(sglang-prep-bundle) and
     the signature is pushed as C(sha256-<hex>.sig) beside it.
   - The local images are removed afterwards; the bundle file stays.
+  - In check mode, pushes nothing and reports the tag it would push.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
+  - sglang.prep._attributes.check_full
   - sglang.prep._oci_registry
-attributes:
-  check_mode:
-    support: full
-    details: Pushes nothing; reports the tag it would push.
-  diff_mode:
-    support: none
 options:
   bundle:
     description:
@@ -42,7 +37,9 @@ options:
     type: path
 seealso:
   - module: sglang.prep.sglang_cache_bundle
+    description: Packs the bundle this module pushes (state=packed), and installs it on a receiver (state=installed).
   - module: sglang.prep.sglang_bundle_pull
+    description: Fetches the bundle on a receiver, pinned by digest and verified.
 """
 
 EXAMPLES = r"""

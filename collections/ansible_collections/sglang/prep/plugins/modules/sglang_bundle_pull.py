@@ -21,16 +21,11 @@ description:
     checked against the image's label. Installing it is M(sglang.prep.sglang_cache_bundle)'s job, which checks it again.
   - The local images are removed afterwards. The group this host has is recorded in
     O(dest)C(/registry-group.<model key>.json), which the playbook C(sglang.prep.bundle_prune) reads.
+  - In check mode, fetches nothing.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
+  - sglang.prep._attributes.check_full
   - sglang.prep._oci_registry
-attributes:
-  check_mode:
-    support: full
-    details: Fetches nothing.
-  diff_mode:
-    support: none
 options:
   model:
     description: The model path inside the container (under C(/models)); its last component names the tag.

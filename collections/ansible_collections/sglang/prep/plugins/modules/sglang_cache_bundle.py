@@ -14,17 +14,19 @@ description:
     priming settings) produce interchangeable caches. One host (the builder) primes and packs its caches
     into a bundle; the others (receivers) install the bundle instead of compiling and tuning for themselves.
   - With O(state=packed), every priming stage is checked as ensure would check it; the primed ones are packed
-    into C(<host root>/profiles/.bundles/<sha256>.tar.gz), named by the sha256 of its bytes, with a manifest
-    (the group key, each stage's signature, every file's relative path, size and sha256, the source host, the
-    creation time and the collection version) and a sidecar C(<sha256>.json). A stage that would still run
+    into C(<host root>/profiles/.bundles/<sha256>.tar.gz), named by the sha256 of its bytes (bundle format 3), with a
+    manifest (the group key, each stage's signature, the caches, the number of entries and files and their bytes, the
+    source host, the creation time and the collection version; each file carries its own sha256 in its PAX header, so
+    memory does not grow with the files) and a sidecar C(<sha256>.json). A stage that would still run
     refuses the bundle (V(bundle_unavailable)).
   - With O(state=installed), the same stages are checked on this host. A signature that differs from the
     bundle's refuses it with V(bundle_mismatch) and each differing field (the host then primes itself). Otherwise
     the manifest is checked as a schema (V(bundle_corrupt) or V(bundle_unsafe) naming the field), and, under one lock
     for the whole install, the disk headroom is checked, the bundle is unpacked into C(profiles/.bundle-staging/), every
     member is verified (an absolute path, C(..), a link whose target has C(..) or passes through another link or that
-    the file system resolves out of its cache, a device file, a size or sha256 that differs, a truncated archive each
-    refuse it with V(bundle_unsafe) or V(bundle_corrupt)), and the bundle is merged into this host's caches. An entry
+    the file system resolves out of its cache, a device file, a path twice, a file whose bytes differ from its sha256 or
+    that has none, totals that differ from the manifest, a truncated archive, a bundle of an older format each refuse
+    it with V(bundle_unsafe) or V(bundle_corrupt)), and the bundle is merged into this host's caches. An entry
     this host lacks is added, an equal one kept, one with other bytes refuses the bundle (V(bundle_conflict)), the
     model's own subtrees are swapped in whole, and nothing of another model is removed. Each stage is recorded in the
     current run with status C(installed) (source host, bundle digest) and its signature as if primed here, so the next
@@ -40,7 +42,6 @@ description:
   - Give it the same stage settings as M(sglang.prep.sglang_prime) (the role's module_defaults do), since the signatures
     compared depend on them.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
   - sglang.prep._container
   - sglang.prep._stage_options
@@ -94,7 +95,9 @@ options:
     type: int
 seealso:
   - module: sglang.prep.sglang_prime
+    description: Primes the builder, with the stage settings this module must be given too.
   - module: sglang.prep.sglang_cache_inspect
+    description: The snapshot of the caches a bundle carries.
 """
 
 EXAMPLES = r"""

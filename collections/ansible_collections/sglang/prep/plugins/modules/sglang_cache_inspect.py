@@ -16,20 +16,16 @@ description:
   - Cache locations come only from the manifest's canonical paths; there is no fallback to
     C(~/.cache) or any other default location. A missing pointer or manifest is an error.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
   - sglang.prep._attributes.info
   - sglang.prep._container
+  - sglang.prep._container.pointer
 options:
-  pointer:
-    description:
-      - Host path of the run pointer, C(<host root>/telemetry/container_run_meta.env).
-      - Exactly one of O(pointer) and O(manifest) is required.
-    type: path
   manifest:
     description:
       - Host path of a run manifest, C(<host root>/telemetry/container_runs/<run_id>.json), to inspect
         the caches as seen from that run.
+      - Exactly one of O(pointer) and O(manifest) is required.
     type: path
   model:
     description:

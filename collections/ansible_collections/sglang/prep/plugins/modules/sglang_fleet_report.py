@@ -79,17 +79,12 @@ options:
     type: int
     default: 0
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
-attributes:
-  check_mode:
-    support: full
-    details: In check mode the report is built and returned; no file is written and none is deleted (RV(written) is false).
-  diff_mode:
-    support: none
+  - sglang.prep._attributes.check_full
 notes:
   - Run it on the controller (a play on C(localhost), or C(delegate_to=localhost)). Role C(sglang.prep.fleet_report) does;
     role C(sglang.prep.prime) includes it once per batch, before it fails a host.
+  - In check mode the report is built and returned; no file is written and none is deleted (RV(written) is false).
   - An unwritable O(report_dir) fails with the path, the owner seen and the user the module runs as. Nothing is chown-ed or chmod-ed.
 seealso:
   - module: sglang.prep.sglang_stage

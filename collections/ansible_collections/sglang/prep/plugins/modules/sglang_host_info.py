@@ -29,7 +29,6 @@ description:
   - Until 1.2.0 this module was called C(sglang.prep.sglang_host_facts); that name still works, with a deprecation
     warning, until 2.0.0.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
   - sglang.prep._attributes.info
 options:

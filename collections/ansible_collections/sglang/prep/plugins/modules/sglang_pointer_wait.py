@@ -22,15 +22,9 @@ description:
   - In check mode it does not wait; if the pointer exists it is read as usual, otherwise the module
     returns at once with a note.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
+  - sglang.prep._attributes.check_full
   - sglang.prep._container
-attributes:
-  check_mode:
-    support: full
-    details: Reads an existing pointer; returns at once (without waiting) when there is none.
-  diff_mode:
-    support: none
 options:
   path:
     description:
@@ -61,7 +55,9 @@ notes:
     here always belongs to the container's current run.
 seealso:
   - module: ansible.builtin.wait_for
+    description: The plain wait for a file; this module also reads and checks the run the pointer names.
   - module: sglang.prep.sglang_stage
+    description: Runs a stage in the run it waited for.
 """
 
 EXAMPLES = r"""

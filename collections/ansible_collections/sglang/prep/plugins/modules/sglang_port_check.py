@@ -15,16 +15,10 @@ description:
   - The prime role runs it before it starts a container with host networking, and fails with the service and
     the variable to change, instead of starting a copy of a service that cannot listen (a host's own
     node_exporter on 9100, dcgm-exporter on 9400).
-  - Never changes anything, so it always returns C(changed=false).
+  - Never changes anything, so it always returns C(changed=false); in check mode too it binds each port and closes it at once.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
-attributes:
-  check_mode:
-    support: full
-    details: Binds and closes at once, as outside check mode.
-  diff_mode:
-    support: none
+  - sglang.prep._attributes.info
 options:
   ports:
     description:

@@ -32,7 +32,6 @@ description:
     finds in the same call).
   - To run a single stage use M(sglang.prep.sglang_stage); to read the recorded state, M(sglang.prep.sglang_prime_info).
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - sglang.prep._attributes
   - sglang.prep._attributes.runtime
@@ -93,23 +92,26 @@ options:
     type: dict
     suboptions:
       host_user:
-        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:host_user).
+        description: The account that owns the host directories; empty means the connecting user, or E(SUDO_USER) when
+          that is root (O(sglang.prep.sglang_host_info#module:host_user)).
         type: str
         default: ""
       host_root:
-        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:host_root).
+        description: The host root, by default under the host user's home (O(sglang.prep.sglang_host_info#module:host_root)).
         type: str
         default: ""
       model:
-        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:model).
+        description: The model directory, relative to C(<host root>/models) (O(sglang.prep.sglang_host_info#module:model)).
         type: str
         default: ""
       env_file:
-        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:env_file).
+        description: The container's env file, looked at but never read into the result
+          (O(sglang.prep.sglang_host_info#module:env_file)).
         type: str
         default: ""
       runtime_package:
-        description: As M(sglang.prep.sglang_host_info)'s O(sglang.prep.sglang_host_info#module:runtime_package).
+        description: The runtime package to check against its manifest; empty means no check
+          (O(sglang.prep.sglang_host_info#module:runtime_package)).
         type: str
         default: ""
 seealso:

@@ -21,17 +21,13 @@ description:
   - With O(container), RV(container_state) says whether it runs (a warning when not); with O(container_spec) and
     O(image) too, RV(container_look) says whether it runs with exactly those settings on the image O(image) names now.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
   - sglang.prep._attributes.info
   - sglang.prep._container
   - sglang.prep._container.look
+  - sglang.prep._container.pointer
 options:
   pointer:
-    description:
-      - Host path of the run pointer, C(<host root>/telemetry/container_run_meta.env).
-      - A missing or malformed pointer fails with C(error_type=bad_pointer).
-    type: path
     required: true
   expected_uid:
     description:
@@ -56,8 +52,11 @@ options:
     type: str
 seealso:
   - module: sglang.prep.sglang_prime
+    description: Plans and primes the stages, and returns the priming state in this shape.
   - module: sglang.prep.sglang_cache_inspect
+    description: The snapshot of the caches alone (files, sizes, partial stages).
   - module: sglang.prep.sglang_pointer_wait
+    description: Waits for a run pointer that is not there yet.
 """
 
 EXAMPLES = r"""

@@ -20,7 +20,6 @@ description:
   - This is an action plugin. It runs on the controller and asks the host for the job's status and the
     progress file, first every O(quick_poll) seconds, then every O(poll) seconds.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - sglang.prep._attributes
 attributes:

@@ -18,13 +18,11 @@ description:
     C(bad_input) before anything is written; the text is never shown in a message.
   - Writing under C(/etc/docker) needs root on the host; run this task with C(become) (the role
     C(sglang.prep.prime) does, for this task only).
+  - In check mode, writes nothing and says whether the file would change.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
+  - sglang.prep._attributes.check_full
 attributes:
-  check_mode:
-    support: full
-    details: Writes nothing; says whether the file would change.
   diff_mode:
     support: full
     details: The path and the sha256 of the certificates before and after (not the certificates themselves).

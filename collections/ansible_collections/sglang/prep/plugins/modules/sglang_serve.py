@@ -31,20 +31,18 @@ description:
     Prometheus configuration and reloads it with SIGHUP, Prometheus' own reload; the container is not restarted and
     no sample is lost. See RV(container_mode).
   - A server already running with the same settings digest is left alone (C(changed=false) when the container was
-    already in serving mode). Other settings restart it. In check mode nothing starts, and C(--diff) shows which
-    settings changed.
+    already in serving mode). Other settings restart it. In check mode it plans and compares the settings digest, and
+    starts, stops and writes nothing; C(--diff) shows which settings changed.
   - O(state=stopped) stops the serving server and proves its port free.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - sglang.prep._attributes
+  - sglang.prep._attributes.check_full
   - sglang.prep._container
   - sglang.prep._stage_options
 attributes:
-  check_mode:
-    support: full
-    details: Plans and compares the settings digest; starts, stops and writes nothing.
   diff_mode:
     support: full
+    details: The serving settings that changed.
 options:
   state:
     description:

@@ -30,7 +30,6 @@ description:
   - With C(--diff) the diff shows the recorded signature (before) against the current one (after).
   - Stages can take a long time on a GPU; run them with C(async) and C(poll).
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - sglang.prep._attributes
   - sglang.prep._attributes.runtime
@@ -81,8 +80,11 @@ options:
     type: str
 seealso:
   - module: sglang.prep.sglang_prime
+    description: Plans and primes all stages of a host as one job (what role sglang.prep.prime runs).
   - module: sglang.prep.sglang_prime_info
+    description: What the current run recorded, stage by stage.
   - module: sglang.prep.sglang_cache_inspect
+    description: The snapshot of the caches the stages fill.
 """
 
 EXAMPLES = r"""
@@ -119,6 +121,11 @@ EXAMPLES = r"""
     model: /models/Qwen3-30B-A3B
   check_mode: true
   diff: true
+  register: preview
+
+- name: Name the signature fields that differ from the recorded ones
+  ansible.builtin.debug:
+    msg: "{{ preview.reprime_reasons | map(attribute='field') | list }}"
 """
 
 RETURN = r"""

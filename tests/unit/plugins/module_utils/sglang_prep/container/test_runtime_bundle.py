@@ -80,6 +80,22 @@ def tree(root):
     return out
 
 
+def archived(path):
+    """[(name, kind, PAX sha256 or None, link target or None)] of a bundle's members after its header, in order."""
+    out = []
+    with tarfile.open(path, "r:gz") as tar:
+        first = tar.next()
+        assert first.name == bundle.MANIFEST_NAME
+        for info in iter(tar.next, None):
+            kind = "dir" if info.isdir() else "symlink" if info.issym() else "file" if info.isreg() else "other"
+            out.append((info.name, kind, info.pax_headers.get(bundle.DIGEST_HEADER), info.linkname or None))
+    return out
+
+
+def archived_paths(manifest):
+    return [name for name, _kind, _digest, _target in archived(manifest["path"])]
+
+
 @pytest.fixture
 def built(tmp_path):
     root = primed_root(tmp_path)
@@ -100,12 +116,18 @@ def test_pack_names_the_archive_by_its_sha256_and_describes_every_file(built):
     with open(manifest["path"], "rb") as handle:
         assert hashlib.sha256(handle.read()).hexdigest() == manifest["digest"]
     assert os.path.basename(manifest["path"]) == manifest["digest"] + ".tar.gz"
-    listed = dict((f["path"], f) for f in manifest["files"])
-    cubin = listed["triton/abc123/fused_moe.cubin"]
-    with open(os.path.join(root, cubin["path"]), "rb") as handle:
+    members = archived(manifest["path"])
+    listed = dict((name, (kind, digest, target)) for name, kind, digest, target in members)
+    with open(os.path.join(root, "triton/abc123/fused_moe.cubin"), "rb") as handle:
         data = handle.read()
-    assert cubin["size"] == len(data) and cubin["sha256"] == hashlib.sha256(data).hexdigest()
-    assert listed["triton/abc123/latest.cubin"] == {"path": "triton/abc123/latest.cubin", "type": "symlink", "target": "fused_moe.cubin"}
+    # each file carries its own sha256 (a PAX header); the manifest holds only the totals
+    assert listed["triton/abc123/fused_moe.cubin"] == ("file", hashlib.sha256(data).hexdigest(), None)
+    assert listed["triton/abc123/latest.cubin"] == ("symlink", None, "fused_moe.cubin")
+    assert "files" not in manifest and manifest["format"] == "3"
+    assert manifest["entry_count"] == len(members) and manifest["file_count"] == sum(1 for m in members if m[1] == "file")
+    assert manifest["caches"] == sorted(set(name.split("/")[0] for name in listed))
+    # a directory comes before what it holds, each directory's names in order: the same tree packs the same way
+    assert [name.split("/") for name in listed] == sorted(name.split("/") for name in listed)
     assert manifest["group_key"] == bundle.group_key(current())
     assert set(manifest["stages"]) == set(STAGES) and manifest["stages"]["deep_gemm"]["fields"] == fields("deep_gemm")
     assert manifest["source_host"] == "gpu-h200-01" and manifest["created_at"] and manifest["collection_version"]
@@ -243,26 +265,18 @@ def test_too_little_disk_is_refused_before_unpacking(tmp_path, built):
 
 # ---------------------------------------------------------------- crafted bundles
 
-def craft(path, members, manifest_files=None, extra_manifest=None):
-    """Write a bundle whose manifest lists ``manifest_files`` (default: what the members claim) and whose
-    members are ``members``: [(TarInfo, bytes or None)]."""
-    if manifest_files is None:
-        manifest_files = []
-        for info, data in members:
-            kind = ("dir" if info.isdir() else "symlink" if info.issym() else "file" if info.isreg() else
-                    "hardlink" if info.islnk() else "fifo" if info.isfifo() else "device")
-            item = {"path": info.name, "type": kind}
-            if info.issym():
-                item["target"] = info.linkname
-            elif info.isfile():
-                item.update(size=len(data or b""), sha256=hashlib.sha256(data or b"").hexdigest())
-            manifest_files.append(item)
-    regular = [f for f in manifest_files if f.get("type") == "file"]
+def craft(path, members, extra_manifest=None, digests=None):
+    """Write a format-3 bundle of ``members`` ([(TarInfo, bytes or None)]) whose header's totals are what the members
+    hold, each regular member with its sha256 in its PAX header (``digests``: {name: another digest, or None for
+    none}); ``extra_manifest`` changes the header."""
+    digests = digests or {}
+    regular = [(info, data) for info, data in members if info.isreg()]
     manifest = {"format": bundle.FORMAT_VERSION, "group_key": bundle.group_key(current()), "model": MODEL, "model_slug": "tiny-moe",
                 "stages": dict((s, {"fields": bundle.public_fields(fields(s)), "signature_sha256": bundle.signature_digest(fields(s))})
                                for s in STAGES),
-                "caches": sorted(set(str(f.get("path")).split("/")[0] for f in manifest_files)), "files": manifest_files,
-                "file_count": len(regular), "total_bytes": sum(f.get("size", 0) for f in regular), "source_host": "h",
+                "caches": sorted(set(info.name.split("/")[0] for info, _data in members) & set(bundle.cache_names())) or ["triton"],
+                "entry_count": len(members),
+                "file_count": len(regular), "total_bytes": sum(len(data or b"") for _info, data in regular), "source_host": "h",
                 "source_run_id": None, "created_at": "x", "collection_version": "1.0.0"}
     manifest.update(extra_manifest or {})
     raw = io.BytesIO()
@@ -275,6 +289,9 @@ def craft(path, members, manifest_files=None, extra_manifest=None):
             for info, payload in members:
                 if payload is not None:
                     info.size = len(payload)
+                if info.isreg():
+                    digest = digests.get(info.name, hashlib.sha256(payload or b"").hexdigest())
+                    info.pax_headers = {bundle.DIGEST_HEADER: digest} if digest else {}
                 tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
     with open(path, "wb") as handle:
         handle.write(raw.getvalue())
@@ -310,32 +327,97 @@ UNSAFE = {
     "hard link": [(member("triton/a"), b"x"), (member("triton/b", tarfile.LNKTYPE, "triton/a"), None)],
     "device file": [(member("triton/dev", tarfile.CHRTYPE), None)],
     "fifo": [(member("triton/fifo", tarfile.FIFOTYPE), None)],
+    "the same path twice": [(member("triton/a"), b"x"), (member("triton/a"), b"x")],
+    "a directory twice": [(member("triton/d", tarfile.DIRTYPE), None), (member("triton/d", tarfile.DIRTYPE), None)],
+    "another model's signature file": [(member("deep_gemm/other-0123abcd", tarfile.DIRTYPE), None),
+                                       (member("deep_gemm/other-0123abcd/signature.json"), b"{}")],
+    "another model's subtree": [(member("deep_gemm/other-0123abcd", tarfile.DIRTYPE), None),
+                                (member("deep_gemm/other-0123abcd/compile.log"), b"log")],
+    "a link made where a directory was written": [(member("triton/d", tarfile.DIRTYPE), None), (member("triton/d/x"), b"x"),
+                                                  (member("triton/d", tarfile.SYMTYPE, "x"), None)],
 }
 
 
-@pytest.mark.parametrize("hidden", [False, True], ids=["listed as they are", "hidden by the manifest"])
 @pytest.mark.parametrize("case", sorted(UNSAFE))
-def test_unsafe_members_are_refused(tmp_path, case, hidden):
-    """Refused whether the manifest lists the members as they are or lists a harmless file instead."""
-    manifest = {"manifest_files": [{"path": "triton/ok", "type": "file", "size": 1, "sha256": "0" * 64}]} if hidden else {}
-    err = refused(tmp_path, UNSAFE[case], **manifest)
+def test_unsafe_members_are_refused(tmp_path, case):
+    err = refused(tmp_path, UNSAFE[case])
     assert err.error_type == "bundle_unsafe", err.message
     assert not os.path.exists(os.path.join(str(tmp_path), "etc")) and not os.path.exists(os.path.join(str(tmp_path), "evil"))
 
 
-def listed(path, data):
-    return {"path": path, "type": "file", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+CORRUPT = {
+    # (members, craft options, the field named, text in the message)
+    "bytes that differ from their digest": ([(member("triton/k.cubin"), b"real bytes")],
+                                            {"digests": {"triton/k.cubin": hashlib.sha256(b"other").hexdigest()}},
+                                            bundle.DIGEST_HEADER, "sha256"),
+    "a file without its digest": ([(member("triton/k.cubin"), b"real bytes")], {"digests": {"triton/k.cubin": None}},
+                                  bundle.DIGEST_HEADER, bundle.DIGEST_HEADER),
+    "a digest that is not hex": ([(member("triton/k.cubin"), b"real bytes")], {"digests": {"triton/k.cubin": "z" * 64}},
+                                 bundle.DIGEST_HEADER, bundle.DIGEST_HEADER),
+    "fewer entries than the header says": ([(member("triton/k.cubin"), b"k")], {"extra_manifest": {"entry_count": 2}},
+                                           "entry_count", "truncated"),
+    "more entries than the header says": ([(member("triton/k.cubin"), b"k"), (member("triton/j.cubin"), b"j")],
+                                          {"extra_manifest": {"entry_count": 1, "file_count": 1}}, "entry_count", "more"),
+    "more bytes than the header says": ([(member("triton/k.cubin"), b"k" * 100)], {"extra_manifest": {"total_bytes": 10}},
+                                        "total_bytes", "total_bytes"),
+    "fewer bytes than the header says": ([(member("triton/k.cubin"), b"k")], {"extra_manifest": {"total_bytes": 2}},
+                                         "total_bytes", "total_bytes"),
+    "fewer files than the header says": ([(member("triton/k.cubin"), b"k"), (member("triton/d", tarfile.DIRTYPE), None)],
+                                         {"extra_manifest": {"file_count": 2}}, "file_count", "file_count"),
+    "a cache the header does not name": ([(member("triton/k.cubin"), b"k"), (member("deep_gemm/k"), b"k")],
+                                         {"extra_manifest": {"caches": ["triton"]}}, "caches", "deep_gemm"),
+    "a cache the header names but no member is in": ([(member("triton/k.cubin"), b"k")],
+                                                     {"extra_manifest": {"caches": ["deep_gemm", "triton"]}}, "caches",
+                                                     "deep_gemm"),
+    "a cache directory as a member": ([(member("triton", tarfile.DIRTYPE), None), (member("triton/k"), b"k")], {},
+                                      "member", "cache directory itself"),
+    "a member before its directory": ([(member("triton/d/x"), b"x"), (member("triton/d", tarfile.DIRTYPE), None)], {},
+                                      "member", "before its directory"),
+}
 
 
-@pytest.mark.parametrize("manifest_files, needle", [
-    pytest.param([listed("triton/k.cubin", b"other byte")], "sha256", id="bytes that differ from the manifest"),
-    pytest.param([dict(listed("triton/k.cubin", b"real bytes"), size=99)], "99", id="a size that differs from the manifest"),
-    pytest.param([listed("triton/k.cubin", b"real bytes"), listed("triton/gone.cubin", b"x")], "truncated",
-                 id="a file listed but missing from the archive"),
-])
-def test_a_member_that_is_not_what_the_manifest_lists_is_corrupt(tmp_path, manifest_files, needle):
-    err = refused(tmp_path, [(member("triton/k.cubin"), b"real bytes")], manifest_files=manifest_files)
-    assert err.error_type == "bundle_corrupt" and needle in err.message
+@pytest.mark.parametrize("case", sorted(CORRUPT))
+def test_a_member_or_total_that_is_not_what_it_says_is_corrupt(tmp_path, case):
+    members, options, field, needle = CORRUPT[case]
+    target, before = receiver_with_old_cache(tmp_path)
+    err = install_refused(target, before, craft(str(tmp_path / "b.tar.gz"), members, **options))
+    assert err.error_type == "bundle_corrupt" and err.details.get("field") == field, (err.details, err.message)
+    assert needle in err.message
+
+
+def test_a_tampered_member_of_a_packed_bundle_is_corrupt(tmp_path, built):
+    """A member's bytes changed in the archive (the archive rebuilt around it, so its own sha256 is whole): the
+    member's digest in its PAX header finds it."""
+    _root, manifest = built
+    target, before = receiver_with_old_cache(tmp_path)
+    raw = io.BytesIO()
+    with tarfile.open(manifest["path"], "r:gz") as source, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for info in source:
+                data = source.extractfile(info).read() if info.isreg() else None
+                if info.name == "triton/abc123/fused_moe.json":
+                    data = b'{"num_warps": 8}'
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    path = tmp_path / "tampered.tar.gz"
+    path.write_bytes(raw.getvalue())
+    err = install_refused(target, before, str(path))
+    assert err.error_type == "bundle_corrupt" and "triton/abc123/fused_moe.json" in err.message
+
+
+@pytest.mark.parametrize("old", ["2", "1"])
+def test_a_bundle_of_an_older_format_is_refused_saying_to_republish_it(tmp_path, old):
+    """A format-2 bundle (a list of every file in its manifest) is refused before anything is unpacked."""
+    files = [{"path": "triton/k", "type": "file", "size": 1, "sha256": hashlib.sha256(b"k").hexdigest()}]
+    err = refused(tmp_path, [(member("triton/k"), b"k")], extra_manifest={"format": old, "files": files})
+    assert err.error_type == "bundle_corrupt" and err.details["field"] == "format"
+    assert "format '%s'" % old in err.message and "re-publish" in err.message
+
+
+def test_an_older_bundle_whose_manifest_lists_many_files_is_refused_by_its_size_saying_to_republish_it(tmp_path):
+    """A format-2 manifest of many files is larger than any header: refused unread, with the same advice."""
+    files = [{"path": "triton/k%07d" % i, "type": "file", "size": 1, "sha256": "0" * 64} for i in range(12000)]
+    err = refused(tmp_path, [(member("triton/k"), b"k")], extra_manifest={"format": "2", "files": files})
+    assert err.error_type == "bundle_corrupt" and err.details["field"] == "manifest" and "re-publish" in err.message
 
 
 def test_a_member_written_through_a_symlinked_directory_is_refused(tmp_path):
@@ -413,12 +495,12 @@ def test_a_bundle_carries_only_its_models_subtrees_and_no_signature(tmp_path):
     prime_model(root, OTHER_A, {"triton/AAAA/k.cubin": b"a kernel"})
     prime_model(root, MODEL, {})
     manifest = bundle.pack(root, MODEL, STAGES, str(tmp_path / "store"))
-    paths = [f["path"] for f in manifest["files"]]
+    paths = archived_paths(manifest)
     other_key, own_key = contract.model_key(OTHER_A), contract.model_key(MODEL)
     assert not [p for p in paths if other_key in p], "another model's subtree travelled"
     assert "deep_gemm/%s/compile.log" % own_key in paths
     assert not [p for p in paths if p.endswith("/signature.json")]
-    assert manifest["caches"] == bundle.derived_caches(manifest["files"])
+    assert manifest["caches"] == sorted(set(p.split("/")[0] for p in paths))
 
 
 def test_a_third_models_bundle_keeps_both_models_the_receiver_had(tmp_path, built):
@@ -507,27 +589,21 @@ BAD_MANIFESTS = {
                                                              "signature_sha256": "0" * 64}}}, "stages.deep_gemm.fields.model_slug"),
     "a secret in clear": ({"stages": {"deep_gemm": {"fields": dict(fields("deep_gemm"), extra_server_args=["--api-key", "x"]),
                                                     "signature_sha256": "0" * 64}}}, "stages.deep_gemm.fields.extra_server_args"),
-    "files not a list": ({"files_raw": {"triton/k": 1}}, "files"),
-    "file entry not an object": ({"files_raw": ["triton/k"]}, "files"),
-    "file size a boolean": ({"files": [dict(item("triton/k"), size=True)]}, "files.size"),
-    "file size negative": ({"files": [dict(item("triton/k"), size=-1)]}, "files.size"),
+    "entry_count a boolean": ({"entry_count": True}, "entry_count"),
+    "entry_count negative": ({"entry_count": -1}, "entry_count"),
+    "entry_count missing": ({"entry_count": None}, "entry_count"),
+    "a list of files (format 2's) in a format-3 header": ({"files": [item("triton/k")]}, "files"),
     "deep nesting": ({"source_host": deep(50)}, "manifest"),
     "unknown field": ({"run_this": "now"}, "run_this"),
     "model not a path": ({"model": "passwd", "model_slug": "passwd"}, "model"),
     "format missing": ({"format": None}, "format"),
-    "another model's signature file": ({"files": [item("deep_gemm/other-0123abcd/signature.json")]}, "files"),
-    "another model's subtree": ({"files": [item("deep_gemm/other-0123abcd/compile.log")]}, "files"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_MANIFESTS))
 def test_a_malformed_manifest_is_refused_naming_its_field_never_a_traceback(tmp_path, case):
     change, field = BAD_MANIFESTS[case]
-    change = dict(change)
-    manifest_files = change.pop("files", None)
-    if "files_raw" in change:
-        change["files"] = change.pop("files_raw")  # written as it is, after the counts are made
-    err = refused(tmp_path, [(member("triton/k"), b"k")], manifest_files=manifest_files, extra_manifest=change)
+    err = refused(tmp_path, [(member("triton/k"), b"k")], extra_manifest=change)
     assert err.error_type in ("bundle_corrupt", "bundle_unsafe"), err.message
     assert err.details.get("field") == field, (err.details, err.message)
 
@@ -624,8 +700,16 @@ def subtrees(target):
 
 
 def live_changes(manifest, target):
-    plan = bundle.plan_merge(target, manifest)
-    return len(plan["mkdirs"]) + len(plan["add"]) + len(set(plan["swapped"]) | set(subtrees(target)))
+    """How many live changes installing ``manifest``'s bundle on ``target`` makes (the plan of an unpack beside it)."""
+    scratch = os.path.join(os.path.dirname(target), "plan-scratch")
+    os.makedirs(os.path.join(scratch, "new"))
+    index = bundle._Index(os.path.join(scratch, bundle.INDEX))
+    try:
+        bundle._unpack(manifest["path"], os.path.join(scratch, "new"), index, MODEL)
+        plan = bundle.plan_merge(target, manifest, index)
+    finally:
+        index.close()
+    return len(plan["tops"]) + plan["mkdir"] + plan["add"] + len(set(plan["swapped"]) | set(subtrees(target)))
 
 
 @pytest.mark.parametrize("at", [1, 2, 4, 6, 9])
@@ -754,7 +838,7 @@ def test_a_per_model_cache_carries_and_swaps_only_the_models_subtree(tmp_path, m
     root = primed_root(tmp_path, files={"moe_configs/%s/tuned.json" % own: b"mine", "moe_configs/shared.json": b"loose",
                                         "triton/abc123/fused_moe.cubin": b"k"})
     manifest = bundle.pack(root, MODEL, STAGES, str(tmp_path / "store"))
-    paths = [f["path"] for f in manifest["files"]]
+    paths = archived_paths(manifest)
     assert "moe_configs/%s/tuned.json" % own in paths and "moe_configs/shared.json" not in paths
     target = two_models_receiver(tmp_path)
     os.makedirs(os.path.join(target, "moe_configs", own))
@@ -772,7 +856,7 @@ def test_a_caches_own_log_stays_with_its_host(tmp_path):
     """FlashInfer appends flashinfer_jit.log in its workspace on every host: it never travels (it would always differ)."""
     root = primed_root(tmp_path, files={"flashinfer/90/flashinfer_jit.log": b"builder's history", "triton/abc123/k": b"k"})
     manifest = bundle.pack(root, MODEL, STAGES, str(tmp_path / "store"))
-    assert "flashinfer/90/flashinfer_jit.log" not in [f["path"] for f in manifest["files"]]
+    assert "flashinfer/90/flashinfer_jit.log" not in archived_paths(manifest)
     target = two_models_receiver(tmp_path)
     os.makedirs(os.path.join(target, "flashinfer", "90"))
     with open(os.path.join(target, "flashinfer", "90", "flashinfer_jit.log"), "wb") as handle:

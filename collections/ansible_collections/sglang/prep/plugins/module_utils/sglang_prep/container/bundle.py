@@ -3,25 +3,29 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Cache bundles: one model's primed caches, packed so that identical hosts install them instead of compiling.
 
-A bundle is a gzip'd tar named by the sha256 of its bytes (``<sha256>.tar.gz``). Its first member,
-``sglang-cache-bundle.json``, is the manifest: the group key, each bundled stage's signature as a digest
-plus its non-secret fields (a field that can carry a secret, such as ``extra_server_args`` or
-``server_env``, travels as ``sha256:<hex>`` only), every file's relative path (under the profiles root),
-size and sha256, the source host, the creation time and the collection version. Every other member is a
-file, directory or symlink under one of the cache directories of contract.CACHES.
+A bundle is a gzip'd tar named by the sha256 of its bytes (``<sha256>.tar.gz``), format 3. Its first member,
+``sglang-cache-bundle.json``, is the manifest, a header that lists no file: the group key, each bundled stage's
+signature as a digest plus its non-secret fields (a field that can carry a secret, such as ``extra_server_args`` or
+``server_env``, travels as ``sha256:<hex>`` only), the cache directories it holds, the number of entries and of files
+and their total bytes, the source host, the creation time and the collection version. Every other member is a file,
+directory or symlink under one of the cache directories of contract.CACHES, a directory before what it holds; a
+regular file carries its own sha256 in its PAX header (DIGEST_HEADER).
 
 What travels is the bundled model's: the entries of the caches that are not another model's subtree
 (``<cache>/<model_key>/``) and the bundled model's own subtrees. Signature files never travel (each host
 writes its own), nor a log a cache keeps beside its entries (``*.log`` outside a model subtree).
 
-The manifest is a checked schema (check_manifest): every field has a type and a bound, nesting is limited,
-``caches`` is derived from ``files`` (a manifest whose list differs is refused), ``total_bytes`` and
-``file_count`` must equal what ``files`` says, and the signatures must name the bundled model. Unpacking
-trusts nothing: an absolute path, a ``..`` component, a path outside the cache directories, a hard link, a
-symlink whose target has ``..``, is absolute or passes through another link, a device file or FIFO, a member
-the manifest does not list, a size or sha256 that differs, a file the manifest lists but the archive lacks
-each refuse the whole bundle before anything under the live caches is touched; after unpacking, every link
-is resolved by the file system and must stay in its cache (bundle_unsafe).
+Nothing grows with the bundle's size on either side. Packing walks the caches twice, streamed (the totals for the
+header, then the members), holding neither the tree nor tarfile's member list. Installing checks the header as a
+schema (check_manifest: every field has a type and a bound, nesting is limited, the signatures must name the
+bundled model, the format must be this one: a format-2 bundle is refused with a message to re-publish it), then
+each member as it is written (_Unpacker): an absolute path, a ``..`` component, a path outside the cache
+directories, a path seen before, a hard link, a symlink whose target has ``..`` or is absolute, a device file or
+FIFO, a member written through a link, a file whose bytes are not the sha256 of its header (or without one) each
+refuse the whole bundle before anything under the live caches is touched; then the totals against the header and
+every link (none through another, each resolved by the file system inside its cache). What the install remembers
+across members (every entry, and what the merge does with it) is an index on disk in the staging directory
+(_Index: sqlite3, of Python's standard library), which the journal's roll back reads too.
 
 Installing adds, it never removes another model's work (install): under one install lock (the staging
 area's, held for the whole install) and the stage locks of the bundled stages, the bundle is unpacked into
@@ -48,6 +52,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import queue
@@ -66,7 +71,7 @@ from ..errors import PrepError
 from . import ledger, locks, signature
 from .layout import Layout
 
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 MANIFEST_NAME = "sglang-cache-bundle.json"
 SUFFIX = ".tar.gz"
 SIDECAR_SUFFIX = ".json"
@@ -80,10 +85,13 @@ INSTALL_LOCK = "bundle_install"  # profiles/.locks/bundle_install.lock: the stag
 CHUNK = 1024 * 1024
 DIR_MODE = 0o755
 UMASK = 0o022  # what packing and installing create: the host user's, readable, never world-writable
-MANIFEST_FIELDS = ("format", "group_key", "model", "model_slug", "stages", "caches", "files", "file_count",
+MANIFEST_FIELDS = ("format", "group_key", "model", "model_slug", "stages", "caches", "entry_count", "file_count",
                    "total_bytes", "source_host", "source_run_id", "created_at", "collection_version")
-# Bounds of the checked manifest
-MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+# Each regular member's sha256, in its PAX header (format 3): the receiver hashes the member as it writes it
+DIGEST_HEADER = "SGLANG.sha256"
+INDEX = "index.sqlite"  # in a staging directory: every unpacked entry and what the install does with it
+# Bounds of the checked manifest (the header: no list of files since format 3)
+MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_FILES = 2000000
 MAX_PATH = 4096
 MAX_NAME = 255
@@ -176,11 +184,8 @@ def public_fields(fields):
 
 
 def file_sha256(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _sha256_of(handle)
 
 
 def bundle_path(directory, digest):
@@ -245,48 +250,76 @@ def recorded_signatures(profiles_root, model, stages):
     return out
 
 
-def _walk(profiles_root, model):
-    """The manifest entry ({path, type} and a file's size or a link's target) of every entry of ``model`` under the
-    cache directories, sorted.
+def _entries(profiles_root, model):
+    """Every entry of ``model`` under the cache directories, streamed in a fixed order (each directory's names sorted,
+    a directory before what it holds): (rel, kind, lstat result, a link's target or None).
 
     Another model's subtree (<cache>/<model_key>/) stays out, and in a BUNDLE_MODEL cache only the model's own
-    subtree travels; signature files never travel. Refuses what cannot travel.
+    subtree travels; signature files never travel, nor a cache's own log. Refuses what cannot travel. Nothing is
+    held but the sorted names of the directories on the way down (no list of the whole tree).
     """
     own_key = contract.model_key(model)
-    entries = []
     for name in cache_names():
         top = os.path.join(profiles_root, name)
         if not os.path.isdir(top) or os.path.islink(top):
             continue
         per_model = cache_mode(name) == contract.BUNDLE_MODEL
         keyed = name in _model_caches()
-        for root, dirs, files in os.walk(top):
-            rel_root = os.path.relpath(root, profiles_root).replace(os.sep, "/")
-            if rel_root == name:
-                keep = [d for d in dirs if (d == own_key if per_model or (keyed and MODEL_KEY.match(d)) else True)]
-                dirs[:] = keep
-                if per_model:
-                    files = []
-            dirs.sort()
-            for entry in sorted(dirs) + sorted(files):
-                full = os.path.join(root, entry)
-                rel = os.path.relpath(full, profiles_root).replace(os.sep, "/")
-                st = os.lstat(full)
-                if stat.S_ISLNK(st.st_mode):
-                    target = os.readlink(full)
-                    _check_link(rel, target)
-                    entries.append({"path": rel, "type": "symlink", "target": target})
-                elif stat.S_ISDIR(st.st_mode):
-                    entries.append({"path": rel, "type": "dir"})
-                elif stat.S_ISREG(st.st_mode):
-                    if not _is_signature_file(rel) and not _host_log(rel):
-                        entries.append({"path": rel, "type": "file", "size": st.st_size})
-                else:
-                    raise PrepError("bundle_unsafe", "%s under %s is not a regular file, directory or symlink (a device "
-                                    "file, FIFO or socket); it cannot travel in a bundle: remove it" % (rel, profiles_root),
-                                    path=rel)
-    _check_links_of(entries, "this host's caches")
-    return entries
+        names = []
+        with os.scandir(top) as found:
+            for entry in found:
+                if entry.is_dir():  # as os.walk: a link to a directory counts as one here
+                    if entry.name == own_key if per_model or (keyed and MODEL_KEY.match(entry.name)) else True:
+                        names.append(entry.name)
+                elif not per_model:
+                    names.append(entry.name)
+        stack = [(name, iter(sorted(names)))]
+        while stack:
+            rel_dir, names = stack[-1]
+            entry = next(names, None)
+            if entry is None:
+                stack.pop()
+                continue
+            rel = rel_dir + "/" + entry
+            full = os.path.join(profiles_root, rel)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(full)
+                _check_link(rel, target)
+                _check_link_chain(profiles_root, rel, target)
+                yield rel, "symlink", st, target
+            elif stat.S_ISDIR(st.st_mode):
+                yield rel, "dir", st, None
+                stack.append((rel, iter(sorted(os.listdir(full)))))
+            elif stat.S_ISREG(st.st_mode):
+                if not _is_signature_file(rel) and not _host_log(rel):
+                    yield rel, "file", st, None
+            else:
+                raise PrepError("bundle_unsafe", "%s under %s is not a regular file, directory or symlink (a device "
+                                "file, FIFO or socket); it cannot travel in a bundle: remove it" % (rel, profiles_root),
+                                path=rel)
+
+
+def _check_link_chain(profiles_root, rel, target):
+    """A link whose target passes through another link of this host's caches cannot travel (the kernel would follow it)."""
+    resolved = _link_resolved(rel, target).split("/")
+    for i in range(1, len(resolved) + 1):
+        if os.path.islink(os.path.join(profiles_root, *resolved[:i])):
+            raise _unsafe("this host's caches: symlink %s -> %s passes through another link (%s)"
+                          % (rel, target, "/".join(resolved[:i])), path=rel, target=target, field="target")
+
+
+def _totals(profiles_root, model):
+    """{entry_count, file_count, total_bytes, caches} of what ``_entries`` yields (a pass over the metadata only)."""
+    entries = files = total = 0
+    tops = set()
+    for rel, kind, st, _target in _entries(profiles_root, model):
+        entries += 1
+        tops.add(rel.split("/", 1)[0])
+        if kind == "file":
+            files += 1
+            total += st.st_size
+    return {"entry_count": entries, "file_count": files, "total_bytes": total, "caches": sorted(tops)}
 
 
 def pack(profiles_root, model, stages, out_dir, source_host=None, run_id=None, collection_version=__version__, now=None):
@@ -302,12 +335,11 @@ def pack(profiles_root, model, stages, out_dir, source_host=None, run_id=None, c
 def _pack(profiles_root, model, stages, out_dir, source_host, run_id, collection_version, now):
     records = recorded_signatures(profiles_root, model, stages)
     signatures = dict((stage, records[stage]["fields"]) for stage in stages)
-    files = _walk(profiles_root, model)
-    for item in files:
-        if item["type"] == "file":
-            item["sha256"] = file_sha256(os.path.join(profiles_root, item["path"]))
-    regular = [f for f in files if f["type"] == "file"]
-    manifest = {
+    totals = _totals(profiles_root, model)
+    if not totals["entry_count"]:
+        raise PrepError("bundle_unavailable", "%s has no cache entries of %s on this host: there is nothing to bundle"
+                        % (profiles_root, model))
+    manifest = dict(totals, **{
         "format": FORMAT_VERSION,
         "group_key": group_key(signatures),
         "model": model,
@@ -317,15 +349,11 @@ def _pack(profiles_root, model, stages, out_dir, source_host, run_id, collection
                                 "signature_group": records[stage].get("signature_group"),
                                 "source_run_id": records[stage].get("run_id"),
                                 "duration_s": records[stage].get("duration_s")}) for stage in stages),
-        "caches": derived_caches(files),
-        "files": files,
-        "file_count": len(regular),
-        "total_bytes": sum(f["size"] for f in regular),
         "source_host": source_host or socket.gethostname(),
         "source_run_id": run_id,
         "created_at": ledger.iso(now or ledger.utc_now()),
         "collection_version": collection_version,
-    }
+    })
     os.makedirs(out_dir, DIR_MODE, exist_ok=True)
     tmp = os.path.join(out_dir, ".pack-%d.tmp" % os.getpid())
     try:
@@ -333,15 +361,22 @@ def _pack(profiles_root, model, stages, out_dir, source_host, run_id, collection
             with _GzipWriter(raw) as gz:
                 # no member list kept (cleared after each member); the archive written once, compressed beside the reads
                 with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    with tempfile.TemporaryFile(dir=out_dir) as spooled:  # the manifest, never one big string
-                        _dump_json(manifest, spooled)
-                        info = _info(MANIFEST_NAME, tarfile.REGTYPE, 0o644, 0)
-                        info.size = spooled.tell()
-                        spooled.seek(0)
-                        tar.addfile(info, spooled)
-                    for item in files:
-                        _add(tar, profiles_root, item)
+                    header = json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8")
+                    info = _info(MANIFEST_NAME, tarfile.REGTYPE, 0o644, 0)
+                    info.size = len(header)
+                    tar.addfile(info, io.BytesIO(header))
+                    written = {"entry_count": 0, "file_count": 0, "total_bytes": 0}
+                    for rel, kind, st, target in _entries(profiles_root, model):
+                        _add(tar, profiles_root, rel, kind, st, target)
                         tar.members.clear()
+                        written["entry_count"] += 1
+                        if kind == "file":
+                            written["file_count"] += 1
+                            written["total_bytes"] += st.st_size
+                    if any(written[k] != totals[k] for k in written):
+                        raise PrepError("bundle_unavailable", "the caches under %s changed while they were packed (%s "
+                                        "counted, %s packed): pack again once no stage runs" % (
+                                            profiles_root, dict((k, totals[k]) for k in written), written))
             raw.flush()
             os.fsync(raw.fileno())
         digest = gz.hexdigest()
@@ -441,11 +476,6 @@ class _GzipWriter(object):
         self.close()
 
 
-def derived_caches(files):
-    """The cache directories a file list touches: what ``caches`` must say."""
-    return sorted(set(f["path"].split("/")[0] for f in files))
-
-
 def _info(name, kind, mode, mtime):
     info = tarfile.TarInfo(name)
     info.type = kind
@@ -456,20 +486,59 @@ def _info(name, kind, mode, mtime):
     return info
 
 
-def _add(tar, profiles_root, item):
-    full = os.path.join(profiles_root, item["path"])
-    st = os.lstat(full)
-    if item["type"] == "dir":
-        tar.addfile(_info(item["path"], tarfile.DIRTYPE, 0o755, st.st_mtime))
-    elif item["type"] == "symlink":
-        info = _info(item["path"], tarfile.SYMTYPE, 0o777, st.st_mtime)
-        info.linkname = item["target"]
+def _add(tar, profiles_root, rel, kind, st, target):
+    """One member: a regular file carries its sha256 in its PAX header (DIGEST_HEADER), taken before its bytes are
+    written; a file that changes meanwhile stops the pack."""
+    if kind == "dir":
+        tar.addfile(_info(rel, tarfile.DIRTYPE, 0o755, st.st_mtime))
+        return
+    if kind == "symlink":
+        info = _info(rel, tarfile.SYMTYPE, 0o777, st.st_mtime)
+        info.linkname = target
         tar.addfile(info)
-    else:
-        info = _info(item["path"], tarfile.REGTYPE, st.st_mode & 0o755, st.st_mtime)
-        info.size = item["size"]
-        with open(full, "rb") as handle:
-            tar.addfile(info, handle)
+        return
+    full = os.path.join(profiles_root, rel)
+    info = _info(rel, tarfile.REGTYPE, st.st_mode & 0o755, st.st_mtime)
+    info.size = st.st_size
+    with open(full, "rb") as handle:
+        if st.st_size <= CHUNK:  # a small file is read once, hashed and written from memory
+            data = handle.read(CHUNK + 1)
+            if len(data) != st.st_size:
+                raise _changed(full)
+            info.pax_headers = {DIGEST_HEADER: hashlib.sha256(data).hexdigest()}
+            tar.addfile(info, io.BytesIO(data))
+            return
+        expected = _sha256_of(handle)
+        info.pax_headers = {DIGEST_HEADER: expected}
+        handle.seek(0)
+        hashed = _HashingReader(handle)
+        tar.addfile(info, hashed)
+        if hashed.digest.hexdigest() != expected or handle.read(1):
+            raise _changed(full)
+
+
+def _changed(path):
+    return PrepError("bundle_unavailable", "%s changed while it was packed: pack again once no stage runs" % path, path=path)
+
+
+def _sha256_of(handle):
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _HashingReader(object):
+    """A file whose bytes are hashed as tarfile copies them into the archive."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size=-1):
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
 
 
 # ---------------------------------------------------------------- checking (any host)
@@ -483,7 +552,7 @@ def _corrupt(message, **details):
                      "or let this host prime itself)", **details)
 
 
-def check_path(rel, field="files"):
+def check_path(rel, field="member"):
     """PrepError(bundle_unsafe) unless rel is a clean relative path inside one of the cache directories."""
     if not isinstance(rel, str) or not rel:
         raise _unsafe("bundle member %r has an empty or non-text path" % (rel,), path=rel, field=field)
@@ -508,35 +577,15 @@ def _check_link(rel, target):
     """A symlink may point only inside its own directory's tree: a relative target without '..', absolute or empty parts."""
     if not isinstance(target, str) or not target or target.startswith("/"):
         raise _unsafe("symlink %s points to %r, not a relative path inside its cache" % (rel, target), path=rel,
-                      target=target if isinstance(target, str) else None, field="files.target")
+                      target=target if isinstance(target, str) else None, field="member.target")
     parts = target.split("/")
     if ".." in parts or any(part in ("", ".") for part in parts) or "\x00" in target or len(target) > MAX_PATH:
         raise _unsafe("symlink %s -> %s: a link target may not have '..' (or empty) components" % (rel, target),
-                      path=rel, target=target, field="files.target")
+                      path=rel, target=target, field="member.target")
 
 
 def _link_resolved(rel, target):
     return "/".join(rel.split("/")[:-1] + target.split("/"))
-
-
-def _check_links_of(files, where):
-    """No link's target, and no entry's path, may pass through a link (a chain the kernel would follow elsewhere)."""
-    links = set(f["path"] for f in files if f.get("type") == "symlink")
-    if not links:
-        return
-    for item in files:
-        parts = item["path"].split("/")
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in links:
-                raise _unsafe("%s: %s would be written through the symlink %s" % (where, item["path"], "/".join(parts[:i])),
-                              path=item["path"], field="files")
-        if item.get("type") == "symlink":
-            resolved = _link_resolved(item["path"], item["target"]).split("/")
-            for i in range(1, len(resolved) + 1):
-                if "/".join(resolved[:i]) in links:
-                    raise _unsafe("%s: symlink %s -> %s passes through another link (%s)"
-                                  % (where, item["path"], item["target"], "/".join(resolved[:i])),
-                                  path=item["path"], target=item["target"], field="files.target")
 
 
 def _depth(value, limit):
@@ -576,24 +625,24 @@ def _kind(value):
 
 
 def check_manifest(manifest, where="bundle", model=None):
-    """The manifest, checked as a schema: PrepError(bundle_corrupt or bundle_unsafe, naming the field) otherwise.
+    """The header manifest, checked as a schema: PrepError(bundle_corrupt or bundle_unsafe, naming the field) otherwise.
 
-    ``model``: the receiver's model path; the bundle's signatures must name it (and only it).
+    ``model``: the receiver's model path; the bundle's signatures must name it (and only it). The members are checked
+    one by one as they are unpacked (_Unpacker), and the totals against this header at the end.
     """
     _check_shape(manifest, where)
-    bundled_model = _check_model_fields(manifest, where)
+    _check_model_fields(manifest, where)
     _check_stages(manifest, where, model)
-    files = manifest["files"]
-    if not isinstance(files, list) or not files:
-        raise _corrupt("%s manifest field files is %s, not a list of entries" % (where, _kind(files)), field="files")
-    if len(files) > MAX_FILES:
-        raise _corrupt("%s manifest lists %d entries (at most %d)" % (where, len(files), MAX_FILES), field="files")
-    own_key = contract.model_key(bundled_model)
-    seen = set()
-    sizes = [_check_file_entry(item, where, seen, own_key, bundled_model) for item in files]
-    _check_links_of(files, where)
-    _check_totals(manifest, files, where, sum(size for size in sizes if size is not None),
-                  sum(1 for size in sizes if size is not None))
+    caches = manifest["caches"]
+    if (not isinstance(caches, list) or not caches or caches != sorted(set(c for c in caches if isinstance(c, str)))
+            or any(c not in _tables()[1] for c in caches)):
+        raise _corrupt("%s manifest field caches is %s, not the sorted cache directories it holds (of %s)"
+                       % (where, _kind(caches), ", ".join(cache_names())), field="caches")
+    entries = _int(manifest["entry_count"], "entry_count", where, MAX_FILES)
+    if _int(manifest["file_count"], "file_count", where, MAX_FILES) > entries or not entries:
+        raise _corrupt("%s manifest says %d files in %d entries" % (where, manifest["file_count"], entries),
+                       field="file_count")
+    _int(manifest["total_bytes"], "total_bytes", where, MAX_FILE_BYTES)
     return manifest
 
 
@@ -603,6 +652,12 @@ def _check_shape(manifest, where):
         raise _corrupt("%s has no manifest object" % where, field="manifest")
     if not _depth(manifest, MAX_DEPTH):
         raise _corrupt("%s manifest nests deeper than %d levels" % (where, MAX_DEPTH), field="manifest")
+    if manifest.get("format") != FORMAT_VERSION:
+        old = manifest.get("format") in ("1", "2")
+        raise _corrupt("%s has format %s; this collection reads format %s (%s)" % (
+            where, _kind(manifest.get("format")), FORMAT_VERSION,
+            "a bundle of an older collection: re-publish it, that is pack it again on a builder that runs this "
+            "collection" if old else "build the bundle again with this collection"), field="format")
     missing = [f for f in MANIFEST_FIELDS if f not in manifest]
     if missing:
         raise _corrupt("%s manifest lacks %s" % (where, ", ".join(missing)), field=missing[0])
@@ -610,9 +665,6 @@ def _check_shape(manifest, where):
     if unknown:
         raise _corrupt("%s manifest has fields this collection does not know: %s" % (where, ", ".join(unknown[:5])),
                        field=unknown[0])
-    if manifest["format"] != FORMAT_VERSION:
-        raise _corrupt("%s has format %s; this collection reads format %s (build the bundle again with this collection)"
-                       % (where, _kind(manifest["format"]), FORMAT_VERSION), field="format")
     if not isinstance(manifest["group_key"], str) or not re.match(r"^[0-9a-f]{1,64}$", manifest["group_key"]):
         raise _corrupt("%s manifest field group_key is %s, not hex digits" % (where, _kind(manifest["group_key"])),
                        field="group_key")
@@ -633,64 +685,17 @@ def _check_model_fields(manifest, where):
     return bundled_model
 
 
-FILE_ENTRY_FIELDS = {"file": ("path", "type", "size", "sha256"), "dir": ("path", "type"),
-                     "symlink": ("path", "type", "target")}
-
-
-def _check_file_entry(item, where, seen, own_key, bundled_model):
-    """One entry of the files list: safe path, known type and fields, in the model's own subtree; a file's size
-    (None for a directory or a symlink)."""
-    if not isinstance(item, dict):
-        raise _corrupt("%s manifest field files has an entry that is %s, not an object" % (where, _kind(item)), field="files")
-    check_path(item.get("path"))
-    rel = item["path"]
-    if rel in seen:
-        raise _unsafe("%s lists %s twice" % (where, rel), path=rel, field="files")
-    seen.add(rel)
-    kind = item.get("type")
-    if kind not in FILE_ENTRY_FIELDS:
-        raise _unsafe("%s lists %s of type %s (only files, directories and symlinks travel)" % (where, rel, _kind(kind)),
-                      path=rel, field="files.type")
-    extra = [k for k in item if k not in FILE_ENTRY_FIELDS[kind]]
-    if extra:
-        raise _corrupt("%s lists %s with fields %s, which a %s does not have" % (where, rel, ", ".join(map(str, extra[:4])), kind),
-                       path=rel, field="files")
-    _check_entry_place(rel, where, own_key, bundled_model)
-    if kind == "symlink":
-        _check_link(rel, item.get("target"))
-        return None
-    if kind == "dir":
-        return None
-    _int(item.get("size"), "files.size", where, MAX_FILE_BYTES)
-    if not isinstance(item.get("sha256"), str) or not HEX64.match(item["sha256"]):
-        raise _corrupt("%s lists %s without a sha256 of 64 hex digits" % (where, rel), path=rel, field="files.sha256")
-    return item["size"]
-
-
 def _check_entry_place(rel, where, own_key, bundled_model):
     """No signature file, nothing of another model, nothing outside the model's subtree of a per-model cache."""
     if _is_signature_file(rel):
         raise _unsafe("%s carries the signature file %s: signatures never travel (each host writes its own)" % (where, rel),
-                      path=rel, field="files")
+                      path=rel, field="member")
     subtree = model_subtree(rel)
     if subtree and subtree.split("/")[1] != own_key:
         raise _unsafe("%s carries %s, in the subtree of another model than %s" % (where, rel, bundled_model[:200]),
-                      path=rel, field="files")
+                      path=rel, field="member")
     if cache_mode(rel.split("/")[0]) == contract.BUNDLE_MODEL and subtree is None and "/" in rel:
-        raise _unsafe("%s carries %s outside the model's subtree of a per-model cache" % (where, rel), path=rel, field="files")
-
-
-def _check_totals(manifest, files, where, total, count):
-    """caches, file_count and total_bytes agree with the files list."""
-    if not isinstance(manifest["caches"], list) or manifest["caches"] != derived_caches(files):
-        raise _corrupt("%s manifest field caches says %s; its files are in %s"
-                       % (where, _kind(manifest["caches"]), ", ".join(derived_caches(files))), field="caches")
-    if _int(manifest["file_count"], "file_count", where, MAX_FILES) != count:
-        raise _corrupt("%s manifest says file_count %d; its files list %d files" % (where, manifest["file_count"], count),
-                       field="file_count")
-    if _int(manifest["total_bytes"], "total_bytes", where, MAX_FILE_BYTES) != total:
-        raise _corrupt("%s manifest says total_bytes %d; its files add up to %d bytes" % (where, manifest["total_bytes"], total),
-                       field="total_bytes")
+        raise _unsafe("%s carries %s outside the model's subtree of a per-model cache" % (where, rel), path=rel, field="member")
 
 
 STAGE_ENTRY_FIELDS = ("fields", "signature_sha256", "signature_group", "source_run_id", "duration_s")
@@ -883,14 +888,16 @@ def _manifest_member(tar, path, model=None, known=None):
     """(the checked manifest, the sha256 of its bytes): the first member of the open bundle ``tar`` (read from ``path``).
 
     ``known``: (manifest, sha256) checked earlier from the same file: the member's bytes must have that sha256, and the
-    manifest is not parsed again (a manifest of many files is held once).
+    manifest is not parsed again.
     """
     try:
         first = tar.next()
         if first is None or first.name != MANIFEST_NAME or not first.isreg():
             raise _corrupt("bundle %s does not start with %s" % (path, MANIFEST_NAME), path=path, field="manifest")
         if first.size > MAX_MANIFEST_BYTES:
-            raise _corrupt("the manifest of bundle %s has %d bytes (at most %d)" % (path, first.size, MAX_MANIFEST_BYTES),
+            raise _corrupt("the manifest of bundle %s has %d bytes (at most %d: since format %s it lists no file; a "
+                           "larger one is a format-2 bundle of an older collection, so re-publish it: pack it again on a "
+                           "builder that runs this collection)" % (path, first.size, MAX_MANIFEST_BYTES, FORMAT_VERSION),
                            path=path, field="manifest")
         source = tar.extractfile(first)
         if known is not None:  # hashed chunk by chunk: the text is not held again
@@ -925,22 +932,29 @@ def unpack(path, dest, model=None):
     Raises PrepError (bundle_unsafe, bundle_corrupt, insufficient_disk) on the first member that
     fails; ``dest`` may then hold part of the bundle, which the caller removes.
     """
-    return _unpack(path, dest, model)[0]
+    scratch = tempfile.mkdtemp(prefix=".bundle-index-", dir=os.path.dirname(os.path.abspath(dest)))
+    index = _Index(os.path.join(scratch, INDEX))
+    try:
+        return _unpack(path, dest, index, model)[0]
+    finally:
+        index.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _unpack(path, dest, model=None, known=None):
-    """unpack, reading the archive once as a stream: (the manifest, the archive's sha256); ``known``: _manifest_member's."""
+def _unpack(path, dest, index, model=None, known=None):
+    """unpack, reading the archive once as a stream: (the manifest, the archive's sha256); ``known``: _manifest_member's.
+
+    Every entry goes to ``index`` (on disk), under this host's model key when ``model`` is given.
+    """
     reader = _ArchiveReader(path)
     try:
         try:
             tar = tarfile.open(fileobj=reader, mode="r:")  # plain tar: the reader decompresses, forward only
             manifest = _manifest_member(tar, path, model, known)[0]
-            files = manifest["files"]
-            listed = _Listed(files)
-            dest_real = os.path.realpath(dest)
+            unpacker = _Unpacker(manifest, path, os.path.realpath(dest), index, model)
             member = tar.next()
             while member is not None:
-                _unpack_member(tar, member, listed, dest_real)
+                _unpack_member(tar, member, unpacker, unpacker.dest_real)
                 tar.members.clear()  # a stream keeps no member list
                 member = tar.next()
             digest = reader.finish()
@@ -955,68 +969,204 @@ def _unpack(path, dest, model=None, known=None):
             raise _corrupt("bundle %s could not be read to the end (%s)" % (path, exc), path=path)
     finally:
         reader.close()
-    missing = listed.missing()
-    if missing:
-        raise _corrupt("bundle %s lacks %d of the %d entries its manifest lists (first: %s): a truncated transfer"
-                       % (path, len(missing), len(files), missing[0]), path=path, missing=missing[:20])
-    check_links_resolved(dest, files, "bundle %s" % path)
+    unpacker.finish()
     return manifest, digest
 
 
-class _Listed(object):
-    """The manifest's entries and which were unpacked.
+class _Index(object):
+    """What an install remembers across members, on disk: an sqlite table in the staging directory (sqlite3 is in
+    Python's standard library) of every unpacked entry (its path under this host's model key, type, size, sha256, a
+    link's target) and what the install does with it (plan: add, mkdir, kept). Memory stays at sqlite's bounded page
+    cache and a page of rows, whatever the bundle's size; a roll back reads the same table."""
 
-    A bundle packed here holds its members in the manifest's order: each member is then the next entry, and nothing
-    more is kept. The first member out of that order builds an index by path and a byte a member.
-    """
+    PAGE = 1024
+    COLUMNS = "path, type, size, sha256, target"
 
-    def __init__(self, files):
-        self.files = files
-        self.next = 0  # in order: every entry before it was unpacked, none after it
-        self.index = None
-        self.seen = None
+    def __init__(self, path, create=True):
+        try:
+            import sqlite3
+        except ImportError:  # a python3 built without it: say so, never a traceback
+            raise PrepError("bundle_unavailable", "this container's python3 has no sqlite3 module (part of Python's "
+                            "standard library), which installing a bundle needs for its index: install the full "
+                            "standard library of the image's python3, or let this host prime itself")
+        self.errors = (sqlite3.Error,)
+        self.integrity = sqlite3.IntegrityError
+        self.path = path
+        if not create and not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-2048", "temp_store=FILE"):
+                self.db.execute("PRAGMA " + pragma)
+            self.db.execute("CREATE TABLE IF NOT EXISTS entries (path TEXT PRIMARY KEY, type TEXT NOT NULL, size INTEGER, "
+                            "sha256 TEXT, target TEXT, plan TEXT) WITHOUT ROWID")
+            self.db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise OSError("the bundle index %s cannot be opened (%s)" % (path, exc))
+
+    def add(self, rel, kind, size, sha256, target):
+        """Record an unpacked entry; PrepError(bundle_unsafe) when its path was unpacked already."""
+        try:
+            self.db.execute("INSERT INTO entries (path, type, size, sha256, target) VALUES (?, ?, ?, ?, ?)",
+                            (rel, kind, size, sha256, target))
+        except self.integrity:
+            raise _unsafe("bundle member %s appears twice" % rel, path=rel, field="member")
+
+    def kind(self, rel):
+        row = self.db.execute("SELECT type FROM entries WHERE path = ?", (rel,)).fetchone()
+        return row[0] if row else None
+
+    def rows(self, kind=None, plan=None, descending=False):
+        """Every entry as a dict, in path order (a directory before what it holds; reversed: after), a page at a time."""
+        where, params = [], []
+        for column, value in (("type", kind), ("plan", plan)):
+            if value is not None:
+                where.append("%s = ?" % column)
+                params.append(value)
+        last = None
+        while True:
+            cond = list(where)
+            if last is not None:
+                cond.append("path %s ?" % ("<" if descending else ">"))
+            sql = "SELECT %s FROM entries%s ORDER BY path%s LIMIT %d" % (
+                self.COLUMNS, (" WHERE " + " AND ".join(cond)) if cond else "", " DESC" if descending else "", self.PAGE)
+            page = self.db.execute(sql, params + ([last] if last is not None else [])).fetchall()
+            for path, kind_, size, sha256, target in page:
+                yield {"path": path, "type": kind_, "size": size, "sha256": sha256, "target": target}
+            if len(page) < self.PAGE:
+                return
+            last = page[-1][0]
+
+    def set_plan(self, updates):
+        self.db.executemany("UPDATE entries SET plan = ? WHERE path = ?", updates)
+
+    def sync(self):
+        """Commit and write to disk (what a roll back after a kill reads)."""
+        self.db.execute("COMMIT")
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.db.execute("BEGIN")
+
+    def close(self):
+        try:
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
+        finally:
+            self.db.close()
+
+
+class _Unpacker(object):
+    """Checks each member as it is unpacked (nothing of the bundle is held: the entries go to the index) and, at the
+    end, the totals and the links against the manifest."""
+
+    def __init__(self, manifest, path, dest_real, index, model=None):
+        self.manifest = manifest
+        self.where = "bundle %s" % path
+        self.path = path
+        self.dest_real = dest_real
+        self.index = index
+        self.theirs = contract.model_key(manifest["model"])
+        self.mine = contract.model_key(model) if model else self.theirs
+        self.counts = {"entry_count": 0, "file_count": 0, "total_bytes": 0}
+        self.tops = set()
         self.verified = set()  # directories made here and resolved without a symlink (bounded: cleared when large)
+        self.dirs = set()  # directories known to be entries (bounded likewise)
 
-    def take(self, rel):
-        """The manifest entry of the member ``rel``, marked unpacked; PrepError(bundle_unsafe) when it is not listed
-        or was unpacked already."""
-        if self.index is None:
-            if self.next < len(self.files) and self.files[self.next]["path"] == rel:
-                self.next += 1
-                return self.files[self.next - 1]
-            self.index = dict((item["path"], i) for i, item in enumerate(self.files))
-            self.seen = bytearray(b"\x01" * self.next + b"\x00" * (len(self.files) - self.next))
-        at = self.index.get(rel)
-        if at is not None and self.seen[at]:
-            raise _unsafe("bundle member %s appears twice" % rel, path=rel)
-        if at is None:
-            raise _unsafe("bundle member %s is not in the bundle's manifest" % rel, path=rel)
-        self.seen[at] = 1
-        return self.files[at]
+    def moved(self, rel):
+        """``rel`` with the bundle's model key replaced by this host's (the same model under another path)."""
+        if self.theirs == self.mine:
+            return rel
+        parts = rel.split("/")
+        if len(parts) >= 2 and parts[1] == self.theirs and model_subtree(rel):
+            return "/".join([parts[0], self.mine] + parts[2:])
+        return rel
 
-    def missing(self):
-        if self.index is None:
-            return sorted(item["path"] for item in self.files[self.next:])
-        return sorted(self.files[i]["path"] for i, done in enumerate(self.seen) if not done)
+    def take(self, member, kind):
+        """Check ``member`` against the manifest and what came before it, record it; (its path here, sha256 or None)."""
+        rel = member.name
+        top = rel.split("/", 1)[0]
+        if top == rel:
+            raise _corrupt("bundle member %s is a cache directory itself, not an entry in one" % rel, path=rel, field="member")
+        if top not in self.manifest["caches"]:
+            raise _corrupt("bundle member %s is in %s, which its manifest's caches (%s) do not name"
+                           % (rel, top, ", ".join(self.manifest["caches"])), path=rel, field="caches")
+        self.tops.add(top)
+        self._count("entry_count", 1, rel)
+        digest = None
+        if kind == "file":
+            self._count("file_count", 1, rel)
+            self._count("total_bytes", member.size, rel)
+            digest = member.pax_headers.get(DIGEST_HEADER)
+            if not isinstance(digest, str) or not HEX64.match(digest):
+                raise _corrupt("bundle member %s has no sha256 of 64 hex digits in its PAX header %s"
+                               % (rel, DIGEST_HEADER), path=rel, field=DIGEST_HEADER)
+        here = self.moved(rel)
+        parent = here.rsplit("/", 1)[0]
+        if "/" in parent and parent not in self.dirs:  # a cache directory itself is never a member
+            found = self.index.kind(parent)
+            if found == "symlink":
+                raise _unsafe("bundle member %s would be written through the symlink %s" % (rel, parent), path=rel,
+                              field="member")
+            if found != "dir":
+                raise _corrupt("bundle member %s comes before its directory %s" % (rel, parent), path=rel, field="member")
+            _remember(self.dirs, parent)
+        self.index.add(here, kind, member.size if kind == "file" else None, digest,
+                       member.linkname if kind == "symlink" else None)
+        if kind == "dir":
+            _remember(self.dirs, here)  # what it holds comes next: no look-up for its parent
+        return here, digest
+
+    def _count(self, key, amount, rel):
+        self.counts[key] += amount
+        if self.counts[key] > self.manifest[key]:
+            raise _corrupt("bundle %s holds more than its manifest's %s %d (at %s)" % (self.path, key, self.manifest[key], rel),
+                           path=self.path, field=key)
+
+    def finish(self):
+        """The totals against the manifest, then every link: none passes through another, each stays in its cache."""
+        counts, manifest = self.counts, self.manifest
+        if counts["entry_count"] < manifest["entry_count"]:
+            raise _corrupt("bundle %s lacks %d of the %d entries its manifest says: a truncated transfer"
+                           % (self.path, manifest["entry_count"] - counts["entry_count"], manifest["entry_count"]),
+                           path=self.path, field="entry_count")
+        for key in ("file_count", "total_bytes"):
+            if counts[key] != manifest[key]:
+                raise _corrupt("bundle %s manifest says %s %d; its members have %d" % (self.path, key, manifest[key], counts[key]),
+                               path=self.path, field=key)
+        if sorted(self.tops) != manifest["caches"]:
+            raise _corrupt("bundle %s manifest field caches says %s; its members are in %s"
+                           % (self.path, ", ".join(manifest["caches"]), ", ".join(sorted(self.tops))), path=self.path,
+                           field="caches")
+        for item in self.index.rows(kind="symlink"):
+            resolved = _link_resolved(item["path"], item["target"]).split("/")
+            for i in range(1, len(resolved) + 1):
+                if self.index.kind("/".join(resolved[:i])) == "symlink":
+                    raise _unsafe("%s: symlink %s -> %s passes through another link (%s)"
+                                  % (self.where, item["path"], item["target"], "/".join(resolved[:i])),
+                                  path=item["path"], target=item["target"], field="member.target")
+        check_links_resolved(self.dest_real, self.index.rows(kind="symlink"), self.where)
 
 
-def check_links_resolved(root, files, where):
-    """Resolve every symlink of ``files`` under ``root`` with the file system: each must stay in its cache (bundle_unsafe)."""
-    for item in files:
+def check_links_resolved(root, items, where):
+    """Resolve every symlink of ``items`` under ``root`` with the file system: each must stay in its cache (bundle_unsafe)."""
+    for item in items:
         if item["type"] != "symlink":
             continue
         top = os.path.realpath(os.path.join(root, item["path"].split("/")[0]))
         resolved = os.path.realpath(os.path.join(root, item["path"]))
         if resolved != top and not resolved.startswith(top + os.sep):
             raise _unsafe("%s: symlink %s -> %s resolves to %s, outside its cache %s"
-                          % (where, item["path"], item["target"], resolved, top), path=item["path"], field="files.target")
+                          % (where, item["path"], item["target"], resolved, top), path=item["path"], field="member.target")
 
 
-def _member_kind(member, listed):
-    """(kind, its manifest entry) of a member that may be unpacked: listed once, a file, directory or safe symlink."""
+def _member_kind(member, unpacker):
+    """The kind of a member that may be unpacked: a file, directory or safe symlink in the bundled model's place."""
     rel = member.name
     check_path(rel)
-    item = listed.take(rel)
+    _check_entry_place(rel, unpacker.where, unpacker.theirs, unpacker.manifest["model"])
     if member.islnk():
         raise _unsafe("bundle member %s is a hard link" % rel, path=rel)
     if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
@@ -1026,32 +1176,33 @@ def _member_kind(member, listed):
         raise _unsafe("bundle member %s has an unsupported type" % rel, path=rel)
     if kind == "symlink":
         _check_link(rel, member.linkname)
-    if kind != item["type"]:
-        raise _corrupt("bundle member %s is a %s, the manifest says %s" % (rel, kind, item["type"]), path=rel)
-    return kind, item
+    if kind == "file" and member.size > MAX_FILE_BYTES:
+        raise _corrupt("bundle member %s has %d bytes (at most %d)" % (rel, member.size, MAX_FILE_BYTES), path=rel)
+    return kind
 
 
-def _unpack_member(tar, member, listed, dest_real):
+def _unpack_member(tar, member, unpacker, dest_real):
     rel = member.name
-    kind, item = _member_kind(member, listed)
-    target = os.path.join(dest_real, rel)
+    kind = _member_kind(member, unpacker)
+    here, digest = unpacker.take(member, kind)
+    target = os.path.join(dest_real, here)
     parent = os.path.dirname(target)
-    if parent not in listed.verified:  # only this unpack writes under dest, and it never removes a directory
+    if parent not in unpacker.verified:  # only this unpack writes under dest, and it never removes a directory
         os.makedirs(parent, DIR_MODE, exist_ok=True)
         if os.path.realpath(parent) != parent:
             raise _unsafe("bundle member %s would be written through a symlink" % rel, path=rel)
-        _remember(listed.verified, parent)
-    if kind == "dir":
-        if not os.path.isdir(target):
+        _remember(unpacker.verified, parent)
+    try:
+        if kind == "dir":
             os.mkdir(target, DIR_MODE)
-            _remember(listed.verified, target)  # made here, in a resolved directory: no link on its way
-    elif kind == "symlink":
-        _check_link(rel, member.linkname)
-        if member.linkname != item.get("target"):
-            raise _corrupt("symlink %s points to %s, the manifest says %s" % (rel, member.linkname, item.get("target")), path=rel)
-        os.symlink(member.linkname, target)
-    else:
-        _unpack_file(tar, member, item, target)
+            _remember(unpacker.verified, target)  # made here, in a resolved directory: no link on its way
+        elif kind == "symlink":
+            os.symlink(member.linkname, target)
+        else:
+            _unpack_file(tar, member, digest, target)
+    except FileExistsError:
+        raise _unsafe("bundle member %s is written where an earlier member put another entry" % rel, path=rel,
+                      field="member")
 
 
 def _remember(verified, directory, limit=4096):
@@ -1060,11 +1211,10 @@ def _remember(verified, directory, limit=4096):
     verified.add(directory)
 
 
-def _unpack_file(tar, member, item, target):
-    """Write a regular member to ``target`` (never through a symlink), checking its size and sha256."""
+def _unpack_file(tar, member, expected, target):
+    """Write a regular member to ``target`` (never through a symlink), hashing it as it is written: its sha256 must be
+    ``expected`` (its PAX header's)."""
     rel = member.name
-    if member.size != item["size"]:
-        raise _corrupt("bundle member %s has %d bytes, the manifest says %d" % (rel, member.size, item["size"]), path=rel)
     digest = hashlib.sha256()
     written = 0
     source = tar.extractfile(member)
@@ -1076,9 +1226,9 @@ def _unpack_file(tar, member, item, target):
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view):]
-        if written != item["size"] or digest.hexdigest() != item["sha256"]:
-            raise _corrupt("bundle member %s has %d bytes with sha256 %s; the manifest says %d bytes, sha256 %s"
-                           % (rel, written, digest.hexdigest(), item["size"], item["sha256"]), path=rel)
+        if written != member.size or digest.hexdigest() != expected:
+            raise _corrupt("bundle member %s has %d bytes with sha256 %s; its header says %d bytes, sha256 %s"
+                           % (rel, written, digest.hexdigest(), member.size, expected), path=rel, field=DIGEST_HEADER)
         os.utime(fd, (member.mtime, member.mtime))
     finally:
         os.close(fd)
@@ -1231,29 +1381,57 @@ def _recover_one(profiles_root, staged, layout, say):
     return outcome
 
 
-def _roll_back(profiles_root, staged, journal, say):
-    """Undo an install that did not finish, from its journal: added entries (still the bundle's) go, old subtrees come back."""
-    _remove_added(profiles_root, journal, say)
-    for rel in reversed(journal.get("made_dirs") or []):
+def _roll_back(profiles_root, staged, journal, say, index=None):
+    """Undo an install that did not finish, from its journal and its index: added entries (still the bundle's) go, the
+    directories it made go when empty, old subtrees come back."""
+    opened = None
+    if index is None and journal.get("index"):
         try:
-            os.rmdir(os.path.join(profiles_root, rel))  # only when empty: what another writer put there stays
-        except OSError:
-            pass
-    _put_back_swapped(profiles_root, staged, journal, say)
+            index = opened = _Index(os.path.join(staged, os.path.basename(journal["index"])), create=False)
+        except (OSError, PrepError) as exc:
+            say("the index of the interrupted install under %s could not be read (%s); its added entries stay" % (staged, exc))
+    try:
+        _remove_added(profiles_root, journal, say, index)
+        made = []
+        if index is not None:
+            try:
+                made = (item["path"] for item in index.rows(plan="mkdir", descending=True))  # deepest first
+                for rel in made:
+                    _rmdir(profiles_root, rel)
+            except index.errors as exc:
+                say("the index under %s could not be read to the end (%s)" % (staged, exc))
+        for rel in reversed(journal.get("made_dirs") or []):
+            _rmdir(profiles_root, rel)
+        _put_back_swapped(profiles_root, staged, journal, say)
+    finally:
+        if opened is not None:
+            opened.close()
 
 
-def _remove_added(profiles_root, journal, say):
-    """Remove the entries the install added, where they are still the bundle's."""
-    for rel, item in reversed(list(zip(journal.get("added") or [], journal.get("added_items") or []))):
-        live = os.path.join(profiles_root, rel)
-        try:
-            if item.get("type") == "symlink":
-                if os.path.islink(live) and os.readlink(live) == item.get("target"):
+def _rmdir(profiles_root, rel):
+    try:
+        os.rmdir(os.path.join(profiles_root, rel))  # only when empty: what another writer put there stays
+    except OSError:
+        pass
+
+
+def _remove_added(profiles_root, journal, say, index=None):
+    """Remove the entries the install added, where they are still the bundle's (the index's rows marked add; a
+    journal of an older collection lists them itself)."""
+    items = [dict(item, path=rel) for rel, item in zip(journal.get("added") or [], journal.get("added_items") or [])]
+    try:
+        for item in (index.rows(plan="add", descending=True) if index is not None else reversed(items)):
+            live = os.path.join(profiles_root, item["path"])
+            try:
+                if item.get("type") == "symlink":
+                    if os.path.islink(live) and os.readlink(live) == item.get("target"):
+                        os.unlink(live)
+                elif os.path.isfile(live) and not os.path.islink(live) and file_sha256(live) == item.get("sha256"):
                     os.unlink(live)
-            elif os.path.isfile(live) and not os.path.islink(live) and file_sha256(live) == item.get("sha256"):
-                os.unlink(live)
-        except OSError as exc:
-            say("could not remove %s (%s)" % (live, exc))
+            except OSError as exc:
+                say("could not remove %s (%s)" % (live, exc))
+    except (index.errors if index is not None else ()) as exc:
+        say("the index under %s could not be read to the end (%s)" % (journal.get("index"), exc))
 
 
 def _put_back_swapped(profiles_root, staged, journal, say):
@@ -1322,30 +1500,48 @@ def _same(live, item):
     return stat.S_ISREG(st.st_mode) and st.st_size == item["size"] and file_sha256(live) == item["sha256"]
 
 
-def plan_merge(profiles_root, manifest):
-    """What installing changes: {swapped: [model subtrees], add: [entries], mkdirs: [dirs], kept: n, conflicts: [...]}."""
-    swapped = sorted(set(model_subtree(f["path"]) for f in manifest["files"] if model_subtree(f["path"])))
-    plan = {"swapped": swapped, "add": [], "mkdirs": [], "kept": 0, "conflicts": []}
+def plan_merge(profiles_root, manifest, index):
+    """What installing changes, marked in the index (plan: add, mkdir, kept) a page at a time; returns
+    {index, swapped: [model subtrees], tops: [cache directories to make], add: n, mkdir: n, kept: n,
+    conflicts: [the first 20], conflict_count: n}."""
+    plan = {"index": index, "swapped": set(), "tops": [], "add": 0, "mkdir": 0, "kept": 0, "conflicts": [],
+            "conflict_count": 0}
     for top in manifest["caches"]:
         if not os.path.lexists(os.path.join(profiles_root, top)):
-            plan["mkdirs"].append({"path": top, "type": "dir"})
-    for item in manifest["files"]:
+            plan["tops"].append(top)
+    root_real = os.path.realpath(profiles_root)
+    resolved = set()  # parents checked to resolve without a link of this host (bounded)
+    updates = []
+    for item in index.rows():
         rel = item["path"]
-        if model_subtree(rel) or rel in swapped:
+        subtree = model_subtree(rel)
+        if subtree:
+            plan["swapped"].add(subtree)
             continue
         live = os.path.join(profiles_root, rel)
         parent = os.path.dirname(live)
-        if os.path.realpath(parent) != os.path.join(os.path.realpath(profiles_root), os.path.dirname(rel)):
-            raise _unsafe("bundle entry %s would be written through a symlink of this host (%s resolves to %s)"
-                          % (rel, os.path.dirname(rel), os.path.realpath(parent)), path=rel, field="files")
+        if parent not in resolved:
+            if os.path.realpath(parent) != os.path.join(root_real, os.path.dirname(rel)):
+                raise _unsafe("bundle entry %s would be written through a symlink of this host (%s resolves to %s)"
+                              % (rel, os.path.dirname(rel), os.path.realpath(parent)), path=rel, field="member")
+            _remember(resolved, parent)
         same = _same(live, item)
         if same is None:
-            (plan["mkdirs"] if item["type"] == "dir" else plan["add"]).append(item)
+            step = "mkdir" if item["type"] == "dir" else "add"
+            plan[step] += 1
+            updates.append((step, rel))
         elif same:
             plan["kept"] += 1
         else:
-            what = "bytes" if item["type"] == "file" else "content"
-            plan["conflicts"].append({"path": rel, "why": "this host has other %s" % what})
+            plan["conflict_count"] += 1
+            if len(plan["conflicts"]) < 20:
+                what = "bytes" if item["type"] == "file" else "content"
+                plan["conflicts"].append({"path": rel, "why": "this host has other %s" % what})
+        if len(updates) >= index.PAGE:
+            index.set_plan(updates)
+            updates = []
+    index.set_plan(updates)
+    plan["swapped"] = sorted(plan["swapped"])
     return plan
 
 
@@ -1376,10 +1572,10 @@ def _require_match(path, manifest, model, current):
                         % (manifest["group_key"], manifest["source_host"], describe(reasons)), reasons=reasons)
 
 
-def _stage_in(path, staged, profiles_root, known, model, current, run_id, stages, digest, expected_sha256):
-    """Unpack into <staged>/new, plan the merge (PrepError(bundle_conflict) on a conflict) and write this host's
-    signatures into the model's subtree; (manifest rekeyed to this host's model, plan, when the unpack finished,
-    the archive's sha256).
+def _stage_in(path, staged, profiles_root, known, model, current, run_id, stages, digest, expected_sha256, index):
+    """Unpack into <staged>/new (under this host's model key), plan the merge (PrepError(bundle_conflict) on a conflict)
+    and write this host's signatures into the model's subtree; (manifest, plan, when the unpack finished, the
+    archive's sha256).
 
     The archive's sha256 is taken while it is unpacked: it must be ``expected_sha256`` (or the digest the bundle's
     name gives) before anything goes live (bundle_corrupt).
@@ -1387,20 +1583,19 @@ def _stage_in(path, staged, profiles_root, known, model, current, run_id, stages
     new_dir = os.path.join(staged, "new")
     os.makedirs(new_dir, DIR_MODE)
     with _digest_named(path, expected_sha256):
-        manifest, actual = _unpack(path, new_dir, model, known)
+        manifest, actual = _unpack(path, new_dir, index, model, known)
     if digest and actual != digest:
         raise _corrupt("bundle %s has sha256 %s, expected %s (corrupted or truncated in transfer)" % (path, actual, digest),
                        path=path, sha256=actual, expected_sha256=digest)
     digest = actual
     unpacked = time.monotonic()
-    manifest = _rekey(manifest, new_dir, model)
-    plan = plan_merge(profiles_root, manifest)
+    plan = plan_merge(profiles_root, manifest, index)
     if plan["conflicts"]:
         first = plan["conflicts"][0]
         raise PrepError("bundle_conflict", "%d entries of bundle %s exist on this host with other content (first: "
                         "%s, %s); nothing was installed and nothing was overwritten, so this host primes itself"
-                        % (len(plan["conflicts"]), digest[:12], first["path"], first["why"]),
-                        path=first["path"], conflicts=plan["conflicts"][:20])
+                        % (plan["conflict_count"], digest[:12], first["path"], first["why"]),
+                        path=first["path"], conflicts=plan["conflicts"])
     finished = ledger.iso(ledger.utc_now())
     for stage in stages:  # the signatures go into the model's subtree before it is swapped in
         rel = contract.stage_model_dir(stage, model)[len(contract.PROFILES_ROOT) + 1:]
@@ -1409,6 +1604,7 @@ def _stage_in(path, staged, profiles_root, known, model, current, run_id, stages
                         manifest["stages"][stage].get("duration_s"))
         if rel not in plan["swapped"]:
             plan["swapped"].append(rel)
+    index.sync()  # what a roll back after a kill reads
     return manifest, plan, unpacked, digest
 
 
@@ -1435,80 +1631,85 @@ def _install(path, profiles_root, model, current, run_id, expected_sha256, headr
             journal = {"digest": digest, "model": model, "owner_pid": os.getpid(), "owner_host": socket.gethostname(),
                        "run_id": run_id, "stages": stages, "phase": "unpacking"}
             os.makedirs(staged, DIR_MODE)
+            index = None
             try:
                 jsonio.write_json_atomic(journal_path, journal)
+                index = _Index(os.path.join(staged, INDEX))  # every entry, on disk: nothing grows with the bundle
                 manifest, plan, unpacked, digest = _stage_in(path, staged, profiles_root, (manifest, manifest_sha256),
-                                                             model, current, run_id, stages, digest, expected_sha256)
+                                                             model, current, run_id, stages, digest, expected_sha256, index)
                 journal["digest"] = digest
             except BaseException:
+                if index is not None:
+                    index.close()
                 shutil.rmtree(staged, ignore_errors=True)
                 raise
-            marker_info = {"owner_pid": os.getpid(), "started_at": ledger.iso(ledger.utc_now()), "run_id": run_id,
-                           "model": model, "installing_bundle": digest}
-            os.makedirs(layout.fs(contract.IN_PROGRESS_DIR), DIR_MODE, exist_ok=True)
-            # a stage run interrupted here earlier (another model's, say) keeps its marker: it is put back afterwards
-            journal["previous_markers"] = dict((stage, locks.read_marker(layout.fs(contract.marker_path(stage))))
-                                               for stage in stages)
-            jsonio.write_json_atomic(journal_path, journal)
-            for stage in stages:
-                locks.write_marker(layout.fs(contract.marker_path(stage)), dict(marker_info, stage=stage))
-            journal.update(phase="applying", swapped=sorted(plan["swapped"]),
-                           made_dirs=[d["path"] for d in plan["mkdirs"]], added=[f["path"] for f in plan["add"]],
-                           added_items=[dict((k, f.get(k)) for k in ("type", "sha256", "target")) for f in plan["add"]])
-            jsonio.write_json_atomic(journal_path, journal)
             try:
-                try:
-                    _apply(profiles_root, staged, plan, before_swap)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                        raise PrepError("insufficient_disk", "the disk under %s filled up while installing bundle %s (%s); "
-                                        "the install was rolled back: free space on this host"
-                                        % (profiles_root, digest[:12], exc.strerror), path=profiles_root)
-                    if exc.errno == errno.EEXIST:
-                        raise PrepError("bundle_conflict", "%s appeared on this host while bundle %s was being installed; "
-                                        "the install was rolled back and nothing was overwritten: run it again, or let this "
-                                        "host prime itself" % (exc.filename, digest[:12]), path=exc.filename)
-                    raise
-                check_links_resolved(profiles_root, manifest["files"], "bundle %s installed under %s" % (digest[:12], profiles_root))
-            except BaseException:
-                _roll_back(profiles_root, staged, journal, say)
-                _release_markers(layout, journal, stages)
+                summary = _go_live(path, profiles_root, model, run_id, stages, layout, staged, journal, journal_path,
+                                   manifest, plan, digest, before_swap, say)
+            finally:
+                index.close()
                 shutil.rmtree(staged, ignore_errors=True)
-                raise
-            _release_markers(layout, journal, stages)
-            shutil.rmtree(staged, ignore_errors=True)
+    summary.update(recovered=recovered, restored=[r["model"] for r in recovered if r["outcome"] == "rolled_back"],
+                   unpack_s=round(unpacked - started, 3), install_s=round(time.monotonic() - started, 3))
+    return summary
+
+
+def _go_live(path, profiles_root, model, run_id, stages, layout, staged, journal, journal_path, manifest, plan, digest,
+             before_swap, say):
+    """Mark the stages, journal the plan, make the changes (rolled back on any failure); the install's summary."""
+    marker_info = {"owner_pid": os.getpid(), "started_at": ledger.iso(ledger.utc_now()), "run_id": run_id,
+                   "model": model, "installing_bundle": digest}
+    os.makedirs(layout.fs(contract.IN_PROGRESS_DIR), DIR_MODE, exist_ok=True)
+    # a stage run interrupted here earlier (another model's, say) keeps its marker: it is put back afterwards
+    journal["previous_markers"] = dict((stage, locks.read_marker(layout.fs(contract.marker_path(stage))))
+                                       for stage in stages)
+    jsonio.write_json_atomic(journal_path, journal)
+    for stage in stages:
+        locks.write_marker(layout.fs(contract.marker_path(stage)), dict(marker_info, stage=stage))
+    # the entries it adds and the directories it makes are the index's rows marked add and mkdir
+    journal.update(phase="applying", swapped=sorted(plan["swapped"]), made_dirs=list(plan["tops"]), index=INDEX)
+    jsonio.write_json_atomic(journal_path, journal)
+    try:
+        try:
+            _apply(profiles_root, staged, plan, before_swap)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise PrepError("insufficient_disk", "the disk under %s filled up while installing bundle %s (%s); "
+                                "the install was rolled back: free space on this host"
+                                % (profiles_root, digest[:12], exc.strerror), path=profiles_root)
+            if exc.errno == errno.EEXIST:
+                raise PrepError("bundle_conflict", "%s appeared on this host while bundle %s was being installed; "
+                                "the install was rolled back and nothing was overwritten: run it again, or let this "
+                                "host prime itself" % (exc.filename, digest[:12]), path=exc.filename)
+            raise
+        check_links_resolved(profiles_root, plan["index"].rows(kind="symlink"),
+                             "bundle %s installed under %s" % (digest[:12], profiles_root))
+    except BaseException:
+        _roll_back(profiles_root, staged, journal, say, plan["index"])
+        _release_markers(layout, journal, stages)
+        raise
+    _release_markers(layout, journal, stages)
     return {"digest": digest, "group_key": manifest["group_key"], "source_host": manifest["source_host"],
             "source_run_id": manifest["source_run_id"], "stages": stages, "caches": manifest["caches"],
             "file_count": manifest["file_count"], "total_bytes": manifest["total_bytes"],
-            "added": len(plan["add"]), "kept": plan["kept"], "swapped": sorted(plan["swapped"]),
-            "archive_bytes": os.path.getsize(path), "recovered": recovered,
-            "restored": [r["model"] for r in recovered if r["outcome"] == "rolled_back"],
-            "unpack_s": round(unpacked - started, 3), "install_s": round(time.monotonic() - started, 3)}
-
-
-def _rekey(manifest, new_dir, model):
-    """The bundle's model subtrees renamed to this host's model key (the same model under another path), and its files."""
-    theirs, mine = contract.model_key(manifest["model"]), contract.model_key(model)
-    if theirs == mine:
-        return manifest
-    for top in manifest["caches"]:
-        if os.path.isdir(os.path.join(new_dir, top, theirs)):
-            os.rename(os.path.join(new_dir, top, theirs), os.path.join(new_dir, top, mine))
-
-    def moved(rel):
-        parts = rel.split("/")
-        return "/".join([parts[0], mine] + parts[2:]) if len(parts) >= 2 and model_subtree(rel) and parts[1] == theirs else rel
-    return dict(manifest, files=[dict(f, path=moved(f["path"])) for f in manifest["files"]])
+            "added": plan["add"], "kept": plan["kept"], "swapped": sorted(plan["swapped"]),
+            "archive_bytes": os.path.getsize(path)}
 
 
 def _apply(profiles_root, staged, plan, before_swap):
-    """Make the planned changes: new directories, new entries (never over an existing name), the model subtrees swapped."""
+    """Make the planned changes: new directories (parents first), new entries (never over an existing name), the
+    model subtrees swapped."""
     new_dir = os.path.join(staged, "new")
-    for item in plan["mkdirs"]:
+    index = plan["index"]
+    for rel in plan["tops"]:
+        if before_swap:
+            before_swap(rel)
+        os.mkdir(os.path.join(profiles_root, rel), DIR_MODE)
+    for item in index.rows(plan="mkdir"):
         if before_swap:
             before_swap(item["path"])
         os.mkdir(os.path.join(profiles_root, item["path"]), DIR_MODE)
-    for item in plan["add"]:
+    for item in index.rows(plan="add"):
         if before_swap:
             before_swap(item["path"])
         live = os.path.join(profiles_root, item["path"])

@@ -119,14 +119,16 @@ Seed identical hosts from one builder instead of compiling on each (docs/fleet.m
 
 create: check every priming stage as ensure would; the model's caches of the primed ones (noop) are
 packed into /profiles/.bundles/<sha256>.tar.gz (never another model's subtree, never a signature file)
-with a manifest (group key, each stage's signature as a digest plus its non-secret fields, every file's
-path, size and sha256, source host, creation time, collection version) and a sidecar <sha256>.json.
+with a manifest (format 3: group key, each stage's signature as a digest plus its non-secret fields,
+caches, entry and file counts, total bytes, source host, creation time, collection version; each file's
+sha256 in its PAX header) and a sidecar <sha256>.json.
 Refused (bundle_unavailable) while a stage would still run.
 
 install: check the manifest as a schema (bundle_corrupt, bundle_unsafe, naming the field) and the same
 stages on this host; a signature that differs from the bundle's refuses it (bundle_mismatch, with each
 differing field). Otherwise, under one lock for the whole install: disk headroom check, unpack into
-/profiles/.bundle-staging/, verify every member and resolve every link (bundle_unsafe, bundle_corrupt),
+/profiles/.bundle-staging/ (an index of the entries on disk beside it), verify every member and its
+sha256, the totals, and resolve every link (bundle_unsafe, bundle_corrupt; a format-2 bundle: re-publish it),
 merge: add each entry this host lacks, keep an equal one, refuse one with other bytes (bundle_conflict),
 swap the model's own subtrees in whole; nothing of another model is removed. Each stage's signature is
 written as if primed here and its stage JSON recorded with status installed (source host, bundle digest).
@@ -204,6 +206,10 @@ def _stage_options(parser):
                         help="plan and prime: refuse (stack_unpinned) when the container's sglang, torch, triton, "
                         "flashinfer or deep_gemm differs from the versions the priming tables were checked against "
                         "(SGLang %s and its pins); without it each difference is a warning" % contract.FIDELITY_STACK["sglang"])
+    _pointer_option(parser)
+
+
+def _pointer_option(parser):
     parser.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
 
 
@@ -219,8 +225,10 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="{stage,plan,prime,serve,serve-stop,serve-spec,container-mode,bundle,report,aggregate,argv,init}")
     sub.required = True
 
-    stage = sub.add_parser("stage", help="prime one stage (ensure, rebuild or check)", description=STAGE_DESCRIPTION,
-                           epilog=EPILOG_EXIT, formatter_class=formatter)
+    def command(name, help_text, description=None):
+        return sub.add_parser(name, help=help_text, description=description, epilog=EPILOG_EXIT, formatter_class=formatter)
+
+    stage = command("stage", "prime one stage (ensure, rebuild or check)", STAGE_DESCRIPTION)
     stage.add_argument("stage", choices=contract.STAGE_ORDER, help="which cache to prime")
     stage.add_argument("--mode", choices=contract.MODES, default="ensure", help="ensure (default), rebuild or check")
     _stage_options(stage)
@@ -229,37 +237,33 @@ def build_parser():
             ("plan", "what ensure (or rebuild) would do for several stages, and why (reads only)", PLAN_DESCRIPTION),
             ("prime", "plan, then run every stage that needs it, in order, as one job with a progress file",
              PRIME_DESCRIPTION)):
-        several = sub.add_parser(name, help=help_text, description=description, epilog=EPILOG_EXIT,
-                                 formatter_class=formatter)
+        several = command(name, help_text, description)
         _stages_option(several)
         several.add_argument("--rebuild", choices=contract.STAGE_ORDER, action="append", default=[], metavar="STAGE",
                              help="a stage that will run in rebuild mode (repeatable); the others are planned for ensure")
         _stage_options(several)
 
-    report = sub.add_parser("report", help="the priming state of the current run, as recorded (reads only)",
-                            description=REPORT_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    report = command("report", "the priming state of the current run, as recorded (reads only)", REPORT_DESCRIPTION)
     _stages_option(report)
     report.add_argument("--model", default=None, type=_model_path,
                         help="the model the rows must be recorded for (a stage recorded for another one is not_run)")
-    report.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+    _pointer_option(report)
 
-    agg = sub.add_parser("aggregate", help="rebuild prep_result.json from the run's stage files",
-                         description="Rebuild every model's /telemetry/container_runs/<run_id>/models/<model_key>/prep_result.json "
-                         "and the run's prep_result.json (the latest model's, plus an index of every model) from the "
-                         "stage JSONs present (stage files are only read). The last stdout line is RESULT <prep_result>.",
-                         epilog=EPILOG_EXIT, formatter_class=formatter)
-    agg.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+    agg = command("aggregate", "rebuild prep_result.json from the run's stage files",
+                  "Rebuild every model's /telemetry/container_runs/<run_id>/models/<model_key>/prep_result.json "
+                  "and the run's prep_result.json (the latest model's, plus an index of every model) from the "
+                  "stage JSONs present (stage files are only read). The last stdout line is RESULT <prep_result>.")
+    _pointer_option(agg)
     agg.add_argument("--model", default=None, type=_model_path,
                      help="the model the run's prep_result.json leads with (default: the model the run recorded last)")
 
-    show = sub.add_parser("argv", help="print the exact server (or MoE tuner) argv of a stage as a JSON list",
-                          description="Print, as one JSON list on stdout, the exact command line the stage would start "
-                          "its SGLang server with (%s), or for moe_tune the fused-MoE tuner's command line for one "
-                          "batch size (B stands for it), with --dtype, --per-channel-quant, --ep-size and "
-                          "--disable-shared-experts-fusion as the checkpoint (<model>/config.json, "
-                          "hf_quant_config.json) and the extra server args make SGLang look the config up. "
-                          "Runs nothing." % ", ".join(argv_mod.SERVER_STAGES),
-                          epilog=EPILOG_EXIT, formatter_class=formatter)
+    show = command("argv", "print the exact server (or MoE tuner) argv of a stage as a JSON list",
+                   "Print, as one JSON list on stdout, the exact command line the stage would start "
+                   "its SGLang server with (%s), or for moe_tune the fused-MoE tuner's command line for one "
+                   "batch size (B stands for it), with --dtype, --per-channel-quant, --ep-size and "
+                   "--disable-shared-experts-fusion as the checkpoint (<model>/config.json, "
+                   "hf_quant_config.json) and the extra server args make SGLang look the config up. "
+                   "Runs nothing." % ", ".join(argv_mod.SERVER_STAGES))
     show.add_argument("stage", choices=argv_mod.SERVER_STAGES + ("moe_tune",))
     show.add_argument("--model", required=True, type=_model_path)
     show.add_argument("--tp", type=_positive_int, default=1)
@@ -270,13 +274,12 @@ def build_parser():
     show.add_argument("--device-name", default=None, metavar="NAME",
                       help="moe_tune: the GPU name SGLang's lookup puts in the file name (e.g. 'NVIDIA H200')")
 
-    decide = sub.add_parser("decide", help="print what the runtime plans for a checkpoint and serving args, as JSON",
-                            description="Print, as one JSON object, the decisions the runtime takes for the model "
-                            "directory and the extra server args, without a container or a GPU: the fused-MoE lookup "
-                            "SGLang will do (E, N, dtype, block shape, per-channel flag, up and down file names, or why "
-                            "it does none) and moe_tune's tuner argv or skip reason; whether SGLang runs DeepGEMM "
-                            "(deep_gemm stage); the --max-mamba-cache-size the stage servers get. Runs nothing.",
-                            epilog=EPILOG_EXIT, formatter_class=formatter)
+    decide = command("decide", "print what the runtime plans for a checkpoint and serving args, as JSON",
+                     "Print, as one JSON object, the decisions the runtime takes for the model "
+                     "directory and the extra server args, without a container or a GPU: the fused-MoE lookup "
+                     "SGLang will do (E, N, dtype, block shape, per-channel flag, up and down file names, or why "
+                     "it does none) and moe_tune's tuner argv or skip reason; whether SGLang runs DeepGEMM "
+                     "(deep_gemm stage); the --max-mamba-cache-size the stage servers get. Runs nothing.")
     decide.add_argument("--model", required=True, type=_model_path)
     decide.add_argument("--tp", type=_positive_int, default=1)
     decide.add_argument("--device-name", default="NVIDIA H200", metavar="NAME",
@@ -285,8 +288,8 @@ def build_parser():
                         help="the serving python imports triton_kernels (GPT-OSS's MXFP4 runner on Hopper)")
     decide.add_argument("--extra-server-arg", action="append", default=[], metavar="ARG", dest="extra_server_args")
 
-    seed = sub.add_parser("bundle", help="pack this host's primed caches into a bundle, or install one from an identical host",
-                          description=BUNDLE_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    seed = command("bundle", "pack this host's primed caches into a bundle, or install one from an identical host",
+                   BUNDLE_DESCRIPTION)
     seed.add_argument("action", choices=("create", "install"),
                       help="create: bundle every primed stage (refused while a stage would run); install: check this "
                       "host's signatures against the bundle's, then install it atomically")
@@ -301,52 +304,50 @@ def build_parser():
                       metavar="STAGE", help="create: the stages to bundle (default: %s)" % " ".join(registry.priming_stages()))
     _stage_options(seed)
 
-    serve = sub.add_parser("serve", help="start the long-lived serving server from the primed caches and prove zero JIT",
-                           description=SERVE_DESCRIPTION, epilog=EPILOG_EXIT, formatter_class=formatter)
+    serve = command("serve", "start the long-lived serving server from the primed caches and prove zero JIT",
+                    SERVE_DESCRIPTION)
     _stage_options(serve)
     serve.add_argument("--prime", action="store_true",
                        help="prime every stage that the serving settings would run first, instead of refusing (not_primed)")
     serve.add_argument("--check", action="store_true", help="say what serve would do and why; start and write nothing")
     serve.add_argument("--stop-on-jit", action="store_true",
                        help="stop the server when the live zero-JIT check fails (default: it keeps serving)")
-    sub.add_parser("serve-stop", help="stop the current run's serving server and prove its port free",
-                   epilog=EPILOG_EXIT, formatter_class=formatter).add_argument(
-        "--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
-    spec = sub.add_parser("serve-spec", help="print the argv, environment, mounts and image of a server that reads the "
-                          "primed caches, as JSON (reads only)", epilog=EPILOG_EXIT, formatter_class=formatter,
-                          description="Print, as one JSON object, what a server started by other means (docker run, "
-                          "compose, systemd, Kubernetes) needs to read this host's primed caches: the exact argv "
-                          "(the serve check's: canonical settings, metrics on, the extra server args; secrets masked), "
-                          "the environment (every cache variable), the bind mounts (host path -> container path), "
-                          "the image, the user and the settings digest. Runs nothing.")
+    _pointer_option(command("serve-stop", "stop the current run's serving server and prove its port free"))
+    spec = command("serve-spec", "print the argv, environment, mounts and image of a server that reads the "
+                   "primed caches, as JSON (reads only)",
+                   "Print, as one JSON object, what a server started by other means (docker run, "
+                   "compose, systemd, Kubernetes) needs to read this host's primed caches: the exact argv "
+                   "(the serve check's: canonical settings, metrics on, the extra server args; secrets masked), "
+                   "the environment (every cache variable), the bind mounts (host path -> container path), "
+                   "the image, the user and the settings digest. Runs nothing.")
     _stage_options(spec)
     spec.add_argument("--format", choices=("json", "docker-run", "compose", "systemd"), default="json",
                       help="json (default, the RESULT line), or the same as one docker run line, a compose service "
                       "or a systemd unit, printed as text")
 
-    verify = sub.add_parser("serve-verify", help="the live zero-JIT check against a server of one's own (started "
-                            "from serve-spec); reads only", epilog=EPILOG_EXIT, formatter_class=formatter,
-                            description="Drive the serve check's shapes against a server started by other means from "
-                            "serve-spec's settings (the same options: --model, --tp, --extra-server-arg), snapshot "
-                            "every cache under /profiles before and after the requests, scan the server's log and "
-                            "judge as serve does. Run it once the server is started: it waits for it to be ready. "
-                            "Writes nothing; exit 1 when the server compiled.")
+    verify = command("serve-verify", "the live zero-JIT check against a server of one's own (started from serve-spec); "
+                     "reads only",
+                     "Drive the serve check's shapes against a server started by other means from "
+                     "serve-spec's settings (the same options: --model, --tp, --extra-server-arg), snapshot "
+                     "every cache under /profiles before and after the requests, scan the server's log and "
+                     "judge as serve does. Run it once the server is started: it waits for it to be ready. "
+                     "Writes nothing; exit 1 when the server compiled.")
     _stage_options(verify)
     verify.add_argument("--url", default=None, help="the server's base URL (default: http://<host>:<port> of the "
                         "serving settings)")
     verify.add_argument("--log", default=None, help="a file holding the server's output from its start (e.g. "
                         "'docker logs -f <name>' written under %s), scanned for JIT lines" % contract.TELEMETRY_ROOT)
 
-    mode = sub.add_parser("container-mode", help="switch the current run between caching and serving mode "
-                          "(whether Prometheus scrapes the SGLang servers)", epilog=EPILOG_EXIT, formatter_class=formatter,
-                          description="Rewrite the run's Prometheus configuration for the container mode and make the "
-                          "running Prometheus reload it (SIGHUP; its data stays), then wait until its loaded "
-                          "configuration shows the SGLang servers' job present (serving) or absent (caching). A run "
-                          "already in the mode changes nothing. The last stdout line is RESULT <outcome>.")
+    mode = command("container-mode", "switch the current run between caching and serving mode "
+                   "(whether Prometheus scrapes the SGLang servers)",
+                   "Rewrite the run's Prometheus configuration for the container mode and make the "
+                   "running Prometheus reload it (SIGHUP; its data stays), then wait until its loaded "
+                   "configuration shows the SGLang servers' job present (serving) or absent (caching). A run "
+                   "already in the mode changes nothing. The last stdout line is RESULT <outcome>.")
     mode.add_argument("--mode", required=True, choices=("caching", "serving"),
                       help="caching: Prometheus scrapes only the exporters; serving: the SGLang servers too")
     mode.add_argument("--check", action="store_true", help="say whether the mode would change; write nothing")
-    mode.add_argument("--pointer", default=None, help="pointer file (default %s)" % contract.pointer_path())
+    _pointer_option(mode)
 
     sub.add_parser("init", help="container entrypoint (PID 1): start telemetry, write manifest and pointer",
                    description="The container's PID 1: create the devuser entry, start the telemetry services, "

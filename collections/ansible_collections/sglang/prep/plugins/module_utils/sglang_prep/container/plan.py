@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import namedtuple
 
 from .. import registry
 from . import bundle, engine, ledger, stack, state
@@ -52,15 +53,10 @@ def _rebuild(stage, result):
         result.update(status="would_run", would_run=True, message="rebuild would run %s regardless of its signature" % stage)
 
 
-class Checked(object):
+class Checked(namedtuple("Checked", "view rows recorded problems probe")):
     """The checks of one plan: the run, each stage's check answer with its action, and the shared probe."""
 
-    def __init__(self, view, rows, recorded, problems, probe):
-        self.view = view
-        self.rows = rows
-        self.recorded = recorded
-        self.problems = problems
-        self.probe = probe
+    __slots__ = ()
 
     def to_run(self, stages):
         return [stage for stage in stages if self.rows[stage]["action"] != "none"]

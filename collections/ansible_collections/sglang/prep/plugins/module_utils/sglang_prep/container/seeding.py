@@ -48,7 +48,7 @@ def create(model, options=None, stages=None, source_host=None, out_dir=None, str
     started = time.monotonic()
     made = bundle.pack(layout.profiles_root, model, include, out_dir, source_host=source_host or checked.view.manifest.get("hostname"),
                        run_id=checked.view.run_id)
-    made.pop("files")
+    made.pop("files", None)  # a format-2 manifest listed every file; format 3 has no list
     made["stage_signatures"] = made.pop("stages")
     made["stages"] = include
     made.update(status="ok", changed=True, pack_s=round(time.monotonic() - started, 3),
