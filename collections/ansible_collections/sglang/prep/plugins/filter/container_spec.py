@@ -7,7 +7,9 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: container_spec
 short_description: The prime container's settings, all of them, and their digest
-version_added: 1.3.0
+extends_documentation_fragment:
+  - sglang.prep._attributes.plugin
+version_added: 1.2.0
 description:
   - Builds every setting of the prime container that the prime role passes to M(community.docker.docker_container)
     (image, entrypoint, user, environment, mounts, network, IPC, shared memory, capabilities, GPUs, ports, stop
@@ -26,8 +28,6 @@ options:
         C(textfile_dir) (empty for none) and C(gpus), as the role's C(prime_*) variables name them.
     type: dict
     required: true
-author:
-  - Seed 0be3ddc0 maintainers (@maintainers)
 """
 
 EXAMPLES = r"""
