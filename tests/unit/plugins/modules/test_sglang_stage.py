@@ -297,6 +297,21 @@ def test_plan_changes_nothing_and_returns_what_the_role_needs(docker, capsys):
     assert out["plan"]["moe_tune"]["reason"] == "moe_tune would run: rebuild asked"  # the line validate shows
 
 
+def test_state_only_leaves_out_what_repeats_the_state(docker, capsys):
+    """The prime role's first look registers the plan: state_only keeps the state and to_run, and drops the keys that
+    repeat parts of the state (plan, run, prep_result, caches), whatever the check mode."""
+    path, configure, _calls = docker
+    configure(stdout=result_line(PLAN))
+    rc, out = run(plan_base(path, state_only=True), capsys)
+    assert rc == 0 and out["changed"] is False
+    assert not {"plan", "run", "prep_result", "caches"} & set(out)
+    assert out["to_run"] == ["moe_tune", "flashinfer"] and out["state"]["stages"]["flashinfer"]["action"] == "record"
+    assert out["state"]["run"]["run_id"] == RUN_ID and out["state"]["prep_result"]["status"] == "ok"
+    rc, out = run(plan_base(path, state_only=True, plan_only=False), capsys, check_mode=True, diff=True)
+    assert rc == 0 and out["changed"] is True and "plan" not in out
+    assert [d["before_header"] for d in out["diff"]] == ["moe_tune signature (recorded)"]
+
+
 def test_plan_in_check_mode_is_the_answer_with_a_diff_per_stage_that_would_run(docker, capsys):
     path, configure, calls = docker
     configure(stdout=result_line(PLAN))
@@ -320,6 +335,8 @@ def test_plan_in_check_mode_fails_when_a_stage_cannot_be_checked(docker, capsys)
     assert rc == 1 and out["error_type"] == "model_not_found" and out["plan"]["deep_gemm"]["status"] == "noop"
     rc, out = run(plan_base(path), capsys)
     assert rc == 0 and "moe_tune" in out["to_run"]  # outside check mode the run records the failure
+    rc, out = run(plan_base(path, state_only=True), capsys, check_mode=True)
+    assert rc == 1 and out["error_type"] == "model_not_found" and "plan" not in out
 
 
 def test_plan_without_a_run_fails_with_the_runtime_error_type(docker, capsys):

@@ -28,12 +28,11 @@ def test_what_the_image_sets_is_reserved():
 
 
 def test_what_the_role_passes_to_the_container_is_reserved():
-    """The container's environment is filter sglang.prep.container_env's (templates/container_spec.yml.j2 formats it)."""
-    from ansible_collections.sglang.prep.plugins.filter.container_env import container_env
+    """The container's environment is filter sglang.prep.container_env's (filter sglang.prep.container_spec puts it in the
+    spec the role passes to the container)."""
+    from ansible_collections.sglang.prep.plugins.filter.container_spec import container_spec
 
-    with open(os.path.join(COLLECTION, "roles", "prime", "templates", "container_spec.yml.j2"), encoding="utf-8") as h:
-        assert "| sglang.prep.container_env" in h.read().split("\nenv:", 1)[1].split("\nmounts:", 1)[0]
-    env = container_env({"dirs": dict((name, "/h/" + name) for name in contract.ENV_HOST_ROOTS), "git_revision": "abc",
-                         "services": [], "ports": {}, "extra_env": {}})
+    env = container_spec({"dirs": dict((name, "/h/" + name) for name in contract.ENV_HOST_ROOTS), "git_revision": "abc",
+                          "services": [], "ports": {}, "extra_env": {}})["spec"]["env"]
     assert set(env) <= set(contract.RESERVED_ENV), sorted(set(env) - set(contract.RESERVED_ENV))
     assert set(contract.ENV_HOST_ROOTS.values()) <= set(contract.RESERVED_ENV)

@@ -225,8 +225,15 @@ def stage_outcome(module, result):
     return out
 
 
+def repeated_keys(plan):
+    """The result keys of a plan that repeat parts of its state (left out with ``state_only``)."""
+    return {"plan": plan.get("stages") or {}, "run": plan.get("run") or {}, "prep_result": plan.get("prep_result") or {},
+            "caches": plan.get("caches") or {}}
+
+
 def plan_outcome(module, plan, order):
-    """Ansible result keys from a runtime plan."""
+    """Ansible result keys from a runtime plan; with ``state_only``, without the keys that repeat parts of the state
+    (plan, run, prep_result, caches): half the result to register."""
     stages = plan.get("stages") or {}
     missing = [stage for stage in order if stage not in stages]
     if missing:
@@ -235,15 +242,13 @@ def plan_outcome(module, plan, order):
     would_run = [stage for stage in order if stages[stage].get("status") == "would_run"]
     out = {
         "state": plan,
-        "plan": stages,
         "to_run": list(plan.get("to_run") or []),
-        "run": plan.get("run") or {},
-        "prep_result": plan.get("prep_result") or {},
-        "caches": plan.get("caches") or {},
         # a plan changes nothing; in check mode it is the answer, and a stage that would run is the change
         "changed": bool(module.check_mode and would_run),
         "msg": "; ".join(stages[stage].get("reason") or stage for stage in order),
     }
+    if not module.params.get("state_only"):
+        out.update(repeated_keys(plan))
     if module._diff and module.check_mode:
         out["diff"] = [signature_diff(stage, stages[stage]) for stage in would_run]
     for warning in plan.get("warnings") or []:
@@ -260,10 +265,10 @@ def plan(module, call, order, seen):
                          log_tail=dx.tail(err), **seen)
     answer = plan_outcome(module, result, order)
     answer.update(seen, cmd=call.cmd)
-    failed = [stage for stage in order if answer["plan"][stage].get("status") == "error"]
+    failed = [stage for stage in order if answer["state"]["stages"][stage].get("status") == "error"]
     if module.check_mode and failed:
         # in check mode the plan is the answer, so a stage that cannot even be checked fails the task
-        first = answer["plan"][failed[0]]
+        first = answer["state"]["stages"][failed[0]]
         answer.update(error_type=first.get("error_type") or "internal_error", log_tail=first.get("log_tail") or [])
         module.fail_json(**answer)
     module.exit_json(**answer)

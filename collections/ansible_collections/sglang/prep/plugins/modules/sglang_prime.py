@@ -67,6 +67,13 @@ options:
         would record the failure).
     type: bool
     default: false
+  state_only:
+    description:
+      - With a plan, return it as RV(state) and RV(to_run) only, without RV(plan), RV(run), RV(prep_result) and
+        RV(caches), which repeat parts of RV(state) (C(state.stages), C(state.run), C(state.prep_result),
+        C(state.caches)), which is about half the result to register. The prime role's first look asks so.
+    type: bool
+    default: false
   serving:
     description:
       - With O(plan_only) and O(image), and a current container, ask what M(sglang.prep.sglang_serve) would do with these
@@ -163,7 +170,7 @@ plan:
     - C(action) is V(run) (the stage would run, or its check failed and a run records the failure),
       V(record) (primed, but the current container run has no matching stage JSON yet, so an ensure records
       a noop without launching anything) or V(none) (primed and recorded).
-  returned: with a plan (check mode, O(plan_only))
+  returned: with a plan (check mode, O(plan_only)), unless O(state_only)
   type: dict
   sample:
     flashinfer:
@@ -182,14 +189,14 @@ run:
     - The container run the plan was made for, with the keys M(sglang.prep.sglang_pointer_wait)
       returns (read inside the container) C(run_id), C(manifest) (host path), C(manifest_container),
       C(log_file) (host path of the session log), C(paths.container) and C(paths.host).
-  returned: with a plan (check mode, O(plan_only))
+  returned: with a plan (check mode, O(plan_only)), unless O(state_only)
   type: dict
   sample:
     run_id: container-run-20261129T160000Z-1a2b3c4d
     log_file: /home/ubuntu/sglang-observability/telemetry/logs/container-run-20261129T160000Z-1a2b3c4d.log
 prep_result:
   description: The run's C(prep_result.json) as recorded (empty when no stage has recorded a result yet).
-  returned: with a plan (check mode, O(plan_only))
+  returned: with a plan (check mode, O(plan_only)), unless O(state_only)
   type: dict
   sample: {"status": "ok", "run": {"signature_group": "6bb7c4ffeb53"}}
 state:
@@ -205,7 +212,7 @@ caches:
   description:
     - The cache snapshot, in the shape M(sglang.prep.sglang_cache_inspect) returns (C(caches),
       C(total_bytes), C(partial_stages), C(profiles_root)).
-  returned: with a plan (check mode, O(plan_only))
+  returned: with a plan (check mode, O(plan_only)), unless O(state_only)
   type: dict
   sample: {"total_bytes": 1503238553, "partial_stages": []}
 container_look:
@@ -244,7 +251,8 @@ from ansible_collections.sglang.prep.plugins.module_utils import _priming
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(_priming.several_spec(), plan_only=dict(type="bool", default=False)),
+        argument_spec=dict(_priming.several_spec(), plan_only=dict(type="bool", default=False),
+                           state_only=dict(type="bool", default=False)),
         required_by={"container_spec": ("image",)},
         supports_check_mode=True,
     )
