@@ -51,18 +51,8 @@ import json
 
 from ansible_collections.sglang.prep.plugins.filter.container_env import container_env
 from ansible_collections.sglang.prep.plugins.filter.device_requests import device_requests
+from ansible_collections.sglang.prep.plugins.filter.port_checks import as_int
 from ansible_collections.sglang.prep.plugins.module_utils.sglang_prep import contract
-
-
-def _int(value):
-    """As Jinja's int filter: the number, else 0."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError):
-            return 0
 
 
 def _text_or_none(value):
@@ -94,7 +84,7 @@ def spec(s):
         "ipc_mode": _text_or_none(ipc_mode),
         "shm_size": _text_or_none(s.get("shm_size") or "") if ipc_mode != "host" else None,
         "capabilities": s.get("cap_add"),
-        "stop_timeout": _int(s.get("stop_timeout")),
+        "stop_timeout": as_int(s.get("stop_timeout")),
         "published_ports": s.get("published_ports") if network_mode != "host" else None,
         "labels": {"sglang.prep.role": "prime", "sglang.prep.host_root": s.get("root")},
         "env": container_env(environment),
