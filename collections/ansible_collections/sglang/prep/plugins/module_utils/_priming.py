@@ -4,8 +4,8 @@
 #
 # PRIVATE: this module_utils file is internal to the sglang.prep collection. Do not use it from
 # other collections; it may change without notice.
-"""The bodies of the priming modules: sglang_stage (one stage), sglang_prime (plan and prime a host's stages)
-and sglang_prime_info (the priming state as recorded, read on the host).
+"""The bodies of the priming modules: sglang_stage (one stage) and sglang_prime (plan and prime a host's stages);
+sglang_prime_info's (the priming state as recorded, read on the host) is _prime_info, which shares the checks here.
 
 Each module file holds its argument spec and documentation and calls one function here. The runtime in the
 container decides everything (plan, state, wording); this file checks the input, builds the runtime's command
