@@ -101,3 +101,32 @@ def test_a_matching_host_passes_the_check(run, tmp_path):
 def test_localhost_given_as_the_target_passes_the_check(run):
     code, out = run("-i", ",", "-e", "sglang_prep_target=localhost", "sglang.prep.stop", "--check", "--tags", "sglang_prep_nothing")
     assert code == 0 and "localhost : ok=1" in out, out
+
+
+PRIME_NODE = ("all:\n  children:\n    sglang_nodes:\n      hosts:\n"
+              "        gpu-1: {ansible_host: 192.0.2.2%s}\n")
+
+
+@pytest.mark.parametrize("model", [None, ""])
+def test_prime_without_a_model_asks_for_one_before_touching_the_host(run, tmp_path, model):
+    inv = inventory(tmp_path, PRIME_NODE % "")
+    code, out = run("-i", inv, "sglang.prep.prime", "--check", *(["-e", "model="] if model == "" else []))
+    assert code != 0 and "Which model? Pass it as a path inside the container" in out, out
+    assert "UNREACHABLE" not in out and "failed=1" in out, out
+
+
+def test_prime_takes_prime_model_from_the_inventory_without_e_model(run, tmp_path):
+    # --tags: the model check (tagged always) runs, the role's host work does not
+    inv = inventory(tmp_path, PRIME_NODE % ", prime_model: /models/m")
+    code, out = run("-i", inv, "sglang.prep.prime", "--check", "--tags", "sglang_prep_nothing")
+    assert "Which model?" not in out, out
+    assert code == 0 and "UNREACHABLE" not in out, out
+
+
+@pytest.mark.parametrize("given, model", [((), "/models/inv"), (("-e", "model=/models/cli"), "/models/cli")])
+def test_prime_e_model_wins_over_the_inventory_prime_model(run, tmp_path, given, model):
+    # prime_report (printed by -v) carries the model the role primed for
+    inv = inventory(tmp_path, PRIME_NODE % ", prime_model: /models/inv")
+    code, out = run("-i", inv, "sglang.prep.prime", "--check", "--tags", "sglang_prep_nothing", "-v", *given)
+    assert code == 0 and '"model": "%s"' % model in out, out
+    assert '"model": "/models/%s"' % ("inv" if model == "/models/cli" else "cli") not in out, out

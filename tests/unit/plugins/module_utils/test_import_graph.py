@@ -179,3 +179,23 @@ def test_a_cycle_fails(tree):
     (tree / "module_utils/sglang_prep/registry.py").write_text("from .contract import STAGES\n")
     assert cycles(import_graph(tree)) == [
         ["module_utils.sglang_prep.contract", "module_utils.sglang_prep.registry", "module_utils.sglang_prep.contract"]]
+
+
+def closure(graph, name):
+    seen, todo = set(), [name]
+    while todo:
+        for dep in graph.get(todo.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_sglang_prime_does_not_import_the_host_side_state_model():
+    """Every no-op re-prime runs sglang_prime: it imports (and, from its payload, compiles) only what it runs. The
+    state model read on the host is sglang_prime_info's (module_utils._prime_info)."""
+    graph = import_graph()
+    unused = {"module_utils._pointer_wait", "module_utils.sglang_prep.container.state",
+              "module_utils.sglang_prep.container.ledger", "module_utils.sglang_prep.manifest"}
+    assert closure(graph, "modules.sglang_prime") & unused == set()
+    assert unused <= closure(graph, "modules.sglang_prime_info")

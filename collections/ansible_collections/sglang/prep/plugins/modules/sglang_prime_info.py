@@ -117,12 +117,12 @@ error_type:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sglang.prep.plugins.module_utils import _priming
+from ansible_collections.sglang.prep.plugins.module_utils import _prime_info, _priming
 
 
 def main():
     module = AnsibleModule(argument_spec=_priming.info_spec(), supports_check_mode=True)
-    _priming.run_info(module)
+    _prime_info.run_info(module)
 
 
 if __name__ == "__main__":
