@@ -436,6 +436,19 @@ def test_pack_refuses_a_link_that_leaves_the_cache(tmp_path):
     assert err.value.error_type == "bundle_unsafe"
 
 
+def test_pack_refuses_a_link_that_resolves_through_another_link(tmp_path):
+    # each link looks inside the cache, but l2 resolves through l1: the receiver's kernel would follow l1
+    root = primed_root(tmp_path)
+    os.mkdir(os.path.join(root, "triton", "sub"))
+    os.symlink("sub", os.path.join(root, "triton", "l1"))
+    os.symlink("l1/x", os.path.join(root, "triton", "l2"))
+    with pytest.raises(PrepError) as err:
+        bundle.pack(root, MODEL, STAGES, str(tmp_path / "store"))
+    assert err.value.error_type == "bundle_unsafe" and "through another link (triton/l1)" in err.value.message
+    store = str(tmp_path / "store")
+    assert not os.path.isdir(store) or not os.listdir(store), "a refused pack leaves no bundle behind"
+
+
 def test_pack_refuses_a_fifo(tmp_path):
     root = primed_root(tmp_path)
     os.mkfifo(os.path.join(root, "triton", "pipe"))

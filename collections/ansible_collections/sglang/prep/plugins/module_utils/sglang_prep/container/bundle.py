@@ -302,11 +302,10 @@ def _entries(profiles_root, model):
 
 def _check_link_chain(profiles_root, rel, target):
     """A link whose target passes through another link of this host's caches cannot travel (the kernel would follow it)."""
-    resolved = _link_resolved(rel, target).split("/")
-    for i in range(1, len(resolved) + 1):
-        if os.path.islink(os.path.join(profiles_root, *resolved[:i])):
-            raise _unsafe("this host's caches: symlink %s -> %s passes through another link (%s)"
-                          % (rel, target, "/".join(resolved[:i])), path=rel, target=target, field="target")
+    through = _link_through(rel, target, lambda prefix: os.path.islink(os.path.join(profiles_root, prefix)))
+    if through:
+        raise _unsafe("this host's caches: symlink %s -> %s passes through another link (%s)"
+                      % (rel, target, through), path=rel, target=target, field="target")
 
 
 def _totals(profiles_root, model):
@@ -586,6 +585,16 @@ def _check_link(rel, target):
 
 def _link_resolved(rel, target):
     return "/".join(rel.split("/")[:-1] + target.split("/"))
+
+
+def _link_through(rel, target, is_link):
+    """The first leading part of the link's resolved target (itself included) that ``is_link`` says is a link, or None."""
+    resolved = _link_resolved(rel, target).split("/")
+    for i in range(1, len(resolved) + 1):
+        prefix = "/".join(resolved[:i])
+        if is_link(prefix):
+            return prefix
+    return None
 
 
 def _depth(value, limit):
@@ -1141,12 +1150,11 @@ class _Unpacker(object):
                            % (self.path, ", ".join(manifest["caches"]), ", ".join(sorted(self.tops))), path=self.path,
                            field="caches")
         for item in self.index.rows(kind="symlink"):
-            resolved = _link_resolved(item["path"], item["target"]).split("/")
-            for i in range(1, len(resolved) + 1):
-                if self.index.kind("/".join(resolved[:i])) == "symlink":
-                    raise _unsafe("%s: symlink %s -> %s passes through another link (%s)"
-                                  % (self.where, item["path"], item["target"], "/".join(resolved[:i])),
-                                  path=item["path"], target=item["target"], field="member.target")
+            through = _link_through(item["path"], item["target"], lambda prefix: self.index.kind(prefix) == "symlink")
+            if through:
+                raise _unsafe("%s: symlink %s -> %s passes through another link (%s)"
+                              % (self.where, item["path"], item["target"], through),
+                              path=item["path"], target=item["target"], field="member.target")
         check_links_resolved(self.dest_real, self.index.rows(kind="symlink"), self.where)
 
 
@@ -1392,12 +1400,10 @@ def _roll_back(profiles_root, staged, journal, say, index=None):
             say("the index of the interrupted install under %s could not be read (%s); its added entries stay" % (staged, exc))
     try:
         _remove_added(profiles_root, journal, say, index)
-        made = []
         if index is not None:
             try:
-                made = (item["path"] for item in index.rows(plan="mkdir", descending=True))  # deepest first
-                for rel in made:
-                    _rmdir(profiles_root, rel)
+                for item in index.rows(plan="mkdir", descending=True):  # deepest first
+                    _rmdir(profiles_root, item["path"])
             except index.errors as exc:
                 say("the index under %s could not be read to the end (%s)" % (staged, exc))
         for rel in reversed(journal.get("made_dirs") or []):
